@@ -1,0 +1,108 @@
+"""Audio in: read, validate, mix to mono, resample, pad or crop.
+
+Every path (training, evaluation, detection, live) goes through here, so a bad file fails the
+same way everywhere: one ``AudioError`` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from data_prep.config import FeatureConfig
+from data_prep.errors import AudioError
+
+
+def read_audio(path: Path) -> tuple[np.ndarray, int]:
+    """Return (float32 samples in [-1, 1], shape (n,) or (n, channels); native rate)."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+    _check_riff_complete(path)
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=False)
+    except sf.LibsndfileError as exc:
+        raise AudioError(f"{path}: not a readable audio file ({_short(exc)})") from None
+    except (RuntimeError, ValueError, EOFError) as exc:
+        raise AudioError(f"{path}: truncated or corrupt audio ({_short(exc)})") from None
+    return data, int(rate)
+
+
+def _check_riff_complete(path: Path) -> None:
+    """libsndfile silently returns the samples present in a cut-off WAV; a cut-off
+    download must fail instead, so compare the 'data' chunk's declared size with the file."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+            return
+        order = "little" if head[:4] == b"RIFF" else "big"
+        pos = 12
+        while pos + 8 <= size:
+            fh.seek(pos)
+            chunk = fh.read(8)
+            declared = int.from_bytes(chunk[4:8], order)
+            if chunk[:4] == b"data":
+                have = size - pos - 8
+                if declared not in (0, 0xFFFFFFFF) and declared > have:
+                    raise AudioError(
+                        f"{path}: truncated WAV (header declares {declared} bytes of audio, "
+                        f"file holds {have})"
+                    )
+                return
+            pos += 8 + declared + (declared & 1)
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+
+
+def to_mono(data: np.ndarray) -> np.ndarray:
+    """Average the channels: the release's clips are mono, many user files are not."""
+    return data.mean(axis=1, dtype=np.float32) if data.ndim == 2 else data.astype(np.float32)
+
+
+def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """High-quality band-limited resampling (soxr, librosa's own default backend)."""
+    if rate == target:
+        return samples.astype(np.float32, copy=False)
+    return soxr.resample(samples, rate, target, quality="HQ").astype(np.float32)
+
+
+def check_samples(samples: np.ndarray, source: str) -> np.ndarray:
+    """Reject what the features cannot use: no samples, NaN or Inf."""
+    if samples.size == 0:
+        raise AudioError(f"{source}: zero samples")
+    finite = np.isfinite(samples)
+    if not finite.all():
+        first = int(np.flatnonzero(~finite.reshape(-1))[0])
+        raise AudioError(f"{source}: contains NaN/Inf samples (first at index {first})")
+    return samples
+
+
+def pad_or_crop(samples: np.ndarray, length: int) -> np.ndarray:
+    """Zero-pad at the end or keep the first ``length`` samples, as the release's
+    reference input pipeline (``decode_wav(desired_samples=...)``) does."""
+    if samples.shape[-1] >= length:
+        return samples[..., :length]
+    pad = [(0, 0)] * (samples.ndim - 1) + [(0, length - samples.shape[-1])]
+    return np.pad(samples, pad)
+
+
+def load_audio(path: Path, sample_rate: int) -> np.ndarray:
+    """Any supported file as float32 mono at ``sample_rate``, validated, any length."""
+    data, rate = read_audio(path)
+    samples = check_samples(to_mono(data), str(path))
+    return check_samples(resample(samples, rate, sample_rate), str(path))
+
+
+def load_clip(path: Path, config: FeatureConfig) -> np.ndarray:
+    """One clip of exactly L samples, as the features and models expect."""
+    return pad_or_crop(load_audio(path, config.sample_rate), config.clip_samples)

@@ -1,0 +1,173 @@
+"""FeatureConfig: the single source of truth for framing and MFCC settings.
+
+Training, streaming, the live demo and the firmware header all read the same frozen object;
+no other module holds a sample rate, window, stride, mel or MFCC number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from data_prep.errors import ConfigError
+
+WINDOWS = ("hann", "hamming", "blackman", "boxcar")
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, math.ceil(math.log2(n)))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FeatureConfig:
+    """Framing and MFCC parameters; hashable so tables can be cached per config.
+
+    ``n_fft = 0`` means "the next power of two >= the window", which a device FFT can also do;
+    it is resolved at construction, so a saved config always holds the concrete value.
+    """
+
+    sample_rate: int = 16000
+    clip_ms: float = 1000.0
+    window_ms: float = 40.0
+    stride_ms: float = 20.0
+    n_fft: int = 0
+    window: str = "hann"
+    n_mels: int = 40
+    fmin: float = 20.0
+    fmax: float = 4000.0
+    n_mfcc: int = 10
+    log_floor: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.n_fft == 0:
+            object.__setattr__(self, "n_fft", _next_pow2(self.window_samples))
+        self._validate()
+
+    # --- derived sizes: every path asks these, none recomputes them -------------------------
+    @property
+    def clip_samples(self) -> int:
+        return self._samples(self.clip_ms, "clip_ms")
+
+    @property
+    def window_samples(self) -> int:
+        return self._samples(self.window_ms, "window_ms")
+
+    @property
+    def stride_samples(self) -> int:
+        return self._samples(self.stride_ms, "stride_ms")
+
+    @property
+    def num_frames(self) -> int:
+        """T = (L - l) / s + 1: the one place this formula lives."""
+        return (self.clip_samples - self.window_samples) // self.stride_samples + 1
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """Shape of one clip's features, (T, n_mfcc): what the models take."""
+        return (self.num_frames, self.n_mfcc)
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def _samples(self, ms: float, name: str) -> int:
+        exact = self.sample_rate * ms / 1000.0
+        n = round(exact)
+        if abs(exact - n) > 1e-6:
+            raise ConfigError(
+                f"{name}={ms} ms is not a whole number of samples at {self.sample_rate} Hz"
+            )
+        return n
+
+    def _validate(self) -> None:
+        def bad(msg: str) -> ConfigError:
+            return ConfigError(f"invalid feature config: {msg}")
+
+        if self.sample_rate <= 0:
+            raise bad(f"sample_rate={self.sample_rate} must be positive")
+        if min(self.clip_ms, self.window_ms, self.stride_ms) <= 0:
+            raise bad("clip_ms, window_ms and stride_ms must be positive")
+        if self.window_samples > self.clip_samples:
+            raise bad(f"window ({self.window_samples} samples) longer than clip ({self.clip_samples})")
+        if self.n_fft < self.window_samples:
+            raise bad(f"n_fft={self.n_fft} shorter than the window ({self.window_samples} samples)")
+        if self.window not in WINDOWS:
+            raise bad(f"window={self.window!r} not one of {', '.join(WINDOWS)}")
+        if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
+            raise bad(f"need 0 <= fmin < fmax <= sample_rate/2, got {self.fmin}..{self.fmax}")
+        if self.n_mels < 1 or not 1 <= self.n_mfcc <= self.n_mels:
+            raise bad(f"need 1 <= n_mfcc <= n_mels, got n_mfcc={self.n_mfcc}, n_mels={self.n_mels}")
+        if not self.log_floor > 0:
+            raise bad(f"log_floor={self.log_floor} must be positive")
+
+    # --- persistence ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "FeatureConfig":
+        data = dict(data.get("features", data))
+        known = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"{source}: unknown feature config keys {unknown}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    def fingerprint(self) -> str:
+        """Short stable hash of every field: equal configs, equal fingerprints."""
+        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def to_toml(self) -> str:
+        lines = ["[features]"]
+        for key, value in self.to_dict().items():
+            lines.append(f"{key} = {json.dumps(value)}")
+        return "\n".join(lines) + "\n"
+
+    def save(self, path: Path) -> None:
+        from data_prep.atomic import write_text_atomic
+
+        path = Path(path)
+        text = self.to_toml() if path.suffix == ".toml" else self.to_json()
+        write_text_atomic(path, text)
+
+    @classmethod
+    def load(cls, path: Path) -> "FeatureConfig":
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+        try:
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a table of feature settings")
+        return cls.from_dict(data, source=str(path))
+
+    def require_same(self, other: "FeatureConfig", what: str) -> None:
+        """Refuse to mix artefacts made with different features."""
+        from data_prep.errors import ConfigMismatch
+
+        if self != other:
+            diff = [
+                f"{k}: {a!r} != {b!r}"
+                for k, a, b in (
+                    (f.name, getattr(self, f.name), getattr(other, f.name))
+                    for f in dataclasses.fields(self)
+                )
+                if a != b
+            ]
+            raise ConfigMismatch(f"{what}: feature config does not match ({'; '.join(diff)})")

@@ -1,0 +1,87 @@
+"""MFCC math: one implementation shared by the batch and streaming drivers.
+
+Unlike ``librosa.feature.mfcc`` there is no centring (which changes T) and no whole-clip
+``top_db`` clipping (which a stream cannot know): frames are cut exactly as the device cuts
+them and the log has a fixed floor, so batch == stream == firmware.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import librosa
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+from data_prep.config import FeatureConfig
+
+_CHUNK = 32
+
+
+@functools.lru_cache(maxsize=32)
+def feature_tables(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(window (l,), mel filterbank (n_mels, n_bins), DCT-II ortho (n_mfcc, n_mels)), float32.
+
+    These are also what the C frontend embeds as ``const`` arrays.
+    """
+    window = scipy.signal.get_window(config.window, config.window_samples, fftbins=True)
+    mel = librosa.filters.mel(
+        sr=config.sample_rate,
+        n_fft=config.n_fft,
+        n_mels=config.n_mels,
+        fmin=config.fmin,
+        fmax=config.fmax,
+    )
+    dct = scipy.fft.dct(np.eye(config.n_mels), type=2, norm="ortho", axis=0)[: config.n_mfcc]
+    tables = tuple(np.ascontiguousarray(t, dtype=np.float32) for t in (window, mel, dct))
+    for t in tables:
+        t.setflags(write=False)
+    return tables  # type: ignore[return-value]
+
+
+def frame_signal(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """(..., n) -> (..., F, l) frames of l samples every s samples, no padding.
+
+    F = 1 + (n - l) // s, so a clip of L samples gives exactly ``config.num_frames``.
+    """
+    l, s = config.window_samples, config.stride_samples
+    n = samples.shape[-1]
+    if n < l:
+        return np.zeros(samples.shape[:-1] + (0, l), dtype=np.float32)
+    count = 1 + (n - l) // s
+    windows = np.lib.stride_tricks.sliding_window_view(samples, l, axis=-1)
+    return windows[..., ::s, :][..., :count, :]
+
+
+def power_spectrum(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    window, _, _ = feature_tables(config)
+    spec = scipy.fft.rfft(frames * window, n=config.n_fft, axis=-1)
+    return (spec.real**2 + spec.imag**2).astype(np.float32)
+
+
+def log_mel(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Log mel energies in dB with a fixed floor (``power_to_db(..., top_db=None)``)."""
+    _, mel, _ = feature_tables(config)
+    energies = power_spectrum(frames, config) @ mel.T
+    return 10.0 * np.log10(np.maximum(energies, config.log_floor))
+
+
+def mfcc_from_frames(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """(..., F, l) frames -> (..., F, n_mfcc) float32 MFCC: the single feature computation."""
+    _, _, dct = feature_tables(config)
+    return (log_mel(frames.astype(np.float32, copy=False), config) @ dct.T).astype(np.float32)
+
+
+def mfcc(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Batch MFCC: (n,) -> (F, n_mfcc) or (B, n) -> (B, F, n_mfcc).
+
+    For clips of exactly L samples F == ``config.num_frames``.
+    """
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 1 or samples.shape[0] <= _CHUNK:
+        return mfcc_from_frames(frame_signal(samples, config), config)
+    # Small chunks keep the FFT working set in cache: ~5x faster than one huge batch here.
+    return np.concatenate(
+        [mfcc(samples[i : i + _CHUNK], config) for i in range(0, samples.shape[0], _CHUNK)]
+    )

@@ -1,0 +1,13 @@
+"""Small helpers shared by CLI commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from data_prep.config import FeatureConfig
+
+
+def load_feature_config(path: Optional[Path]) -> FeatureConfig:
+    """The config a user named, or the defaults (16 kHz, 1 s, 40/20 ms, 40 mels, 10 MFCC)."""
+    return FeatureConfig.load(path) if path is not None else FeatureConfig()
