@@ -20,7 +20,7 @@ WINDOWS = ("hann", "hamming", "blackman", "boxcar")
 
 
 def _next_pow2(n: int) -> int:
-    return 1 << max(0, math.ceil(math.log2(n)))
+    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -33,7 +33,7 @@ def features(
         save_npy_atomic(out, feats)
     console = Console()
     t, c = feats.shape
-    console.print(f"[bold]{file}[/]: T x n_mfcc = {t} x {c}  (config {cfg.fingerprint()})")
+    console.print(f"[bold]{file}[/]: T x n_mfcc = {t} x {c}  (config {cfg.fingerprint()})", soft_wrap=True)
     table = Table("coef", "mean", "std", "min", "max")
     for i in range(c):
         col = feats[:, i]

@@ -1,0 +1,212 @@
+"""Training-time augmentation: background noise, time shift, gain, clipping.
+
+Pure numpy on the last axis, so every function takes one clip (L,) or a batch (B, L) with one
+random draw per row; all randomness comes from the ``np.random.Generator`` passed in, so a seed
+reproduces a batch exactly. Durations are in ms and become samples only through the caller's
+sample rate (the FeatureConfig's), never a rate written here.
+
+The defaults follow the Speech Commands release's reference pipeline (``input_data.py``):
+background noise on 80 % of clips at a volume drawn from [0, 0.1], a shift of up to ±100 ms
+with zero fill, then clipping to [-1, 1]. ``noise_mode="snr"`` mixes at a drawn SNR instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from data_prep.errors import ConfigError
+
+NOISE_MODES = ("volume", "snr")
+_RANGES = ("volume_range", "snr_db_range", "gain_db_range")
+
+
+# --- the math ---------------------------------------------------------------------------------
+def rms(x: np.ndarray) -> np.ndarray:
+    """Root mean square over the last axis (float64, so quiet clips keep their precision)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.sqrt(np.mean(x * x, axis=-1))
+
+
+def db_to_amplitude(db: np.ndarray | float) -> np.ndarray:
+    return np.power(10.0, np.asarray(db, dtype=np.float64) / 20.0)
+
+
+def _per_row(value: np.ndarray | float, batch_shape: tuple[int, ...]) -> np.ndarray:
+    """A scalar or one value per row, shaped to broadcast against (..., L)."""
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), batch_shape)[..., None]
+
+
+def mix_at_volume(clip: np.ndarray, noise: np.ndarray, volume: np.ndarray | float) -> np.ndarray:
+    """clip + volume * noise, as the reference pipeline mixes (no clipping here)."""
+    clip = np.asarray(clip, dtype=np.float32)
+    scale = _per_row(volume, clip.shape[:-1])
+    return (clip + scale * np.asarray(noise, dtype=np.float64)).astype(np.float32)
+
+
+def mix_at_snr(clip: np.ndarray, noise: np.ndarray, snr_db: np.ndarray | float) -> np.ndarray:
+    """Add noise scaled so that 20·log10(rms(clip) / rms(scaled noise)) == snr_db per row.
+
+    The SNR is relative to the clip's own RMS, so an all-zero clip (or all-zero noise) has no
+    defined level: that row is returned unchanged rather than filled with NaN or infinite noise.
+    """
+    clip = np.asarray(clip, dtype=np.float32)
+    signal, level = rms(clip), rms(noise)
+    wanted = signal / db_to_amplitude(np.broadcast_to(snr_db, signal.shape))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where((signal > 0) & (level > 0), wanted / level, 0.0)
+    return mix_at_volume(clip, noise, scale)
+
+
+def time_shift(clip: np.ndarray, shift: np.ndarray | int) -> np.ndarray:
+    """Move content ``shift`` samples later (negative: earlier), zero-filling, no wrap-around."""
+    clip = np.asarray(clip, dtype=np.float32)
+    length = clip.shape[-1]
+    source = np.arange(length) - np.asarray(shift, dtype=np.int64)[..., None]
+    inside = (source >= 0) & (source < length)
+    picked = np.take_along_axis(
+        np.broadcast_to(clip, np.broadcast_shapes(clip.shape, source.shape)),
+        np.clip(source, 0, length - 1),
+        axis=-1,
+    )
+    return np.where(inside, picked, np.float32(0)).astype(np.float32)
+
+
+def apply_gain(clip: np.ndarray, gain_db: np.ndarray | float) -> np.ndarray:
+    clip = np.asarray(clip, dtype=np.float32)
+    return (clip * _per_row(db_to_amplitude(gain_db), clip.shape[:-1])).astype(np.float32)
+
+
+def clip_unit(clip: np.ndarray) -> np.ndarray:
+    """Clamp to [-1, 1], the range a 16-bit microphone can deliver."""
+    return np.clip(np.asarray(clip, dtype=np.float32), -1.0, 1.0)
+
+
+def ms_to_samples(ms: float, sample_rate: int) -> int:
+    return int(round(ms * sample_rate / 1000.0))
+
+
+def noise_segments(
+    noise_pool: Sequence[np.ndarray], length: int, count: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(count, length) float32: a random file of the pool, a random segment of it, per row.
+
+    A noise array shorter than ``length`` is repeated to fill it (the release's noise files are
+    a minute long; a user's may not be).
+    """
+    if not noise_pool:
+        raise ConfigError("background noise requested but the noise pool is empty")
+    which = rng.integers(0, len(noise_pool), size=count)
+    starts = rng.random(count)
+    out = np.empty((count, length), dtype=np.float32)
+    for i, (k, u) in enumerate(zip(which, starts)):
+        noise = np.asarray(noise_pool[k], dtype=np.float32).reshape(-1)
+        if noise.size == 0:
+            raise ConfigError(f"noise pool entry {k} has zero samples")
+        if noise.size < length:
+            noise = np.resize(noise, length)
+        start = int(u * (noise.size - length + 1))
+        out[i] = noise[start : start + length]
+    return out
+
+
+# --- the recipe -------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AugmentConfig:
+    """How to augment: saved next to a training run so it can be reproduced.
+
+    ``noise_prob``: share of clips that get background noise; ``noise_mode``: "volume" draws a
+    linear noise volume from ``volume_range`` (reference: [0, 0.1]), "snr" draws an SNR in dB
+    from ``snr_db_range``; ``shift_ms``: maximum shift either way; ``gain_db_range``: gain drawn
+    per clip, applied after mixing (a louder or quieter microphone).
+    """
+
+    noise_prob: float = 0.8
+    noise_mode: str = "volume"
+    volume_range: tuple[float, float] = (0.0, 0.1)
+    snr_db_range: tuple[float, float] = (5.0, 20.0)
+    shift_ms: float = 100.0
+    gain_db_range: tuple[float, float] = (0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        for name in _RANGES:
+            value = getattr(self, name)
+            try:
+                lo, hi = (float(v) for v in value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"invalid augment config: {name}={value!r} is not a (low, high) pair") from None
+            if not lo <= hi:
+                raise ConfigError(f"invalid augment config: {name}={value!r} needs low <= high")
+            object.__setattr__(self, name, (lo, hi))
+        if not 0.0 <= self.noise_prob <= 1.0:
+            raise ConfigError(f"invalid augment config: noise_prob={self.noise_prob} not in [0, 1]")
+        if self.noise_mode not in NOISE_MODES:
+            raise ConfigError(
+                f"invalid augment config: noise_mode={self.noise_mode!r} not one of {', '.join(NOISE_MODES)}"
+            )
+        if self.volume_range[0] < 0:
+            raise ConfigError(f"invalid augment config: volume_range={self.volume_range} must be >= 0")
+        if self.shift_ms < 0:
+            raise ConfigError(f"invalid augment config: shift_ms={self.shift_ms} must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for name in _RANGES:
+            data[name] = list(data[name])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "augment config") -> "AugmentConfig":
+        data = dict(data.get("augment", data))
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown augment config keys {unknown}")
+        for name in _RANGES:
+            if name in data and isinstance(data[name], list):
+                data[name] = tuple(data[name])
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+
+def augment(
+    clip: np.ndarray,
+    noise_pool: Sequence[np.ndarray],
+    config: AugmentConfig,
+    rng: np.random.Generator,
+    *,
+    sample_rate: int,
+) -> np.ndarray:
+    """Shift, add background noise, apply gain, clip to [-1, 1]: (L,) or (B, L) float32.
+
+    ``sample_rate`` (the FeatureConfig's) turns ``shift_ms`` into samples. The same seed and
+    inputs give the same output; each row of a batch gets its own draws.
+    """
+    clip = np.asarray(clip, dtype=np.float32)
+    if clip.ndim not in (1, 2):
+        raise ConfigError(f"augment expects a clip (L,) or a batch (B, L), got shape {clip.shape}")
+    if config.noise_prob > 0 and not noise_pool:
+        raise ConfigError(f"noise_prob={config.noise_prob} but the background noise pool is empty")
+    batch = clip.reshape(-1, clip.shape[-1])
+    rows, length = batch.shape
+
+    max_shift = ms_to_samples(config.shift_ms, sample_rate)
+    shifts = rng.integers(-max_shift, max_shift + 1, size=rows)
+    use_noise = rng.random(rows) < config.noise_prob
+    lo, hi = config.volume_range if config.noise_mode == "volume" else config.snr_db_range
+    levels = rng.uniform(lo, hi, size=rows)
+    gains = rng.uniform(*config.gain_db_range, size=rows)
+
+    out = time_shift(batch, shifts)
+    if use_noise.any():
+        noise = noise_segments(noise_pool, length, rows, rng)
+        noise[~use_noise] = 0.0
+        mix = mix_at_volume if config.noise_mode == "volume" else mix_at_snr
+        out = mix(out, noise, levels)
+    out = clip_unit(apply_gain(out, gains))
+    return out.reshape(clip.shape)

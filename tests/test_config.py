@@ -1,0 +1,89 @@
+"""FeatureConfig: T formula, validation, persistence round-trips, fingerprint."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from data_prep.config import FeatureConfig
+from data_prep.errors import ConfigError, ConfigMismatch
+
+
+def test_defaults_give_49_frames_of_10_mfcc() -> None:
+    cfg = FeatureConfig()
+    assert (cfg.sample_rate, cfg.clip_samples, cfg.window_samples, cfg.stride_samples) == (16000, 16000, 640, 320)
+    assert cfg.n_fft == 1024  # next power of two >= 640
+    assert cfg.num_frames == 49
+    assert cfg.input_shape == (49, 10)
+
+
+@pytest.mark.parametrize(
+    ("clip_ms", "window_ms", "stride_ms", "expected"),
+    [(1000, 40, 20, 49), (1000, 30, 20, 49), (1000, 30, 10, 98), (1500, 40, 20, 74), (1000, 25, 10, 98), (640, 40, 20, 31)],
+)
+def test_num_frames_formula(clip_ms: float, window_ms: float, stride_ms: float, expected: int) -> None:
+    cfg = FeatureConfig(clip_ms=clip_ms, window_ms=window_ms, stride_ms=stride_ms)
+    L, l, s = cfg.clip_samples, cfg.window_samples, cfg.stride_samples
+    assert cfg.num_frames == (L - l) // s + 1 == expected
+
+
+def test_frozen_and_keyword_only() -> None:
+    cfg = FeatureConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.n_mfcc = 13  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        FeatureConfig(16000)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"window_ms": 2000},
+        {"n_mfcc": 50},
+        {"fmax": 9000},
+        {"window": "kaiser"},
+        {"window_ms": 40.03},
+        {"n_fft": 256},
+        {"log_floor": 0},
+        {"sample_rate": 0},
+    ],
+)
+def test_invalid_configs_are_refused(kwargs: dict) -> None:
+    with pytest.raises(ConfigError):
+        FeatureConfig(**kwargs)
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_round_trip(tmp_path, suffix: str) -> None:
+    cfg = FeatureConfig(n_mfcc=13, stride_ms=10, window="hamming")
+    path = tmp_path / f"features{suffix}"
+    cfg.save(path)
+    loaded = FeatureConfig.load(path)
+    assert loaded == cfg
+    assert loaded.fingerprint() == cfg.fingerprint()
+
+
+def test_fingerprint_changes_with_any_field() -> None:
+    base = FeatureConfig()
+    assert base.fingerprint() == FeatureConfig().fingerprint()
+    assert len({base.fingerprint(), FeatureConfig(n_mfcc=12).fingerprint(), FeatureConfig(fmin=0).fingerprint()}) == 3
+
+
+def test_load_reports_bad_files(tmp_path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[features\n")
+    with pytest.raises(ConfigError, match="bad.toml"):
+        FeatureConfig.load(bad)
+    unknown = tmp_path / "u.json"
+    unknown.write_text('{"n_mfcc": 10, "bogus": 1}')
+    with pytest.raises(ConfigError, match="bogus"):
+        FeatureConfig.load(unknown)
+    with pytest.raises(ConfigError, match="cannot read"):
+        FeatureConfig.load(tmp_path / "missing.toml")
+
+
+def test_require_same_names_the_difference() -> None:
+    with pytest.raises(ConfigMismatch, match="n_mfcc: 10 != 13"):
+        FeatureConfig().require_same(FeatureConfig(n_mfcc=13), "model.tflite")
+    FeatureConfig().require_same(FeatureConfig(), "same")
