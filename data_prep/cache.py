@@ -24,6 +24,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -80,8 +81,9 @@ class CacheStats:
         return self.hits / total if total else 0.0
 
 
-@dataclasses.dataclass(frozen=True)
-class _Key:
+class _Key(NamedTuple):
+    """What makes an entry valid: a changed size or mtime means a changed file."""
+
     path: str
     size: int
     mtime_ns: int
@@ -121,8 +123,8 @@ class FeatureCache:
         out = np.empty((len(paths), *self.config.input_shape), dtype=np.float32)
         keys = [self._key(p) for p in paths]
         found = self._lookup(keys)
-        misses = [i for i, k in enumerate(keys) if k not in found]
-        self._read_hits(keys, found, out, [i for i, k in enumerate(keys) if k in found], misses)
+        lost = self._read_hits(keys, found, out)
+        misses = sorted([i for i, k in enumerate(keys) if k not in found] + lost)
         for start in range(0, len(misses), self.shard_size):
             rows = misses[start : start + self.shard_size]
             out[rows] = self._compute_and_store([keys[i] for i in rows])
@@ -165,12 +167,14 @@ class FeatureCache:
             index = self.dir / "index.sqlite"
             try:
                 db = sqlite3.connect(index, timeout=60.0, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
                 db.execute(_SCHEMA)
             except sqlite3.DatabaseError as exc:
-                raise KwsError(f"{index}: unusable feature cache index ({exc}); delete {self.dir}") from None
+                raise self._index_error(exc) from None
             self._db = db
         return self._db
+
+    def _index_error(self, exc: sqlite3.Error) -> KwsError:
+        return KwsError(f"{self.dir / 'index.sqlite'}: unusable feature cache index ({exc}); delete {self.dir}")
 
     @staticmethod
     def _key(path: Path | str) -> _Key:
@@ -191,7 +195,11 @@ class FeatureCache:
             chunk = names[start : start + _SQL_CHUNK]
             marks = ",".join("?" * len(chunk))
             query = f"SELECT path, size, mtime_ns, shard, row FROM entries WHERE path IN ({marks})"
-            for path, size, mtime_ns, shard, row in db.execute(query, chunk):
+            try:
+                rows = db.execute(query, chunk).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise self._index_error(exc) from None
+            for path, size, mtime_ns, shard, row in rows:
                 key = wanted[path]
                 if key.size == size and key.mtime_ns == mtime_ns:
                     found[key] = (shard, row)
@@ -214,18 +222,13 @@ class FeatureCache:
             self._shards.popitem(last=False)
         return data
 
-    def _read_hits(
-        self,
-        keys: list[_Key],
-        found: dict[_Key, tuple[str, int]],
-        out: np.ndarray,
-        hits: list[int],
-        misses: list[int],
-    ) -> None:
-        """Fill ``out`` from the shards, one gather per shard; unreadable rows become misses."""
+    def _read_hits(self, keys: list[_Key], found: dict[_Key, tuple[str, int]], out: np.ndarray) -> list[int]:
+        """Fill ``out`` from the shards, one gather per shard; return the rows that could not be
+        read (shard gone or damaged), which the caller recomputes."""
         by_shard: dict[str, list[int]] = {}
-        for i in hits:
-            by_shard.setdefault(found[keys[i]][0], []).append(i)
+        for i, key in enumerate(keys):
+            if key in found:
+                by_shard.setdefault(found[key][0], []).append(i)
         lost: list[int] = []
         for name, idx in by_shard.items():
             data = self._shard(name)
@@ -234,9 +237,7 @@ class FeatureCache:
                 lost.extend(idx)
                 continue
             out[idx] = data[rows]
-        if lost:
-            misses.extend(lost)
-            misses.sort()
+        return lost
 
     def _compute_and_store(self, keys: list[_Key]) -> np.ndarray:
         feats = np.asarray(self._compute([Path(k.path) for k in keys]), dtype=np.float32)
@@ -249,10 +250,13 @@ class FeatureCache:
             self._connect()
             save_npy_atomic(self.dir / "shards" / name, feats)
             db = self._connect()
-            with db:  # one transaction: all rows of the shard or none
-                db.execute("BEGIN IMMEDIATE")
-                db.executemany(
-                    "INSERT OR REPLACE INTO entries (path, size, mtime_ns, shard, row) VALUES (?, ?, ?, ?, ?)",
-                    [(k.path, k.size, k.mtime_ns, name, row) for row, k in storable],
-                )
+            try:
+                with db:  # one transaction: all rows of the shard or none
+                    db.execute("BEGIN IMMEDIATE")
+                    db.executemany(
+                        "INSERT OR REPLACE INTO entries (path, size, mtime_ns, shard, row) VALUES (?, ?, ?, ?, ?)",
+                        [(k.path, k.size, k.mtime_ns, name, row) for row, k in storable],
+                    )
+            except sqlite3.DatabaseError as exc:
+                raise self._index_error(exc) from None
         return feats

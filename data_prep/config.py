@@ -130,10 +130,9 @@ class FeatureConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     def to_toml(self) -> str:
-        lines = ["[features]"]
-        for key, value in self.to_dict().items():
-            lines.append(f"{key} = {json.dumps(value)}")
-        return "\n".join(lines) + "\n"
+        from data_prep.toml_io import dumps
+
+        return dumps({"features": self.to_dict()})
 
     def save(self, path: Path) -> None:
         from data_prep.atomic import write_text_atomic

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from data_prep.audio import load_audio, load_clip
 from data_prep.config import FeatureConfig
 from data_prep.errors import ConfigError, DatasetError
 from data_prep.labels import SILENCE, UNKNOWN, LabelSet, parse_labels, twelve_class
@@ -217,13 +218,14 @@ def build_examples(
     """
     if silence_pct < 0 or unknown_pct < 0:
         raise ConfigError(f"silence_pct and unknown_pct must be >= 0, got {silence_pct} and {unknown_pct}")
-    missing = [w for w in labels.words if w not in scan.words]
+    splits = split_of_clips(scan, validation_pct, testing_pct)
+    available = set(scan.words)
+    missing = [w for w in labels.words if w not in available]
     if missing:
         raise DatasetError(
             f"{scan.root}: labels not in the dataset: {', '.join(missing)} "
             f"(its folders: {', '.join(scan.words)})"
         )
-    splits = split_of_clips(scan, validation_pct, testing_pct)
     kept: dict[str, list[Example]] = {s: [] for s in SPLITS}
     unknown_pool: dict[str, list[Example]] = {s: [] for s in SPLITS}
     for clip in scan.clips:
@@ -292,8 +294,6 @@ def load_dataset(
 # --- audio of an example ----------------------------------------------------------------------
 def example_audio(example: Example, config: FeatureConfig) -> np.ndarray:
     """The clip of L samples a feature extractor sees for this example (deterministic)."""
-    from data_prep.audio import load_clip
-
     length = config.clip_samples
     if example.path is not None:
         return load_clip(example.path, config)
@@ -311,8 +311,6 @@ def example_audio(example: Example, config: FeatureConfig) -> np.ndarray:
 @functools.lru_cache(maxsize=16)
 def _noise_samples(path: str, sample_rate: int) -> np.ndarray:
     """Noise files are a minute long and cut thousands of times: decode each once."""
-    from data_prep.audio import load_audio
-
     samples = load_audio(Path(path), sample_rate)
     samples.setflags(write=False)
     return samples

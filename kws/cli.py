@@ -7,11 +7,18 @@ both for the console script and under typer's ``CliRunner``.
 
 from __future__ import annotations
 
-import typer
+import os
+import warnings
+
+# Quiet TensorFlow's C++ start-up chatter (users can still set their own level).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+
+import typer  # noqa: E402
 from typer.core import TyperGroup
 
-from data_prep.errors import KwsError
-from kws.commands import bench, data, features
+from data_prep.errors import KwsError  # noqa: E402
+from kws.commands import bench, cascade, data, detect, download, evaluate, features, stream, train
 
 
 class _OneLineErrors(TyperGroup):
@@ -37,8 +44,14 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("features")(features.features)
+app.command("train")(train.train)
+app.command("eval")(evaluate.evaluate)
+app.command("detect")(detect.detect)
+data.app.command("download")(download.download)
 app.add_typer(data.app, name="data")
 app.add_typer(bench.app, name="bench")
+app.add_typer(cascade.app, name="cascade")
+app.add_typer(stream.app, name="stream")
 
 
 def main() -> None:

@@ -11,3 +11,20 @@ from data_prep.config import FeatureConfig
 def load_feature_config(path: Optional[Path]) -> FeatureConfig:
     """The config a user named, or the defaults (16 kHz, 1 s, 40/20 ms, 40 mels, 10 MFCC)."""
     return FeatureConfig.load(path) if path is not None else FeatureConfig()
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+def default_bundle() -> Path:
+    """The cascade shipped in samples/cascade: the default --model of every cascade command."""
+    from data_prep.errors import ModelError
+
+    path = SAMPLES / "cascade"
+    if not (path / "cascade.toml").is_file():
+        raise ModelError(f"{path}: no shipped cascade bundle here; pass --model BUNDLE")
+    return path
+
+
+def is_bundle(path: Path) -> bool:
+    return (Path(path) / "cascade.toml").is_file()

@@ -1,0 +1,99 @@
+"""Cascade decisions: one code path for batch evaluation, streaming, live and firmware.
+
+A step has stage-1 probabilities over (_silence_, _unknown_, keyword) and, when the gate
+opened, stage-2 probabilities over the full label set. ``step_posterior`` turns both into
+one posterior over the stage-2 labels; ``Smoother`` is TFLite Micro's RecognizeCommands
+(average over a window, minimum count, threshold, suppression) on those posteriors.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+
+import numpy as np
+
+from data_prep.errors import ConfigError
+from data_prep.labels import SILENCE, UNKNOWN
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SmoothingConfig:
+    """RecognizeCommands parameters (micro_speech uses 1000 ms, 0.78, 1500 ms, 3)."""
+
+    window_ms: float = 1000.0
+    threshold: float = 0.7
+    suppression_ms: float = 1000.0
+    min_count: int = 2
+
+    def __post_init__(self) -> None:
+        if self.window_ms <= 0 or self.suppression_ms < 0 or self.min_count < 1 or not 0 <= self.threshold <= 1:
+            raise ConfigError(f"invalid smoothing config: {self}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Detection:
+    t: float  # seconds from the start of the stream (end of the window that fired)
+    label: str
+    score: float
+
+
+def background_posterior(p1: np.ndarray, stage1_labels: tuple[str, ...], labels: tuple[str, ...]) -> np.ndarray:
+    """A posterior over stage-2 labels when stage 2 did not run: stage 1's non-keyword mass,
+    all keyword mass on nothing (the gate said no keyword)."""
+    out = np.zeros(len(labels), dtype=np.float32)
+    for name in (SILENCE, UNKNOWN):
+        if name in stage1_labels and name in labels:
+            out[labels.index(name)] = p1[stage1_labels.index(name)]
+    total = out.sum()
+    if total > 0:
+        out /= total
+    elif UNKNOWN in labels:
+        out[labels.index(UNKNOWN)] = 1.0
+    return out
+
+
+def step_posterior(p1: np.ndarray, p2: np.ndarray | None, stage1_labels: tuple[str, ...], labels: tuple[str, ...]) -> np.ndarray:
+    """The cascade's posterior for one step: stage 2's when it ran, else the background one."""
+    return np.asarray(p2, dtype=np.float32) if p2 is not None else background_posterior(p1, stage1_labels, labels)
+
+
+def clip_predictions(p1: np.ndarray, p2: np.ndarray, opened: np.ndarray, stage1_labels: tuple[str, ...], labels: tuple[str, ...]) -> np.ndarray:
+    """Batch decision per clip: stage 2's argmax where the gate opened, else stage 1's
+    non-keyword label (_silence_ or _unknown_)."""
+    preds = np.empty(len(p1), dtype=np.int64)
+    for i in range(len(p1)):
+        post = step_posterior(p1[i], p2[i] if opened[i] else None, stage1_labels, labels)
+        preds[i] = int(np.argmax(post))
+    return preds
+
+
+class Smoother:
+    """RecognizeCommands: average recent posteriors, report a keyword once per suppression."""
+
+    def __init__(self, config: SmoothingConfig, labels: tuple[str, ...]) -> None:
+        self.config, self.labels = config, labels
+        self.reset()
+
+    def reset(self) -> None:
+        self._queue: collections.deque[tuple[float, np.ndarray]] = collections.deque()
+        self._last_time = -np.inf
+
+    def update(self, t: float, posterior: np.ndarray) -> tuple[Detection | None, str, float]:
+        """Add the posterior of the window ending at ``t`` seconds; returns (detection or
+        None, current top label, its averaged score)."""
+        cfg = self.config
+        self._queue.append((t, np.asarray(posterior, np.float32)))
+        while self._queue and self._queue[0][0] <= t - cfg.window_ms / 1000.0:
+            self._queue.popleft()
+        mean = np.mean([p for _, p in self._queue], axis=0)
+        top = int(np.argmax(mean))
+        label, score = self.labels[top], float(mean[top])
+        if len(self._queue) < cfg.min_count or label in (SILENCE, UNKNOWN) or score < cfg.threshold:
+            return None, label, score
+        # Stricter than RecognizeCommands: no second detection of *any* label inside the
+        # suppression time, since a double trigger with another label is a false accept too.
+        if t - self._last_time < cfg.suppression_ms / 1000.0:
+            return None, label, score
+        self._last_time = t
+        return Detection(t, label, score), label, score

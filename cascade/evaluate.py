@@ -1,0 +1,47 @@
+"""Batch evaluation of a cascade bundle: cascade vs stage 2 alone, gate recall, invocations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cascade.bundle import Bundle
+from cascade.pipeline import Cascade
+from data_prep.errors import DatasetError
+from data_prep.example_features import example_features
+from data_prep.labels import RESERVED
+from data_prep.speech_commands import load_dataset
+
+
+def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cache_dir: Path | None = None,
+                    use_cache: bool = True) -> dict[str, Any]:
+    """Keys: accuracy (cascade), stage2_accuracy, stage1_recall, stage2_invocation_rate, n,
+    plus the cascade's per-class report and confusion matrix."""
+    from kws.evaluate import classification_report
+
+    dataset = load_dataset(data_dir, bundle.stage2.dataset_labels())
+    examples = dataset.examples(split)
+    if not examples:
+        raise DatasetError(f"{data_dir}: no {split} examples for labels {list(dataset.labels)}")
+    labels = bundle.labels
+    y = np.array([labels.index(e.label) for e in examples])
+    is_kw = np.array([e.label not in RESERVED for e in examples])
+    features = example_features(examples, bundle.config, cache_dir, use_cache)
+    cascade = Cascade(bundle)
+    result = cascade.classify_clips(features)
+    stage2_preds = cascade.stage2_only(features).argmax(-1)
+    report = classification_report(y, result["predictions"], labels)
+    opened = result["opened"]
+    report.update({
+        "model": str(bundle.path),
+        "data": str(data_dir),
+        "split": split,
+        "tau": bundle.tau,
+        "stage2_accuracy": float(np.mean(stage2_preds == y)),
+        "stage1_recall": float(opened[is_kw].mean()) if is_kw.any() else 0.0,
+        "stage2_invocation_rate": float(opened.mean()),
+        "stage2_invocation_rate_non_keyword": float(opened[~is_kw].mean()) if (~is_kw).any() else 0.0,
+    })
+    return report

@@ -1,0 +1,66 @@
+"""The stage-1 gate: open when P(keyword) >= tau; tau calibrated for a target keyword recall.
+
+Calibration runs on the int8 stage-1 outputs (what the device computes), so the recall it
+promises is the recall the firmware gets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from data_prep.errors import ConfigError
+
+
+def gate_open(p_keyword: np.ndarray | float, tau: float) -> np.ndarray:
+    return np.asarray(p_keyword) >= tau
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    tau: float
+    target_recall: float
+    recall: float  # share of keyword clips the gate passes at tau
+    invocation_rate: float  # share of all clips that open the gate
+    false_open_rate: float  # share of non-keyword clips that open the gate
+    n_keyword: int
+    n_other: int
+
+
+def threshold_curve(p_keyword: np.ndarray, is_keyword: np.ndarray) -> list[dict[str, float]]:
+    """Recall and invocation rate at every distinct score: the stage-1 threshold curve."""
+    p, kw = np.asarray(p_keyword, np.float64), np.asarray(is_keyword, bool)
+    out = []
+    for tau in np.unique(p):
+        opened = p >= tau
+        out.append({
+            "tau": float(tau),
+            "recall": float(opened[kw].mean()) if kw.any() else 0.0,
+            "invocation_rate": float(opened.mean()),
+            "false_open_rate": float(opened[~kw].mean()) if (~kw).any() else 0.0,
+        })
+    return out
+
+
+def calibrate(p_keyword: np.ndarray, is_keyword: np.ndarray, target_recall: float) -> Calibration:
+    """The largest tau whose recall on keyword clips is >= ``target_recall``."""
+    if not 0 < target_recall <= 1:
+        raise ConfigError(f"target recall must be in (0, 1], got {target_recall}")
+    p, kw = np.asarray(p_keyword, np.float64), np.asarray(is_keyword, bool)
+    if not kw.any():
+        raise ConfigError("cannot calibrate the gate: no keyword clips in the calibration data")
+    scores = np.sort(p[kw])
+    # Keep at least ceil(target * n) keyword clips: tau is the score of the weakest kept one.
+    keep = int(np.ceil(target_recall * len(scores) - 1e-9))
+    tau = float(scores[len(scores) - keep])
+    opened = p >= tau
+    return Calibration(
+        tau=tau,
+        target_recall=float(target_recall),
+        recall=float(opened[kw].mean()),
+        invocation_rate=float(opened.mean()),
+        false_open_rate=float(opened[~kw].mean()) if (~kw).any() else 0.0,
+        n_keyword=int(kw.sum()),
+        n_other=int((~kw).sum()),
+    )

@@ -1,0 +1,102 @@
+"""A trained model directory: the self-describing artefact every later step reads.
+
+    features.toml        FeatureConfig the model was trained on
+    labels.txt           class names, one per line, in output order
+    normalization.json   per-coefficient mean/std applied before the model (and before int8)
+    model.keras          best float model (by validation accuracy)
+    model_int8.tflite    full-integer int8 model (int8 input and output)
+    train_config.json    how it was trained;  history.json: per-epoch metrics
+    metrics.json         float and int8 accuracy on validation and test speakers
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data_prep.atomic import write_text_atomic
+from data_prep.config import FeatureConfig
+from data_prep.errors import KwsError, ModelError
+from data_prep.labels import RESERVED, SILENCE, UNKNOWN, LabelSet, parse_labels
+from data_prep.normalize import FeatureStats
+
+FEATURES = "features.toml"
+LABELS = "labels.txt"
+NORMALIZATION = "normalization.json"
+MODEL_KERAS = "model.keras"
+MODEL_INT8 = "model_int8.tflite"
+TRAIN_CONFIG = "train_config.json"
+HISTORY = "history.json"
+METRICS = "metrics.json"
+REQUIRED = (FEATURES, LABELS, NORMALIZATION, MODEL_INT8)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text_atomic(Path(path), json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: cannot read JSON ({exc})") from None
+
+
+def write_labels(path: Path, labels: tuple[str, ...] | list[str]) -> None:
+    write_text_atomic(Path(path), "".join(f"{label}\n" for label in labels))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelDir:
+    """An opened, validated model directory."""
+
+    path: Path
+    config: FeatureConfig
+    labels: tuple[str, ...]
+    stats: FeatureStats
+
+    @classmethod
+    def open(cls, path: Path) -> "ModelDir":
+        path = Path(path)
+        if not path.is_dir():
+            raise ModelError(f"{path}: not a model directory")
+        missing = [name for name in REQUIRED if not (path / name).is_file()]
+        if missing:
+            raise ModelError(f"{path}: incomplete model directory, missing {', '.join(missing)}")
+        try:
+            config = FeatureConfig.load(path / FEATURES)
+            stats = FeatureStats.load(path / NORMALIZATION, config.n_mfcc)
+        except KwsError as exc:
+            raise ModelError(str(exc)) from None
+        labels = tuple(line.strip() for line in (path / LABELS).read_text().splitlines() if line.strip())
+        if len(labels) < 2:
+            raise ModelError(f"{path / LABELS}: needs at least two class names")
+        return cls(path, config, labels, stats)
+
+    @property
+    def int8_path(self) -> Path:
+        return self.path / MODEL_INT8
+
+    @property
+    def keras_path(self) -> Path:
+        return self.path / MODEL_KERAS
+
+    def inputs(self, features: np.ndarray) -> np.ndarray:
+        """Raw MFCC (..., T, n_mfcc) -> the normalised float input of the model."""
+        return self.stats.apply(features)
+
+    def dataset_labels(self) -> LabelSet:
+        """The dataset label set the model was trained on (its train config, else its labels)."""
+        spec = self.metadata(TRAIN_CONFIG).get("labels")
+        if spec:
+            return parse_labels(spec)
+        words = tuple(label for label in self.labels if label not in RESERVED)
+        return LabelSet(words, silence=SILENCE in self.labels, unknown=UNKNOWN in self.labels)
+
+    def metadata(self, name: str) -> dict[str, Any]:
+        file = self.path / name
+        return read_json(file) if file.is_file() else {}

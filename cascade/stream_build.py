@@ -1,0 +1,56 @@
+"""Assemble a stream folder (stream.wav + truth.json) from dataset folders."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from cascade.model_dir import write_json
+from cascade.stream_make import StreamRecipe, make_stream
+from data_prep.atomic import write_atomic
+from data_prep.audio import load_audio
+from data_prep.config import FeatureConfig
+from data_prep.errors import DatasetError, KwsError
+from data_prep.labels import RESERVED, UNKNOWN
+from data_prep.speech_commands import load_dataset
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def audio_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and "_background_noise_" not in p.parts)
+    if not files:
+        raise DatasetError(f"{folder}: no audio files (.wav/.flac/.ogg)")
+    return files
+
+
+def build_stream_folder(keywords_dir: Path, negative_dirs: list[Path], out: Path, recipe: StreamRecipe,
+                        *, split: str = "testing", config: FeatureConfig | None = None, force: bool = False) -> dict[str, Any]:
+    config = config or FeatureConfig()
+    out = Path(out)
+    if out.exists() and not force:
+        raise KwsError(f"{out}: already exists (use --force to replace it)")
+    dataset = load_dataset(keywords_dir)
+    examples = [e for e in dataset.examples(split) if e.path is not None]
+    keywords = [(e.path, e.label) for e in examples if e.label not in RESERVED]
+    negatives = [e.path for e in examples if e.label == UNKNOWN]
+    for folder in negative_dirs:
+        negatives += audio_files(folder)
+    if not keywords:
+        raise DatasetError(f"{keywords_dir}: no keyword clips in the {split} split")
+    noise = [load_audio(p, config.sample_rate) for p in dataset.background_noise_files]
+    audio, truth = make_stream(keywords, negatives, noise, config.sample_rate, recipe)
+    truth.update({"keywords_dir": str(keywords_dir), "split": split, "negatives": [str(d) for d in negative_dirs]})
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write_atomic(tmp / "stream.wav", lambda fh: sf.write(fh, audio, config.sample_rate, subtype="PCM_16", format="WAV"))
+    write_json(tmp / "truth.json", truth)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return truth

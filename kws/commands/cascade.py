@@ -1,0 +1,39 @@
+"""``kws cascade build``: calibrate the stage-1 gate and write a cascade bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Build and inspect cascade bundles.", no_args_is_help=True)
+
+
+@app.command("build")
+def build(
+    stage1: Annotated[Path, typer.Option(help="Stage-1 model directory (kws train --stage 1).")],
+    stage2: Annotated[Path, typer.Option(help="Stage-2 model directory (kws train --stage 2).")],
+    data: Annotated[Path, typer.Option(help="Speech Commands folder whose validation split calibrates tau.")],
+    out: Annotated[Path, typer.Option(help="Bundle directory to write.")],
+    recall: Annotated[float, typer.Option(help="Share of keyword clips stage 1 must pass.")] = 0.98,
+    inference_stride_ms: Annotated[float, typer.Option(help="Stage 1 runs every this many ms.")] = 100.0,
+    window_ms: Annotated[float, typer.Option(help="Posterior averaging window.")] = 1000.0,
+    threshold: Annotated[float, typer.Option(help="Detection threshold on the averaged posterior.")] = 0.7,
+    suppression_ms: Annotated[float, typer.Option(help="No second detection within this time.")] = 1000.0,
+    min_count: Annotated[int, typer.Option(help="Posteriors needed in the window before a detection.")] = 2,
+    force: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
+) -> None:
+    """Calibrate tau on validation data for a target keyword recall, then write the bundle."""
+    from rich.console import Console
+
+    from cascade.calibrate import build_cascade
+    from cascade.decision import SmoothingConfig
+
+    smoothing = SmoothingConfig(window_ms=window_ms, threshold=threshold, suppression_ms=suppression_ms, min_count=min_count)
+    bundle, cal = build_cascade(stage1, stage2, data, out, recall=recall, inference_stride_ms=inference_stride_ms,
+                                smoothing=smoothing, force=force)
+    Console().print(
+        f"tau = {cal['tau']:.4f}: stage-1 recall {cal['recall']:.3f} (target {recall}), gate opens on "
+        f"{cal['invocation_rate']:.1%} of validation clips ({cal['false_open_rate']:.1%} of non-keyword)\n"
+        f"wrote {bundle.path}", soft_wrap=True)

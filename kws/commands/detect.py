@@ -1,0 +1,55 @@
+"""``kws detect FILE --model BUNDLE``: time-stamped detections of the streaming cascade."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def detect(
+    file: Annotated[Path, typer.Argument(help="Audio file of any length (resampled, mixed to mono).")],
+    model: Annotated[Optional[Path], typer.Option(help="Cascade bundle (default: samples/cascade).")] = None,
+    events: Annotated[Optional[Path], typer.Option(help="Write detections as JSON lines.")] = None,
+    truth: Annotated[Optional[Path], typer.Option(help="Truth file from `kws stream make`: score the run.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write a summary (and score) as JSON.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite existing output files.")] = False,
+) -> None:
+    """Run the cascade over a recording hop by hop and print each detection."""
+    from rich.console import Console
+
+    from cascade.bundle import Bundle
+    from cascade.model_dir import write_json
+    from cascade.stream_run import detect_file
+    from cascade.stream_score import read_truth, score_events
+    from data_prep.atomic import write_text_atomic
+    from data_prep.errors import KwsError
+    from kws.commands.common import default_bundle
+
+    for path in (events, json_out):
+        if path is not None and path.exists() and not force:
+            raise KwsError(f"{path}: already exists (use --force to overwrite)")
+    bundle = Bundle.open(model or default_bundle())
+    result = detect_file(bundle, file)
+    console = Console()
+    rows = [{"t": round(d.t, 3), "label": d.label, "score": round(d.score, 4)} for d in result.detections]
+    for row in rows:
+        console.print(f"{row['t']:9.2f} s  {row['label']:10s} {row['score']:.3f}")
+    summary = {"file": str(file), "model": str(bundle.path), "duration_s": result.duration_s,
+               "detections": len(rows), "steps": result.steps, "stage2_runs": result.stage2_runs,
+               "stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty}
+    if truth is not None:
+        summary["score"] = score_events(rows, read_truth(truth)["keywords"], result.duration_s)
+    console.print(
+        f"{len(rows)} detections in {result.duration_s:.1f} s; stage 2 ran on {result.stage2_runs} of "
+        f"{result.steps} steps ({result.stage2_per_hour:.0f}/hour)", soft_wrap=True)
+    if "score" in summary:
+        s = summary["score"]
+        console.print(f"hit rate {s['hit_rate']:.3f} ({s['hits']}/{s['keywords']}), "
+                      f"false accepts {s['false_accepts']} ({s['false_accepts_per_hour']:.1f}/hour)")
+    if events is not None:
+        write_text_atomic(events, "".join(json.dumps(r) + "\n" for r in rows))
+    if json_out is not None:
+        write_json(json_out, summary)

@@ -1,0 +1,56 @@
+"""``kws eval DATA --model DIR``: top-1, per-class precision/recall, confusion (float and int8)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def evaluate(
+    data: Annotated[Path, typer.Argument(help="Speech Commands folder (release or canonical test-set layout).")],
+    model: Annotated[Optional[Path], typer.Option(help="Model directory (kws train) or cascade bundle (default: samples/cascade).")] = None,
+    split: Annotated[str, typer.Option(help="training, validation or testing.")] = "testing",
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON.")] = None,
+    png: Annotated[Optional[Path], typer.Option(help="Write the int8 confusion matrix as PNG.")] = None,
+    no_cache: Annotated[bool, typer.Option(help="Do not read or fill the feature cache.")] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite existing --json/--png files.")] = False,
+) -> None:
+    """Evaluate a model directory or a cascade bundle on a Speech Commands split."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from data_prep.errors import KwsError
+    from cascade.model_dir import ModelDir, write_json
+    from kws.commands.common import default_bundle, is_bundle
+    from kws.evaluate import confusion_png, confusion_text, evaluate as run
+
+    for path in (json_out, png):
+        if path is not None and path.exists() and not force:
+            raise KwsError(f"{path}: already exists (use --force to overwrite)")
+    model = model or default_bundle()
+    console = Console()
+    if is_bundle(model):
+        from cascade.bundle import Bundle
+        from cascade.evaluate import evaluate_bundle
+
+        report = evaluate_bundle(Bundle.open(model), data, split, use_cache=not no_cache)
+        acc = (f"cascade accuracy {report['accuracy']:.4f}  stage 2 alone {report['stage2_accuracy']:.4f}  "
+               f"stage-1 recall {report['stage1_recall']:.3f} at tau {report['tau']:.3f}  "
+               f"stage-2 invocation rate {report['stage2_invocation_rate']:.3f}")
+    else:
+        report = run(ModelDir.open(model), data, split, use_cache=not no_cache)
+        acc = f"int8 accuracy {report['accuracy']:.4f}"
+        if "float" in report:
+            acc = f"float accuracy {report['float']['accuracy']:.4f}  " + acc
+    console.print(f"[bold]{model}[/] on {data} ({split}, n={report['n']}): {acc}", soft_wrap=True)
+    table = Table("label", "precision", "recall", "support")
+    for label, m in report["per_class"].items():
+        table.add_row(label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", str(m["support"]))
+    console.print(table)
+    console.print(confusion_text(report), soft_wrap=True)
+    if json_out is not None:
+        write_json(json_out, report)
+    if png is not None:
+        confusion_png(report, png, f"{model.name} int8, {split}")

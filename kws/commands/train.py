@@ -1,0 +1,52 @@
+"""``kws train DATA --stage {1,2} --arch NAME --out DIR``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kws.commands.common import load_feature_config
+
+
+def train(
+    data: Annotated[Path, typer.Argument(help="Speech Commands folder (release or test-set layout).")],
+    out: Annotated[Path, typer.Option(help="Output model directory.")],
+    stage: Annotated[int, typer.Option(help="1: tiny gate (silence/unknown/keyword); 2: full classifier.")] = 2,
+    arch: Annotated[str, typer.Option(help="Architecture from the model zoo (see `kws models`).")] = "ds_cnn",
+    arch_params: Annotated[Optional[str], typer.Option("--arch-params", help='JSON, e.g. \'{"width": 32}\'.')] = None,
+    labels: Annotated[str, typer.Option(help="12, 35, 30 or a comma-separated keyword list.")] = "12",
+    epochs: Annotated[int, typer.Option()] = 60,
+    batch_size: Annotated[int, typer.Option()] = 64,
+    learning_rate: Annotated[float, typer.Option()] = 3e-3,
+    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better validation accuracy.")] = 15,
+    seed: Annotated[int, typer.Option()] = 0,
+    unknown_pct: Annotated[float, typer.Option(help="_unknown_ clips as a % of keyword clips.")] = 10.0,
+    silence_pct: Annotated[float, typer.Option(help="_silence_ clips as a % of keyword clips.")] = 10.0,
+    config: Annotated[Optional[Path], typer.Option(help="FeatureConfig .toml/.json (default: 49x10 MFCC).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Train a cascade stage; Ctrl-C leaves a checkpoint and the same command resumes."""
+    from rich.console import Console
+
+    from data_prep.errors import ConfigError
+    from kws.train import train as run
+    from kws.train_config import TrainConfig
+
+    try:
+        params = json.loads(arch_params) if arch_params else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--arch-params is not valid JSON: {exc}") from None
+    cfg = TrainConfig(stage=stage, arch=arch, arch_params=params, labels=labels, epochs=epochs,
+                      batch_size=batch_size, learning_rate=learning_rate, patience=patience, seed=seed,
+                      unknown_pct=unknown_pct, silence_pct=silence_pct)
+    metrics = run(data, out, cfg, load_feature_config(config), force=force, progress=not quiet)
+    console = Console()
+    for split in ("validation", "testing"):
+        m = metrics.get(split)
+        if m:
+            console.print(f"{split:10s} n={m['n']:5d}  float {m.get('float_accuracy', float('nan')):.4f}  int8 {m['int8_accuracy']:.4f}")
+    console.print(f"wrote {out}")

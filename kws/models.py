@@ -1,0 +1,200 @@
+"""Model zoo: named architectures on one clip's MFCC, built only from TFLite Micro ops.
+
+Every model takes (T, n_mfcc) float32 features and returns softmax probabilities. Layers are
+limited to what converts to CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D,
+RESHAPE, ADD and SOFTMAX in int8: BatchNormalization folds into the preceding convolution at
+conversion and ReLU fuses into it; Dropout and the L2 regulariser vanish. Global pooling is an
+AveragePooling2D over the whole map (GlobalAveragePooling2D would become MEAN).
+
+Width and depth are parameters of one builder per family, never copies:
+
+- ``tiny``: the always-on stage-1 gate, a narrow *temporal* DS-CNN (a few thousand params,
+  <= 20 KB int8 flash and <= 4 KB TFLM arena at the defaults; measured in tests/test_tflm.py).
+- ``ds_cnn``: the Hello Edge / MLPerf Tiny DS-CNN (mlcommons/tiny
+  benchmark/training/keyword_spotting/keras_model.py): Conv 64 x (10, 4) stride 2 + BN + ReLU,
+  4 x [DW 3x3 + BN + ReLU + PW 64 + BN + ReLU], average pool, dense; ~2.66 M MACs.
+- ``tc_resnet``: TC-ResNet (Choi et al., Interspeech 2019, arXiv:1904.03814): MFCC
+  coefficients as channels, (T, 1, n_mfcc), residual blocks of (k x 1) temporal convolutions.
+  ``blocks_per_stage=1`` is TC-ResNet8, 2 is TC-ResNet14; ``width`` is the paper's k.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import keras
+from keras import layers
+
+from data_prep.errors import ConfigError
+
+Builder = Callable[..., keras.Model]
+_REGISTRY: dict[str, Builder] = {}
+
+
+def register(name: str) -> Callable[[Builder], Builder]:
+    def add(builder: Builder) -> Builder:
+        _REGISTRY[name] = builder
+        return builder
+
+    return add
+
+
+def available_archs() -> tuple[str, ...]:
+    return tuple(sorted(_REGISTRY))
+
+
+def arch_params(arch: str) -> dict[str, Any]:
+    """The tunable parameters of ``arch`` with their defaults (what ``**params`` may set)."""
+    return {
+        name: p.default
+        for name, p in inspect.signature(_builder(arch)).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def build_model(arch: str, input_shape: tuple[int, int], num_classes: int, **params: Any) -> keras.Model:
+    """A fresh, uncompiled model of ``arch`` for ``input_shape`` = (T, n_mfcc)."""
+    builder = _builder(arch)
+    known = arch_params(arch)
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ConfigError(f"model {arch!r}: unknown parameter(s) {unknown} (known: {sorted(known)})")
+    if len(input_shape) != 2 or min(input_shape) < 1:
+        raise ConfigError(f"model {arch!r}: input_shape must be (T, n_mfcc), got {tuple(input_shape)}")
+    if num_classes < 2:
+        raise ConfigError(f"model {arch!r}: num_classes must be >= 2, got {num_classes}")
+    inputs = keras.Input(shape=tuple(int(d) for d in input_shape), name="mfcc")
+    outputs = builder(inputs, int(num_classes), **params)
+    return keras.Model(inputs, outputs, name=arch)
+
+
+def _builder(arch: str) -> Builder:
+    try:
+        return _REGISTRY[arch]
+    except KeyError:
+        raise ConfigError(f"unknown model architecture {arch!r} (known: {', '.join(available_archs())})") from None
+
+
+# --- shared pieces ------------------------------------------------------------------------------
+def _regularizer(weight_decay: float) -> keras.regularizers.Regularizer | None:
+    return keras.regularizers.L2(weight_decay) if weight_decay > 0 else None
+
+
+def _conv_bn_relu(x, filters: int, kernel, strides=(1, 1), *, relu: bool = True, weight_decay: float = 0.0):
+    """Conv (bias folded away with the BN) + BN (+ ReLU): one int8 CONV_2D after conversion."""
+    x = layers.Conv2D(
+        filters, kernel, strides=strides, padding="same", use_bias=False,
+        kernel_regularizer=_regularizer(weight_decay),
+    )(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU()(x) if relu else x
+
+
+def _dw_bn_relu(x, kernel=(3, 3), strides=(1, 1), *, weight_decay: float = 0.0):
+    x = layers.DepthwiseConv2D(
+        kernel, strides=strides, padding="same", use_bias=False,
+        depthwise_regularizer=_regularizer(weight_decay),
+    )(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU()(x)
+
+
+def _classifier(x, num_classes: int, pool_size=None, dropout: float = 0.0):
+    """Average pool over ``pool_size`` (default: the whole map), flatten, dense, softmax."""
+    if dropout > 0:
+        x = layers.Dropout(dropout)(x)
+    x = layers.AveragePooling2D(pool_size=pool_size or tuple(x.shape[1:3]))(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(num_classes)(x)
+    return layers.Softmax()(x)
+
+
+def _check_positive(arch: str, **values: float) -> None:
+    for name, value in values.items():
+        if not value > 0:
+            raise ConfigError(f"model {arch!r}: {name} must be positive, got {value}")
+
+
+def _ds_cnn_body(x, *, filters: int, blocks: int, kernel, strides, dw_kernel, temporal: bool,
+                 weight_decay: float, dropout: float):
+    """Strided full conv, then ``blocks`` depthwise-separable blocks (DW + PW 1x1).
+
+    ``temporal=False`` sees the MFCC as an image (T, n_mfcc, 1); ``temporal=True`` as a
+    sequence (T, 1, n_mfcc) with the coefficients as channels, which keeps every activation
+    n_mfcc times smaller: what lets the stage-1 model fit a 4 KB arena.
+    """
+    t, c = x.shape[1:]
+    x = layers.Reshape((t, 1, c) if temporal else (t, c, 1))(x)
+    x = _conv_bn_relu(x, filters, tuple(kernel), tuple(strides), weight_decay=weight_decay)
+    if dropout > 0:
+        x = layers.Dropout(dropout / 2)(x)
+    for _ in range(blocks):
+        x = _dw_bn_relu(x, tuple(dw_kernel), weight_decay=weight_decay)
+        x = _conv_bn_relu(x, filters, (1, 1), weight_decay=weight_decay)
+    return x
+
+
+# --- architectures ------------------------------------------------------------------------------
+@register("ds_cnn")
+def ds_cnn(
+    inputs, num_classes: int, *, filters: int = 64, blocks: int = 4, kernel=(10, 4), strides=(2, 2),
+    weight_decay: float = 1e-4, dropout: float = 0.4,
+):
+    """MLPerf Tiny DS-CNN: dropout 0.2 after the stem and 0.4 before pooling, L2 1e-4.
+
+    The reference pools with ``(T // 2, n_mfcc // 2)`` = (24, 5) on the 25 x 5 map (it skips the
+    last row); kept as is so the graph and MAC count match the benchmark model exactly.
+    """
+    _check_positive("ds_cnn", filters=filters, blocks=blocks)
+    x = _ds_cnn_body(inputs, filters=filters, blocks=blocks, kernel=kernel, strides=strides,
+                     dw_kernel=(3, 3), temporal=False, weight_decay=weight_decay, dropout=dropout)
+    t, c = inputs.shape[1:]
+    pool = (max(1, min(t // 2, x.shape[1])), max(1, min(c // 2, x.shape[2])))
+    return _classifier(x, num_classes, pool, dropout)
+
+
+@register("tiny")
+def tiny(
+    inputs, num_classes: int, *, filters: int = 20, blocks: int = 1, kernel: int = 7, stride: int = 2,
+    dw_kernel: int = 5, weight_decay: float = 0.0, dropout: float = 0.1,
+):
+    """Stage-1 gate: a temporal DS-CNN (coefficients as channels) for 20 KB flash, 4 KB arena.
+
+    The arena is dominated by TFLM's fixed per-operator cost (~0.4 KB each: node, eval tensors,
+    per-channel requantization data), so depth costs more arena than width: at 3 classes the
+    defaults measure ~2.2 K params, ~48 K MACs, ~7 KB flash and ~3.7 KB arena; a second block
+    pushes the arena past 4 KB.
+    """
+    _check_positive("tiny", filters=filters, blocks=blocks, kernel=kernel, stride=stride, dw_kernel=dw_kernel)
+    x = _ds_cnn_body(inputs, filters=filters, blocks=blocks, kernel=(kernel, 1), strides=(stride, 1),
+                     dw_kernel=(dw_kernel, 1), temporal=True, weight_decay=weight_decay, dropout=dropout)
+    return _classifier(x, num_classes, dropout=dropout)
+
+
+@register("tc_resnet")
+def tc_resnet(
+    inputs, num_classes: int, *, width: float = 1.0, blocks_per_stage: int = 1,
+    channels=(16, 24, 32, 48), kernel: int = 9, first_kernel: int = 3,
+    weight_decay: float = 1e-4, dropout: float = 0.1,
+):
+    """TC-ResNet: (T, n_mfcc) -> (T, 1, n_mfcc), 1-D convolutions along time as (k x 1) Conv2D.
+
+    Each stage opens with a stride-2 block whose shortcut is a 1x1 conv + BN + ReLU (as in the
+    paper), followed by ``blocks_per_stage - 1`` identity blocks; the residual ADD has equal
+    shapes on both sides, so no broadcasting is needed on the device.
+    """
+    _check_positive("tc_resnet", width=width, blocks_per_stage=blocks_per_stage, kernel=kernel)
+    widths = [max(1, round(c * width)) for c in channels]
+    x = layers.Reshape((inputs.shape[1], 1, inputs.shape[2]))(inputs)
+    x = _conv_bn_relu(x, widths[0], (first_kernel, 1), weight_decay=weight_decay)
+    for out in widths[1:]:
+        for i in range(blocks_per_stage):
+            stride = (2, 1) if i == 0 else (1, 1)
+            y = _conv_bn_relu(x, out, (kernel, 1), stride, weight_decay=weight_decay)
+            y = _conv_bn_relu(y, out, (kernel, 1), relu=False, weight_decay=weight_decay)
+            if i == 0:
+                x = _conv_bn_relu(x, out, (1, 1), stride, weight_decay=weight_decay)
+            x = layers.ReLU()(layers.Add()([x, y]))
+    return _classifier(x, num_classes, dropout=dropout)

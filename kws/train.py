@@ -1,0 +1,142 @@
+"""Train one cascade stage into a self-describing model directory, resumably.
+
+A run writes its config files first, then trains with a backup every epoch
+(``checkpoint/``), keeps the best model by validation accuracy, stops early, and finally
+quantizes the best model to int8 and measures both on validation and test speakers.
+Re-running the same command after Ctrl-C or a crash resumes from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data_prep.audio import load_audio
+from data_prep.config import FeatureConfig
+from data_prep.errors import ConfigError, DatasetError, KwsError
+from data_prep.example_features import example_clips, example_features
+from data_prep.features import mfcc
+from data_prep.normalize import FeatureStats
+from data_prep.speech_commands import Dataset, load_dataset
+from cascade import model_dir as artifact
+from cascade.stages import KEYWORD, stage_labels, stage_targets
+from kws.train_config import TrainConfig
+from kws.train_data import TrainingArrays, balanced_class_weights, training_dataset
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+def prepare_output(out: Path, config: TrainConfig, features: FeatureConfig, force: bool) -> bool:
+    """Create or reuse ``out``; True when resuming an interrupted run."""
+    if out.exists() and force:
+        shutil.rmtree(out)
+    if out.exists() and any(out.iterdir()):
+        if (out / artifact.METRICS).is_file():
+            raise KwsError(f"{out}: already holds a trained model (use --force to retrain)")
+        saved = out / artifact.TRAIN_CONFIG
+        if not saved.is_file():
+            raise KwsError(f"{out}: exists and is not a kws training run (use --force to replace it)")
+        previous = TrainConfig.from_dict(artifact.read_json(saved))
+        if not previous.resumable_with(config) or FeatureConfig.load(out / artifact.FEATURES) != features:
+            raise KwsError(f"{out}: holds an interrupted run with different settings (use --force to restart)")
+        return True
+    out.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConfig) -> TrainingArrays:
+    examples = dataset.examples("training")
+    if not examples:
+        raise DatasetError(f"{dataset.root}: no training examples")
+    targets = stage_targets(config.stage, dataset.labels, [e.label for e in examples])
+    noise = tuple(load_audio(p, features.sample_rate) for p in dataset.background_noise_files)
+    return TrainingArrays(example_clips(examples, features), np.asarray(targets, np.int32), noise)
+
+
+def split_arrays(dataset: Dataset, split: str, config: TrainConfig, features: FeatureConfig, cache_dir: Path | None):
+    examples = dataset.examples(split)
+    x = example_features(examples, features, cache_dir)
+    y = np.asarray(stage_targets(config.stage, dataset.labels, [e.label for e in examples]), np.int32)
+    return x, y
+
+
+def train(
+    data_dir: Path,
+    out: Path,
+    config: TrainConfig,
+    features: FeatureConfig,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    cache_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Train, quantize and measure; returns the metrics written to ``metrics.json``."""
+    import keras
+
+    from kws.models import build_model
+    from kws.train_callbacks import BestAndStop, HistoryWriter
+    from kws.progress import RichProgress
+
+    resuming = prepare_output(out, config, features, force)
+    dataset = load_dataset(data_dir, config.labels, silence_pct=config.silence_pct,
+                           unknown_pct=config.unknown_pct, seed=config.seed)
+    labels = stage_labels(config.stage, dataset.labels)
+    arrays = training_arrays(dataset, config, features)
+    stats = FeatureStats.measure(mfcc(arrays.clips, features))
+    x_val, y_val = split_arrays(dataset, "validation", config, features, cache_dir)
+    if len(y_val) == 0:
+        raise DatasetError(f"{data_dir}: no validation examples (needed for checkpointing)")
+
+    features.save(out / artifact.FEATURES)
+    artifact.write_labels(out / artifact.LABELS, labels)
+    stats.save(out / artifact.NORMALIZATION)
+    artifact.write_json(out / artifact.TRAIN_CONFIG, config.to_dict() | {"data": str(data_dir)})
+
+    keras.utils.set_random_seed(config.seed)
+    boost = {labels.index(KEYWORD): config.keyword_boost} if config.stage == 1 else None
+    weights = balanced_class_weights(arrays.targets, len(labels), boost)
+    train_ds = training_dataset(arrays, features, stats, config.augment, config.masks,
+                                batch_size=config.batch_size, seed=config.seed, class_weights=weights)
+    steps = math.ceil(len(arrays.targets) / config.batch_size)
+    model = build_model(config.arch, features.input_shape, len(labels), **config.arch_params)
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps, alpha=0.02)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], weighted_metrics=[])
+    history = HistoryWriter(out / artifact.HISTORY, resuming)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(out / CHECKPOINT_DIR), delete_checkpoint=False),
+        history,
+        BestAndStop(out / artifact.MODEL_KERAS, config.patience, history.entries),
+        RichProgress(config.epochs, steps, enabled=progress),
+    ]
+    model.fit(train_ds, validation_data=(stats.apply(x_val), y_val), epochs=config.epochs,
+              callbacks=callbacks, verbose=0)
+    return finish(out, dataset, config, features, arrays, stats, cache_dir)
+
+
+def finish(out: Path, dataset: Dataset, config: TrainConfig, features: FeatureConfig,
+           arrays: TrainingArrays, stats: FeatureStats, cache_dir: Path | None) -> dict[str, Any]:
+    """Quantize the best model and measure float and int8 accuracy; metrics.json marks done."""
+    import keras
+
+    from data_prep.atomic import write_bytes_atomic
+    from export.quantize import quantize
+    from kws.evaluate import accuracy_of
+
+    best = keras.models.load_model(out / artifact.MODEL_KERAS)
+    rng = np.random.default_rng(config.seed)
+    pick = rng.permutation(len(arrays.clips))[: config.representative_samples]
+    representative = stats.apply(mfcc(arrays.clips[pick], features))
+    write_bytes_atomic(out / artifact.MODEL_INT8, quantize(best, representative, "int8"))
+    metrics: dict[str, Any] = {"stage": config.stage, "arch": config.arch, "labels": list(stage_labels(config.stage, dataset.labels))}
+    for split in ("validation", "testing"):
+        x, y = split_arrays(dataset, split, config, features, cache_dir)
+        if len(y):
+            metrics[split] = accuracy_of(artifact.ModelDir.open(out), stats.apply(x), y, best)
+    artifact.write_json(out / artifact.METRICS, metrics)
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    return metrics

@@ -1,0 +1,65 @@
+"""TrainConfig: how a model is trained, saved next to it so the run can be reproduced."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from data_prep.augment import AugmentConfig
+from data_prep.errors import ConfigError
+from data_prep.spec_augment import MaskConfig
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Training settings. ``keyword_boost`` multiplies the keyword class weight of stage 1,
+    which trades false wake-ups for recall: the gate must not lose keywords."""
+
+    stage: int = 2
+    arch: str = "ds_cnn"
+    arch_params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    labels: str = "12"
+    epochs: int = 60
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    patience: int = 15
+    seed: int = 0
+    silence_pct: float = 10.0
+    unknown_pct: float = 10.0
+    keyword_boost: float = 2.0
+    representative_samples: int = 500
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    masks: MaskConfig = dataclasses.field(default_factory=MaskConfig)
+
+    def __post_init__(self) -> None:
+        if self.stage not in (1, 2):
+            raise ConfigError(f"stage must be 1 or 2, got {self.stage}")
+        for name in ("epochs", "batch_size", "patience", "representative_samples"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train config: {name}={getattr(self, name)} must be >= 1")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"train config: learning_rate={self.learning_rate} must be > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["augment"] = self.augment.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        data = dict(data)
+        if "augment" in data:
+            data["augment"] = AugmentConfig.from_dict(data["augment"])
+        if "masks" in data:
+            data["masks"] = MaskConfig(**data["masks"])
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"train config: unknown keys {unknown}")
+        return cls(**data)
+
+    def resumable_with(self, other: "TrainConfig") -> bool:
+        """A run may resume under a new ``epochs``/``patience``, not under changed data or model."""
+        ignore = {"epochs", "patience"}
+        mine, theirs = self.to_dict(), other.to_dict()
+        return all(mine[k] == theirs[k] for k in mine if k not in ignore)

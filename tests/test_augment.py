@@ -1,0 +1,172 @@
+"""Augmentation on real clips and the release's real background noise."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_prep.audio import load_audio, load_clip
+from data_prep.augment import (
+    AugmentConfig,
+    apply_gain,
+    augment,
+    clip_unit,
+    mix_at_snr,
+    mix_at_volume,
+    ms_to_samples,
+    noise_segments,
+    rms,
+    time_shift,
+)
+from data_prep.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def noise_pool(dev_data: Path, config) -> list[np.ndarray]:
+    files = sorted((dev_data / "_background_noise_").glob("*.wav"))
+    assert len(files) == 6
+    return [load_audio(f, config.sample_rate) for f in files]
+
+
+@pytest.fixture(scope="module")
+def clips(dev_data: Path, config) -> np.ndarray:
+    files = [dev_data / w / n for w, n in (("yes", "022cd682_nohash_0.wav"),)]
+    files += sorted((dev_data / "stop").glob("*.wav"))[:3] + sorted((dev_data / "zero").glob("*.wav"))[:2]
+    return np.stack([load_clip(f, config) for f in files])
+
+
+def achieved_snr(clean: np.ndarray, mixed: np.ndarray) -> np.ndarray:
+    return 20 * np.log10(rms(clean) / rms(mixed.astype(np.float64) - clean))
+
+
+@pytest.mark.parametrize("snr_db", [-5.0, 0.0, 10.0, 20.0, 35.0])
+def test_snr_is_what_was_asked_on_real_audio_and_noise(clips, noise_pool, config, rng, snr_db):
+    noise = noise_segments(noise_pool, config.clip_samples, len(clips), rng)
+    mixed = mix_at_snr(clips, noise, snr_db)
+    assert mixed.dtype == np.float32 and mixed.shape == clips.shape
+    np.testing.assert_allclose(achieved_snr(clips, mixed), snr_db, atol=0.1)
+
+
+def test_snr_per_row_and_through_augment(clips, noise_pool, config):
+    wanted = np.linspace(0.0, 25.0, len(clips))
+    noise = noise_segments(noise_pool, config.clip_samples, len(clips), np.random.default_rng(7))
+    np.testing.assert_allclose(achieved_snr(clips, mix_at_snr(clips, noise, wanted)), wanted, atol=0.1)
+
+    # halved so the final clip to [-1, 1] (which lowers the SNR of loud clips) does not act
+    quiet = clips * np.float32(0.5)
+    cfg = AugmentConfig(noise_prob=1.0, noise_mode="snr", snr_db_range=(12.0, 12.0), shift_ms=0.0)
+    out = augment(quiet, noise_pool, cfg, np.random.default_rng(3), sample_rate=config.sample_rate)
+    np.testing.assert_allclose(achieved_snr(quiet, out), 12.0, atol=0.1)
+
+
+def test_all_zero_clip_stays_finite_and_silent(noise_pool, config, rng):
+    silent = np.zeros(config.clip_samples, dtype=np.float32)
+    noise = noise_segments(noise_pool, config.clip_samples, 1, rng)[0]
+    out = mix_at_snr(silent, noise, 10.0)
+    assert np.isfinite(out).all() and not out.any()
+    # zero noise cannot reach any SNR either: the clip comes back unchanged
+    clip = np.ones(8, dtype=np.float32) * 0.5
+    np.testing.assert_array_equal(mix_at_snr(clip, np.zeros(8), 3.0), clip)
+
+
+def test_volume_mix_is_linear(clips, noise_pool, config, rng):
+    noise = noise_segments(noise_pool, config.clip_samples, len(clips), rng)
+    out = mix_at_volume(clips, noise, 0.05)
+    np.testing.assert_allclose(out - clips, 0.05 * noise, atol=1e-6)
+
+
+def test_shift_moves_content_and_zero_fills(clips, config):
+    clip = clips[0]
+    s = ms_to_samples(100, config.sample_rate)
+    later, earlier = time_shift(clip, s), time_shift(clip, -s)
+    assert not later[:s].any() and not earlier[-s:].any()
+    np.testing.assert_array_equal(later[s:], clip[:-s])
+    np.testing.assert_array_equal(earlier[:-s], clip[s:])
+    # no wrap-around: a shift as long as the clip leaves nothing
+    assert not time_shift(clip, config.clip_samples).any()
+    # a batch with one shift per row equals the rows done one by one
+    shifts = np.array([-s, 0, 7, s, -1, 3])
+    batch = time_shift(clips, shifts)
+    for row, shift in zip(range(len(clips)), shifts):
+        np.testing.assert_array_equal(batch[row], time_shift(clips[row], shift))
+
+
+def test_augment_shift_stays_within_the_configured_range(clips, config):
+    cfg = AugmentConfig(noise_prob=0.0, shift_ms=20.0)
+    limit = ms_to_samples(cfg.shift_ms, config.sample_rate)
+    clip = clips[0]
+    for seed in range(5):
+        out = augment(clip, [], cfg, np.random.default_rng(seed), sample_rate=config.sample_rate)
+        matches = [s for s in range(-limit, limit + 1) if np.array_equal(out, time_shift(clip, s))]
+        assert matches, f"seed {seed}: output is not a shift within ±{limit} samples"
+
+
+def test_same_seed_same_output_different_seed_different(clips, noise_pool, config):
+    cfg = AugmentConfig(noise_prob=1.0, gain_db_range=(-6.0, 6.0))
+    run = lambda seed: augment(clips, noise_pool, cfg, np.random.default_rng(seed), sample_rate=config.sample_rate)  # noqa: E731
+    a, b, c = run(42), run(42), run(43)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert a.dtype == np.float32 and a.shape == clips.shape
+    assert np.abs(a).max() <= 1.0
+
+
+def test_noise_probability_is_respected(noise_pool, config):
+    cfg = AugmentConfig(noise_prob=0.8, volume_range=(0.05, 0.05), shift_ms=0.0)
+    silent = np.zeros((400, config.clip_samples), dtype=np.float32)
+    out = augment(silent, noise_pool, cfg, np.random.default_rng(0), sample_rate=config.sample_rate)
+    share = np.mean(np.abs(out).max(axis=1) > 0)
+    assert 0.72 < share < 0.88
+
+
+def test_noise_segments_are_real_slices_and_short_noise_is_repeated(rng):
+    ramp = np.arange(1000, dtype=np.float32)
+    seg = noise_segments([ramp], 100, 20, rng)
+    assert seg.shape == (20, 100)
+    assert (np.diff(seg, axis=1) == 1).all() and seg.min() >= 0 and seg.max() <= 999
+    short = noise_segments([np.array([1, 2, 3], dtype=np.float32)], 7, 1, rng)[0]
+    np.testing.assert_array_equal(short, [1, 2, 3, 1, 2, 3, 1])
+    with pytest.raises(ConfigError):
+        noise_segments([], 10, 1, rng)
+
+
+def test_gain_and_clipping():
+    x = np.array([0.25, -0.5, 0.9], dtype=np.float32)
+    np.testing.assert_allclose(apply_gain(x, 20 * np.log10(2.0)), [0.5, -1.0, 1.8], rtol=1e-6)
+    np.testing.assert_array_equal(clip_unit(np.array([1.8, -3.0, 0.1])), np.float32([1.0, -1.0, 0.1]))
+    np.testing.assert_allclose(apply_gain(np.stack([x, x]), [0.0, -6.0])[1], x * 10 ** (-6 / 20), rtol=1e-6)
+
+
+def test_config_defaults_follow_the_reference_and_round_trip():
+    cfg = AugmentConfig()
+    assert (cfg.noise_prob, cfg.noise_mode, cfg.volume_range, cfg.shift_ms) == (0.8, "volume", (0.0, 0.1), 100.0)
+    other = AugmentConfig(noise_mode="snr", snr_db_range=(0, 15), gain_db_range=(-3, 3), shift_ms=50)
+    for c in (cfg, other):
+        data = json.loads(json.dumps(c.to_dict()))
+        assert AugmentConfig.from_dict(data) == c
+        assert AugmentConfig.from_dict({"augment": data}) == c
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"noise_prob": 1.5},
+        {"noise_mode": "loud"},
+        {"snr_db_range": [20, 5]},
+        {"volume_range": [-0.1, 0.1]},
+        {"shift_ms": -1},
+        {"gain_db_range": 3},
+        {"noise_level": 0.1},
+    ],
+)
+def test_bad_config_is_a_config_error(bad):
+    with pytest.raises(ConfigError):
+        AugmentConfig.from_dict(bad)
+
+
+def test_empty_pool_with_noise_is_refused(clips, config, rng):
+    with pytest.raises(ConfigError, match="noise pool is empty"):
+        augment(clips, [], AugmentConfig(), rng, sample_rate=config.sample_rate)

@@ -1,0 +1,129 @@
+"""MACs and parameters read from the int8 graph equal hand counts; the CLI reports them."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from data_prep.cache import compute_features
+from data_prep.errors import ModelError
+from data_prep.normalize import FeatureStats
+from export.quantize import quantize
+from kws.commands.model_stats import model_stats
+from kws.model_stats import collect_stats, graph_layers
+from kws.models import build_model
+
+MLPERF_DS_CNN_MACS = 2.66e6
+
+
+@pytest.fixture(scope="module")
+def features(dev_data, config) -> np.ndarray:
+    raw = compute_features(sorted(dev_data.glob("*/*_nohash_0.wav"))[::11][:24], config)
+    return FeatureStats.measure(raw).apply(raw)
+
+
+def _hand_model() -> keras.Model:
+    """(8, 6) -> conv 3x2 valid (4) -> dw 3x3 same -> pw (5) -> avgpool -> dense 3, non-zero biases."""
+    bias = keras.initializers.RandomUniform(0.1, 0.5, seed=1)
+    inputs = keras.Input((8, 6))
+    x = keras.layers.Reshape((8, 6, 1))(inputs)
+    x = keras.layers.Conv2D(4, (3, 2), padding="valid", activation="relu", bias_initializer=bias)(x)
+    x = keras.layers.DepthwiseConv2D((3, 3), padding="same", activation="relu", bias_initializer=bias)(x)
+    x = keras.layers.Conv2D(5, (1, 1), activation="relu", bias_initializer=bias)(x)
+    x = keras.layers.AveragePooling2D((6, 5))(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(3, activation="softmax", bias_initializer=bias)(x)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.fixture(scope="module")
+def hand_int8(rng_module=None) -> bytes:
+    rep = np.random.default_rng(7).normal(0, 1, (32, 8, 6)).astype(np.float32)
+    return quantize(_hand_model(), rep)
+
+
+def test_macs_and_params_equal_hand_counts(hand_int8):
+    layers, io = graph_layers(hand_int8)
+    by_op = {(layer.op, layer.output_shape): layer for layer in layers}
+    out_h, out_w = 8 - 3 + 1, 6 - 2 + 1  # valid 3x2 conv on 8x6
+    conv = by_op[("CONV_2D", (1, out_h, out_w, 4))]
+    dw = by_op[("DEPTHWISE_CONV_2D", (1, out_h, out_w, 4))]
+    pw = by_op[("CONV_2D", (1, out_h, out_w, 5))]
+    dense = by_op[("FULLY_CONNECTED", (1, 3))]
+    assert conv.macs == out_h * out_w * 4 * 3 * 2 * 1 == 720
+    assert dw.macs == out_h * out_w * 4 * 3 * 3 == 1080
+    assert pw.macs == out_h * out_w * 5 * 1 * 1 * 4 == 600
+    assert dense.macs == 5 * 3 == 15
+    assert (conv.params, dw.params, pw.params, dense.params) == (3 * 2 * 4 + 4, 3 * 3 * 4 + 4, 4 * 5 + 5, 5 * 3 + 3)
+    assert sum(layer.macs for layer in layers) == 720 + 1080 + 600 + 15
+    zero_mac_ops = {layer.op for layer in layers if layer.macs == 0}
+    assert zero_mac_ops == {"RESHAPE", "AVERAGE_POOL_2D", "SOFTMAX"}
+    assert io == {"input_shape": (1, 8, 6), "input_dtype": "int8", "output_shape": (1, 3), "output_dtype": "int8"}
+
+
+def test_ds_cnn_matches_the_mlperf_mac_count(config, features):
+    data = quantize(build_model("ds_cnn", config.input_shape, 12), features)
+    layers, _ = graph_layers(data)
+    total = sum(layer.macs for layer in layers)
+    assert abs(total - MLPERF_DS_CNN_MACS) / MLPERF_DS_CNN_MACS < 0.05
+    # by hand: stem 25*5*64*10*4, 4 x (DW 25*5*64*9 + PW 25*5*64*64), dense 64*12
+    assert total == 25 * 5 * 64 * 40 + 4 * (25 * 5 * 64 * 9 + 25 * 5 * 64 * 64) + 64 * 12
+
+
+def test_collect_stats_reads_a_model_directory(tmp_path, hand_int8):
+    (tmp_path / "model_int8.tflite").write_bytes(hand_int8)
+    model = _hand_model()
+    model.save(tmp_path / "model.keras")
+    stats = collect_stats(tmp_path, arena=False)
+    assert stats.flash_bytes == len(hand_int8) and stats.arena_bytes is None
+    assert stats.keras_params == model.count_params() == stats.params  # no BatchNorm to fold
+    assert stats.keras_bytes == (tmp_path / "model.keras").stat().st_size
+
+
+def _cli() -> typer.Typer:
+    """The real root app once ``model-stats`` is registered there, else the same error handling."""
+    from kws import cli
+
+    if any(c.name == "model-stats" for c in cli.app.registered_commands):
+        return cli.app
+    app = typer.Typer(cls=cli._OneLineErrors, pretty_exceptions_enable=False)
+    app.callback()(lambda: None)
+    app.command("model-stats")(model_stats)
+    return app
+
+
+def test_cli_prints_table_and_writes_json(tmp_path, hand_int8):
+    model = tmp_path / "hand.tflite"
+    model.write_bytes(hand_int8)
+    out = tmp_path / "stats.json"
+    result = CliRunner().invoke(_cli(), ["model-stats", str(model), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "DEPTHWISE_CONV_2D" in result.output and "2,415" in result.output
+    data = json.loads(out.read_text())
+    assert data["macs"] == 2415 and data["flash_bytes"] == len(hand_int8)
+    assert 0 < data["arena_bytes"] < 8192
+    again = CliRunner().invoke(_cli(), ["model-stats", str(model), "--json", str(out)])
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d / "absent.tflite", "no such model file or directory"),
+    (lambda d: d, "model directory has no model_int8.tflite"),
+    (lambda d: (d / "bad.tflite").write_bytes(b"\x00" * 32) and d / "bad.tflite", "not a TFLite model"),
+])
+def test_cli_bad_models_are_one_line_errors(tmp_path, make, message):
+    target = make(tmp_path)
+    result = CliRunner().invoke(_cli(), ["model-stats", str(target), "--no-arena"])
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_damaged_flatbuffer_is_a_model_error(hand_int8):
+    damaged = hand_int8[:8] + bytes(len(hand_int8) - 8)
+    with pytest.raises(ModelError):
+        graph_layers(damaged)

@@ -1,0 +1,93 @@
+"""Real TensorFlow Lite Micro: bit-exact with TFLite reference kernels, measured arenas, budgets."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from cascade.runtime import TFLiteModel
+from data_prep.cache import compute_features
+from data_prep.errors import ModelError
+from data_prep.normalize import FeatureStats
+from export.quantize import quantize
+from export.tflm import allocates, measure_arena, tflm_outputs, verify_bit_exact
+from kws.models import build_model
+
+SMALL = {"tiny": {}, "ds_cnn": {"filters": 16, "blocks": 2}, "tc_resnet": {"width": 0.5}}
+STAGE1_FLASH, STAGE1_ARENA = 20 * 1024, 4 * 1024
+
+
+@pytest.fixture(scope="module")
+def features(dev_data, config) -> np.ndarray:
+    """Normalised MFCC of 20 real clips: keywords, other words and background noise."""
+    paths = sorted(dev_data.glob("*/*_nohash_2.wav"))[::5][:20]
+    raw = compute_features(paths, config)
+    return FeatureStats.measure(raw).apply(raw)
+
+
+@pytest.fixture(scope="module")
+def models(config, features) -> dict[str, bytes]:
+    return {arch: quantize(build_model(arch, config.input_shape, 3, **kw), features) for arch, kw in SMALL.items()}
+
+
+@pytest.mark.parametrize("arch", sorted(SMALL))
+def test_tflm_equals_reference_kernels_bit_for_bit(arch, models, features):
+    data = models[arch]
+    inputs = TFLiteModel(data).quantize_input(features)
+    report = verify_bit_exact(data, inputs)
+    assert report.samples == len(features) == 20
+    assert report.bit_exact and report.max_lsb_reference == 0
+    assert 0 <= report.argmax_disagreements_optimized <= report.samples
+    # the TFLM outputs really are the model's outputs, not a constant
+    outputs = tflm_outputs(data, inputs)
+    assert outputs.dtype == np.int8 and outputs.shape == (20, 3) and len(np.unique(outputs)) > 1
+
+
+def test_arena_is_the_smallest_that_allocates(models):
+    data = models["tc_resnet"]
+    arena = measure_arena(data)
+    assert allocates(data, arena)
+    assert not allocates(data, arena - 1)
+    assert not allocates(data, arena - 16)
+
+
+def test_arena_is_cached_by_content(models):
+    data = models["ds_cnn"]
+    first = measure_arena(data)
+    start = time.perf_counter()
+    assert measure_arena(bytes(data)) == first
+    assert time.perf_counter() - start < 0.05  # no subprocess the second time
+
+
+def test_stage1_tiny_fits_its_budget(models):
+    data = models["tiny"]
+    assert len(data) <= STAGE1_FLASH
+    assert measure_arena(data) <= STAGE1_ARENA
+
+
+def test_too_small_arena_is_refused_not_a_segfault(models, features):
+    data = models["tiny"]
+    inputs = TFLiteModel(data).quantize_input(features[:2])
+    with pytest.raises(ModelError, match="too small"):
+        tflm_outputs(data, inputs, arena_size=256)
+    np.testing.assert_array_equal(
+        tflm_outputs(data, inputs, arena_size=measure_arena(data) + 1024), tflm_outputs(data, inputs)
+    )
+
+
+def test_wrong_inputs_and_files_are_model_errors(models, features):
+    with pytest.raises(ModelError, match="TFLM inputs are float32"):
+        tflm_outputs(models["tiny"], features)
+    with pytest.raises(ModelError, match="not a TFLite model"):
+        measure_arena(b"garbage bytes that are no flatbuffer")
+
+
+@pytest.mark.slow
+def test_mlperf_sized_ds_cnn_arena_and_bit_exactness(config, features):
+    """The MLPerf Tiny DS-CNN allocates in 24,273 B; ours adds only the input RESHAPE."""
+    data = quantize(build_model("ds_cnn", config.input_shape, 12), features)
+    arena = measure_arena(data)
+    assert 24_273 <= arena <= 24_273 * 1.02
+    assert verify_bit_exact(data, TFLiteModel(data).quantize_input(features)).bit_exact
