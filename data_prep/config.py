@@ -44,6 +44,18 @@ class FeatureConfig:
     log_floor: float = 1e-6
 
     def __post_init__(self) -> None:
+        # Canonical types, so 10 and 10.0 give one fingerprint and one saved file.
+        for f in dataclasses.fields(self):
+            kind = {"int": int, "float": float, "str": str}[f.type]
+            value = getattr(self, f.name)
+            if kind is int and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                    value = float(value)
+                else:
+                    raise ConfigError(f"invalid feature config: {f.name}={value!r} is not {f.type}")
+            object.__setattr__(self, f.name, value)
         if self.n_fft == 0:
             object.__setattr__(self, "n_fft", _next_pow2(self.window_samples))
         self._validate()

@@ -45,6 +45,9 @@ def stage_of(model: ModelDir) -> int:
 
 
 def predict_float(model: ModelDir, x: np.ndarray, keras_model=None) -> np.ndarray:
+    from export.tensorflow_quiet import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     net = keras_model or keras.models.load_model(model.keras_path)

@@ -30,7 +30,7 @@ from kws.train_data import TrainingArrays, balanced_class_weights, training_data
 CHECKPOINT_DIR = "checkpoint"
 
 
-def prepare_output(out: Path, config: TrainConfig, features: FeatureConfig, force: bool) -> bool:
+def prepare_output(out: Path, data_dir: Path, config: TrainConfig, features: FeatureConfig, force: bool) -> bool:
     """Create or reuse ``out``; True when resuming an interrupted run."""
     if out.exists() and force:
         shutil.rmtree(out)
@@ -40,8 +40,10 @@ def prepare_output(out: Path, config: TrainConfig, features: FeatureConfig, forc
         saved = out / artifact.TRAIN_CONFIG
         if not saved.is_file():
             raise KwsError(f"{out}: exists and is not a kws training run (use --force to replace it)")
-        previous = TrainConfig.from_dict(artifact.read_json(saved))
-        if not previous.resumable_with(config) or FeatureConfig.load(out / artifact.FEATURES) != features:
+        saved_data = artifact.read_json(saved)
+        previous = TrainConfig.from_dict({k: v for k, v in saved_data.items() if k != "data"})
+        same_data = saved_data.get("data") == str(data_dir)
+        if not (same_data and previous.resumable_with(config)) or FeatureConfig.load(out / artifact.FEATURES) != features:
             raise KwsError(f"{out}: holds an interrupted run with different settings (use --force to restart)")
         return True
     out.mkdir(parents=True, exist_ok=True)
@@ -75,13 +77,16 @@ def train(
     cache_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Train, quantize and measure; returns the metrics written to ``metrics.json``."""
+    from export.tensorflow_quiet import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     from kws.models import build_model
     from kws.train_callbacks import BestAndStop, HistoryWriter
     from kws.progress import RichProgress
 
-    resuming = prepare_output(out, config, features, force)
+    resuming = prepare_output(out, data_dir, config, features, force)
     dataset = load_dataset(data_dir, config.labels, silence_pct=config.silence_pct,
                            unknown_pct=config.unknown_pct, seed=config.seed)
     labels = stage_labels(config.stage, dataset.labels)

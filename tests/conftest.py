@@ -47,3 +47,38 @@ def config() -> FeatureConfig:
 @pytest.fixture(scope="session")
 def keyword_wav(shared_data: Path) -> Path:
     return shared_data / "speech_commands_dev" / "yes" / "022cd682_nohash_0.wav"
+
+
+@pytest.fixture(scope="session")
+def trained_models(tmp_path_factory, samples_dir: Path) -> dict[str, Path]:
+    """Stage-1 and stage-2 models trained briefly on samples/ (real training, real int8
+    conversion); shared by every test that needs a model, so the suite trains only once."""
+    from kws.train import train
+    from kws.train_config import TrainConfig
+
+    data = samples_dir / "speech_commands"
+    root = tmp_path_factory.mktemp("models")
+    cfg = FeatureConfig()
+    out = {}
+    for stage, arch, params in ((1, "tiny", {}), (2, "ds_cnn", {"filters": 16, "blocks": 2})):
+        train_cfg = TrainConfig(stage=stage, arch=arch, arch_params=params, epochs=3, batch_size=32,
+                                unknown_pct=50.0, representative_samples=64)
+        out[f"stage{stage}"] = root / f"stage{stage}"
+        train(data, out[f"stage{stage}"], train_cfg, cfg, progress=False, cache_dir=root / "cache")
+    return out
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(tmp_path_factory, trained_models: dict[str, Path], samples_dir: Path) -> Path:
+    from cascade.calibrate import build_cascade
+
+    out = tmp_path_factory.mktemp("bundles") / "cascade"
+    build_cascade(trained_models["stage1"], trained_models["stage2"], samples_dir / "speech_commands", out,
+                  recall=0.9, cache_dir=out.parent / "cache")
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_feature_cache(tmp_path_factory) -> None:
+    """Tests never read or fill the user's ~/.cache/kws."""
+    os.environ["KWS_CACHE_DIR"] = str(tmp_path_factory.mktemp("feature-cache"))

@@ -16,11 +16,12 @@ METHODS = {"librosa", "batch", "streaming", "cache_cold", "cache_warm"}
 
 def test_bench_features_writes_positive_rates(dev_data: Path, tmp_path: Path):
     out = tmp_path / "bench.json"
-    result = runner.invoke(app, ["bench", "features", str(dev_data), "--clips", "20", "--json", str(out)])
+    result = runner.invoke(app, ["bench", "features", str(dev_data), "--clips", "20", "--repeat", "2", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "PASS" in result.output or "FAIL" in result.output
     data = json.loads(out.read_text())
-    assert data["benchmark"] == "features" and data["clips"] == 20
+    assert data["benchmark"] == "features" and data["clips"] == 20 and data["repeat"] == 2
+    assert data["blas_threads"] == 1
     assert set(data["methods"]) == METHODS
     for name, m in data["methods"].items():
         assert m["clips"] == 20 and m["seconds"] > 0 and m["clips_per_second"] > 0, name
@@ -56,7 +57,8 @@ def test_bench_on_a_folder_without_clips_is_one_line(tmp_path: Path):
 def test_default_data_falls_back_to_the_repo_samples(samples_dir: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setenv("KWS_SHARED_DATA", str(tmp_path / "absent"))
     out = tmp_path / "bench.json"
-    result = runner.invoke(app, ["bench", "features", "--clips", "5", "--json", str(out)])
+    result = runner.invoke(app, ["bench", "features", "--clips", "5", "--repeat", "1", "--threads", "0", "--json", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert Path(data["data_dir"]).is_relative_to(samples_dir) and data["clips"] == 5
+    assert data["blas_threads"] == "default" and data["cache_identical"] is True

@@ -64,6 +64,13 @@ def test_round_trip(tmp_path, suffix: str) -> None:
     assert loaded.fingerprint() == cfg.fingerprint()
 
 
+def test_types_are_canonical() -> None:
+    assert FeatureConfig(stride_ms=10).fingerprint() == FeatureConfig(stride_ms=10.0).fingerprint()
+    assert isinstance(FeatureConfig(n_mels=40.0).n_mels, int)
+    with pytest.raises(ConfigError, match="n_mels"):
+        FeatureConfig(n_mels="forty")  # type: ignore[arg-type]
+
+
 def test_fingerprint_changes_with_any_field() -> None:
     base = FeatureConfig()
     assert base.fingerprint() == FeatureConfig().fingerprint()

@@ -42,7 +42,7 @@ def _hand_model() -> keras.Model:
 
 
 @pytest.fixture(scope="module")
-def hand_int8(rng_module=None) -> bytes:
+def hand_int8() -> bytes:
     rep = np.random.default_rng(7).normal(0, 1, (32, 8, 6)).astype(np.float32)
     return quantize(_hand_model(), rep)
 
@@ -111,13 +111,17 @@ def test_cli_prints_table_and_writes_json(tmp_path, hand_int8):
     assert again.exit_code == 1 and "already exists" in again.output
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda d: d / "absent.tflite", "no such model file or directory"),
-    (lambda d: d, "model directory has no model_int8.tflite"),
-    (lambda d: (d / "bad.tflite").write_bytes(b"\x00" * 32) and d / "bad.tflite", "not a TFLite model"),
+@pytest.mark.parametrize("name, content, message", [
+    ("absent.tflite", None, "no such model file or directory"),
+    ("empty_dir", None, "model directory has no model_int8.tflite"),
+    ("bad.tflite", b"\x00" * 32, "not a TFLite model"),
 ])
-def test_cli_bad_models_are_one_line_errors(tmp_path, make, message):
-    target = make(tmp_path)
+def test_cli_bad_models_are_one_line_errors(tmp_path, name, content, message):
+    target = tmp_path / name
+    if name.endswith("_dir"):
+        target.mkdir()
+    elif content is not None:
+        target.write_bytes(content)
     result = CliRunner().invoke(_cli(), ["model-stats", str(target), "--no-arena"])
     assert result.exit_code == 1
     assert message in result.output and "Traceback" not in result.output

@@ -8,6 +8,7 @@ JSON file) live here; each command adds only its own methods and targets.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -82,30 +83,50 @@ def find_clips(data_dir: Path, count: int) -> list[Path]:
     return [wavs[i] for i in np.linspace(0, len(wavs) - 1, count).round().astype(int)]
 
 
+def blas_threads(threads: int) -> contextlib.AbstractContextManager:
+    """Limit BLAS/OpenMP threads while timing. On a shared machine multi-threaded OpenBLAS
+    thrashes (measured here: librosa per clip 860 -> 110 clips/s next to one busy process)."""
+    if threads == 0:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads)
+
+
 def warm_page_cache(paths: list[Path]) -> None:
     """Read every file once so no method pays for the first disk read."""
     for p in paths:
         p.read_bytes()
 
 
-def measure(
-    steps: list[tuple[str, str, Callable[[Advance], Any]]], clips: int
-) -> tuple[list[Measurement], dict[str, Any]]:
-    """Run each (key, label, fn(advance)) once under a rich progress bar; time and keep results."""
+Steps = list[tuple[str, str, Callable[[Advance], Any]]]
+
+
+def measure(make_steps: Callable[[int], Steps], clips: int, repeat: int) -> tuple[list[Measurement], dict[str, Any]]:
+    """Run the steps ``make_steps(round)`` gives, ``repeat`` rounds interleaved, under a rich
+    progress bar; keep each step's best time (the least disturbed by other load, as timeit does)
+    and the last round's results."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    measurements, results = [], {}
+    best: dict[str, float] = {}
+    labels: dict[str, str] = {}
+    results: dict[str, Any] = {}
     columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=False) as progress:
-        for key, label, fn in steps:
-            task = progress.add_task(label, total=clips)
-            advance = lambda n, task=task: progress.advance(task, n)  # noqa: E731
-            start = time.perf_counter()
-            results[key] = fn(advance)
-            seconds = time.perf_counter() - start
-            progress.update(task, completed=clips)
-            measurements.append(Measurement(key, label, clips, seconds))
-    return measurements, results
+        tasks: dict[str, Any] = {}
+        for round_no in range(repeat):
+            for key, label, fn in make_steps(round_no):
+                if key not in tasks:
+                    tasks[key] = progress.add_task(label, total=clips * repeat)
+                    labels[key] = label
+                task = tasks[key]
+                advance = lambda n, task=task: progress.advance(task, n)  # noqa: E731
+                start = time.perf_counter()
+                results[key] = fn(advance)
+                seconds = time.perf_counter() - start
+                progress.update(task, completed=clips * (round_no + 1))
+                best[key] = min(seconds, best.get(key, float("inf")))
+    return [Measurement(key, labels[key], clips, best[key]) for key in best], results
 
 
 def print_report(title: str, measurements: list[Measurement], targets: list[Target], notes: list[str]) -> None:
@@ -165,7 +186,7 @@ def write_json(path: Path, data: dict[str, Any], force: bool) -> None:
 
 
 # --- kws bench features -----------------------------------------------------------------------
-def _feature_steps(paths: list[Path], cfg, cache_dir: Path) -> list[tuple[str, str, Callable[[Advance], Any]]]:
+def _feature_steps(paths: list[Path], cfg, cache_dir: Path) -> Steps:
     """The five ways to get MFCCs for ``paths``; each returns what a check needs."""
     import librosa
     import numpy as np
@@ -223,6 +244,10 @@ def features(
         Optional[Path], typer.Argument(help="Folder of WAV clips (default: the shared dev set, else samples/).")
     ] = None,
     clips: Annotated[int, typer.Option("--clips", min=1, help="Number of clips to time.")] = 500,
+    repeat: Annotated[int, typer.Option(min=1, help="Rounds per method; the best round counts.")] = 3,
+    threads: Annotated[
+        int, typer.Option(min=0, help="BLAS threads while timing: 1 gives per-core rates; 0 leaves the default.")
+    ] = 1,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the figures to this JSON file.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="FeatureConfig as .toml or .json.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing --json file.")] = False,
@@ -244,8 +269,11 @@ def features(
         # built tables and first-call allocations would otherwise bill whichever method runs first.
         for _key, _, fn in _feature_steps(paths[:_WARMUP_CLIPS], cfg, Path(tmp) / "warmup"):
             fn(lambda n: None)
-        steps = _feature_steps(paths, cfg, Path(tmp) / "cache")
-        measurements, results = measure(steps, len(paths))
+        # a fresh cache directory per round, so every cold pass is really cold
+        with blas_threads(threads):
+            measurements, results = measure(
+                lambda r: _feature_steps(paths, cfg, Path(tmp) / f"cache-{r}"), len(paths), repeat
+            )
 
     rate = {m.key: m.rate for m in measurements}
     batch, stream = results["batch"], results["streaming"]
@@ -257,7 +285,7 @@ def features(
         Target("warm_vs_cold", "cache warm vs cold pass", rate["cache_warm"] / rate["cache_cold"], 20.0),
     ]
     notes = [
-        f"{len(paths)} clips from {data_dir}, config {cfg.fingerprint()} (T x n_mfcc = {cfg.num_frames} x {cfg.n_mfcc})",
+        f"{len(paths)} clips from {data_dir}, best of {repeat} rounds, {threads or 'default'} BLAS thread(s), config {cfg.fingerprint()} (T x n_mfcc = {cfg.num_frames} x {cfg.n_mfcc})",
         f"warm/cold cache ratio: {rate['cache_warm'] / rate['cache_cold']:.1f}x; "
         f"warm pass hits {warm_hits}/{len(paths)}, identical to cold and batch: {'yes' if cache_identical else 'NO'}",
         f"streaming vs batch max |diff|: {stream_diff:.2e}",
@@ -270,6 +298,8 @@ def features(
             targets,
             data_dir=str(data_dir),
             clips=len(paths),
+            repeat=repeat,
+            blas_threads=threads or "default",
             config=cfg.to_dict(),
             fingerprint=cfg.fingerprint(),
             warm_over_cold=rate["cache_warm"] / rate["cache_cold"],

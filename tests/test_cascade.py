@@ -1,0 +1,110 @@
+"""The cascade bundle end to end on real models: build, open, eval, stream == batch, detect."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cascade.bundle import Bundle
+from cascade.evaluate import evaluate_bundle
+from cascade.pipeline import Cascade, StreamingCascade
+from cascade.stream_make import StreamRecipe
+from cascade.stream_build import build_stream_folder
+from cascade.stream_score import score_events
+from data_prep.audio import load_clip
+from data_prep.config import FeatureConfig
+from data_prep.errors import KwsError, ModelError
+from data_prep.features import mfcc
+from kws.cli import app
+
+runner = CliRunner()
+
+
+def test_bundle_holds_everything(bundle_dir: Path) -> None:
+    bundle = Bundle.open(bundle_dir)
+    assert bundle.config == FeatureConfig()
+    assert 0 <= bundle.tau <= 1 and bundle.calibration["recall"] >= 0.9
+    assert bundle.inference_stride_frames == 5
+    assert (bundle_dir / "threshold_curve.json").is_file()
+
+
+def test_broken_bundles_are_refused(bundle_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "b"
+    shutil.copytree(bundle_dir, broken)
+    (broken / "stage2" / "model_int8.tflite").unlink()
+    with pytest.raises(ModelError, match="missing model_int8.tflite"):
+        Bundle.open(broken)
+    mismatch = tmp_path / "m"
+    shutil.copytree(bundle_dir, mismatch)
+    FeatureConfig(stride_ms=10).save(mismatch / "stage1" / "features.toml")
+    with pytest.raises(KwsError, match="stride_ms: 10.0 != 20.0"):
+        Bundle.open(mismatch)
+    with pytest.raises(ModelError, match="not a cascade bundle"):
+        Bundle.open(tmp_path)
+
+
+def test_eval_reports_cascade_and_stage2(bundle_dir: Path, samples_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    result = runner.invoke(app, ["eval", str(samples_dir / "speech_commands"), "--model", str(bundle_dir), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    for key in ("accuracy", "stage2_accuracy", "stage1_recall", "stage2_invocation_rate", "n", "confusion", "labels"):
+        assert key in report
+    assert report["n"] == 60 and 0 <= report["stage2_invocation_rate"] <= 1
+    direct = evaluate_bundle(Bundle.open(bundle_dir), samples_dir / "speech_commands")
+    assert direct["accuracy"] == report["accuracy"]
+
+
+def test_stream_equals_batch_on_one_clip(bundle_dir: Path, keyword_wav: Path) -> None:
+    """The streaming path computes, at the step whose window is the clip, exactly what the
+    batch path computes on the clip: same features, same int8 stage 1, same gate."""
+    bundle = Bundle.open(bundle_dir)
+    clip = load_clip(keyword_wav, bundle.config)
+    runner_ = StreamingCascade(bundle)
+    steps = runner_.push(clip[:5000]) + runner_.push(clip[5000:])
+    assert len(steps) == 1 and steps[0].t == pytest.approx(1.0)
+    batch = Cascade(bundle).classify_clips(mfcc(clip, bundle.config)[None])
+    assert steps[0].p_keyword == pytest.approx(float(batch["p1"][0, Cascade(bundle).keyword_index]), abs=1e-7)
+    assert steps[0].opened == bool(batch["opened"][0])
+
+
+def test_steps_come_every_inference_stride(bundle_dir: Path, rng: np.random.Generator) -> None:
+    bundle = Bundle.open(bundle_dir)
+    audio = (rng.standard_normal(3 * bundle.config.sample_rate) * 0.01).astype(np.float32)
+    steps = StreamingCascade(bundle).push(audio)
+    times = np.array([s.t for s in steps])
+    np.testing.assert_allclose(np.diff(times), bundle.inference_stride_ms / 1000)
+    assert times[0] == pytest.approx(1.0)
+
+
+def test_detect_on_a_built_stream(bundle_dir: Path, samples_dir: Path, tmp_path: Path) -> None:
+    stream = tmp_path / "stream"
+    truth = build_stream_folder(samples_dir / "speech_commands", [], stream, StreamRecipe(minutes=0.5, seed=1))
+    assert truth["keywords"] and (stream / "stream.wav").is_file()
+    events, summary = tmp_path / "ev.jsonl", tmp_path / "s.json"
+    result = runner.invoke(app, ["detect", str(stream / "stream.wav"), "--model", str(bundle_dir), "--truth",
+                                 str(stream / "truth.json"), "--events", str(events), "--json", str(summary)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(summary.read_text())
+    assert data["steps"] > 250 and 0 <= data["stage2_runs"] <= data["steps"]
+    assert {"hit_rate", "false_accepts_per_hour"} <= set(data["score"])
+    scored = runner.invoke(app, ["stream", "score", "--truth", str(stream / "truth.json"), "--events", str(events)])
+    assert scored.exit_code == 0 and json.loads(scored.output)["false_accepts"] == data["score"]["false_accepts"]
+
+
+def test_stream_scoring_rules() -> None:
+    keywords = [{"start": 10.0, "end": 10.6, "label": "yes"}, {"start": 20.0, "end": 20.5, "label": "no"}]
+    events = [
+        {"t": 9.8, "label": "yes"},  # hit (within 0.25 s before)
+        {"t": 11.0, "label": "yes"},  # double trigger: false accept
+        {"t": 21.9, "label": "no"},  # hit (within 1.5 s after)
+        {"t": 30.0, "label": "up"},  # false accept
+    ]
+    score = score_events(events, keywords, 3600.0)
+    assert (score["hits"], score["false_accepts"], score["hit_rate"], score["false_accepts_per_hour"]) == (2, 2, 1.0, 2.0)
+    assert score_events([{"t": 22.1, "label": "no"}], keywords, 3600.0)["hits"] == 0

@@ -1,0 +1,70 @@
+"""Gate calibration and the streaming decision (smoothing, suppression): pure functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cascade.decision import Smoother, SmoothingConfig, background_posterior, clip_predictions
+from cascade.gate import calibrate, gate_open, threshold_curve
+from data_prep.errors import ConfigError
+
+LABELS = ("_silence_", "_unknown_", "yes", "no")
+S1 = ("_silence_", "_unknown_", "keyword")
+
+
+def test_calibration_meets_the_target_recall_with_the_largest_tau(rng: np.random.Generator) -> None:
+    p = rng.random(1000)
+    kw = rng.random(1000) < 0.6
+    cal = calibrate(p, kw, 0.95)
+    assert cal.recall >= 0.95
+    assert np.mean(p[kw] >= np.nextafter(cal.tau, 1)) < 0.95  # any larger tau misses the target
+    assert cal.invocation_rate == pytest.approx(np.mean(p >= cal.tau))
+    assert calibrate(p, kw, 1.0).tau == p[kw].min()
+
+
+def test_calibration_refuses_nonsense() -> None:
+    with pytest.raises(ConfigError):
+        calibrate(np.array([0.5]), np.array([False]), 0.9)
+    with pytest.raises(ConfigError):
+        calibrate(np.array([0.5]), np.array([True]), 1.5)
+
+
+def test_threshold_curve_is_monotonic(rng: np.random.Generator) -> None:
+    curve = threshold_curve(rng.random(200), rng.random(200) < 0.5)
+    recalls = [c["recall"] for c in curve]
+    rates = [c["invocation_rate"] for c in curve]
+    assert recalls == sorted(recalls, reverse=True) and rates == sorted(rates, reverse=True)
+    assert gate_open(0.5, 0.5) and not gate_open(0.49, 0.5)
+
+
+def test_closed_gate_gives_stage1_non_keyword_label() -> None:
+    p1 = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.0, 0.1, 0.9]], np.float32)
+    p2 = np.array([[0, 0, 1, 0], [0, 0, 1, 0], [0, 0, 0.2, 0.8]], np.float32)
+    opened = np.array([False, False, True])
+    assert clip_predictions(p1, p2, opened, S1, LABELS).tolist() == [0, 1, 3]
+    np.testing.assert_allclose(background_posterior(p1[0], S1, LABELS), [0.7 / 0.9, 0.2 / 0.9, 0, 0])
+
+
+def test_smoother_needs_count_and_threshold_then_suppresses() -> None:
+    sm = Smoother(SmoothingConfig(window_ms=500, threshold=0.6, suppression_ms=1000, min_count=2), LABELS)
+    yes = np.array([0, 0, 1, 0], np.float32)
+    no = np.array([0, 0, 0, 1], np.float32)
+    assert sm.update(0.1, yes)[0] is None  # one result is not enough
+    det = sm.update(0.2, yes)[0]
+    assert det is not None and det.label == "yes" and det.t == 0.2
+    assert sm.update(0.3, yes)[0] is None  # suppressed
+    for t in (0.8, 0.9, 1.0):
+        assert sm.update(t, no)[0] is None  # other label inside the suppression time
+    assert sm.update(1.3, no)[0].label == "no"
+    sm.reset()
+    assert sm.update(0.0, np.array([0.5, 0.5, 0, 0], np.float32))[1] in ("_silence_", "_unknown_")
+
+
+def test_smoother_averages_over_the_window() -> None:
+    sm = Smoother(SmoothingConfig(window_ms=300, threshold=0.7, suppression_ms=0, min_count=1), LABELS)
+    sm.update(0.0, np.array([0, 0, 0.5, 0.5], np.float32))
+    det, label, score = sm.update(0.1, np.array([0, 0, 1.0, 0], np.float32))
+    assert label == "yes" and score == pytest.approx(0.75) and det is not None
+    _, _, score = sm.update(0.5, np.array([0, 0, 0.6, 0.4], np.float32))  # the first two left the window
+    assert score == pytest.approx(0.6)

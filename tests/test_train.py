@@ -1,0 +1,118 @@
+"""Training: the artefact it writes, --force, resume after an interrupt, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cascade.model_dir import ModelDir
+from cascade.stages import STAGE1_LABELS
+from data_prep.config import FeatureConfig
+from data_prep.errors import DatasetError
+from kws.cli import app
+from kws.train_data import balanced_class_weights
+
+runner = CliRunner()
+
+
+def test_artifact_is_self_describing(trained_models: dict[str, Path]) -> None:
+    for stage, path in trained_models.items():
+        names = {p.name for p in path.iterdir()}
+        assert {"features.toml", "labels.txt", "normalization.json", "model.keras", "model_int8.tflite",
+                "train_config.json", "history.json", "metrics.json"} <= names
+        assert "checkpoint" not in names  # removed once the run is complete
+        model = ModelDir.open(path)
+        assert model.config == FeatureConfig()
+        metrics = json.loads((path / "metrics.json").read_text())
+        for split in ("validation", "testing"):
+            assert 0.0 <= metrics[split]["int8_accuracy"] <= 1.0 and metrics[split]["n"] > 0
+        history = json.loads((path / "history.json").read_text())
+        assert [e["epoch"] for e in history] == list(range(len(history))) and "val_accuracy" in history[0]
+    assert ModelDir.open(trained_models["stage1"]).labels == STAGE1_LABELS
+    assert len(ModelDir.open(trained_models["stage2"]).labels) == 12
+
+
+def test_int8_model_takes_int8(trained_models: dict[str, Path]) -> None:
+    from cascade.runtime import TFLiteModel
+
+    model = TFLiteModel(trained_models["stage2"] / "model_int8.tflite")
+    assert model.input.dtype == np.int8 and model.output.dtype == np.int8
+    assert model.input_shape == FeatureConfig().input_shape
+
+
+def test_existing_output_is_not_overwritten(trained_models: dict[str, Path], samples_dir: Path) -> None:
+    target = trained_models["stage1"]
+    before = (target / "model_int8.tflite").read_bytes()
+    result = runner.invoke(app, ["train", str(samples_dir / "speech_commands"), "--out", str(target), "--stage", "1", "--arch", "tiny"])
+    assert result.exit_code == 1 and "--force" in result.output
+    assert (target / "model_int8.tflite").read_bytes() == before
+
+
+def test_class_weights_balance_and_boost() -> None:
+    w = balanced_class_weights(np.array([0, 0, 0, 1, 2, 2]), 4, boost={2: 2.0})
+    assert w[0] == pytest.approx(6 / (3 * 3)) and w[1] == pytest.approx(6 / 3)
+    assert w[2] == pytest.approx(2 * 6 / (3 * 2)) and w[3] == 0.0
+
+
+def test_empty_dataset_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 1 and str(tmp_path) in result.output
+    assert isinstance(result.exception, SystemExit) or result.exception is None
+
+
+def _history(path: Path) -> list[dict]:
+    try:
+        return json.loads((path / "history.json").read_text())
+    except (OSError, ValueError):
+        return []
+
+
+def test_interrupted_training_resumes(tmp_path: Path, samples_dir: Path) -> None:
+    """Ctrl-C (SIGINT) mid-run leaves a checkpoint; the same command continues from it."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-c", "from kws.cli import main; main()", "train", str(samples_dir / "speech_commands"),
+           "--out", str(out), "--stage", "1", "--arch", "tiny", "--epochs", "6", "--batch-size", "32", "--quiet"]
+    env = dict(os.environ, KWS_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while len(_history(out)) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err
+    before = _history(out)
+    done = len(before)
+    assert 2 <= done < 6 and (out / "checkpoint").is_dir() and not (out / "metrics.json").exists()
+
+    resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stderr
+    after = _history(out)
+    assert [e["epoch"] for e in after] == list(range(len(after))) and len(after) > done
+    # the epochs finished before the interrupt were kept, not trained again from zero
+    assert after[: done - 1] == before[: done - 1]
+    assert (out / "metrics.json").is_file()
+
+
+def test_config_mismatch_is_refused(trained_models: dict[str, Path], tmp_path: Path) -> None:
+    from data_prep.errors import ConfigMismatch
+
+    model = ModelDir.open(trained_models["stage2"])
+    with pytest.raises(ConfigMismatch, match="n_mfcc"):
+        model.config.require_same(FeatureConfig(n_mfcc=13), "data config")
+
+
+def test_dataset_error_type(tmp_path: Path) -> None:
+    from data_prep.speech_commands import load_dataset
+
+    with pytest.raises(DatasetError):
+        load_dataset(tmp_path)
