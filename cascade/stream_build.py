@@ -12,21 +12,11 @@ import soundfile as sf
 from cascade.model_dir import write_json
 from cascade.stream_make import StreamRecipe, make_stream
 from data_prep.atomic import write_atomic
-from data_prep.audio import load_audio
+from data_prep.audio import audio_files, load_audio
 from data_prep.config import FeatureConfig
 from data_prep.errors import DatasetError, KwsError
 from data_prep.labels import RESERVED, UNKNOWN
 from data_prep.speech_commands import load_dataset
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-
-
-def audio_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and "_background_noise_" not in p.parts)
-    if not files:
-        raise DatasetError(f"{folder}: no audio files (.wav/.flac/.ogg)")
-    return files
-
 
 def build_stream_folder(keywords_dir: Path, negative_dirs: list[Path], out: Path, recipe: StreamRecipe,
                         *, split: str = "testing", config: FeatureConfig | None = None, force: bool = False) -> dict[str, Any]:

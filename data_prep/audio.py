@@ -13,7 +13,9 @@ import soundfile as sf
 import soxr
 
 from data_prep.config import FeatureConfig
-from data_prep.errors import AudioError
+from data_prep.errors import AudioError, DatasetError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 def read_audio(path: Path) -> tuple[np.ndarray, int]:
@@ -106,3 +108,22 @@ def load_audio(path: Path, sample_rate: int) -> np.ndarray:
 def load_clip(path: Path, config: FeatureConfig) -> np.ndarray:
     """One clip of exactly L samples, as the features and models expect."""
     return pad_or_crop(load_audio(path, config.sample_rate), config.clip_samples)
+
+
+def loudest_window(samples: np.ndarray, length: int) -> np.ndarray:
+    """The ``length``-sample stretch with the most energy (padded when shorter): where the
+    word is in a longer recording."""
+    if samples.shape[-1] <= length:
+        return pad_or_crop(samples, length)
+    energy = np.concatenate([[0.0], np.cumsum(samples.astype(np.float64) ** 2)])
+    start = int(np.argmax(energy[length:] - energy[:-length]))
+    return samples[start : start + length]
+
+
+def audio_files(folder: Path) -> list[Path]:
+    """Every audio file under ``folder`` (recursively, background-noise folders excluded)."""
+    files = sorted(p for p in Path(folder).rglob("*")
+                   if p.suffix.lower() in AUDIO_SUFFIXES and "_background_noise_" not in p.parts)
+    if not files:
+        raise DatasetError(f"{folder}: no audio files ({'/'.join(AUDIO_SUFFIXES)})")
+    return files

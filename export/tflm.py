@@ -76,6 +76,9 @@ def _recorded_total(path: Path, model_size: int) -> int:
         if done.returncode == 0:
             found = _TOTAL.search(done.stderr + done.stdout)
             return min(size, int(found.group(1))) if found else size
+        if done.returncode > 0 and "failed to allocate" not in done.stderr.lower().split("runtimeerror")[0]:
+            first = (done.stderr.strip().splitlines() or ["no message"])[0]  # not an arena problem
+            raise ModelError(f"TFLite Micro cannot run the model ({first})")
         size *= 2
     raise ModelError(f"model does not allocate in TFLite Micro even with a {ARENA_CAP} B arena")
 

@@ -18,7 +18,7 @@ import typer  # noqa: E402
 from typer.core import TyperGroup
 
 from data_prep.errors import KwsError  # noqa: E402
-from kws.commands import bench, cascade, data, detect, download, evaluate, features, stream, train
+from kws.commands import bench, cascade, data, demo, detect, download, energy, evaluate, features, stream, synth, train
 
 
 class _OneLineErrors(TyperGroup):
@@ -47,7 +47,10 @@ app.command("features")(features.features)
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
 app.command("detect")(detect.detect)
+app.command("energy")(energy.energy)
+app.command("demo")(demo.demo)
 data.app.command("download")(download.download)
+data.app.command("synth")(synth.synth)
 app.add_typer(data.app, name="data")
 app.add_typer(bench.app, name="bench")
 app.add_typer(cascade.app, name="cascade")

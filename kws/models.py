@@ -171,8 +171,8 @@ def tiny(
 
     The arena is dominated by TFLM's fixed per-operator cost (~0.4 KB each: node, eval tensors,
     per-channel requantization data), so depth costs more arena than width: at 3 classes the
-    defaults measure ~2.2 K params, ~48 K MACs, ~7 KB flash and ~3.7 KB arena; a second block
-    pushes the arena past 4 KB.
+    defaults measure ~2.2 K params, ~48 K MACs, ~7.3 KB flash and 3,880 B arena; a second
+    block or 24 filters push the arena past 4 KB.
     """
     _check_positive("tiny", filters=filters, blocks=blocks, kernel=kernel, stride=stride, dw_kernel=dw_kernel)
     x = _ds_cnn_body(inputs, filters=filters, blocks=blocks, kernel=(kernel, 1), strides=(stride, 1),

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from data_prep.audio import load_audio
+from data_prep.audio import audio_files, load_audio, loudest_window
+from data_prep.labels import UNKNOWN
 from data_prep.config import FeatureConfig
 from data_prep.errors import ConfigError, DatasetError, KwsError
 from data_prep.example_features import example_clips, example_features
@@ -51,12 +52,28 @@ def prepare_output(out: Path, data_dir: Path, config: TrainConfig, features: Fea
 
 
 def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConfig) -> TrainingArrays:
-    examples = dataset.examples("training")
+    """Training clips of the dataset, plus every clip of the extra folders, plus negatives
+    (the loudest clip-length stretch of each file) as ``_unknown_``."""
+    examples = list(dataset.examples("training"))
     if not examples:
         raise DatasetError(f"{dataset.root}: no training examples")
-    targets = stage_targets(config.stage, dataset.labels, [e.label for e in examples])
+    for folder in config.extra_data:
+        extra = load_dataset(Path(folder), dataset.label_set, silence_pct=0.0, unknown_pct=config.unknown_pct, seed=config.seed)
+        examples += [e for e in extra.all_examples if e.path is not None]
+    labels = [e.label for e in examples]
+    clips = [example_clips(examples, features)]
+    for folder in config.negatives:
+        negatives = negative_clips(Path(folder), features)
+        clips.append(negatives)
+        labels += [UNKNOWN] * len(negatives)
+    targets = stage_targets(config.stage, dataset.labels, labels)
     noise = tuple(load_audio(p, features.sample_rate) for p in dataset.background_noise_files)
-    return TrainingArrays(example_clips(examples, features), np.asarray(targets, np.int32), noise)
+    return TrainingArrays(np.concatenate(clips), np.asarray(targets, np.int32), noise)
+
+
+def negative_clips(folder: Path, features: FeatureConfig) -> np.ndarray:
+    return np.stack([loudest_window(load_audio(p, features.sample_rate), features.clip_samples)
+                     for p in audio_files(folder)])
 
 
 def split_arrays(dataset: Dataset, split: str, config: TrainConfig, features: FeatureConfig, cache_dir: Path | None):

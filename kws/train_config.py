@@ -28,6 +28,8 @@ class TrainConfig:
     unknown_pct: float = 10.0
     keyword_boost: float = 2.0
     representative_samples: int = 500
+    extra_data: tuple[str, ...] = ()  # more Speech Commands-layout folders: all their clips train
+    negatives: tuple[str, ...] = ()  # folders of other audio (speech, music): training _unknown_
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     masks: MaskConfig = dataclasses.field(default_factory=MaskConfig)
 
@@ -42,6 +44,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        data["extra_data"], data["negatives"] = list(self.extra_data), list(self.negatives)
         data["augment"] = self.augment.to_dict()
         return data
 
@@ -50,6 +53,9 @@ class TrainConfig:
         data = dict(data)
         if "augment" in data:
             data["augment"] = AugmentConfig.from_dict(data["augment"])
+        for key in ("extra_data", "negatives"):
+            if key in data:
+                data[key] = tuple(data[key])
         if "masks" in data:
             data["masks"] = MaskConfig(**data["masks"])
         known = {f.name for f in dataclasses.fields(cls)}

@@ -36,7 +36,7 @@ def test_ds_cnn_defaults_are_the_mlperf_tiny_model(config):
     model = build_model("ds_cnn", config.input_shape, 12)
     convs = _layers(model, keras.layers.Conv2D)
     dws = _layers(model, keras.layers.DepthwiseConv2D)
-    assert [c.filters for c in convs] == [64] * 5
+    assert [c.filters for c in convs] == [64] * 5 + [12]  # the last is the dense layer as 1x1
     assert convs[0].kernel_size == (10, 4) and convs[0].strides == (2, 2)
     assert all(c.kernel_size == (1, 1) for c in convs[1:])
     assert len(dws) == 4 and all(d.kernel_size == (3, 3) for d in dws)
@@ -50,7 +50,7 @@ def test_ds_cnn_defaults_are_the_mlperf_tiny_model(config):
 def test_width_and_depth_are_parameters_not_copies(config):
     narrow = build_model("ds_cnn", config.input_shape, 12, filters=32, blocks=2)
     assert len(_layers(narrow, keras.layers.DepthwiseConv2D)) == 2
-    assert {c.filters for c in _layers(narrow, keras.layers.Conv2D)} == {32}
+    assert {c.filters for c in _layers(narrow, keras.layers.Conv2D)} == {32, 12}
     tc8 = build_model("tc_resnet", config.input_shape, 12, width=1.0)
     tc14 = build_model("tc_resnet", config.input_shape, 12, width=1.0, blocks_per_stage=2)
     assert len(_layers(tc8, keras.layers.Add)) == 3 and len(_layers(tc14, keras.layers.Add)) == 6

@@ -50,9 +50,10 @@ def _write(tmp_path: Path, text: str, name: str = "board.toml") -> Path:
 def _user_text(**changes: str) -> str:
     """The nrf52840 profile as a user would copy it, with some lines replaced or removed."""
     lines = (PROFILE_DIR / "nrf52840.toml").read_text().splitlines()
-    out = []
+    out, in_sources = [], False
     for line in lines:
-        key = line.split("=")[0].strip() if "=" in line else None
+        in_sources = in_sources or line.strip() == "[sources]"
+        key = line.split("=")[0].strip() if "=" in line and not in_sources else None
         if key in changes:
             if changes[key]:
                 out.append(changes[key])

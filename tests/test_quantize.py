@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
@@ -32,18 +33,20 @@ def small_model(config):
 
 @pytest.mark.parametrize("arch", sorted(SMALL))
 def test_int8_uses_only_tflm_ops_and_int8_io(arch, config, features):
+    keras.utils.set_random_seed(11)
     model = build_model(arch, config.input_shape, 3, **SMALL[arch])
     runtime = TFLiteModel(quantize(model, features))
     assert runtime.input.dtype == np.int8 and runtime.output.dtype == np.int8
     assert runtime.input.shape == (1, *config.input_shape)
     layers, _ = graph_layers(runtime.model_bytes)
     assert {layer.op for layer in layers} <= TFLM_OPS
+    # the classifier is a 1x1 CONV_2D: TFLM's FULLY_CONNECTED is not bit-exact with TFLite
+    assert "FULLY_CONNECTED" not in {layer.op for layer in layers}
     # softmax output is fixed by the converter to 1/256 and -128; read, not assumed, by the runtime
     assert runtime.output.scale == pytest.approx(1 / 256) and runtime.output.zero_point == -128
+    # an untrained model's classes nearly tie, so compare probabilities, not argmax
     float_probs = np.asarray(model(features, training=False))
-    int8_probs = runtime.predict(features)
-    assert np.abs(int8_probs - float_probs).max() < 0.08
-    assert (int8_probs.argmax(1) == float_probs.argmax(1)).mean() >= 0.8
+    assert np.abs(runtime.predict(features) - float_probs).max() < 0.08
 
 
 def test_input_scale_covers_the_representative_range(small_model, features):

@@ -36,4 +36,6 @@ def build(
     Console().print(
         f"tau = {cal['tau']:.4f}: stage-1 recall {cal['recall']:.3f} (target {recall}), gate opens on "
         f"{cal['invocation_rate']:.1%} of validation clips ({cal['false_open_rate']:.1%} of non-keyword)\n"
+        f"keyword-free audio ({cal['keyword_free']['seconds']:.0f} s of noise and other speech): stage 2 runs "
+        f"{cal['keyword_free']['stage2_per_s']:.3f} times/s ({cal['keyword_free']['stage2_share']:.1%} of steps)\n"
         f"wrote {bundle.path}", soft_wrap=True)

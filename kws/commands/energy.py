@@ -14,20 +14,8 @@ from typing import Annotated, Optional
 import typer
 
 from data_prep.errors import KwsError
+from kws.energy_report import bundle_inputs, model_cost
 
-
-
-def model_cost(path: Path, measure_arena: bool = True):
-    """ModelCost of an int8 .tflite file or model directory, via kws.model_stats."""
-    from cascade.cost import ModelCost, layer_from_op
-    from kws.model_stats import collect_stats
-
-    stats = collect_stats(path, arena=measure_arena, keras_params=False)
-    layers = tuple(
-        layer_from_op(f"{layer.index}:{layer.op}", layer.op, layer.macs, layer.input_shape, layer.output_shape)
-        for layer in stats.layers
-    )
-    return ModelCost(Path(stats.source).name, layers, stats.flash_bytes, stats.arena_bytes or 0)
 
 
 def _features(model: Path, config: Optional[Path]):
@@ -83,12 +71,12 @@ def _table(results: dict, cascade: bool):
 
 
 def energy(
-    model: Annotated[Path, typer.Option(help="int8 .tflite or model directory (stage 2 of a cascade).")],
+    model: Annotated[Optional[Path], typer.Option(help="Cascade bundle (default: samples/cascade), or an int8 .tflite / model directory.")] = None,
     profile: Annotated[Optional[list[str]], typer.Option(help="Built-in profile name or a .toml file; repeatable.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every built-in profile.")] = False,
     stage1: Annotated[Optional[Path], typer.Option(help="Stage-1 int8 .tflite or model directory: estimate the cascade.")] = None,
     invocation_rate: Annotated[Optional[float], typer.Option(help="Stage-2 invocations per second (cascade only).")] = None,
-    inference_stride_ms: Annotated[float, typer.Option(help="Milliseconds between inferences (>= the feature stride).")] = 20.0,
+    inference_stride_ms: Annotated[Optional[float], typer.Option(help="Milliseconds between inferences (default: the bundle's, else 20).")] = None,
     battery: Annotated[str, typer.Option(help="Battery for the life estimate: cr2032 or 2xaa.")] = "cr2032",
     engine: Annotated[Optional[str], typer.Option(help="Named engine factor of the profile instead of the default runtime.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="FeatureConfig .toml/.json (default: the model directory's, else defaults).")] = None,
@@ -102,7 +90,17 @@ def energy(
     from cascade.energy import estimate_cascade, estimate_single
     from data_prep.atomic import write_text_atomic
 
+    from kws.commands.common import default_bundle, is_bundle
+
     bat = get_battery(battery)
+    model = model or default_bundle()
+    if is_bundle(model):
+        model, stage1, stride, measured = bundle_inputs(model)
+        inference_stride_ms = inference_stride_ms or stride
+        invocation_rate = measured if invocation_rate is None else invocation_rate
+        if invocation_rate is None:
+            raise KwsError(f"{model}: the bundle has no measured keyword-free invocation rate; pass --invocation-rate")
+    inference_stride_ms = inference_stride_ms or 20.0
     if json_out is not None and json_out.exists() and not force:
         raise KwsError(f"{json_out}: already exists (use --force to overwrite)")
     if stage1 is None and invocation_rate is not None:

@@ -25,6 +25,9 @@ def train(
     seed: Annotated[int, typer.Option()] = 0,
     unknown_pct: Annotated[float, typer.Option(help="_unknown_ clips as a % of keyword clips.")] = 10.0,
     silence_pct: Annotated[float, typer.Option(help="_silence_ clips as a % of keyword clips.")] = 10.0,
+    extra_data: Annotated[Optional[list[Path]], typer.Option(help="More Speech Commands-layout folders; all their clips train (repeatable).")] = None,
+    negatives: Annotated[Optional[list[Path]], typer.Option(help="Folders of other speech/music used as _unknown_ (repeatable).")] = None,
+    keyword_boost: Annotated[float, typer.Option(help="Stage 1: weight multiplier of the keyword class (recall).")] = 2.0,
     config: Annotated[Optional[Path], typer.Option(help="FeatureConfig .toml/.json (default: 49x10 MFCC).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
@@ -42,7 +45,9 @@ def train(
         raise ConfigError(f"--arch-params is not valid JSON: {exc}") from None
     cfg = TrainConfig(stage=stage, arch=arch, arch_params=params, labels=labels, epochs=epochs,
                       batch_size=batch_size, learning_rate=learning_rate, patience=patience, seed=seed,
-                      unknown_pct=unknown_pct, silence_pct=silence_pct)
+                      unknown_pct=unknown_pct, silence_pct=silence_pct, keyword_boost=keyword_boost,
+                      extra_data=tuple(str(p) for p in extra_data or ()),
+                      negatives=tuple(str(p) for p in negatives or ()))
     metrics = run(data, out, cfg, load_feature_config(config), force=force, progress=not quiet)
     console = Console()
     for split in ("validation", "testing"):

@@ -1,0 +1,52 @@
+"""``kws demo``: the whole pipeline on the embedded samples (what `make demo` runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kws.commands.common import SAMPLES
+
+
+def demo(
+    out: Annotated[Path, typer.Option(help="Run directory; each step writes into OUT/<step>/.")] = Path("runs/demo"),
+    data: Annotated[Path, typer.Option(help="Speech Commands folder.")] = SAMPLES / "speech_commands",
+    config: Annotated[Optional[Path], typer.Option(help="FeatureConfig .toml/.json.")] = None,
+    force: Annotated[bool, typer.Option(help="Redo every step, even those whose outputs are current.")] = False,
+) -> None:
+    """Features -> train both stages -> int8 -> TFLM check -> cascade -> eval -> stream -> energy."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from kws.commands.common import load_feature_config
+    from kws.demo import DemoConfig, demo_steps
+    from kws.steps import run_steps
+
+    console = Console()
+    features = load_feature_config(config)
+    cfg = DemoConfig(data=str(data))
+    steps = demo_steps(out, cfg, features)
+    console.print(f"[bold]kws demo[/] on {data} -> {out}  (features {features.num_frames} x {features.n_mfcc}, "
+                  f"config {features.fingerprint()})", soft_wrap=True)
+
+    def start(step) -> None:
+        console.rule(f"[bold]{step.name}[/]: {step.title}")
+
+    def done(step, summary, cached) -> None:
+        tag = "[dim]up to date, skipped[/]" if cached else f"done in {summary.get('seconds', 0):.0f} s"
+        console.print(f"[green]✓[/] {step.name}: {tag}")
+
+    results = run_steps(out, steps, force=force, on_start=start, on_done=done)
+    table = Table("step", "result", title="demo summary")
+    for step in steps:
+        summary = {k: v for k, v in results[step.name].items() if k != "seconds"}
+        table.add_row(step.name, json.dumps(summary, default=_short)[:300])
+    console.print(table)
+
+
+def _short(value):
+    return round(value, 4) if isinstance(value, float) else str(value)

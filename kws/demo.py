@@ -1,0 +1,161 @@
+"""``make demo``: the whole pipeline on the embedded samples, as resumable steps.
+
+features -> train stage 1 and stage 2 (int8 quantization inside) -> TFLite Micro check ->
+cascade calibration -> batch evaluation -> streaming detection on a long mixed recording ->
+energy on every MCU profile -> firmware export -> report. Each step writes into
+``runs/demo/<step>/``; a step whose inputs did not change is skipped on a re-run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cascade.model_dir import write_json
+from data_prep.config import FeatureConfig
+from kws.steps import Step
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DemoConfig:
+    data: str
+    stage1_arch: str = "tiny"
+    stage1_epochs: int = 40
+    stage2_arch: str = "ds_cnn"
+    stage2_params: tuple[tuple[str, Any], ...] = (("filters", 32),)
+    stage2_epochs: int = 60
+    unknown_pct: float = 100.0
+    recall: float = 0.95
+    stream_minutes: float = 2.0
+    seed: int = 0
+
+
+def features_step(cfg: DemoConfig, features: FeatureConfig):
+    def run(out: Path) -> dict[str, Any]:
+        from data_prep.example_features import example_features
+        from data_prep.speech_commands import load_dataset
+
+        dataset = load_dataset(Path(cfg.data))
+        summary: dict[str, Any] = {"config": features.to_dict(), "fingerprint": features.fingerprint(),
+                                   "T": features.num_frames, "n_mfcc": features.n_mfcc, "splits": {}}
+        for split in ("training", "validation", "testing"):
+            x = example_features(dataset.examples(split), features)
+            summary["splits"][split] = {"clips": int(len(x)), "mean": float(x.mean()), "std": float(x.std()),
+                                        "c0_mean": float(x[..., 0].mean())}
+        summary["counts"] = dataset.counts()
+        features.save(out / "features.toml")
+        write_json(out / "summary.json", summary)
+        return {"clips": sum(s["clips"] for s in summary["splits"].values()), "shape": [features.num_frames, features.n_mfcc]}
+    return run
+
+
+def train_step(cfg: DemoConfig, features: FeatureConfig, stage: int):
+    def run(out: Path) -> dict[str, Any]:
+        from kws.train import train
+        from kws.train_config import TrainConfig
+
+        arch, params, epochs = ((cfg.stage1_arch, {}, cfg.stage1_epochs) if stage == 1
+                                else (cfg.stage2_arch, dict(cfg.stage2_params), cfg.stage2_epochs))
+        tc = TrainConfig(stage=stage, arch=arch, arch_params=params, epochs=epochs, patience=epochs,
+                         batch_size=32, unknown_pct=cfg.unknown_pct, seed=cfg.seed)
+        metrics = train(Path(cfg.data), out / "model", tc, features, progress=True)
+        return {"testing": metrics.get("testing"), "validation": metrics.get("validation")}
+    return run
+
+
+def tflm_step(root: Path, cfg: DemoConfig):
+    def run(out: Path) -> dict[str, Any]:
+        from cascade.model_dir import ModelDir
+        from cascade.runtime import TFLiteModel
+        from data_prep.example_features import example_features
+        from data_prep.speech_commands import load_dataset
+        from export.tflm import measure_arena, verify_bit_exact
+
+        summary = {}
+        for stage in ("stage1", "stage2"):
+            model = ModelDir.open(root / f"train_{stage}" / "model")
+            examples = load_dataset(Path(cfg.data)).examples("testing")
+            x = model.inputs(example_features(examples, model.config))
+            tfl = TFLiteModel(model.int8_path)
+            data = model.int8_path.read_bytes()
+            report = verify_bit_exact(data, tfl.quantize_input(x))
+            summary[stage] = report.to_dict() | {"arena_bytes": measure_arena(data), "flash_bytes": len(data)}
+        write_json(out / "tflm.json", summary)
+        return summary
+    return run
+
+
+def cascade_step(root: Path, cfg: DemoConfig):
+    def run(out: Path) -> dict[str, Any]:
+        from cascade.calibrate import build_cascade
+
+        _, cal = build_cascade(root / "train_stage1" / "model", root / "train_stage2" / "model", Path(cfg.data),
+                               out / "bundle", recall=cfg.recall, force=True)
+        return {k: cal[k] for k in ("tau", "recall", "invocation_rate", "false_open_rate")} | {
+            "keyword_free_stage2_per_s": cal["keyword_free"]["stage2_per_s"]}
+    return run
+
+
+def evaluate_step(root: Path, cfg: DemoConfig):
+    def run(out: Path) -> dict[str, Any]:
+        from cascade.bundle import Bundle
+        from cascade.evaluate import evaluate_bundle
+        from kws.evaluate import confusion_png
+
+        report = evaluate_bundle(Bundle.open(root / "cascade" / "bundle"), Path(cfg.data))
+        write_json(out / "eval.json", report)
+        confusion_png(report, out / "confusion.png", "cascade (int8), test speakers")
+        return {k: report[k] for k in ("accuracy", "stage2_accuracy", "stage1_recall", "stage2_invocation_rate", "n")}
+    return run
+
+
+def stream_step(root: Path, cfg: DemoConfig):
+    def run(out: Path) -> dict[str, Any]:
+        from cascade.bundle import Bundle
+        from cascade.stream_build import build_stream_folder
+        from cascade.stream_make import StreamRecipe
+        from cascade.stream_run import detect_file
+        from cascade.stream_score import score_events
+
+        bundle = Bundle.open(root / "cascade" / "bundle")
+        truth = build_stream_folder(Path(cfg.data), [], out / "recording",
+                                    StreamRecipe(minutes=cfg.stream_minutes, seed=cfg.seed), config=bundle.config)
+        result = detect_file(bundle, out / "recording" / "stream.wav")
+        events = [{"t": d.t, "label": d.label, "score": d.score} for d in result.detections]
+        score = score_events(events, truth["keywords"], result.duration_s)
+        np.savez_compressed(out / "trace.npz", t=result.trace_t, p_keyword=result.trace_p_keyword,
+                            opened=result.trace_opened, latency_ms=result.latency_ms)
+        write_json(out / "detections.json", {"events": events, "score": score, "tau": bundle.tau,
+                                             "stage2_runs": result.stage2_runs, "steps": result.steps})
+        return score | {"stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty}
+    return run
+
+
+def energy_step(root: Path):
+    def run(out: Path) -> dict[str, Any]:
+        from kws.energy_report import bundle_energy
+
+        results = bundle_energy(root / "cascade" / "bundle")
+        write_json(out / "energy.json", results)
+        return {name: {"cascade_vs_stage2_energy": r["cascade_vs_stage2_energy"], "battery_days": r["battery_days"],
+                       "fits": r["fits"]["ok"]} for name, r in results.items()}
+    return run
+
+
+def demo_steps(root: Path, cfg: DemoConfig, features: FeatureConfig) -> list[Step]:
+    settings = dataclasses.asdict(cfg) | {"features": features.fingerprint()}
+    return [
+        Step("features", "extract MFCC features", features_step(cfg, features), settings),
+        Step("train_stage1", "train stage 1 (tiny gate) + int8", train_step(cfg, features, 1), settings,
+             ("features",), keep_partial=True),
+        Step("train_stage2", "train stage 2 (classifier) + int8", train_step(cfg, features, 2), settings,
+             ("features",), keep_partial=True),
+        Step("tflm", "TFLite Micro bit-exactness and arena", tflm_step(root, cfg), {}, ("train_stage1", "train_stage2")),
+        Step("cascade", "calibrate the gate, build the bundle", cascade_step(root, cfg), settings, ("train_stage1", "train_stage2")),
+        Step("evaluate", "batch evaluation on test speakers", evaluate_step(root, cfg), {}, ("cascade",)),
+        Step("stream", "streaming detection on a long recording", stream_step(root, cfg), settings, ("cascade",)),
+        Step("energy", "energy on every MCU profile", energy_step(root), {}, ("cascade",)),
+    ]
