@@ -16,7 +16,7 @@ from data_prep.speech_commands import load_dataset
 
 
 def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cache_dir: Path | None = None,
-                    use_cache: bool = True) -> dict[str, Any]:
+                    use_cache: bool = True, workers: int = 1) -> dict[str, Any]:
     """Keys: accuracy (cascade), stage2_accuracy, stage1_recall, stage2_invocation_rate, n,
     plus the cascade's per-class report and confusion matrix."""
     from kws.evaluate import classification_report
@@ -29,9 +29,10 @@ def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cach
     y = np.array([labels.index(e.label) for e in examples])
     is_kw = np.array([e.label not in RESERVED for e in examples])
     features = example_features(examples, bundle.config, cache_dir, use_cache)
-    cascade = Cascade(bundle)
-    result = cascade.classify_clips(features)
-    stage2_preds = cascade.stage2_only(features).argmax(-1)
+    cascade = Cascade(bundle, workers)
+    stage2_probs = cascade.stage2_only(features)
+    result = cascade.classify_clips(features, stage2_probs)
+    stage2_preds = stage2_probs.argmax(-1)
     report = classification_report(y, result["predictions"], labels)
     opened = result["opened"]
     report.update({

@@ -23,34 +23,36 @@ from data_prep.streaming import StreamingFrontend
 class StageRunner:
     """One stage: raw MFCC -> its normalisation -> int8 model -> float probabilities."""
 
-    def __init__(self, model: ModelDir) -> None:
+    def __init__(self, model: ModelDir, workers: int = 1) -> None:
         from cascade.runtime import TFLiteModel
 
         self.model = model
         self.tflite = TFLiteModel(model.int8_path)
+        self.workers = workers
         self.invocations = 0
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         batch = features if features.ndim == 3 else features[None]
         self.invocations += len(batch)
-        return self.tflite.predict(self.model.inputs(batch))
+        return self.tflite.predict(self.model.inputs(batch), workers=self.workers)
 
 
 class Cascade:
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, workers: int = 1) -> None:
         self.bundle = bundle
-        self.stage1 = StageRunner(bundle.stage1)
-        self.stage2 = StageRunner(bundle.stage2)
+        self.stage1 = StageRunner(bundle.stage1, workers)
+        self.stage2 = StageRunner(bundle.stage2, workers)
         self.keyword_index = bundle.stage1.labels.index(KEYWORD)
 
-    def classify_clips(self, features: np.ndarray) -> dict[str, np.ndarray]:
+    def classify_clips(self, features: np.ndarray, stage2_all: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Per clip: stage-1 probabilities, gate, stage-2 probabilities (only where the gate
-        opened, NaN elsewhere) and the cascade's predicted label index."""
+        opened, NaN elsewhere) and the cascade's predicted label index. ``stage2_all``: stage 2
+        already run on every clip (an evaluation comparing with stage 2 alone), reused as is."""
         p1 = self.stage1(features)
         opened = gate_open(p1[:, self.keyword_index], self.bundle.tau)
         p2 = np.full((len(features), len(self.bundle.labels)), np.nan, dtype=np.float32)
         if opened.any():
-            p2[opened] = self.stage2(features[opened])
+            p2[opened] = self.stage2(features[opened]) if stage2_all is None else stage2_all[opened]
         preds = clip_predictions(p1, p2, opened, self.bundle.stage1.labels, self.bundle.labels)
         return {"p1": p1, "opened": opened, "p2": p2, "predictions": preds}
 

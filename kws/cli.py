@@ -18,7 +18,9 @@ import typer  # noqa: E402
 from typer.core import TyperGroup
 
 from data_prep.errors import KwsError  # noqa: E402
-from kws.commands import bench, cascade, data, demo, detect, download, energy, evaluate, features, stream, synth, train
+from kws.commands import (
+    bench, bench_eval, cascade, data, demo, detect, download, energy, evaluate, features, model_stats, stream, synth, train,
+)
 
 
 class _OneLineErrors(TyperGroup):
@@ -49,9 +51,11 @@ app.command("eval")(evaluate.evaluate)
 app.command("detect")(detect.detect)
 app.command("energy")(energy.energy)
 app.command("demo")(demo.demo)
+app.command("model-stats")(model_stats.model_stats)
 data.app.command("download")(download.download)
 data.app.command("synth")(synth.synth)
 app.add_typer(data.app, name="data")
+assert bench_eval.app is bench.app  # registers `kws bench eval`
 app.add_typer(bench.app, name="bench")
 app.add_typer(cascade.app, name="cascade")
 app.add_typer(stream.app, name="stream")

@@ -54,10 +54,10 @@ def predict_float(model: ModelDir, x: np.ndarray, keras_model=None) -> np.ndarra
     return np.asarray(net.predict(x, batch_size=256, verbose=0))
 
 
-def predict_int8(model: ModelDir, x: np.ndarray) -> np.ndarray:
+def predict_int8(model: ModelDir, x: np.ndarray, workers: int = 1) -> np.ndarray:
     from cascade.runtime import TFLiteModel
 
-    return TFLiteModel(model.int8_path).predict(x)
+    return TFLiteModel(model.int8_path).predict(x, workers=workers)
 
 
 def accuracy_of(model: ModelDir, x: np.ndarray, y: np.ndarray, keras_model=None) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def accuracy_of(model: ModelDir, x: np.ndarray, y: np.ndarray, keras_model=None)
 
 
 def evaluate(model: ModelDir, data_dir: Path, split: str = "testing", cache_dir: Path | None = None,
-             use_cache: bool = True) -> dict[str, Any]:
+             use_cache: bool = True, workers: int = 1) -> dict[str, Any]:
     """Reports for the int8 model (and the float one when present) on ``split`` of ``data_dir``."""
     dataset = load_dataset(data_dir, model.dataset_labels())
     examples = dataset.examples(split)
@@ -80,7 +80,7 @@ def evaluate(model: ModelDir, data_dir: Path, split: str = "testing", cache_dir:
     y = np.asarray(stage_targets(stage, dataset.labels, [e.label for e in examples]), np.int32)
     x = model.inputs(example_features(examples, model.config, cache_dir, use_cache))
     result: dict[str, Any] = {"model": str(model.path), "data": str(data_dir), "split": split, "stage": stage}
-    int8 = classification_report(y, predict_int8(model, x).argmax(-1), model.labels)
+    int8 = classification_report(y, predict_int8(model, x, workers).argmax(-1), model.labels)
     result.update(int8)
     result["int8"] = {"accuracy": int8["accuracy"]}
     if model.keras_path.is_file():

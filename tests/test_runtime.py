@@ -90,3 +90,17 @@ def test_truncated_model_is_a_model_error(tmp_path, int8_bytes):
 def test_missing_file_is_a_model_error(tmp_path):
     with pytest.raises(ModelError, match="cannot read model"):
         TFLiteModel(tmp_path / "absent.tflite")
+
+
+def test_parallel_predict_equals_serial(tmp_path) -> None:
+    """Splitting a batch over interpreter threads changes nothing in the outputs."""
+    import numpy as np
+
+    from cascade.runtime import TFLiteModel
+    from export.quantize import quantize
+    from kws.models import build_model
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 49, 10)).astype(np.float32)
+    model = TFLiteModel(quantize(build_model("tiny", (49, 10), 3), x, "int8"))
+    np.testing.assert_array_equal(model.predict(x, workers=3), model.predict(x))

@@ -110,3 +110,10 @@ def test_mlperf_sized_ds_cnn_arena_and_bit_exactness(config, features):
     arena = measure_arena(data)
     assert 24_273 <= arena <= 24_273 * 1.02
     assert verify_bit_exact(data, TFLiteModel(data).quantize_input(features)).bit_exact
+
+
+def test_model_tflm_cannot_run_is_named_not_probed_forever(config):
+    """A float16 model's DEQUANTIZE of float16 weights is not in TFLM: say so at once."""
+    data = quantize(build_model("tiny", config.input_shape, 3, filters=4), None, "float16")
+    with pytest.raises(ModelError, match="TFLite Micro cannot run the model"):
+        measure_arena(data)

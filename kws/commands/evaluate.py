@@ -16,6 +16,7 @@ def evaluate(
     png: Annotated[Optional[Path], typer.Option(help="Write the int8 confusion matrix as PNG.")] = None,
     no_cache: Annotated[bool, typer.Option(help="Do not read or fill the feature cache.")] = False,
     force: Annotated[bool, typer.Option(help="Overwrite existing --json/--png files.")] = False,
+    workers: Annotated[int, typer.Option(help="Interpreter threads for the int8 models.")] = 2,
 ) -> None:
     """Evaluate a model directory or a cascade bundle on a Speech Commands split."""
     from rich.console import Console
@@ -35,12 +36,12 @@ def evaluate(
         from cascade.bundle import Bundle
         from cascade.evaluate import evaluate_bundle
 
-        report = evaluate_bundle(Bundle.open(model), data, split, use_cache=not no_cache)
+        report = evaluate_bundle(Bundle.open(model), data, split, use_cache=not no_cache, workers=workers)
         acc = (f"cascade accuracy {report['accuracy']:.4f}  stage 2 alone {report['stage2_accuracy']:.4f}  "
                f"stage-1 recall {report['stage1_recall']:.3f} at tau {report['tau']:.3f}  "
                f"stage-2 invocation rate {report['stage2_invocation_rate']:.3f}")
     else:
-        report = run(ModelDir.open(model), data, split, use_cache=not no_cache)
+        report = run(ModelDir.open(model), data, split, use_cache=not no_cache, workers=workers)
         acc = f"int8 accuracy {report['accuracy']:.4f}"
         if "float" in report:
             acc = f"float accuracy {report['float']['accuracy']:.4f}  " + acc

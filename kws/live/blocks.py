@@ -57,6 +57,15 @@ class BlockQueue:
     def flag_overflow(self) -> None:
         self.overflows += 1
 
+    def finish(self, timeout: float) -> bool:
+        """Blocking end-of-stream mark for a producer that is not in a hurry (end of file):
+        False if the loop made no room within ``timeout``."""
+        try:
+            self._queue.put(End(), timeout=timeout)
+        except queue.Full:
+            return False
+        return True
+
     def close(self, error: Exception | None = None) -> None:
         """Mark the end of the stream; never blocks (a full queue gives up its oldest block,
         which no one is waiting for once the source stops)."""

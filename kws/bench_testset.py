@@ -1,0 +1,32 @@
+"""A canonical-test-set-sized folder made from a small dataset by repeating its clips.
+
+The real test set (4,890 clips, 12 class folders) cannot be downloaded here; repeating the
+dev test clips under distinct names gives the same number of files to decode, cache and
+classify, which is what speed and memory benchmarks need.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import soundfile as sf
+
+from data_prep.config import FeatureConfig
+from data_prep.speech_commands import example_audio, load_dataset
+
+CANONICAL_TEST_CLIPS = 4890
+
+
+def repeated_test_set(source: Path, dest: Path, clips: int = CANONICAL_TEST_CLIPS, split: str = "testing",
+                      config: FeatureConfig | None = None) -> Path:
+    """Write ``clips`` WAVs into ``dest/<label>/`` (the test-set archive layout)."""
+    config = config or FeatureConfig()
+    examples = load_dataset(source).examples(split)
+    dest.mkdir(parents=True, exist_ok=True)
+    for i in range(clips):
+        example = examples[i % len(examples)]
+        name = example.path.name if example.path is not None else "noise.wav"
+        target = dest / example.label / f"r{i:06d}_{name}"
+        target.parent.mkdir(exist_ok=True)
+        sf.write(target, example_audio(example, config), config.sample_rate, subtype="PCM_16")
+    return dest

@@ -1,0 +1,92 @@
+"""``kws live``: the cascade on a microphone (or a file played like one), in real time."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def _list_devices() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from kws.live.devices import input_devices
+
+    devices = input_devices()
+    if not devices:
+        typer.echo("no audio input devices found")
+        return
+    table = Table(title="audio inputs (PortAudio)")
+    for col in ("id", "name", "host API", "channels", "native rate", "default"):
+        table.add_column(col)
+    for d in devices:
+        table.add_row(str(d.index), d.name, d.hostapi, str(d.channels), f"{d.default_rate} Hz", "*" if d.is_default else "")
+    Console().print(table)
+
+
+def live(
+    model: Annotated[Optional[Path], typer.Option(help="Cascade bundle (default: samples/cascade).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="Input device: index or part of its name (default: the system's default input).")] = None,
+    profile: Annotated[str, typer.Option(help="MCU profile for the energy estimate (name or .toml).")] = "nrf52840",
+    battery: Annotated[str, typer.Option(help="Battery for the life estimate: cr2032 or 2xaa.")] = "cr2032",
+    seconds: Annotated[Optional[float], typer.Option(help="Stop after this many seconds of audio.")] = None,
+    json_events: Annotated[bool, typer.Option("--json-events", help="One JSON line per detection on stdout (no live display).")] = False,
+    input_file: Annotated[Optional[Path], typer.Option("--input", help="Play this audio file through the live loop instead of a microphone.")] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="With --input: as fast as possible instead of in real time.")] = False,
+    list_devices: Annotated[bool, typer.Option("--list-devices", help="List audio inputs and exit.")] = False,
+    device_rate: Annotated[Optional[int], typer.Option(help="Open the device at this rate (default: the model's if offered, else the device's native rate; resampled in the stream).")] = None,
+    block_ms: Annotated[float, typer.Option(help="Audio block per callback, in ms.")] = 20.0,
+    summary_json: Annotated[Optional[Path], typer.Option("--summary-json", help="Write the end-of-run summary as JSON.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing --summary-json file.")] = False,
+) -> None:
+    """Listen and spot keywords live: level, stage-1 gate, stage-2 label, detections, duty and energy."""
+    if list_devices:
+        _list_devices()
+        return
+    from rich.console import Console
+
+    from cascade.bundle import Bundle
+    from data_prep.errors import KwsError
+    from kws.commands.common import default_bundle
+    from kws.live.blocks import BlockQueue
+    from kws.live.energy import LiveEnergy
+    from kws.live.report import summary_dict, summary_table
+    from kws.live.session import make_source, run_live
+
+    if summary_json is not None and summary_json.exists() and not force:
+        raise KwsError(f"{summary_json}: already exists (use --force to overwrite)")
+    bundle = Bundle.open(model or default_bundle())
+    energy = LiveEnergy(bundle, profile, battery)
+    blocks = BlockQueue()
+    source = make_source(bundle, blocks, input_file=input_file, fast=fast, device=device,
+                         device_rate=device_rate, block_ms=block_ms)
+    err = Console(stderr=True)
+    if json_events:
+        def on_event(event) -> None:
+            sys.stdout.write(json.dumps(event.to_dict()) + "\n")
+            sys.stdout.flush()
+
+        err.print(f"listening: {source.name}; model {bundle.path}", soft_wrap=True, highlight=False)
+        status = run_live(bundle, source, blocks, seconds=seconds, on_event=on_event)
+        out = err
+    else:
+        from rich.live import Live
+
+        from kws.live.display import render
+
+        out = Console()
+        with Live(console=out, auto_refresh=False, transient=False) as display:
+            def on_update(s) -> None:
+                display.update(render(s, energy.at(s.stage2_per_s)), refresh=True)
+
+            status = run_live(bundle, source, blocks, seconds=seconds, on_update=on_update)
+    summary = summary_dict(status, energy.at(status.stage2_per_s))
+    out.print(summary_table(summary))
+    if summary_json is not None:
+        from data_prep.atomic import write_text_atomic
+
+        write_text_atomic(summary_json, json.dumps(summary, indent=2) + "\n")

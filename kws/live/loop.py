@@ -1,0 +1,213 @@
+"""The live processing loop: blocks from the queue -> mono -> streaming resample -> the
+streaming cascade, hop by hop -> status, events.
+
+It runs ``cascade.pipeline.StreamingCascade``, the same object ``kws detect`` and the stream
+evaluation run, so live decisions are batch decisions. Audio is fed in pieces of at most one
+feature stride, which makes every ``push`` compute exactly the hop it completes, whatever the
+device's block size.
+"""
+
+from __future__ import annotations
+
+import array
+import collections
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from cascade.pipeline import Step, StreamingCascade
+from data_prep.audio import to_mono
+from data_prep.errors import AudioError
+from kws.live.blocks import BlockQueue, End
+from kws.live.resample import StreamResampler
+
+SILENT_DB = -120.0
+
+
+class Source(Protocol):
+    name: str
+    rate: int
+    input_latency_s: float
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveEvent:
+    """One detection as ``--json-events`` prints it."""
+
+    t: float  # end of the window that fired, seconds of audio since the start
+    label: str
+    score: float
+    stage1: float  # stage-1 P(keyword) at that step
+    latency_ms: float  # capture of the window's last sample -> event, on this host
+    compute_ms: float  # host time of the hop that fired (features + stages + decision)
+
+    def to_dict(self) -> dict:
+        return {"t": round(self.t, 3), "label": self.label, "score": round(self.score, 4),
+                "stage1": round(self.stage1, 4), "latency_ms": round(self.latency_ms, 2),
+                "compute_ms": round(self.compute_ms, 3)}
+
+
+@dataclasses.dataclass
+class LiveStatus:
+    """Everything the display and the summary show; updated by the loop only."""
+
+    source: str
+    source_rate: int
+    model_rate: int
+    tau: float
+    audio_s: float = 0.0
+    steps: int = 0
+    stage2_runs: int = 0
+    p_keyword: float = 0.0
+    opened: bool = False
+    label: str = ""
+    score: float = 0.0
+    level_db: float = SILENT_DB
+    events: list[LiveEvent] = dataclasses.field(default_factory=list)
+    overflows: int = 0
+    dropped: int = 0
+    hop_ms: array.array = dataclasses.field(default_factory=lambda: array.array("f"))
+    latency_ms: array.array = dataclasses.field(default_factory=lambda: array.array("f"))
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def stage2_duty(self) -> float:
+        return self.stage2_runs / self.steps if self.steps else 0.0
+
+    @property
+    def stage2_per_s(self) -> float:
+        return self.stage2_runs / self.audio_s if self.audio_s else 0.0
+
+    @property
+    def cpu_percent(self) -> float:
+        return 100.0 * self.cpu_s / self.wall_s if self.wall_s else 0.0
+
+
+def level_db(samples: np.ndarray) -> float:
+    """RMS level in dB full scale (a full-scale sine is -3 dB)."""
+    if samples.size == 0:
+        return SILENT_DB
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    return max(SILENT_DB, 20.0 * math.log10(rms)) if rms > 0 else SILENT_DB
+
+
+class _Arrivals:
+    """When each recent source sample reached the host, to time an event from the capture of
+    the last sample its window used (block wait, queueing, resampler delay and compute)."""
+
+    def __init__(self, rate: int, extra_s: float) -> None:
+        self.rate, self.extra_s = rate, extra_s
+        self._blocks: collections.deque[tuple[int, float]] = collections.deque(maxlen=4096)
+
+    def add(self, end_index: int, arrived: float) -> None:
+        self._blocks.append((end_index, arrived))
+
+    def captured(self, t: float) -> float:
+        index = t * self.rate
+        for end, arrived in self._blocks:
+            if end >= index - 1e-6:
+                return arrived - (end - index) / self.rate - self.extra_s
+        end, arrived = self._blocks[-1]
+        return arrived - self.extra_s
+
+
+class LiveLoop:
+    def __init__(
+        self,
+        runner: StreamingCascade,
+        source: Source,
+        blocks: BlockQueue,
+        *,
+        seconds: float | None = None,
+        on_event: Callable[[LiveEvent], None] | None = None,
+        on_update: Callable[[LiveStatus], None] | None = None,
+        update_every_s: float = 0.1,
+        stall_s: float = 5.0,
+    ) -> None:
+        cfg = runner.bundle.config
+        self.runner, self.source, self.blocks = runner, source, blocks
+        self.limit = None if seconds is None else int(round(seconds * source.rate))
+        self.on_event, self.on_update = on_event, on_update
+        self.update_every_s, self.stall_s = update_every_s, stall_s
+        self.resampler = StreamResampler(source.rate, cfg.sample_rate)
+        self.piece = cfg.stride_samples
+        self.status = LiveStatus(source.name, source.rate, cfg.sample_rate, runner.bundle.tau)
+        self._arrivals = _Arrivals(source.rate, source.input_latency_s)
+        self._taken = 0  # source samples consumed
+        self._fed = 0  # model-rate samples fed to the cascade
+
+    def run(self) -> LiveStatus:
+        """Process until the source ends, ``seconds`` of audio are done or Ctrl-C."""
+        status = self.status
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        last_update = 0.0
+        try:
+            while self.limit is None or self._taken < self.limit:
+                item = self.blocks.get(timeout=self.stall_s)
+                if item is None:
+                    raise AudioError(f"{self.source.name}: no audio for {self.stall_s:g} s (device stalled?)")
+                if isinstance(item, End):
+                    if item.error is not None:
+                        raise item.error
+                    break
+                self._block(to_mono(item.samples), item.arrived)
+                now = time.monotonic()
+                if self.on_update is not None and now - last_update >= self.update_every_s:
+                    self._refresh(cpu0, wall0)
+                    self.on_update(status)
+                    last_update = now
+            self._feed(self.resampler.push(np.zeros(0, np.float32), last=True))
+        except KeyboardInterrupt:
+            status.interrupted = True
+        self._refresh(cpu0, wall0)
+        if self.on_update is not None:
+            self.on_update(status)
+        return status
+
+    def _refresh(self, cpu0: float, wall0: float) -> None:
+        status = self.status
+        status.cpu_s, status.wall_s = time.process_time() - cpu0, time.monotonic() - wall0
+        status.overflows, status.dropped = self.blocks.overflows, self.blocks.dropped
+
+    def _block(self, samples: np.ndarray, arrived: float) -> None:
+        if self.limit is not None:
+            samples = samples[: self.limit - self._taken]
+        self._taken += len(samples)
+        self._arrivals.add(self._taken, arrived)
+        self.status.level_db = level_db(samples)
+        self._feed(self.resampler.push(samples))
+
+    def _feed(self, samples: np.ndarray) -> None:
+        frontend = self.runner.frontend
+        for start in range(0, len(samples), self.piece):
+            piece = samples[start : start + self.piece]
+            frames = frontend.frames_emitted
+            begin = time.perf_counter()
+            steps = self.runner.push(piece)
+            compute_ms = (time.perf_counter() - begin) * 1000.0
+            self._fed += len(piece)
+            self.status.audio_s = self._fed / self.status.model_rate
+            if frontend.frames_emitted != frames:
+                self.status.hop_ms.append(compute_ms)
+            for step in steps:
+                self._step(step, compute_ms)
+
+    def _step(self, step: Step, compute_ms: float) -> None:
+        status = self.status
+        latency_ms = (time.monotonic() - self._arrivals.captured(step.t)) * 1000.0
+        status.steps += 1
+        status.stage2_runs += int(step.opened)
+        status.p_keyword, status.opened, status.label, status.score = step.p_keyword, step.opened, step.label, step.score
+        status.latency_ms.append(latency_ms)
+        if step.detection is not None:
+            d = step.detection
+            event = LiveEvent(d.t, d.label, d.score, step.p_keyword, latency_ms, compute_ms)
+            status.events.append(event)
+            if self.on_event is not None:
+                self.on_event(event)

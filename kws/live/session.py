@@ -1,0 +1,57 @@
+"""Wiring of one live run: pick the source, start it, run the loop, always stop the source."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from cascade.bundle import Bundle
+from cascade.pipeline import StreamingCascade
+from data_prep.errors import KwsError
+from kws.live.blocks import BlockQueue
+from kws.live.loop import LiveEvent, LiveLoop, LiveStatus
+
+DEFAULT_BLOCK_MS = 20.0
+
+
+def make_source(bundle: Bundle, blocks: BlockQueue, *, input_file: Path | None = None, fast: bool = False,
+                device: str | None = None, device_rate: int | None = None, block_ms: float = DEFAULT_BLOCK_MS):
+    """A FileSource for ``input_file``, else the PortAudio input ``device`` (default input) at
+    the model's rate when offered, else at its native rate."""
+    if block_ms <= 0:
+        raise KwsError(f"--block-ms {block_ms}: must be > 0")
+    if input_file is not None:
+        if device is not None or device_rate is not None:
+            raise KwsError("--input plays a file: --device/--device-rate apply to a microphone only")
+        from kws.live.sources import FileSource
+
+        return FileSource(input_file, block_ms, blocks, realtime=not fast)
+    if fast:
+        raise KwsError("--fast applies to --input FILE only (a microphone runs in real time)")
+    from kws.live.devices import choose_rate, resolve_device
+    from kws.live.sources import MicSource
+
+    dev = resolve_device(device)
+    rate = choose_rate(dev, bundle.config.sample_rate, device_rate)
+    return MicSource(dev, rate, max(1, round(rate * block_ms / 1000.0)), blocks)
+
+
+def run_live(
+    bundle: Bundle,
+    source,
+    blocks: BlockQueue,
+    *,
+    runner: StreamingCascade | None = None,
+    seconds: float | None = None,
+    on_event: Callable[[LiveEvent], None] | None = None,
+    on_update: Callable[[LiveStatus], None] | None = None,
+) -> LiveStatus:
+    if seconds is not None and seconds <= 0:
+        raise KwsError(f"--seconds {seconds}: must be > 0")
+    runner = runner or StreamingCascade(bundle)
+    source.start()  # before the loop: a microphone knows its input latency once open
+    try:
+        loop = LiveLoop(runner, source, blocks, seconds=seconds, on_event=on_event, on_update=on_update)
+        return loop.run()
+    finally:
+        source.stop()
