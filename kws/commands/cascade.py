@@ -39,3 +39,45 @@ def build(
         f"keyword-free audio ({cal['keyword_free']['seconds']:.0f} s of noise and other speech): stage 2 runs "
         f"{cal['keyword_free']['stage2_per_s']:.3f} times/s ({cal['keyword_free']['stage2_share']:.1%} of steps)\n"
         f"wrote {bundle.path}", soft_wrap=True)
+
+
+@app.command("search")
+def search(
+    stage1: Annotated[list[Path], typer.Option(help="Stage-1 model directories to choose from (repeatable).")],
+    stage2: Annotated[Path, typer.Option(help="Stage-2 model directory.")],
+    data: Annotated[Path, typer.Option(help="Speech Commands folder (its validation split is used).")],
+    out: Annotated[Path, typer.Option(help="Folder for cascade_search.json and pareto.png.")],
+    profile: Annotated[str, typer.Option(help="MCU profile whose energy is minimised.")] = "nrf52840",
+    max_drop: Annotated[float, typer.Option(help="Allowed accuracy loss against stage 2 alone.")] = 0.01,
+    inference_stride_ms: Annotated[float, typer.Option()] = 100.0,
+    bundle: Annotated[bool, typer.Option(help="Also write the chosen cascade as OUT/bundle.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+) -> None:
+    """Pick the stage-1 model and tau with the least energy within MAX_DROP of stage 2 alone."""
+    from rich.console import Console
+
+    from cascade.calibrate import build_cascade
+    from cascade.model_dir import write_json
+    from cascade.profiles import load_profile
+    from cascade.search import pareto_png, search as run
+    from data_prep.errors import KwsError
+
+    if out.exists() and any(out.iterdir()) and not force:
+        raise KwsError(f"{out}: already exists (use --force to replace its contents)")
+    result = run(stage1, stage2, data, load_profile(profile), inference_stride_ms=inference_stride_ms, max_drop=max_drop)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "cascade_search.json", result)
+    pareto_png(result, out / "pareto.png")
+    console = Console()
+    best = result["best"]
+    if best is None:
+        console.print(f"no stage-1 model and tau reach accuracy {result['required_accuracy']:.4f}")
+        raise typer.Exit(1)
+    console.print(
+        f"stage 2 alone {result['stage2_accuracy']:.4f}; chosen {best['stage1']} at tau {best['tau']:.4f}: accuracy "
+        f"{best['accuracy']:.4f}, recall {best['recall']:.3f}, stage 2 {best['stage2_per_s']:.3f}/s on keyword-free "
+        f"audio, {best['energy_j_per_hour']:.2f} J/h on {profile} (stage 2 always on "
+        f"{result['stage2_always_on_energy_j_per_hour']:.2f} J/h)\nwrote {out}", soft_wrap=True)
+    if bundle:
+        build_cascade(Path(best["stage1"]), stage2, data, out / "bundle", recall=best["recall"],
+                      inference_stride_ms=inference_stride_ms, force=force)

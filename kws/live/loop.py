@@ -66,7 +66,8 @@ class LiveStatus:
     opened: bool = False
     label: str = ""
     score: float = 0.0
-    level_db: float = SILENT_DB
+    level_db: float = SILENT_DB  # of the latest block
+    peak_level_db: float = SILENT_DB  # loudest block so far: proof that audio arrived
     events: list[LiveEvent] = dataclasses.field(default_factory=list)
     overflows: int = 0
     dropped: int = 0
@@ -74,7 +75,11 @@ class LiveStatus:
     latency_ms: array.array = dataclasses.field(default_factory=lambda: array.array("f"))
     cpu_s: float = 0.0
     wall_s: float = 0.0
-    interrupted: bool = False
+    stopped_by: str = ""  # "end of input", "--seconds" or "Ctrl-C"
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped_by == "Ctrl-C"
 
     @property
     def stage2_duty(self) -> float:
@@ -103,18 +108,23 @@ class _Arrivals:
 
     def __init__(self, rate: int, extra_s: float) -> None:
         self.rate, self.extra_s = rate, extra_s
-        self._blocks: collections.deque[tuple[int, float]] = collections.deque(maxlen=4096)
+        self._blocks: collections.deque[tuple[int, float]] = collections.deque(maxlen=512)
 
     def add(self, end_index: int, arrived: float) -> None:
         self._blocks.append((end_index, arrived))
 
     def captured(self, t: float) -> float:
+        """Host time at which source sample ``t * rate`` was recorded: its block's arrival
+        minus the samples that followed it in that block (the newest blocks are searched
+        first; a window's last sample is almost always in the latest block)."""
         index = t * self.rate
-        for end, arrived in self._blocks:
-            if end >= index - 1e-6:
-                return arrived - (end - index) / self.rate - self.extra_s
-        end, arrived = self._blocks[-1]
-        return arrived - self.extra_s
+        found = self._blocks[-1]
+        for end, arrived in reversed(self._blocks):
+            if end < index - 1e-6:
+                break
+            found = (end, arrived)
+        end, arrived = found
+        return arrived - max(0.0, end - index) / self.rate - self.extra_s
 
 
 class LiveLoop:
@@ -148,6 +158,7 @@ class LiveLoop:
         cpu0, wall0 = time.process_time(), time.monotonic()
         last_update = 0.0
         try:
+            status.stopped_by = "--seconds"
             while self.limit is None or self._taken < self.limit:
                 item = self.blocks.get(timeout=self.stall_s)
                 if item is None:
@@ -155,6 +166,7 @@ class LiveLoop:
                 if isinstance(item, End):
                     if item.error is not None:
                         raise item.error
+                    status.stopped_by = "end of input"
                     break
                 self._block(to_mono(item.samples), item.arrived)
                 now = time.monotonic()
@@ -164,7 +176,7 @@ class LiveLoop:
                     last_update = now
             self._feed(self.resampler.push(np.zeros(0, np.float32), last=True))
         except KeyboardInterrupt:
-            status.interrupted = True
+            status.stopped_by = "Ctrl-C"
         self._refresh(cpu0, wall0)
         if self.on_update is not None:
             self.on_update(status)
@@ -181,6 +193,7 @@ class LiveLoop:
         self._taken += len(samples)
         self._arrivals.add(self._taken, arrived)
         self.status.level_db = level_db(samples)
+        self.status.peak_level_db = max(self.status.peak_level_db, self.status.level_db)
         self._feed(self.resampler.push(samples))
 
     def _feed(self, samples: np.ndarray) -> None:

@@ -28,7 +28,8 @@ def summary_dict(status: LiveStatus, energy: EnergyFigures | None) -> dict[str, 
         "model_rate": status.model_rate,
         "audio_s": status.audio_s,
         "wall_s": status.wall_s,
-        "interrupted": status.interrupted,
+        "stopped_by": status.stopped_by,
+        "peak_level_db": status.peak_level_db,
         "steps": status.steps,
         "stage2_runs": status.stage2_runs,
         "stage2_duty": status.stage2_duty,
@@ -48,8 +49,8 @@ def summary_table(summary: dict[str, Any]) -> Table:
     table = Table(title="kws live: summary", show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    stop = "Ctrl-C" if summary["interrupted"] else "end of input / --seconds"
-    table.add_row("listened", f"{summary['audio_s']:.1f} s of audio in {summary['wall_s']:.1f} s (stopped by {stop})")
+    table.add_row("listened", f"{summary['audio_s']:.1f} s of audio in {summary['wall_s']:.1f} s, peak level "
+                              f"{summary['peak_level_db']:.0f} dBFS (stopped by {summary['stopped_by']})")
     table.add_row("detections", ", ".join(f"{d['label']}@{d['t']:.2f}s" for d in summary["detections"]) or "none")
     table.add_row("stage 2", f"ran on {summary['stage2_runs']} of {summary['steps']} steps "
                              f"({summary['stage2_duty']:.1%} duty, {summary['stage2_per_s']:.2f}/s)")

@@ -1,0 +1,28 @@
+"""`kws cascade search`: every tau scored, the cheapest feasible one chosen, a Pareto plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from kws.cli import app
+
+
+def test_search_picks_the_cheapest_feasible_gate(trained_models: dict[str, Path], samples_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "search"
+    result = CliRunner().invoke(app, [
+        "cascade", "search", "--stage1", str(trained_models["stage1"]), "--stage2", str(trained_models["stage2"]),
+        "--data", str(samples_dir / "speech_commands"), "--out", str(out), "--max-drop", "0.05", "--bundle",
+    ])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "cascade_search.json").read_text())
+    feasible = [c for c in data["candidates"] if c["accuracy"] >= data["required_accuracy"] - 1e-9]
+    assert data["best"] == min(feasible, key=lambda c: c["energy_j_per_hour"])
+    assert data["best"]["energy_j_per_hour"] < data["stage2_always_on_energy_j_per_hour"]
+    energies = {round(c["tau"], 6): c["stage2_per_s"] for c in data["candidates"]}
+    taus = sorted(energies)
+    assert all(energies[a] >= energies[b] for a, b in zip(taus, taus[1:]))  # higher tau, fewer stage-2 calls
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "bundle" / "cascade.toml").is_file()
