@@ -71,6 +71,7 @@ class Step:
     score: float
     detection: Detection | None
     latency_ms: float  # host time to run the stage(s) for this step
+    posterior: np.ndarray  # the step's posterior over the stage-2 labels (input of smoothing)
 
 
 class StreamingCascade:
@@ -117,4 +118,4 @@ class StreamingCascade:
         posterior = step_posterior(p1, p2, self.bundle.stage1.labels, self.bundle.labels)
         detection, label, score = self.smoother.update(t_end, posterior)
         latency = (time.perf_counter() - start) * 1000.0
-        return Step(t_end, p_kw, opened, label, score, detection, latency)
+        return Step(t_end, p_kw, opened, label, score, detection, latency, posterior)

@@ -24,6 +24,7 @@ class StreamResult:
     trace_p_keyword: np.ndarray  # stage-1 P(keyword) per step
     trace_opened: np.ndarray  # gate state per step
     latency_ms: np.ndarray  # host time per step
+    trace_posterior: np.ndarray  # (steps, labels) posteriors fed to the smoother
 
     @property
     def stage2_per_hour(self) -> float:
@@ -60,6 +61,7 @@ def run_stream(
         trace_p_keyword=np.array([s.p_keyword for s in steps], np.float32),
         trace_opened=np.array([s.opened for s in steps], bool),
         latency_ms=np.array([s.latency_ms for s in steps], np.float32),
+        trace_posterior=np.array([s.posterior for s in steps], np.float32).reshape(len(steps), -1),
     )
 
 

@@ -22,7 +22,7 @@ from cascade.bundle import Bundle
 from cascade.runtime import TFLiteModel
 from data_prep.atomic import save_npy_atomic, write_text_atomic
 from data_prep.audio import load_audio, load_clip
-from data_prep.errors import DatasetError
+from data_prep.errors import DatasetError, ModelError
 from data_prep.features import mfcc
 from data_prep.labels import RESERVED, SILENCE, UNKNOWN
 from data_prep.speech_commands import BACKGROUND_NOISE_DIR
@@ -89,17 +89,19 @@ def pick_clips(data: Path, bundle: Bundle) -> tuple[Clip, ...]:
     return tuple(clips)
 
 
-class _Recorder:
-    """Stands in for a stage's TFLiteModel inside the real StreamingCascade and keeps the raw
-    int8 outputs it returned, so the C decision logic can be fed exactly those."""
+def _record_raw(model: TFLiteModel) -> list[np.ndarray]:
+    """Keep every raw int8 output row the model returns from now on: the real
+    StreamingCascade runs unchanged, and the C decision logic is fed exactly those rows."""
+    raw: list[np.ndarray] = []
+    invoke = model.invoke_int8
 
-    def __init__(self, model: TFLiteModel) -> None:
-        self.model, self.raw = model, []
+    def recording(batch: np.ndarray) -> np.ndarray:
+        out = invoke(batch)
+        raw.extend(out)
+        return out
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        raw = self.model.invoke_int8(self.model.quantize_input(features))
-        self.raw.extend(raw)
-        return self.model.dequantize_output(raw)
+    model.invoke_int8 = recording  # type: ignore[method-assign]
+    return raw
 
 
 def record_stream(bundle: Bundle, pcm: np.ndarray) -> dict[str, np.ndarray]:
@@ -107,11 +109,12 @@ def record_stream(bundle: Bundle, pcm: np.ndarray) -> dict[str, np.ndarray]:
     from cascade.pipeline import StreamingCascade
 
     stream = StreamingCascade(bundle)
-    rec1, rec2 = _Recorder(stream.cascade.stage1.tflite), _Recorder(stream.cascade.stage2.tflite)
-    stream.cascade.stage1.tflite, stream.cascade.stage2.tflite = rec1, rec2
+    raw1, raw2 = _record_raw(stream.cascade.stage1.tflite), _record_raw(stream.cascade.stage2.tflite)
     steps = stream.push(to_float(pcm))
     cfg, labels = bundle.config, bundle.labels
-    n2 = iter(rec2.raw)
+    if len(raw1) != len(steps) or len(raw2) != sum(s.opened for s in steps):
+        raise ModelError("recording the streaming cascade failed: stage calls do not match its steps")
+    n2 = iter(raw2)
     stage2 = np.zeros((len(steps), len(labels)), np.int8)
     for i, step in enumerate(steps):
         if step.opened:
@@ -119,7 +122,7 @@ def record_stream(bundle: Bundle, pcm: np.ndarray) -> dict[str, np.ndarray]:
     frames = [round((s.t * cfg.sample_rate - cfg.window_samples) / cfg.stride_samples) + 1 for s in steps]
     return {
         "step_frame": np.asarray(frames, np.uint32),
-        "step_stage1": np.asarray(rec1.raw, np.int8).reshape(len(steps), -1),
+        "step_stage1": np.asarray(raw1, np.int8).reshape(len(steps), -1),
         "step_open": np.asarray([s.opened for s in steps], np.uint8),
         "step_stage2": stage2,
         "step_label": np.asarray([labels.index(s.label) for s in steps], np.int16),

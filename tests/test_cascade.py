@@ -108,3 +108,19 @@ def test_stream_scoring_rules() -> None:
     score = score_events(events, keywords, 3600.0)
     assert (score["hits"], score["false_accepts"], score["hit_rate"], score["false_accepts_per_hour"]) == (2, 2, 1.0, 2.0)
     assert score_events([{"t": 22.1, "label": "no"}], keywords, 3600.0)["hits"] == 0
+
+
+def test_det_replay_reproduces_the_live_detections(bundle_dir: Path, samples_dir: Path, tmp_path: Path) -> None:
+    from cascade.det import det_curve, replay
+    from cascade.stream_run import detect_file
+
+    stream = tmp_path / "s"
+    truth = build_stream_folder(samples_dir / "speech_commands", [], stream, StreamRecipe(minutes=0.5, seed=2))
+    bundle = Bundle.open(bundle_dir)
+    result = detect_file(bundle, stream / "stream.wav")
+    events = replay(result.trace_t, result.trace_posterior, bundle.smoothing, bundle.labels)
+    assert [(e["t"], e["label"]) for e in events] == [(d.t, d.label) for d in result.detections]
+    curve = det_curve(result.trace_t, result.trace_posterior, bundle.smoothing, bundle.labels, truth["keywords"],
+                      result.duration_s, thresholds=[0.0, 0.5, 1.01])
+    assert curve[-1]["hit_rate"] == 0.0 and curve[-1]["false_accepts_per_hour"] == 0.0
+    assert curve[0]["miss_rate"] <= curve[1]["miss_rate"] <= curve[2]["miss_rate"]

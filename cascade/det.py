@@ -1,0 +1,67 @@
+"""DET curve of a stream: miss rate against false accepts per hour over detection thresholds.
+
+The stage posteriors of a run do not depend on the detection threshold, so one pass of the
+cascade is recorded and the smoother alone is replayed for every threshold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cascade.decision import Smoother, SmoothingConfig
+from cascade.stream_score import score_events
+
+
+def replay(times: np.ndarray, posteriors: np.ndarray, smoothing: SmoothingConfig, labels: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Detections the smoother makes on a recorded sequence of step posteriors."""
+    smoother = Smoother(smoothing, labels)
+    events = []
+    for t, p in zip(times, posteriors):
+        detection = smoother.update(float(t), p)[0]
+        if detection is not None:
+            events.append({"t": detection.t, "label": detection.label, "score": detection.score})
+    return events
+
+
+def det_curve(times: np.ndarray, posteriors: np.ndarray, smoothing: SmoothingConfig, labels: tuple[str, ...],
+              keywords: Sequence[dict[str, Any]], duration_s: float, thresholds: Sequence[float] | None = None) -> list[dict[str, float]]:
+    thresholds = thresholds if thresholds is not None else np.round(np.linspace(0.3, 0.99, 24), 3)
+    curve = []
+    for th in thresholds:
+        cfg = dataclasses.replace(smoothing, threshold=float(th))
+        score = score_events(replay(times, posteriors, cfg, labels), keywords, duration_s)
+        curve.append({"threshold": float(th), "miss_rate": 1.0 - score["hit_rate"],
+                      "false_accepts_per_hour": score["false_accepts_per_hour"], "hit_rate": score["hit_rate"]})
+    return curve
+
+
+def det_png(curve: list[dict[str, float]], path: Path, title: str) -> Path:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from data_prep.atomic import write_bytes_atomic
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    fa = [max(c["false_accepts_per_hour"], 0.1) for c in curve]
+    ax.plot(fa, [c["miss_rate"] for c in curve], "o-", ms=3)
+    for c, x in zip(curve[:: max(1, len(curve) // 6)], fa[:: max(1, len(curve) // 6)]):
+        ax.annotate(f"{c['threshold']:.2f}", (x, c["miss_rate"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("false accepts per hour (log; 0 drawn at 0.1)")
+    ax.set_ylabel("miss rate")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return write_bytes_atomic(path, buf.getvalue())
