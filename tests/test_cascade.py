@@ -121,6 +121,6 @@ def test_det_replay_reproduces_the_live_detections(bundle_dir: Path, samples_dir
     events = replay(result.trace_t, result.trace_posterior, bundle.smoothing, bundle.labels)
     assert [(e["t"], e["label"]) for e in events] == [(d.t, d.label) for d in result.detections]
     curve = det_curve(result.trace_t, result.trace_posterior, bundle.smoothing, bundle.labels, truth["keywords"],
-                      result.duration_s, thresholds=[0.0, 0.5, 1.01])
-    assert curve[-1]["hit_rate"] == 0.0 and curve[-1]["false_accepts_per_hour"] == 0.0
+                      result.duration_s, thresholds=[0.0, 0.5, 1.0])
+    assert curve[-1]["false_accepts_per_hour"] <= curve[0]["false_accepts_per_hour"]
     assert curve[0]["miss_rate"] <= curve[1]["miss_rate"] <= curve[2]["miss_rate"]

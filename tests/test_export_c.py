@@ -1,0 +1,333 @@
+"""The exported C pieces against Python, compiled with real gcc, without a trained bundle:
+C arrays, the config header's gate and quantization math, the MFCC frontend on several
+feature configs, and the decision logic on random step sequences."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cascade.bundle import Bundle
+from cascade.decision import SmoothingConfig, Smoother, step_posterior
+from cascade.gate import gate_open
+from cascade.model_dir import ModelDir
+from cascade.runtime import TensorInfo
+from data_prep.config import FeatureConfig
+from data_prep.features import feature_tables, mfcc
+from data_prep.labels import SILENCE, UNKNOWN
+from data_prep.normalize import FeatureStats
+from export import frontend_c, header
+from export.c_array import c_float, model_array_sources, parse_c_bytes, xxd_name
+from export.firmware import template
+from export.tflm_ops import ops_header, resolver_method
+
+GCC, GXX = shutil.which("gcc"), shutil.which("g++")
+needs_gcc = pytest.mark.skipif(GCC is None or GXX is None, reason="gcc/g++ not installed")
+CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+KEYWORDS = ("yes", "no", "up")
+
+
+def _info(scale: float, zp: int, shape=(1, 3)) -> TensorInfo:
+    return TensorInfo("t", 0, shape, np.dtype(np.int8), float(np.float32(scale)), zp)
+
+
+def synthetic_export(folder: Path, config: FeatureConfig, *, tau=0.5, smoothing=SmoothingConfig(),
+                     stride_ms: float | None = None, silence=True, out_scale=1 / 256, out_zp=-128,
+                     stats: FeatureStats | None = None) -> Bundle:
+    """Config header, frontend tables and the C templates for a bundle that exists only in
+    memory (the stage models are not needed by the frontend or the decision logic)."""
+    reserved = ((SILENCE,) if silence else ()) + (UNKNOWN,)
+    stats = stats or FeatureStats.identity(config.n_mfcc)
+    s1 = ModelDir(folder / "s1", config, reserved + ("keyword",), stats)
+    s2 = ModelDir(folder / "s2", config, reserved + KEYWORDS, stats)
+    bundle = Bundle(folder, config, s1, s2, tau, stride_ms or 5 * config.stride_ms, smoothing, {})
+    bundle.validate()
+    facts = [header.StageFacts(n, m.labels, stats, _info(0.05 * n, n - 2, (1, *config.input_shape)),
+                               _info(out_scale, out_zp, (1, len(m.labels))), 100, 1000, ("SOFTMAX",))
+             for n, m in ((1, s1), (2, s2))]
+    (folder / header.HEADER).write_text(header.cascade_config_header(bundle, *facts))
+    (folder / frontend_c.TABLES_HEADER).write_text(frontend_c.frontend_tables_header(config, *facts))
+    for name in ("kws_frontend.c", "kws_frontend.h", "kws_decision.c", "kws_decision.h"):
+        (folder / name).write_text(template(name))
+    return bundle
+
+
+def build(folder: Path, main_source: str, sources: list[str]) -> Path:
+    (folder / "main.c").write_text(main_source)
+    exe = folder / "prog"
+    subprocess.run([GCC, *CFLAGS, f"-I{folder}", "-o", str(exe), str(folder / "main.c"),
+                    *(str(folder / s) for s in sources), "-lm"], check=True, capture_output=True, text=True)
+    return exe
+
+
+# ---- C arrays --------------------------------------------------------------------------------
+def test_model_array_is_the_file_with_xxd_names(tmp_path, rng):
+    data = bytes(rng.integers(0, 256, 1000, dtype=np.uint8))
+    h, cc = model_array_sources(data, "kws_stage1.tflite", "kws_stage1_model")
+    assert parse_c_bytes(cc, "kws_stage1_tflite") == data
+    assert "alignas(16) const unsigned char kws_stage1_tflite[]" in cc
+    assert "const unsigned int kws_stage1_tflite_len = 1000;" in cc and "#define KWS_STAGE1_TFLITE_LEN 1000u" in h
+    assert xxd_name("1st model.tflite") == "__1st_model_tflite"
+    if shutil.which("xxd"):
+        (tmp_path / "kws_stage1.tflite").write_bytes(data)
+        dump = subprocess.run(["xxd", "-i", "kws_stage1.tflite"], cwd=tmp_path, capture_output=True, text=True,
+                              check=True).stdout
+        assert parse_c_bytes(dump, "kws_stage1_tflite") == data and "kws_stage1_tflite_len = 1000" in dump
+
+
+@needs_gcc
+def test_float_literals_parse_back_exactly(tmp_path, rng):
+    values = np.concatenate([rng.normal(0, 100, 50), rng.uniform(0, 1e-6, 10), [1e-6, 0.7, 1 / 3, 4000]]).astype(np.float32)
+    src = "#include <stdio.h>\nstatic const float v[] = {" + ", ".join(c_float(v) for v in values) + "};\n" \
+          "int main(void) { unsigned i; for (i = 0; i < sizeof v / sizeof v[0]; ++i) printf(\"%a\\n\", (double)v[i]); return 0; }\n"
+    out = subprocess.run([build(tmp_path, src, [])], capture_output=True, text=True, check=True).stdout.split()
+    assert np.array_equal(np.float32([float.fromhex(x) for x in out]), values)
+
+
+# ---- gate threshold and folded quantization ----------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(tau=st.floats(0, 1), scale=st.floats(1e-4, 0.05), zp=st.integers(-128, 127))
+def test_int8_gate_equals_the_float_gate_on_all_256_values(tau, scale, zp):
+    out = _info(scale, zp)
+    q_tau = header.gate_threshold_q(tau, out)
+    for q in range(-128, 128):
+        p = float(out.dequantize(np.int8(q)))
+        assert (q >= q_tau) == bool(gate_open(p, tau))
+
+
+def test_gate_threshold_edges():
+    out = _info(1 / 256, -128)
+    assert header.gate_threshold_q(0.0, out) == -128
+    assert header.gate_threshold_q(0.3515625, out) == -128 + 90  # exactly representable: q = 90 - 128
+    assert header.gate_threshold_q(1.0, out) == 128  # (127 + 128) / 256 < 1: never opens
+
+
+def test_folded_quantization_within_one_lsb_of_the_runtime(rng):
+    stats = FeatureStats(tuple(rng.normal(0, 50, 10)), tuple(rng.uniform(3, 100, 10)))
+    tensor = _info(0.0464787, -1, (1, 49, 10))
+    x = (rng.normal(0, 1, (2000, 10)) * np.float32(stats.std) * 4 + np.float32(stats.mean)).astype(np.float32)
+    runtime = tensor.quantize(stats.apply(x))
+    folded = frontend_c.quantize_folded(x, *header.fold_quantization(stats, tensor))
+    diff = np.abs(runtime.astype(int) - folded)
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.99
+    assert runtime.min() == -128 and runtime.max() == 127 and np.array_equal(runtime == 127, folded == 127)
+
+
+def test_round_half_away_from_zero_twin():
+    a, b = np.ones(6, np.float32), np.zeros(6, np.float32)
+    v = np.float32([0.5, -0.5, 1.5, -2.5, 0.49999997, 300.0])
+    assert frontend_c.quantize_folded(v, a, b).tolist() == [1, -1, 2, -3, 0, 127]
+
+
+def test_arena_margin():
+    assert header.arena_with_margin(3880) == 4272 and header.arena_with_margin(1600) % 16 == 0
+    assert header.arena_with_margin(1600) >= 1760
+
+
+# ---- tables and resolver ---------------------------------------------------------------------
+def test_sparse_mel_and_twiddles(config):
+    _, mel, _ = feature_tables(config)
+    sparse = frontend_c.sparse_mel(mel)
+    assert np.array_equal(sparse.dense(config.n_bins), mel)
+    assert sparse.weights.size < mel.size / 10
+    tw = frontend_c.twiddles(8)
+    assert np.allclose(tw, [[1, 0], [0.70710677, 0.70710677], [0, 1], [-0.70710677, 0.70710677]], atol=1e-7)
+
+
+def test_resolver_methods_and_header():
+    assert [resolver_method(o) for o in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D",
+                                        "RELU6", "L2_NORMALIZATION", "BATCH_MATMUL", "PADV2")] == [
+        "AddConv2D", "AddDepthwiseConv2D", "AddFullyConnected", "AddAveragePool2D", "AddRelu6",
+        "AddL2Normalization", "AddBatchMatMul", "AddPadV2"]
+    text = ops_header(("RESHAPE", "SOFTMAX"))
+    assert "MicroMutableOpResolver<KWS_NUM_OPS>" in text and "#define KWS_NUM_OPS 2" in text
+    assert text.count("resolver.Add") == 2
+
+
+# ---- the frontend on several feature configs ----------------------------------------------------
+FRONTEND_MAIN = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "kws_frontend.h"
+/* argv: input int16 file, output file, chunk size. Writes per frame: n_mfcc floats, then
+ * n_mfcc int8 of stage 1 and of stage 2; then one line with sizeof(kws_frontend_t). */
+int main(int argc, char **argv) {
+    static int16_t pcm[1 << 20];
+    static kws_frontend_t fe;
+    FILE *in = fopen(argv[1], "rb"), *out = fopen(argv[2], "wb");
+    size_t n = fread(pcm, 2, sizeof pcm / 2, in), pos = 0, chunk = (size_t)atoi(argv[3]);
+    (void)argc;
+    kws_frontend_reset(&fe);
+    while (pos < n) {
+        size_t want = n - pos < chunk ? n - pos : chunk;
+        while (want > 0) {
+            int ready = 0;
+            size_t used = kws_frontend_push(&fe, pcm + pos, want, &ready);
+            pos += used; want -= used;
+            if (ready) {
+                int8_t q[KWS_N_MFCC];
+                fwrite(fe.mfcc, sizeof(float), KWS_N_MFCC, out);
+                kws_quantize_features(1, fe.mfcc, q); fwrite(q, 1, KWS_N_MFCC, out);
+                kws_quantize_features(2, fe.mfcc, q); fwrite(q, 1, KWS_N_MFCC, out);
+            }
+        }
+    }
+    printf("%u %u\n", (unsigned)sizeof(kws_frontend_t), (unsigned)sizeof(kws_feature_ring_t));
+    fclose(in); fclose(out);
+    return 0;
+}
+"""
+
+CONFIGS = {
+    "default": FeatureConfig(),
+    "hamming_25ms_10ms_13mfcc": FeatureConfig(window_ms=25.0, stride_ms=10.0, window="hamming", n_mels=32,
+                                              n_mfcc=13, fmax=8000.0),
+    "8khz_big_fft_stride_over_window": FeatureConfig(sample_rate=8000, window_ms=32.0, stride_ms=40.0, n_fft=512,
+                                                     n_mels=20, fmin=0.0, fmax=4000.0),
+}
+
+
+def _signals(rate: int, rng) -> np.ndarray:
+    t = np.arange(int(1.3 * rate)) / rate
+    chirp = 0.5 * np.sin(2 * np.pi * (100 + 1500 * t) * t)
+    parts = [rng.normal(0, 0.1, len(t)), chirp, np.zeros(rate // 4), rng.normal(0, 3e-4, rate // 2),
+             np.sign(np.sin(2 * np.pi * 440 * t[: rate // 2]))]
+    return np.clip(np.round(np.concatenate(parts) * 32767), -32768, 32767).astype(np.int16)
+
+
+@needs_gcc
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_c_frontend_matches_python(name, tmp_path, rng):
+    cfg = CONFIGS[name]
+    stats = FeatureStats(tuple(rng.normal(0, 20, cfg.n_mfcc)), tuple(rng.uniform(5, 60, cfg.n_mfcc)))
+    synthetic_export(tmp_path, cfg, stats=stats)
+    exe = build(tmp_path, FRONTEND_MAIN, ["kws_frontend.c"])
+    pcm = _signals(cfg.sample_rate, rng)
+    (tmp_path / "pcm.raw").write_bytes(pcm.tobytes())
+    py = mfcc(pcm.astype(np.float32) / np.float32(32768), cfg)
+    for chunk in (1, 333):
+        run = subprocess.run([exe, tmp_path / "pcm.raw", tmp_path / "out.raw", str(chunk)], capture_output=True,
+                             text=True, check=True)
+        raw = np.frombuffer((tmp_path / "out.raw").read_bytes(), np.uint8).reshape(-1, 6 * cfg.n_mfcc)
+        c = raw[:, : 4 * cfg.n_mfcc].copy().view(np.float32)
+        q1, q2 = raw[:, 4 * cfg.n_mfcc : 5 * cfg.n_mfcc].view(np.int8), raw[:, 5 * cfg.n_mfcc :].view(np.int8)
+        assert c.shape == py.shape
+        rel = np.abs(c - py) / np.maximum(np.abs(py), 1.0)
+        assert rel.max() < 1e-3, f"max relative MFCC error {rel.max():.2e}"
+        for n, q in ((1, q1), (2, q2)):
+            tensor = _info(0.05 * n, n - 2, (1, *cfg.input_shape))
+            runtime = tensor.quantize(stats.apply(py))
+            assert np.abs(runtime.astype(int) - q).max() <= 1
+        sizes = [int(v) for v in run.stdout.split()]
+        ram = frontend_c.ram_bytes(cfg, 5, 12)
+        assert sizes == [ram["frontend"], ram["feature_ring"]]
+
+
+# ---- the decision logic on random step sequences -------------------------------------------------
+DECISION_MAIN = r"""
+#include <stdio.h>
+#include "kws_decision.h"
+/* stdin per step: frame, stage-1 outputs, stage-2 outputs; stdout per step:
+ * due open label score(hex) detected t */
+int main(void) {
+    kws_smoother_t s;
+    unsigned frame;
+    kws_smoother_reset(&s);
+    while (scanf("%u", &frame) == 1) {
+        int8_t o1[KWS_STAGE1_NUM_LABELS], o2[KWS_NUM_LABELS];
+        int i, v, open;
+        kws_decision_t d;
+        for (i = 0; i < KWS_STAGE1_NUM_LABELS; ++i) { if (scanf("%d", &v) != 1) return 2; o1[i] = (int8_t)v; }
+        for (i = 0; i < KWS_NUM_LABELS; ++i) { if (scanf("%d", &v) != 1) return 2; o2[i] = (int8_t)v; }
+        open = kws_gate_open(o1[KWS_STAGE1_KEYWORD_INDEX]);
+        kws_decide(&s, kws_step_time(frame), o1, open ? o2 : NULL, &d);
+        printf("%d %d %d %a %d %.17g\n", kws_step_due(frame), open, d.label, (double)d.score, d.detected, d.t);
+    }
+    return 0;
+}
+"""
+
+
+def _logits_to_int8(logits: np.ndarray, out: TensorInfo) -> np.ndarray:
+    p = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return out.quantize(p / p.sum(axis=-1, keepdims=True))
+
+
+def _sequence(rng, steps: int, n1: int, n2: int, kw: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stage logits with keyword episodes, so the gate opens and closes and detections and
+    suppressions happen."""
+    l1, l2 = rng.normal(0, 1, (steps, n1)), rng.normal(0, 1, (steps, n2))
+    for start in rng.choice(steps - 12, 6, replace=False):
+        word = rng.integers(n2 - len(KEYWORDS), n2)
+        l1[start : start + 12, kw] += 4
+        l2[start : start + 12, word] += rng.uniform(2, 7)
+    return l1, l2
+
+
+@needs_gcc
+@pytest.mark.parametrize("case", [
+    dict(),
+    dict(tau=0.3, stride_ms=40.0, smoothing=SmoothingConfig(window_ms=500.0, threshold=0.5, suppression_ms=300.0,
+                                                             min_count=3)),
+    dict(tau=0.61, silence=False, out_scale=0.0051, out_zp=-100,
+         smoothing=SmoothingConfig(window_ms=760.0, threshold=0.4, suppression_ms=0.0, min_count=1)),
+])
+def test_c_decision_equals_python(case, tmp_path, rng):
+    bundle = synthetic_export(tmp_path, FeatureConfig(), **case)
+    exe = build(tmp_path, DECISION_MAIN, ["kws_decision.c"])
+    cfg, labels, labels1 = bundle.config, bundle.labels, bundle.stage1.labels
+    out = _info(case.get("out_scale", 1 / 256), case.get("out_zp", -128))
+    kw = labels1.index("keyword")
+    l1, l2 = _sequence(rng, 400, len(labels1), len(labels), kw)
+    o1, o2 = _logits_to_int8(l1, out), _logits_to_int8(l2, out)
+    every = bundle.inference_stride_frames
+    frames = cfg.num_frames + every * np.arange(len(o1))
+    stdin = "".join(f"{f} {' '.join(map(str, a))} {' '.join(map(str, b))}\n" for f, a, b in zip(frames, o1, o2))
+    lines = subprocess.run([exe], input=stdin, capture_output=True, text=True, check=True).stdout.splitlines()
+    smoother = Smoother(bundle.smoothing, labels)
+    detections = opened_count = 0
+    for frame, a, b, line in zip(frames, o1, o2, lines):
+        due, c_open, c_label, c_score, c_det, c_t = line.split()
+        t = ((frame - 1) * cfg.stride_samples + cfg.window_samples) / cfg.sample_rate  # cascade/pipeline.py
+        p1 = out.dequantize(a)
+        opened = bool(gate_open(float(p1[kw]), bundle.tau))
+        post = step_posterior(p1, out.dequantize(b) if opened else None, labels1, labels)
+        det, label, score = smoother.update(t, post)
+        assert (int(due), int(c_open), float(c_t)) == (1, opened, t)
+        assert (labels[int(c_label)], float.fromhex(c_score), bool(int(c_det))) == (label, score, det is not None)
+        detections += det is not None
+        opened_count += opened
+    assert len(lines) == len(o1) and detections >= 2 and 0 < opened_count < len(o1)
+
+
+@needs_gcc
+def test_c_step_schedule(tmp_path):
+    bundle = synthetic_export(tmp_path, FeatureConfig(), stride_ms=60.0)
+    exe = build(tmp_path, DECISION_MAIN, ["kws_decision.c"])
+    frames = np.arange(1, 120)
+    zeros = " ".join(["0"] * (len(bundle.stage1.labels) + len(bundle.labels)))
+    lines = subprocess.run([exe], input="".join(f"{f} {zeros}\n" for f in frames), capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    due = [int(line.split()[0]) for line in lines]
+    t = bundle.config.num_frames
+    assert due == [int(f >= t and (f - t) % 3 == 0) for f in frames]
+
+
+@needs_gcc
+def test_c_rounding_equals_the_python_twin(tmp_path):
+    values = np.float32([0.5, -0.5, 1.5, -1.5, 2.5, 0.49999997, -0.49999997, 126.5, -127.5, 8388607.5, 1e-30, 0.0])
+    synthetic_export(tmp_path, FeatureConfig())
+    src = ('#include <stdio.h>\n#include "kws_frontend.h"\nstatic const float v[] = {'
+           + ", ".join(c_float(x) for x in values) + "};\nint main(void) { unsigned i; for (i = 0; i < sizeof v / "
+           'sizeof v[0]; ++i) printf("%ld\\n", (long)kws_round_half_away(v[i])); return 0; }\n')
+    out = subprocess.run([build(tmp_path, src, ["kws_frontend.c"])], capture_output=True, text=True, check=True)
+    t = np.trunc(values.astype(np.float64))
+    expected = t + (values - t >= 0.5) - (values - t <= -0.5)
+    assert [int(x) for x in out.stdout.split()] == expected.astype(int).tolist() == [
+        1, -1, 2, -2, 3, 0, 0, 127, -128, 8388608, 0, 0]
