@@ -14,7 +14,9 @@ from data_prep.errors import ConfigError
 
 
 def gate_open(p_keyword: np.ndarray | float, tau: float) -> np.ndarray:
-    return np.asarray(p_keyword) >= tau
+    """Compared in float64 whatever the input dtype, so batch (float32 arrays) and stream
+    (Python floats) make the same decision, and so does firmware's integer compare."""
+    return np.asarray(p_keyword, dtype=np.float64) >= float(tau)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,7 +31,7 @@ from data_prep.atomic import write_bytes_atomic, write_text_atomic
 from data_prep.errors import ConfigError, ConfigMismatch, KwsError, ModelError
 from export import frontend_c, golden as golden_mod, header, tflm_ops
 from export.c_array import model_array_sources
-from export.readme import Memory, memory_table, readme
+from export.readme import Memory, readme
 
 TARGETS = ("arduino", "tflm", "c")
 DEFAULT_TARGET = "tflm"
@@ -186,8 +186,8 @@ def _write_files(tmp: Path, name: str, layout: Layout, bundle: Bundle, stages, g
         files[f"{src}/kws_stage{n}_model.h"], files[f"{src}/kws_stage{n}_model.{cxx}"] = h, cc
     files[f"{src}/{header.HEADER}"] = header.cascade_config_header(bundle, s1, s2)
     files[f"{src}/{frontend_c.TABLES_HEADER}"] = frontend_c.frontend_tables_header(bundle.config, s1, s2)
-    for name in ("kws_frontend.c", "kws_frontend.h", "kws_decision.c", "kws_decision.h"):
-        files[f"{src}/{name}"] = template(name)
+    for static in ("kws_frontend.c", "kws_frontend.h", "kws_decision.c", "kws_decision.h"):
+        files[f"{src}/{static}"] = template(static)
     ops = tflm_ops.union_ops(s1.ops, s2.ops)
     if layout.target in ("tflm", "arduino"):
         files[f"{src}/kws_cascade.{cxx}"] = template("kws_cascade.cc")
@@ -260,5 +260,3 @@ def export_firmware(bundle_path: Path, out: Path, *, data: Path, target: str = D
     shutil.rmtree(old, ignore_errors=True)
     return ExportResult(out, target, stages, memory, verification, tuple(sorted(files)))
 
-
-__all__ = ["DEFAULT_TARGET", "TARGETS", "ExportResult", "Layout", "export_firmware", "memory_table"]

@@ -151,6 +151,3 @@ def ram_bytes(config: FeatureConfig, n_labels: int, smoothing_capacity: int) -> 
     smoother = _round_up(posteriors + smoothing_capacity * 8 + 3 * 4, 8) + 8
     return {"frontend": frontend, "feature_ring": ring, "smoother": smoother}
 
-
-def stage_quantization(facts: StageFacts) -> tuple[np.ndarray, np.ndarray]:
-    return fold_quantization(facts.stats, facts.input)

@@ -31,7 +31,6 @@ from export.header import gate_table
 
 GOLDEN_HEADER = "kws_golden.h"
 NOISE_GAIN = 0.5  # silence clips are background noise at a reduced volume, as in training
-ARRAYS = ("samples", "mfcc", "stage1_input", "stage2_input", "stage1_output", "stage2_output")
 STEP_ARRAYS = ("step_frame", "step_stage1", "step_open", "step_stage2", "step_label", "step_score", "step_detected")
 
 
@@ -46,7 +45,7 @@ class Clip:
 @dataclasses.dataclass(frozen=True)
 class Golden:
     clips: tuple[Clip, ...]
-    arrays: dict[str, np.ndarray]  # ARRAYS, each (N, ...)
+    arrays: dict[str, np.ndarray]  # samples, mfcc, stage{1,2}_input, stage{1,2}_output: (N, ...)
     gate: np.ndarray  # (256,) bool: Python's gate for stage-1 keyword output q = -128..127
     steps: dict[str, np.ndarray]  # STEP_ARRAYS, each (S, ...)
 

@@ -18,8 +18,10 @@ import typer  # noqa: E402
 from typer.core import TyperGroup
 
 from data_prep.errors import KwsError  # noqa: E402
+from kws.commands import bench_eval  # noqa: F401  (adds `kws bench eval` to bench.app)
 from kws.commands import (
-    bench, bench_eval, cascade, data, demo, detect, download, energy, evaluate, features, model_stats, stream, synth, train,
+    bench, cascade, data, demo, detect, download, energy, evaluate, export, features, model_stats, stream,
+    synth, train,
 )
 
 
@@ -52,10 +54,10 @@ app.command("detect")(detect.detect)
 app.command("energy")(energy.energy)
 app.command("demo")(demo.demo)
 app.command("model-stats")(model_stats.model_stats)
+app.command("export")(export.export)
 data.app.command("download")(download.download)
 data.app.command("synth")(synth.synth)
 app.add_typer(data.app, name="data")
-assert bench_eval.app is bench.app  # registers `kws bench eval`
 app.add_typer(bench.app, name="bench")
 app.add_typer(cascade.app, name="cascade")
 app.add_typer(stream.app, name="stream")

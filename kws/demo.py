@@ -145,6 +145,22 @@ def energy_step(root: Path):
     return run
 
 
+def export_step(root: Path, cfg: DemoConfig):
+    def run(out: Path) -> dict[str, Any]:
+        import shutil
+        import subprocess
+
+        from export.firmware import export_firmware
+
+        result = export_firmware(root / "cascade" / "bundle", out / "firmware", data=Path(cfg.data), target="tflm")
+        summary: dict[str, Any] = {"files": len(result.files), "verification": result.verification}
+        if shutil.which("gcc") and shutil.which("make"):
+            proc = subprocess.run(["make", "-C", str(result.out / "host_test"), "check"], capture_output=True, text=True, timeout=300)
+            summary["host_selftest"] = "passed" if proc.returncode == 0 else f"FAILED: {proc.stdout[-300:]}{proc.stderr[-300:]}"
+        return summary
+    return run
+
+
 def demo_steps(root: Path, cfg: DemoConfig, features: FeatureConfig) -> list[Step]:
     settings = dataclasses.asdict(cfg) | {"features": features.fingerprint()}
     return [
@@ -158,4 +174,5 @@ def demo_steps(root: Path, cfg: DemoConfig, features: FeatureConfig) -> list[Ste
         Step("evaluate", "batch evaluation on test speakers", evaluate_step(root, cfg), {}, ("cascade",)),
         Step("stream", "streaming detection on a long recording", stream_step(root, cfg), settings, ("cascade",)),
         Step("energy", "energy on every MCU profile", energy_step(root), {}, ("cascade",)),
+        Step("export", "firmware export, compiled and self-tested", export_step(root, cfg), {}, ("cascade",)),
     ]

@@ -8,9 +8,9 @@ Re-running the same command after Ctrl-C or a crash resumes from the last finish
 
 from __future__ import annotations
 
-import math
 import shutil
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from data_prep.speech_commands import Dataset, load_dataset
 from cascade import model_dir as artifact
 from cascade.stages import KEYWORD, stage_labels, stage_targets
 from kws.train_config import TrainConfig
-from kws.train_data import TrainingArrays, balanced_class_weights, training_dataset
+from kws.train_data import TrainingArrays, balanced_class_weights, steps_per_epoch, training_dataset
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -92,18 +92,31 @@ def train(
     force: bool = False,
     progress: bool = True,
     cache_dir: Path | None = None,
+    strategy: str = "auto",
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Train, quantize and measure; returns the metrics written to ``metrics.json``."""
+    """Train, quantize and measure; returns the metrics written to ``metrics.json``.
+
+    ``strategy`` places the run (see kws.distribute). Under multi-worker training every
+    worker runs this same function; only the chief writes ``out`` and measures the result,
+    the others return ``{}`` once training is done.
+    """
     from export.tensorflow_quiet import import_tensorflow
 
     import_tensorflow()
     import keras
 
+    from kws.distribute import broadcast_from_chief, make_placement
     from kws.models import build_model
-    from kws.train_callbacks import BestAndStop, HistoryWriter
     from kws.progress import RichProgress
+    from kws.train_callbacks import BestAndStop, HistoryWriter, TrainingBackup
+    from kws.train_loop import run_epochs, synchronise_batch_norm
 
-    resuming = prepare_output(out, data_dir, config, features, force)
+    log = log or (lambda line: None)
+    placement = make_placement(strategy)  # first: a multi-worker strategy configures TF itself
+    chief = placement.is_chief
+    log(placement.describe(config.batch_size))
+    resuming = prepare_output(out, data_dir, config, features, force) if chief else False
     dataset = load_dataset(data_dir, config.labels, silence_pct=config.silence_pct,
                            unknown_pct=config.unknown_pct, seed=config.seed)
     labels = stage_labels(config.stage, dataset.labels)
@@ -113,30 +126,44 @@ def train(
     if len(y_val) == 0:
         raise DatasetError(f"{data_dir}: no validation examples (needed for checkpointing)")
 
-    features.save(out / artifact.FEATURES)
-    artifact.write_labels(out / artifact.LABELS, labels)
-    stats.save(out / artifact.NORMALIZATION)
-    artifact.write_json(out / artifact.TRAIN_CONFIG, config.to_dict() | {"data": str(data_dir)})
+    if chief:
+        features.save(out / artifact.FEATURES)
+        artifact.write_labels(out / artifact.LABELS, labels)
+        stats.save(out / artifact.NORMALIZATION)
+        artifact.write_json(out / artifact.TRAIN_CONFIG, config.to_dict() | {"data": str(data_dir)})
 
     keras.utils.set_random_seed(config.seed)
     boost = {labels.index(KEYWORD): config.keyword_boost} if config.stage == 1 else None
     weights = balanced_class_weights(arrays.targets, len(labels), boost)
-    train_ds = training_dataset(arrays, features, stats, config.augment, config.masks,
-                                batch_size=config.batch_size, seed=config.seed, class_weights=weights)
-    steps = math.ceil(len(arrays.targets) / config.batch_size)
-    model = build_model(config.arch, features.input_shape, len(labels), **config.arch_params)
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps, alpha=0.02)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], weighted_metrics=[])
+    steps = steps_per_epoch(len(arrays.targets), config.batch_size)
+    with placement.strategy.scope():
+        model = build_model(config.arch, features.input_shape, len(labels), **config.arch_params)
+        if placement.replicas > 1:
+            synchronise_batch_norm(model)
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps, alpha=0.02)
+        optimizer = keras.optimizers.Adam(schedule)
+        optimizer.build(model.trainable_variables)
+        backup = TrainingBackup(out / CHECKPOINT_DIR, model, optimizer, placement)
+        first_epoch = backup.restore()
     history = HistoryWriter(out / artifact.HISTORY, resuming)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(out / CHECKPOINT_DIR), delete_checkpoint=False),
-        history,
-        BestAndStop(out / artifact.MODEL_KERAS, config.patience, history.entries),
-        RichProgress(config.epochs, steps, enabled=progress),
-    ]
-    model.fit(train_ds, validation_data=(stats.apply(x_val), y_val), epochs=config.epochs,
-              callbacks=callbacks, verbose=0)
+    best = BestAndStop(out / artifact.MODEL_KERAS, config.patience, history.entries)
+    if chief and best.out_of_patience():  # stopped early, then interrupted before finishing
+        first_epoch = config.epochs
+    first_epoch = int(broadcast_from_chief(placement, [first_epoch])[0])
+    if 0 < first_epoch < config.epochs:
+        log(f"resuming at epoch {first_epoch} of {config.epochs} from {out / CHECKPOINT_DIR}")
+
+    def make_dataset(context):
+        return training_dataset(arrays, features, stats, config.augment, config.masks,
+                                batch_size=config.batch_size, seed=config.seed, class_weights=weights,
+                                first_epoch=first_epoch, epochs=config.epochs, input_context=context)
+
+    callbacks = [history, best, RichProgress(config.epochs, steps, enabled=progress)]
+    if first_epoch < config.epochs:
+        run_epochs(model, optimizer, placement, make_dataset, first_epoch=first_epoch, epochs=config.epochs,
+                   steps=steps, validation=(stats.apply(x_val), y_val), callbacks=callbacks, save=backup.save)
+    if not chief:
+        return {}
     return finish(out, dataset, config, features, arrays, stats, cache_dir)
 
 

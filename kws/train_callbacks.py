@@ -1,4 +1,5 @@
-"""Keras callbacks that make training resumable: history on disk, best model, early stop.
+"""What makes training resumable: the backup of the training state, history on disk, best
+model, early stop.
 
 Keras' own ModelCheckpoint/EarlyStopping forget their state when a run restarts; these read
 it back from ``history.json`` so a resumed run keeps the real best model and patience.
@@ -7,12 +8,56 @@ it back from ``history.json`` so a resumed run keeps the real best model and pat
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import keras
 
 from cascade import model_dir as artifact
+from kws.distribute import Placement, broadcast_from_chief, write_dir
+
+
+class TrainingBackup:
+    """Weights, optimizer state (slots, step count) and finished epochs, saved after every
+    epoch with ``tf.train.CheckpointManager`` (a crash mid-save leaves the previous one).
+
+    Every worker saves, as TensorFlow requires of multi-worker checkpoints, but only the
+    chief's copy in ``directory`` is kept; the others write to ``workertemp_<id>`` and delete
+    it. On restart the chief restores and every worker takes its state by broadcast.
+    """
+
+    def __init__(self, directory: Path, model, optimizer, placement: Placement) -> None:
+        import tensorflow as tf
+
+        self.directory, self.placement = Path(directory), placement
+        self.model, self.optimizer = model, optimizer
+        self.epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epochs_done=self.epochs_done)
+        self._write_dir = write_dir(self.directory, placement)
+        self._manager = tf.train.CheckpointManager(self.checkpoint, str(self._write_dir), max_to_keep=1)
+
+    def _state(self) -> list[Any]:
+        return [*self.model.variables, *self.optimizer.variables, self.epochs_done]
+
+    def restore(self) -> int:
+        """Load the chief's latest backup (if any) on every worker; the finished epochs."""
+        import tensorflow as tf
+
+        latest = tf.train.latest_checkpoint(str(self.directory)) if self.placement.is_chief else None
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        if self.placement.num_workers > 1:
+            state = self._state()
+            for variable, value in zip(state, broadcast_from_chief(self.placement, state)):
+                variable.assign(value)
+        return int(self.epochs_done.numpy())
+
+    def save(self, epochs_done: int) -> None:
+        self.epochs_done.assign(epochs_done)
+        self._manager.save(checkpoint_number=epochs_done)
+        if not self.placement.is_chief:
+            shutil.rmtree(self._write_dir, ignore_errors=True)
 
 
 class HistoryWriter(keras.callbacks.Callback):
@@ -41,11 +86,16 @@ class BestAndStop(keras.callbacks.Callback):
         scored = [e for e in entries if "val_accuracy" in e]
         return max(scored, key=lambda e: (e["val_accuracy"], -e.get("val_loss", 0.0), -e["epoch"])) if scored else None
 
+    def out_of_patience(self) -> bool:
+        """True once the last recorded epoch is ``patience`` epochs past the best one."""
+        best = self._best(self.entries)
+        return best is not None and self.entries[-1]["epoch"] - best["epoch"] >= self.patience
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         best = self._best(self.entries)
         if best is not None and best["epoch"] == epoch:
             tmp = self.path.with_name(f".{self.path.stem}.tmp.keras")
             self.model.save(tmp)
             os.replace(tmp, self.path)
-        if best is not None and epoch - best["epoch"] >= self.patience:
+        if self.out_of_patience():
             self.model.stop_training = True

@@ -2,14 +2,22 @@
 
 Each batch is built by numpy code (shift + background noise + gain, then the *same* MFCC
 function as every other path, normalisation, SpecAugment masking), wrapped in
-``tf.numpy_function``; batch randomness is seeded from the run seed and the batch's own
-indices, so a run is reproducible.
+``tf.numpy_function``.
+
+A training example is fully determined by (run seed, epoch, clip index): the epoch's order is
+a permutation seeded by (seed, epoch) and each clip's augmentation by (seed, epoch, clip).
+So the content of global batch k of epoch e does not depend on how many workers or replicas
+compute it, nor on whether the run was interrupted and resumed at an epoch boundary. Under a
+tf.distribute strategy every worker walks the same global batches and keeps only its
+replicas' contiguous slices (sharding by data, before the costly augmentation), and the loss
+of each slice is divided by the size of the *global* batch, which makes data-parallel
+training compute the same gradients as one device on the whole batch.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,24 +38,45 @@ class TrainingArrays:
     noise_pool: tuple[np.ndarray, ...]
 
 
-def batch_seed(seed: int, indices: np.ndarray) -> int:
-    digest = hashlib.blake2b(np.asarray(indices, np.int64).tobytes(), digest_size=8, key=str(seed).encode())
-    return int.from_bytes(digest.digest(), "little")
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """(n,) int64: the order of the clips in ``epoch``, the same on every worker and resume."""
+    return np.random.default_rng([seed, epoch]).permutation(n).astype(np.int64)
 
 
-def augmented_batch(
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Global batches per epoch; the last one may be smaller (it is kept, not dropped)."""
+    return math.ceil(n / batch_size)
+
+
+def replica_slice(batch_len: int, replica: int, replicas: int) -> tuple[int, int]:
+    """[start, end) of ``replica``'s contiguous share of a global batch: sizes differ by at
+    most one, and a short last batch still gives every sample to exactly one replica."""
+    return batch_len * replica // replicas, batch_len * (replica + 1) // replicas
+
+
+def augmented_examples(
     arrays: TrainingArrays,
     indices: np.ndarray,
+    epoch: int,
     features: FeatureConfig,
     stats: FeatureStats,
     augment_config: AugmentConfig,
     masks: MaskConfig,
     seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One training batch: (B, T, n_mfcc) normalised features and (B,) targets."""
-    rng = np.random.default_rng(batch_seed(seed, indices))
-    audio = augment(arrays.clips[indices], arrays.noise_pool, augment_config, rng, sample_rate=features.sample_rate)
-    x = spec_augment(stats.apply(mfcc(audio, features)), masks, rng)
+    """(B, T, n_mfcc) normalised features and (B,) targets of the clips ``indices`` in ``epoch``.
+
+    Each clip draws from its own generator, seeded by (seed, epoch, clip index); MFCC and
+    normalisation run on the whole batch at once.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    rngs = [np.random.default_rng([seed, int(epoch), int(i)]) for i in indices]
+    audio = np.empty((len(indices), arrays.clips.shape[1]), dtype=np.float32)
+    for row, (i, rng) in enumerate(zip(indices, rngs)):
+        audio[row] = augment(arrays.clips[i], arrays.noise_pool, augment_config, rng, sample_rate=features.sample_rate)
+    x = stats.apply(mfcc(audio, features)) if len(indices) else np.zeros((0, *features.input_shape), np.float32)
+    for row, rng in enumerate(rngs):
+        x[row : row + 1] = spec_augment(x[row : row + 1], masks, rng)
     return x, arrays.targets[indices]
 
 
@@ -61,28 +90,56 @@ def training_dataset(
     batch_size: int,
     seed: int,
     class_weights: Sequence[float],
+    first_epoch: int = 0,
+    epochs: int = 1,
+    input_context=None,
 ):
-    """An infinite-per-epoch ``tf.data.Dataset`` of (x, y, sample_weight) batches."""
+    """``tf.data.Dataset`` of (x, y, sample_weight, global_batch_len) for epochs
+    ``first_epoch .. epochs-1`` back to back (``steps_per_epoch`` elements each per replica).
+
+    ``input_context`` (a ``tf.distribute.InputContext``, as given by
+    ``strategy.distribute_datasets_from_function``) makes it this worker's pipeline: per global
+    batch, one element for each of its local replicas, in replica order.
+    """
     import tensorflow as tf
 
     n = len(arrays.targets)
     weights = np.asarray(class_weights, dtype=np.float32)
     t, c = features.input_shape
+    replicas = input_context.num_replicas_in_sync if input_context else 1
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    local = replicas // pipelines
+    first_replica = (input_context.input_pipeline_id if input_context else 0) * local
 
-    def make(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x, y = augmented_batch(arrays, indices, features, stats, augment_config, masks, seed)
+    def order(epoch):
+        ids = tf.numpy_function(lambda e: epoch_order(n, seed, int(e)), [epoch], tf.int64, stateful=False)
+        ids.set_shape((n,))
+        return tf.data.Dataset.from_tensor_slices(ids).batch(batch_size).map(lambda idx: (epoch, idx))
+
+    def my_slices(epoch, idx):
+        length = tf.shape(idx, out_type=tf.int64)[0]
+        mine = tf.range(first_replica, first_replica + local, dtype=tf.int64)
+        starts, ends = length * mine // replicas, length * (mine + 1) // replicas
+        return tf.data.Dataset.from_tensor_slices((starts, ends)).map(
+            lambda s, e: (epoch, idx[s:e], length))
+
+    def make(epoch: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x, y = augmented_examples(arrays, indices, int(epoch), features, stats, augment_config, masks, seed)
         return x, y.astype(np.int32), weights[y]
 
-    def to_tensors(indices):
-        x, y, w = tf.numpy_function(make, [indices], (tf.float32, tf.int32, tf.float32), stateful=False)
+    def to_tensors(epoch, indices, length):
+        x, y, w = tf.numpy_function(make, [epoch, indices], (tf.float32, tf.int32, tf.float32), stateful=False)
         x.set_shape((None, t, c))
         y.set_shape((None,))
         w.set_shape((None,))
-        return x, y, w
+        return x, y, w, length
 
-    ds = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(to_tensors, num_parallel_calls=2, deterministic=True)
-    return ds.prefetch(2)
+    ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(order).flat_map(my_slices)
+    ds = ds.map(to_tensors, num_parallel_calls=2, deterministic=True).prefetch(2)
+    options = tf.data.Options()
+    # Sharded above, by global-batch slices: tf.data must not shard it again.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options)
 
 
 def balanced_class_weights(targets: np.ndarray, num_classes: int, boost: dict[int, float] | None = None) -> list[float]:

@@ -154,7 +154,7 @@ def test_seconds_limit_and_ctrl_c(live_bundle: Bundle, tmp_path: Path, speech: n
 
 def test_a_silent_device_is_an_error_not_a_hang(live_bundle: Bundle) -> None:
     class Mute:
-        name, rate, input_latency_s = "mute device", 16000, 0.0
+        name, rate, input_latency_s, realtime = "mute device", 16000, 0.0, True
 
     loop = LiveLoop(StreamingCascade(live_bundle), Mute(), BlockQueue(), stall_s=0.2)
     with pytest.raises(AudioError, match="mute device: no audio for 0.2 s"):

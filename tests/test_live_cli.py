@@ -64,7 +64,7 @@ def test_file_fast_json_events_equals_detect(model: Path, stream: Path, tmp_path
 
 def test_display_mode_shows_panel_and_summary(model: Path, stream: Path) -> None:
     result = runner.invoke(app, ["live", "--model", str(model), "--input", str(stream), "--fast", "--seconds", "3",
-                                 "--profile", "rp2040"])
+                                 "--profile", "rp2040"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     for part in ("kws live", "stage 1", "gate", "energy (rp2040)", "summary", "3.0 s of audio", "stopped by --seconds"):
         assert part in result.output, part
@@ -89,8 +89,8 @@ def test_bad_options_are_one_line_errors(model: Path, stream: Path, tmp_path: Pa
 def test_bundles_that_do_not_match_are_refused(model: Path, stream: Path, tmp_path: Path) -> None:
     mismatch = tmp_path / "mismatch"
     shutil.copytree(model, mismatch)
-    FeatureConfig(n_mfcc=13).save(mismatch / "stage2" / "features.toml")
-    _one_line_error(runner.invoke(app, ["live", "--model", str(mismatch), "--input", str(stream)]), "n_mfcc: 13 != 10")
+    FeatureConfig(stride_ms=10).save(mismatch / "stage1" / "features.toml")  # a ConfigMismatch
+    _one_line_error(runner.invoke(app, ["live", "--model", str(mismatch), "--input", str(stream)]), "stride_ms: 10.0 != 20.0")
     _one_line_error(runner.invoke(app, ["live", "--model", str(tmp_path), "--input", str(stream)]), "not a cascade bundle")
 
 

@@ -86,8 +86,15 @@ kws_status_t InitStage(Stage& s) {
   return KWS_OK;
 }
 
-kws_status_t RunStage(Stage& s, int8_t* output) {
-  kws_feature_ring_copy(&s.ring, s.interpreter->input(0)->data.int8);
+// Copies the T x n_mfcc int8 input (the stage's feature ring when input is null), invokes,
+// and copies the int8 outputs.
+kws_status_t RunStage(Stage& s, const int8_t* input, int8_t* output) {
+  int8_t* tensor = s.interpreter->input(0)->data.int8;
+  if (input == nullptr) {
+    kws_feature_ring_copy(&s.ring, tensor);
+  } else {
+    memcpy(tensor, input, static_cast<size_t>(KWS_NUM_FRAMES * KWS_N_MFCC));
+  }
   if (s.interpreter->Invoke() != kTfLiteOk) {
     return Fail("Invoke failed");
   }
@@ -151,12 +158,12 @@ extern "C" kws_status_t kws_cascade_push(const int16_t* samples, size_t n, size_
     }
     int8_t out1[KWS_STAGE1_NUM_LABELS];
     int8_t out2[KWS_NUM_LABELS];
-    if (RunStage(g_stages[0], out1) != KWS_OK) {
+    if (RunStage(g_stages[0], nullptr, out1) != KWS_OK) {
       return KWS_ERROR;
     }
     const bool open = kws_gate_open(out1[KWS_STAGE1_KEYWORD_INDEX]) != 0;
     if (open) {
-      if (RunStage(g_stages[1], out2) != KWS_OK) {
+      if (RunStage(g_stages[1], nullptr, out2) != KWS_OK) {
         return KWS_ERROR;
       }
       g_stage2_runs++;
@@ -166,6 +173,13 @@ extern "C" kws_status_t kws_cascade_push(const int16_t* samples, size_t n, size_
     return KWS_STEP;
   }
   return KWS_OK;
+}
+
+extern "C" kws_status_t kws_cascade_invoke(int stage, const int8_t* input, int8_t* output) {
+  if (!g_ready) {
+    return Fail("kws_cascade_init() has not succeeded");
+  }
+  return RunStage(g_stages[stage == 2 ? 1 : 0], input, output);
 }
 
 extern "C" uint32_t kws_cascade_steps(void) { return g_steps; }

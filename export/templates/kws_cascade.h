@@ -48,6 +48,11 @@ void kws_cascade_reset(void);
  * many samples were consumed. */
 kws_status_t kws_cascade_push(const int16_t *samples, size_t n, size_t *used, kws_decision_t *decision);
 
+/* Run one stage (1 or 2) on a given int8 input of KWS_NUM_FRAMES * KWS_N_MFCC bytes and copy
+ * its int8 outputs: for on-device tests against the golden vectors (kws_golden.h:
+ * kws_golden_stageN_input[i] must give kws_golden_stageN_output[i] exactly). */
+kws_status_t kws_cascade_invoke(int stage, const int8_t *input, int8_t *output);
+
 /* Counters since init: cascade steps, stage-2 invocations. */
 uint32_t kws_cascade_steps(void);
 uint32_t kws_cascade_stage2_runs(void);

@@ -49,8 +49,8 @@ def export(
         result = export_firmware(bundle_path, out, target=target, force=force,
                                  data=golden_data(data, Bundle.open(bundle_path).calibration))
     table = Table(title=f"flash and RAM (bytes), target {target}")
-    for col in ("part", "flash", "arena measured", "arena + margin", "other RAM", "RAM total"):
-        table.add_column(col, justify="left" if col == "part" else "right")
+    for col in ("part", "flash", "arena\nmeasured", "arena\n+ margin", "other\nRAM", "RAM\ntotal"):
+        table.add_column(col, justify="left" if col == "part" else "right", no_wrap=col == "part")
     for row in result.memory.rows():
         table.add_row(*(("" if v is None else f"{v:,}") if not isinstance(v, str) else v for v in row.values()))
     console.print(table)

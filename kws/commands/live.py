@@ -84,6 +84,8 @@ def live(
                 display.update(render(s, energy.at(s.stage2_per_s)), refresh=True)
 
             status = run_live(bundle, source, blocks, seconds=seconds, on_update=on_update)
+        if not out.is_terminal:
+            out.line()  # Live leaves its last frame without a newline when not on a terminal
     summary = summary_dict(status, energy.at(status.stage2_per_s))
     out.print(summary_table(summary))
     if summary_json is not None:

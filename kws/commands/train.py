@@ -31,8 +31,16 @@ def train(
     config: Annotated[Optional[Path], typer.Option(help="FeatureConfig .toml/.json (default: 49x10 MFCC).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    strategy: Annotated[str, typer.Option(
+        help="auto, one-device, mirrored (every local GPU) or multi-worker (reads TF_CONFIG; "
+             "--batch-size stays the global batch). auto: multi-worker if TF_CONFIG is set, "
+             "mirrored with >1 GPU, else one-device.")] = "auto",
 ) -> None:
-    """Train a cascade stage; Ctrl-C leaves a checkpoint and the same command resumes."""
+    """Train a cascade stage; Ctrl-C leaves a checkpoint and the same command resumes.
+
+    On a cluster, run the same command on every worker with its own TF_CONFIG (README:
+    "Scaling out"); only the chief writes --out.
+    """
     from rich.console import Console
 
     from data_prep.errors import ConfigError
@@ -48,8 +56,12 @@ def train(
                       unknown_pct=unknown_pct, silence_pct=silence_pct, keyword_boost=keyword_boost,
                       extra_data=tuple(str(p) for p in extra_data or ()),
                       negatives=tuple(str(p) for p in negatives or ()))
-    metrics = run(data, out, cfg, load_feature_config(config), force=force, progress=not quiet)
     console = Console()
+    metrics = run(data, out, cfg, load_feature_config(config), force=force, progress=not quiet,
+                  strategy=strategy, log=lambda line: console.print(line, soft_wrap=True, markup=False))
+    if not metrics:
+        console.print(f"training done on this worker; the chief writes {out}")
+        return
     for split in ("validation", "testing"):
         m = metrics.get(split)
         if m:

@@ -47,7 +47,8 @@ def render(status: LiveStatus, energy: EnergyFigures | None, title: str = "kws l
     rate = f"{status.model_rate} Hz"
     if status.source_rate != status.model_rate:
         rate = f"{status.source_rate} Hz → {status.model_rate} Hz (resampled)"
-    grid.add_row("input", Text(f"{status.source}  ·  {rate}  ·  {status.audio_s:7.1f} s", overflow="fold"))
+    grid.add_row("input", Text(status.source, overflow="fold"))
+    grid.add_row("audio", Text(f"{status.audio_s:.1f} s at {rate}"))
     level = (max(status.level_db, SILENT_DB / 2) - SILENT_DB / 2) / (-SILENT_DB / 2)  # -60..0 dBFS
     grid.add_row("level", bar(level, style="cyan") + Text(f"  {status.level_db:6.1f} dBFS"))
     grid.add_row("stage 1", bar(status.p_keyword, marker=status.tau, style="yellow")
@@ -69,6 +70,7 @@ def render(status: LiveStatus, energy: EnergyFigures | None, title: str = "kws l
     for col in ("t (s)", "keyword", "score", "stage 1", "latency ms"):
         events.add_column(col, justify="left" if col == "keyword" else "right")
     for e in status.events[-SHOWN_EVENTS:]:
-        events.add_row(f"{e.t:.2f}", e.label, f"{e.score:.2f}", f"{e.stage1:.2f}", f"{e.latency_ms:.0f}")
+        latency = "-" if e.latency_ms is None else f"{e.latency_ms:.0f}"
+        events.add_row(f"{e.t:.2f}", e.label, f"{e.score:.2f}", f"{e.stage1:.2f}", latency)
     shown = f"detections ({len(status.events)})"
     return Panel(Group(grid, Text(""), Text(shown, style="bold"), events), title=title, subtitle="Ctrl-C to stop")

@@ -32,6 +32,7 @@ class Source(Protocol):
     name: str
     rate: int
     input_latency_s: float
+    realtime: bool  # False for a file pushed --fast: then no capture time, no latency
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,12 +43,13 @@ class LiveEvent:
     label: str
     score: float
     stage1: float  # stage-1 P(keyword) at that step
-    latency_ms: float  # capture of the window's last sample -> event, on this host
+    latency_ms: float | None  # capture of the window's last sample -> event (None when --fast)
     compute_ms: float  # host time of the hop that fired (features + stages + decision)
 
     def to_dict(self) -> dict:
         return {"t": round(self.t, 3), "label": self.label, "score": round(self.score, 4),
-                "stage1": round(self.stage1, 4), "latency_ms": round(self.latency_ms, 2),
+                "stage1": round(self.stage1, 4),
+                "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 2),
                 "compute_ms": round(self.compute_ms, 3)}
 
 
@@ -59,6 +61,7 @@ class LiveStatus:
     source_rate: int
     model_rate: int
     tau: float
+    realtime: bool = True
     audio_s: float = 0.0
     steps: int = 0
     stage2_runs: int = 0
@@ -147,7 +150,7 @@ class LiveLoop:
         self.update_every_s, self.stall_s = update_every_s, stall_s
         self.resampler = StreamResampler(source.rate, cfg.sample_rate)
         self.piece = cfg.stride_samples
-        self.status = LiveStatus(source.name, source.rate, cfg.sample_rate, runner.bundle.tau)
+        self.status = LiveStatus(source.name, source.rate, cfg.sample_rate, runner.bundle.tau, source.realtime)
         self._arrivals = _Arrivals(source.rate, source.input_latency_s)
         self._taken = 0  # source samples consumed
         self._fed = 0  # model-rate samples fed to the cascade
@@ -213,11 +216,13 @@ class LiveLoop:
 
     def _step(self, step: Step, compute_ms: float) -> None:
         status = self.status
-        latency_ms = (time.monotonic() - self._arrivals.captured(step.t)) * 1000.0
+        latency_ms = None
+        if status.realtime:
+            latency_ms = (time.monotonic() - self._arrivals.captured(step.t)) * 1000.0
+            status.latency_ms.append(latency_ms)
         status.steps += 1
         status.stage2_runs += int(step.opened)
         status.p_keyword, status.opened, status.label, status.score = step.p_keyword, step.opened, step.label, step.score
-        status.latency_ms.append(latency_ms)
         if step.detection is not None:
             d = step.detection
             event = LiveEvent(d.t, d.label, d.score, step.p_keyword, latency_ms, compute_ms)

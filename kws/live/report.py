@@ -39,7 +39,7 @@ def summary_dict(status: LiveStatus, energy: EnergyFigures | None) -> dict[str, 
         "dropped_blocks": status.dropped,
         "hop_ms": hop,
         "realtime_factor": status.audio_s / compute_s if compute_s else float("inf"),
-        "latency_ms": _stats(status.latency_ms),
+        "latency_ms": _stats(status.latency_ms) if status.realtime else None,
         "cpu_percent": status.cpu_percent,
         "energy": energy.to_dict() if energy is not None else None,
     }
@@ -54,10 +54,11 @@ def summary_table(summary: dict[str, Any]) -> Table:
     table.add_row("detections", ", ".join(f"{d['label']}@{d['t']:.2f}s" for d in summary["detections"]) or "none")
     table.add_row("stage 2", f"ran on {summary['stage2_runs']} of {summary['steps']} steps "
                              f"({summary['stage2_duty']:.1%} duty, {summary['stage2_per_s']:.2f}/s)")
-    hop, lat = summary["hop_ms"], summary["latency_ms"]
+    hop, lat = summary["hop_ms"], summary["latency_ms"] or {}
     table.add_row("per hop", f"{hop['median']:.3f} ms median, {hop['p99']:.3f} ms p99 "
                              f"({summary['realtime_factor']:.0f}x real time)")
-    table.add_row("latency", f"{lat['median']:.0f} ms median, {lat['p99']:.0f} ms p99 (capture -> decision)")
+    if lat:
+        table.add_row("latency", f"{lat['median']:.0f} ms median, {lat['p99']:.0f} ms p99 (capture -> decision)")
     table.add_row("CPU", f"{summary['cpu_percent']:.1f} % of one core")
     losses = summary["overflows"] + summary["dropped_blocks"]
     table.add_row("overflows", f"[{'red' if losses else 'green'}]{summary['overflows']} input overflows, "

@@ -24,6 +24,7 @@ class MicSource:
     def __init__(self, device: InputDevice, rate: int, block_frames: int, blocks: BlockQueue) -> None:
         self.device, self.rate, self.block_frames, self.blocks = device, rate, block_frames, blocks
         self.name = device.describe()
+        self.realtime = True
         self.input_latency_s = 0.0  # PortAudio's estimate of the device -> callback delay
         self._stream = None
 

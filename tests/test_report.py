@@ -1,0 +1,171 @@
+"""kws report: a run directory -> report.html / report.md, rendered in headless Chromium.
+
+The full run is laid out as `kws demo` lays it out, from the session's briefly trained
+models and bundle plus the demo's own step functions (features, TFLM check, evaluation,
+a 30 s stream, energy), so the report reads the real artefacts the demo writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from data_prep.config import FeatureConfig
+from data_prep.errors import KwsError
+from kws.report import build_report
+from kws.report_doc import days, num, pct, ratio
+
+FIGURES = {"training", "confusion", "threshold_curve", "timeline", "energy", "pareto"}
+
+PROBE = """<script>
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var text = document.body.innerText;
+  document.body.dataset.images = imgs.length;
+  document.body.dataset.loaded = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  var pre = document.createElement('pre');
+  pre.id = 'rendered-text';
+  pre.textContent = text;
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, trained_models: dict[str, Path], bundle_dir: Path, samples_dir: Path) -> Path:
+    from kws.demo import DemoConfig, energy_step, evaluate_step, features_step, stream_step, tflm_step
+
+    root = tmp_path_factory.mktemp("run")
+    for stage in ("stage1", "stage2"):
+        shutil.copytree(trained_models[stage], root / f"train_{stage}" / "model")
+    shutil.copytree(bundle_dir, root / "cascade" / "bundle")
+    cfg = DemoConfig(data=str(samples_dir / "speech_commands"), stream_minutes=0.5)
+    steps = {"features": features_step(cfg, FeatureConfig()), "tflm": tflm_step(root, cfg),
+             "evaluate": evaluate_step(root, cfg), "stream": stream_step(root, cfg), "energy": energy_step(root)}
+    for name, run in steps.items():
+        (root / name).mkdir()
+        run(root / name)
+    return root
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    pytest.skip("chromium is not installed (scripts/system_deps.sh installs the Debian package `chromium`)")
+
+
+def _chrome(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+           f"--user-data-dir={profile}", *args, page.resolve().as_uri()]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=True)
+
+
+def _expected_numbers(root: Path) -> list[str]:
+    ev = json.loads((root / "evaluate" / "eval.json").read_text())
+    score = json.loads((root / "stream" / "detections.json").read_text())["score"]
+    nrf = json.loads((root / "energy" / "energy.json").read_text())["nrf52840"]
+    return [pct(ev["accuracy"]), pct(ev["stage2_accuracy"]), pct(ev["stage1_recall"]),
+            pct(ev["stage2_invocation_rate"]), pct(score["hit_rate"]), num(score["false_accepts_per_hour"], 1),
+            ratio(nrf["cascade_vs_stage2_energy"]), days(nrf["battery_days"])]
+
+
+def test_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
+    html_path, md_path = build_report(run_dir)
+    page = html_path.read_text()
+    # self-contained: nothing fetched, nothing run
+    assert not re.search(r"""(src|href)=["']?(https?:|//)""", page) and "<script" not in page and "<link" not in page
+    embedded = re.findall(r'data:image/png;base64,([A-Za-z0-9+/=]+)" alt="[^"]*" data-name="([a-z_]+)"', page)
+    assert {name for _, name in embedded} == FIGURES
+    for data, name in embedded:  # the page's plots are byte for byte the files report.md links to
+        assert base64.b64decode(data) == (run_dir / "report_files" / f"{name}.png").read_bytes()
+    md = md_path.read_text()
+    assert set(re.findall(r"\]\(report_files/([a-z_]+)\.png\)", md)) == FIGURES
+
+    probe = html_path.with_name("probe.html")
+    probe.write_text(page.replace("</body>", PROBE + "</body>"))
+    dom = _chrome(probe, tmp_path / "p1", "--virtual-time-budget=10000", "--dump-dom").stdout
+    images = re.search(r'data-images="(\d+)"', dom)
+    loaded = re.search(r'data-loaded="(\d+)"', dom)
+    assert images and loaded, "the probe script did not run"
+    assert int(images.group(1)) == len(FIGURES) and int(loaded.group(1)) == len(FIGURES), "broken images"
+    text = html.unescape(re.search(r'<pre id="rendered-text">(.*?)</pre>', dom, re.S).group(1))
+    for title in ("Feature configuration", "Models", "Evaluation", "Stage-1 gate", "Long recording",
+                  "Energy per MCU profile", "Accuracy vs energy", "Cascade accuracy", "Battery life (nrf52840)"):
+        assert title in text
+    for value in _expected_numbers(run_dir):
+        assert value in text, f"{value!r} not on the rendered page"
+    assert "Not in this run" in text  # no export in this run: a note, not a crash
+
+    shot = tmp_path / "report.png"
+    _chrome(html_path, tmp_path / "p2", f"--screenshot={shot}", "--window-size=1280,4000")
+    from PIL import Image
+    import numpy as np
+
+    image = np.asarray(Image.open(shot).convert("L"))
+    assert image.shape == (4000, 1280)
+    assert (image < 128).mean() > 0.01, "the screenshot is (nearly) blank"
+
+
+def test_partial_run_dir_gets_notes_not_a_crash(run_dir: Path, tmp_path: Path) -> None:
+    """Artefacts under names and folders of the user's choosing are found by content."""
+    mine = tmp_path / "mine"
+    (mine / "nested").mkdir(parents=True)
+    shutil.copy(run_dir / "evaluate" / "eval.json", mine / "my_eval.json")
+    shutil.copy(run_dir / "energy" / "energy.json", mine / "nested" / "power.json")
+    (mine / "events.jsonl").write_text('{"t": 3.2, "label": "yes", "score": 0.91}\n{"t": 7.5, "label": "no", "score": 0.8}\n')
+    firmware = mine / "fw"
+    (firmware / "src").mkdir(parents=True)
+    (firmware / "kws_export.json").write_text("{}\n")
+    (firmware / "src" / "kws_model_stage2.cc").write_text("// model\n" * 50)
+    html_path, md_path = build_report(mine)
+    page, md = html_path.read_text(), md_path.read_text()
+    assert pct(json.loads((mine / "my_eval.json").read_text())["accuracy"]) in page
+    assert page.count('class="missing"') == 3  # features, models, gate: each a one-line note
+    assert "Not in this run: no cascade bundle" in page
+    assert "No detections" not in page and "7.50" in page  # the user's JSON-lines events
+    size = (firmware / "src" / "kws_model_stage2.cc").stat().st_size
+    assert re.search(rf"<caption>src/</caption>.*kws_model_stage2\.cc</td><td class=\"num\">{size:,}<", page)
+    assert md.count("> Not in this run:") == 3 and "![" in md
+    assert {p.name for p in (mine / "report_files").iterdir()} == {"confusion.png", "energy.png", "pareto.png",
+                                                                  "timeline.png"}
+
+
+def test_an_unrelated_report_html_is_not_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "report.html").write_text("<html>my own notes</html>")
+    with pytest.raises(KwsError, match="not a previous kws report"):
+        build_report(tmp_path)
+    assert (tmp_path / "report.html").read_text() == "<html>my own notes</html>"
+    html_path, _ = build_report(tmp_path, force=True)
+    assert "Not in this run" in html_path.read_text()
+    build_report(tmp_path)  # a previous report is simply rebuilt
+
+
+def _cli() -> typer.Typer:
+    from kws.cli import _OneLineErrors
+    from kws.commands import report
+
+    app = typer.Typer(cls=_OneLineErrors, add_completion=False, pretty_exceptions_enable=False)
+    app.command("report")(report.report)
+    app.command("noop")(lambda: None)  # two commands keep `report` a subcommand, as under `kws`
+    return app
+
+
+def test_cli(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(_cli(), ["report", str(tmp_path / "nope")])
+    assert result.exit_code == 1 and "no such run directory" in result.output and "Traceback" not in result.output
+    out = tmp_path / "out"
+    result = runner.invoke(_cli(), ["report", str(tmp_path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "report.html").is_file() and (out / "report.md").is_file()
