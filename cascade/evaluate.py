@@ -10,7 +10,7 @@ import numpy as np
 from cascade.bundle import Bundle
 from cascade.pipeline import Cascade
 from data_prep.errors import DatasetError
-from data_prep.example_features import example_features
+from data_prep.example_features import iter_example_features
 from data_prep.labels import RESERVED
 from data_prep.speech_commands import load_dataset
 
@@ -18,7 +18,8 @@ from data_prep.speech_commands import load_dataset
 def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cache_dir: Path | None = None,
                     use_cache: bool = True, workers: int = 1) -> dict[str, Any]:
     """Keys: accuracy (cascade), stage2_accuracy, stage1_recall, stage2_invocation_rate, n,
-    plus the cascade's per-class report and confusion matrix."""
+    plus the cascade's per-class report and confusion matrix. Features stream through in
+    bounded batches; only per-clip predictions are kept."""
     from kws.evaluate import classification_report
 
     dataset = load_dataset(data_dir, bundle.stage2.dataset_labels())
@@ -28,13 +29,16 @@ def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cach
     labels = bundle.labels
     y = np.array([labels.index(e.label) for e in examples])
     is_kw = np.array([e.label not in RESERVED for e in examples])
-    features = example_features(examples, bundle.config, cache_dir, use_cache)
     cascade = Cascade(bundle, workers)
-    stage2_probs = cascade.stage2_only(features)
-    result = cascade.classify_clips(features, stage2_probs)
-    stage2_preds = stage2_probs.argmax(-1)
-    report = classification_report(y, result["predictions"], labels)
-    opened = result["opened"]
+    predictions, opened, stage2_preds = [], [], []
+    for features in iter_example_features(examples, bundle.config, cache_dir, use_cache):  # bounded memory
+        stage2_probs = cascade.stage2_only(features)
+        result = cascade.classify_clips(features, stage2_probs)
+        predictions.append(result["predictions"])
+        opened.append(result["opened"])
+        stage2_preds.append(stage2_probs.argmax(-1))
+    opened, stage2_preds = np.concatenate(opened), np.concatenate(stage2_preds)
+    report = classification_report(y, np.concatenate(predictions), labels)
     report.update({
         "model": str(bundle.path),
         "data": str(data_dir),

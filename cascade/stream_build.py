@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import soundfile as sf
 
 from cascade.model_dir import write_json

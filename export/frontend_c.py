@@ -24,7 +24,7 @@ import numpy as np
 from data_prep.config import FeatureConfig
 from data_prep.features import feature_tables
 from export.c_array import c_initializer
-from export.header import StageFacts, fold_quantization
+from export.header import StageFacts
 
 TABLES_HEADER = "kws_frontend_tables.h"
 QUANT_CLAMP = 200.0  # |x * a + b| beyond this saturates anyway; keeps the C int cast defined

@@ -19,9 +19,10 @@ from typer.core import TyperGroup
 
 from data_prep.errors import KwsError  # noqa: E402
 from kws.commands import bench_eval  # noqa: F401  (adds `kws bench eval` to bench.app)
+from kws.commands import bench_scale  # noqa: F401  (adds `kws bench eval-memory` to bench.app)
 from kws.commands import (
-    bench, cascade, data, demo, detect, download, energy, evaluate, export, features, model_stats, stream,
-    synth, train,
+    bench, cascade, data, demo, detect, download, energy, evaluate, export, features, model_stats, report,
+    stream, synth, train,
 )
 
 
@@ -55,6 +56,7 @@ app.command("energy")(energy.energy)
 app.command("demo")(demo.demo)
 app.command("model-stats")(model_stats.model_stats)
 app.command("export")(export.export)
+app.command("report")(report.report)
 data.app.command("download")(download.download)
 data.app.command("synth")(synth.synth)
 app.add_typer(data.app, name="data")

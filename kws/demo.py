@@ -23,13 +23,14 @@ from kws.steps import Step
 class DemoConfig:
     data: str
     stage1_arch: str = "tiny"
-    stage1_epochs: int = 40
+    stage1_epochs: int = 30
     stage2_arch: str = "ds_cnn"
     stage2_params: tuple[tuple[str, Any], ...] = (("filters", 32),)
-    stage2_epochs: int = 60
+    stage2_epochs: int = 40
     unknown_pct: float = 100.0
     recall: float = 0.95
     stream_minutes: float = 2.0
+    synth_voices: int = 20  # espeak-ng voices per word added to training (0: none)
     seed: int = 0
 
 
@@ -52,15 +53,31 @@ def features_step(cfg: DemoConfig, features: FeatureConfig):
     return run
 
 
-def train_step(cfg: DemoConfig, features: FeatureConfig, stage: int):
+def synth_step(cfg: DemoConfig, features: FeatureConfig):
+    def run(out: Path) -> dict[str, Any]:
+        import shutil
+
+        from data_prep.labels import WORDS_V2
+        from data_prep.synth import synthesize
+
+        if cfg.synth_voices == 0 or shutil.which("espeak-ng") is None:
+            return {"clips": 0, "note": "espeak-ng not installed: training on the real clips only"}
+        clips = synthesize(WORDS_V2, out / "clips", voices=cfg.synth_voices, seed=cfg.seed, config=features)
+        return {"clips": clips, "voices": cfg.synth_voices}
+    return run
+
+
+def train_step(root: Path, cfg: DemoConfig, features: FeatureConfig, stage: int):
     def run(out: Path) -> dict[str, Any]:
         from kws.train import train
         from kws.train_config import TrainConfig
 
+        synth = root / "synth" / "clips"
+        extra = (str(synth),) if synth.is_dir() else ()
         arch, params, epochs = ((cfg.stage1_arch, {}, cfg.stage1_epochs) if stage == 1
                                 else (cfg.stage2_arch, dict(cfg.stage2_params), cfg.stage2_epochs))
         tc = TrainConfig(stage=stage, arch=arch, arch_params=params, epochs=epochs, patience=epochs,
-                         batch_size=32, unknown_pct=cfg.unknown_pct, seed=cfg.seed)
+                         batch_size=32, unknown_pct=cfg.unknown_pct, seed=cfg.seed, extra_data=extra)
         metrics = train(Path(cfg.data), out / "model", tc, features, progress=True)
         return {"testing": metrics.get("testing"), "validation": metrics.get("validation")}
     return run
@@ -161,18 +178,30 @@ def export_step(root: Path, cfg: DemoConfig):
     return run
 
 
+def report_step(root: Path):
+    def run(out: Path) -> dict[str, Any]:
+        from kws.report import build_report
+
+        html, md = build_report(root, force=True)
+        return {"html": str(html), "md": str(md)}
+    return run
+
+
 def demo_steps(root: Path, cfg: DemoConfig, features: FeatureConfig) -> list[Step]:
     settings = dataclasses.asdict(cfg) | {"features": features.fingerprint()}
     return [
         Step("features", "extract MFCC features", features_step(cfg, features), settings),
-        Step("train_stage1", "train stage 1 (tiny gate) + int8", train_step(cfg, features, 1), settings,
-             ("features",), keep_partial=True),
-        Step("train_stage2", "train stage 2 (classifier) + int8", train_step(cfg, features, 2), settings,
-             ("features",), keep_partial=True),
+        Step("synth", "synthesize extra training speech (espeak-ng)", synth_step(cfg, features), settings),
+        Step("train_stage1", "train stage 1 (tiny gate) + int8", train_step(root, cfg, features, 1), settings,
+             ("features", "synth"), keep_partial=True),
+        Step("train_stage2", "train stage 2 (classifier) + int8", train_step(root, cfg, features, 2), settings,
+             ("features", "synth"), keep_partial=True),
         Step("tflm", "TFLite Micro bit-exactness and arena", tflm_step(root, cfg), {}, ("train_stage1", "train_stage2")),
         Step("cascade", "calibrate the gate, build the bundle", cascade_step(root, cfg), settings, ("train_stage1", "train_stage2")),
         Step("evaluate", "batch evaluation on test speakers", evaluate_step(root, cfg), {}, ("cascade",)),
         Step("stream", "streaming detection on a long recording", stream_step(root, cfg), settings, ("cascade",)),
         Step("energy", "energy on every MCU profile", energy_step(root), {}, ("cascade",)),
         Step("export", "firmware export, compiled and self-tested", export_step(root, cfg), {}, ("cascade",)),
+        Step("report", "HTML and Markdown report", report_step(root), {},
+             ("features", "train_stage1", "train_stage2", "tflm", "cascade", "evaluate", "stream", "energy", "export")),
     ]

@@ -15,14 +15,15 @@ restored state by broadcast, so only the chief's disk has to hold the checkpoint
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from data_prep.errors import ConfigError
+from data_prep.errors import ConfigError, KwsError
 
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
 _JOBS = ("chief", "worker")  # the jobs MultiWorkerMirroredStrategy trains with
@@ -174,6 +175,22 @@ def make_placement(requested: str = "auto", environ: Mapping[str, str] | None = 
         return Placement(name, strategy, note=note)
     device = "/gpu:0" if gpus else "/cpu:0"
     return Placement(name, tf.distribute.OneDeviceStrategy(device), note=device.strip("/"))
+
+
+@contextlib.contextmanager
+def lost_worker_is_one_line(placement: Placement) -> Iterator[None]:
+    """When another worker dies, collectives fail on the survivors (after a few seconds, by
+    socket or heartbeat): say so in one line, with what to do, instead of a gRPC traceback."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError,
+            tf.errors.DeadlineExceededError) as exc:
+        if placement.num_workers == 1:
+            raise
+        raise KwsError(f"multi-worker training lost a worker ({type(exc).__name__}); restart every worker with "
+                       "the same command and TF_CONFIG to resume from the last checkpoint") from None
 
 
 def write_dir(directory: Path, placement: Placement) -> Path:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from data_prep.errors import DatasetError
-from data_prep.example_features import example_features
+from data_prep.example_features import iter_example_features
 from data_prep.speech_commands import load_dataset
 from cascade.model_dir import ModelDir
 from cascade.stages import KEYWORD, stage_targets
@@ -44,13 +44,17 @@ def stage_of(model: ModelDir) -> int:
     return 1 if KEYWORD in model.labels else 2
 
 
-def predict_float(model: ModelDir, x: np.ndarray, keras_model=None) -> np.ndarray:
+def _load_keras(model: ModelDir):
     from export.tensorflow_quiet import import_tensorflow
 
     import_tensorflow()
     import keras
 
-    net = keras_model or keras.models.load_model(model.keras_path)
+    return keras.models.load_model(model.keras_path)
+
+
+def predict_float(model: ModelDir, x: np.ndarray, keras_model=None) -> np.ndarray:
+    net = keras_model or _load_keras(model)
     return np.asarray(net.predict(x, batch_size=256, verbose=0))
 
 
@@ -71,20 +75,33 @@ def accuracy_of(model: ModelDir, x: np.ndarray, y: np.ndarray, keras_model=None)
 
 def evaluate(model: ModelDir, data_dir: Path, split: str = "testing", cache_dir: Path | None = None,
              use_cache: bool = True, workers: int = 1) -> dict[str, Any]:
-    """Reports for the int8 model (and the float one when present) on ``split`` of ``data_dir``."""
+    """Reports for the int8 model (and the float one when present) on ``split`` of ``data_dir``.
+
+    Features stream through batch by batch and only the predicted labels are kept, so the
+    pass needs the same memory for a test set of any size.
+    """
+    from cascade.runtime import TFLiteModel
+
     dataset = load_dataset(data_dir, model.dataset_labels())
     examples = dataset.examples(split)
     if not examples:
         raise DatasetError(f"{data_dir}: no {split} examples for labels {list(dataset.labels)}")
     stage = stage_of(model)
     y = np.asarray(stage_targets(stage, dataset.labels, [e.label for e in examples]), np.int32)
-    x = model.inputs(example_features(examples, model.config, cache_dir, use_cache))
+    int8_model = TFLiteModel(model.int8_path)
+    keras_model = _load_keras(model) if model.keras_path.is_file() else None
+    int8_preds, float_preds = [], []
+    for features in iter_example_features(examples, model.config, cache_dir, use_cache):
+        x = model.inputs(features)
+        int8_preds.append(int8_model.predict(x, workers=workers).argmax(-1))
+        if keras_model is not None:
+            float_preds.append(predict_float(model, x, keras_model).argmax(-1))
     result: dict[str, Any] = {"model": str(model.path), "data": str(data_dir), "split": split, "stage": stage}
-    int8 = classification_report(y, predict_int8(model, x, workers).argmax(-1), model.labels)
+    int8 = classification_report(y, np.concatenate(int8_preds), model.labels)
     result.update(int8)
     result["int8"] = {"accuracy": int8["accuracy"]}
-    if model.keras_path.is_file():
-        result["float"] = classification_report(y, predict_float(model, x).argmax(-1), model.labels)
+    if keras_model is not None:
+        result["float"] = classification_report(y, np.concatenate(float_preds), model.labels)
     return result
 
 

@@ -41,7 +41,7 @@ def headline(a: Artefacts) -> tuple[Headline, ...]:
         Headline("Stage 2 alone", pct(ev.get("stage2_accuracy")), "same clips, no gate" if cascade_eval else "no cascade evaluation"),
         Headline("Stage-1 recall", pct(ev.get("stage1_recall")),
                  f"keywords passed at tau {ev['tau']:.3f}" if ev.get("tau") is not None else "keywords passed by the gate"),
-        Headline("Invocation rate", pct(ev.get("stage2_invocation_rate")), "of test clips reach stage 2"),
+        Headline("Invocation rate", pct(ev.get("stage2_invocation_rate")), f"of {ev.get('split', 'test')} clips reach stage 2"),
         Headline("Hit rate", pct(score.get("hit_rate")),
                  f"{count(score['hits'])} of {count(score['keywords'])} keywords, long recording" if score else "no scored recording"),
         Headline("False accepts / hour", num(score.get("false_accepts_per_hour"), 1),

@@ -97,7 +97,7 @@ def pareto_section(a: Artefacts) -> Section:
                 f"on the {s.get('split')} split; required accuracy {pct(s.get('required_accuracy'))}; stage 2 alone "
                 f"{pct(s.get('stage2_accuracy'))} at {num(s.get('stage2_always_on_energy_j_per_hour'), 2)} J/hour.")
         if best:
-            text += (f" Chosen: {Path(best['stage1']).name} at tau {best['tau']:.3f}, accuracy {pct(best['accuracy'])}, "
+            text += (f" Chosen: {rel(Path(best['stage1']), a.run_dir)} at tau {best['tau']:.3f}, accuracy {pct(best['accuracy'])}, "
                      f"{num(best['energy_j_per_hour'], 2)} J/hour.")
         return Section(key, title, (Text(text), Figure("pareto", plots.search_png(s),
                                                        "Every candidate's energy and accuracy; the dashed line is the "

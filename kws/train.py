@@ -18,13 +18,14 @@ import numpy as np
 from data_prep.audio import audio_files, load_audio, loudest_window
 from data_prep.labels import UNKNOWN
 from data_prep.config import FeatureConfig
-from data_prep.errors import ConfigError, DatasetError, KwsError
+from data_prep.errors import DatasetError, KwsError
 from data_prep.example_features import example_clips, example_features
 from data_prep.features import mfcc
 from data_prep.normalize import FeatureStats
 from data_prep.speech_commands import Dataset, load_dataset
 from cascade import model_dir as artifact
 from cascade.stages import KEYWORD, stage_labels, stage_targets
+from kws.distribute import Placement
 from kws.train_config import TrainConfig
 from kws.train_data import TrainingArrays, balanced_class_weights, steps_per_epoch, training_dataset
 
@@ -101,21 +102,31 @@ def train(
     worker runs this same function; only the chief writes ``out`` and measures the result,
     the others return ``{}`` once training is done.
     """
-    from export.tensorflow_quiet import import_tensorflow
+    from kws.distribute import lost_worker_is_one_line, make_placement
 
-    import_tensorflow()
+    log = log or (lambda line: None)
+    placement = make_placement(strategy)  # first: a multi-worker strategy configures TF itself
+    log(placement.describe(config.batch_size))
+    with lost_worker_is_one_line(placement):
+        dataset, arrays, stats = _train_on(placement, data_dir, out, config, features, force=force,
+                                           progress=progress, cache_dir=cache_dir, log=log)
+    if not placement.is_chief:
+        return {}
+    return finish(out, dataset, config, features, arrays, stats, cache_dir)
+
+
+def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConfig, features: FeatureConfig, *,
+              force: bool, progress: bool, cache_dir: Path | None, log: Callable[[str], None]):
+    """Every worker's part of ``train``: (dataset, training arrays, feature stats) for finish."""
     import keras
 
-    from kws.distribute import broadcast_from_chief, make_placement
+    from kws.distribute import broadcast_from_chief
     from kws.models import build_model
     from kws.progress import RichProgress
     from kws.train_callbacks import BestAndStop, HistoryWriter, TrainingBackup
     from kws.train_loop import run_epochs, synchronise_batch_norm
 
-    log = log or (lambda line: None)
-    placement = make_placement(strategy)  # first: a multi-worker strategy configures TF itself
     chief = placement.is_chief
-    log(placement.describe(config.batch_size))
     resuming = prepare_output(out, data_dir, config, features, force) if chief else False
     dataset = load_dataset(data_dir, config.labels, silence_pct=config.silence_pct,
                            unknown_pct=config.unknown_pct, seed=config.seed)
@@ -162,9 +173,7 @@ def train(
     if first_epoch < config.epochs:
         run_epochs(model, optimizer, placement, make_dataset, first_epoch=first_epoch, epochs=config.epochs,
                    steps=steps, validation=(stats.apply(x_val), y_val), callbacks=callbacks, save=backup.save)
-    if not chief:
-        return {}
-    return finish(out, dataset, config, features, arrays, stats, cache_dir)
+    return dataset, arrays, stats
 
 
 def finish(out: Path, dataset: Dataset, config: TrainConfig, features: FeatureConfig,

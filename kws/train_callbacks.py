@@ -34,6 +34,9 @@ class TrainingBackup:
         self.model, self.optimizer = model, optimizer
         self.epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epochs_done=self.epochs_done)
+        # Created lazily by the first save or restore: made here, on every worker alike, since
+        # under a multi-worker strategy each variable creation is a collective broadcast.
+        _ = self.checkpoint.save_counter
         self._write_dir = write_dir(self.directory, placement)
         self._manager = tf.train.CheckpointManager(self.checkpoint, str(self._write_dir), max_to_keep=1)
 

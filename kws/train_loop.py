@@ -76,24 +76,28 @@ def make_train_step(model, optimizer, placement: Placement) -> Callable[[Any], A
     return train_step
 
 
-def evaluate_arrays(model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """val_loss and val_accuracy as Keras reports them (mean loss incl. regularisation)."""
+def make_evaluate(model) -> Callable[[np.ndarray, np.ndarray], dict[str, float]]:
+    """(x, y) -> val_loss and val_accuracy as Keras reports them (mean loss incl.
+    regularisation), in batches of bounded size; traced once per batch shape."""
     import tensorflow as tf
 
     per_example, regularization = _loss_fn(model)
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def batch_sums(xb, yb):
         probs = model(xb, training=False)
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, -1, output_type=tf.int32), yb), tf.float32))
         return tf.reduce_sum(per_example(yb, probs)), correct, regularization()
 
-    loss = correct = reg = 0.0
-    for start in range(0, len(y), _EVAL_BATCH):
-        l, c, r = batch_sums(x[start : start + _EVAL_BATCH], y[start : start + _EVAL_BATCH].astype(np.int32))
-        loss, correct, reg = loss + float(l), correct + float(c), float(r)
-    n = max(len(y), 1)
-    return {"val_loss": loss / n + reg, "val_accuracy": correct / n}
+    def evaluate(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        loss = correct = reg = 0.0
+        for start in range(0, len(y), _EVAL_BATCH):
+            l, c, r = batch_sums(x[start : start + _EVAL_BATCH], y[start : start + _EVAL_BATCH].astype(np.int32))
+            loss, correct, reg = loss + float(l), correct + float(c), float(r)
+        n = max(len(y), 1)
+        return {"val_loss": loss / n + reg, "val_accuracy": correct / n}
+
+    return evaluate
 
 
 def run_epochs(
@@ -118,11 +122,12 @@ def run_epochs(
     dataset = strategy.distribute_datasets_from_function(make_dataset)
     iterator = iter(dataset)
     train_step = make_train_step(model, optimizer, placement)
+    evaluate = make_evaluate(model)
     hooks = keras.callbacks.CallbackList(list(callbacks) if placement.is_chief else [], model=model)
     model.stop_training = False
     hooks.on_train_begin()
     epoch = first_epoch
-    try:
+    try:  # a lost worker surfaces here as a tf.errors.UnavailableError: see kws.distribute
         while epoch < epochs:
             hooks.on_epoch_begin(epoch)
             totals = np.zeros(3)
@@ -131,7 +136,7 @@ def run_epochs(
                 hooks.on_train_batch_end(step, {"loss": totals[0] / totals[2], "accuracy": totals[1] / totals[2]})
             logs = {"loss": totals[0] / totals[2], "accuracy": totals[1] / totals[2]}
             if placement.is_chief:
-                logs.update(evaluate_arrays(model, *validation))
+                logs.update(evaluate(*validation))
                 hooks.on_epoch_end(epoch, logs)
             stop = broadcast_from_chief(placement, [tf.constant(float(bool(model.stop_training)))])[0]
             epoch += 1

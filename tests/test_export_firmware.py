@@ -241,14 +241,8 @@ def test_config_that_does_not_match_the_models_is_refused(bundle_dir, data, tmp_
 
 
 def _cli() -> typer.Typer:
-    """The real root app once `export` is registered there, else the same error handling."""
-    from kws import cli
+    from kws.cli import app
 
-    if any(c.name == "export" for c in cli.app.registered_commands):
-        return cli.app
-    app = typer.Typer(cls=cli._OneLineErrors, pretty_exceptions_enable=False)
-    app.callback()(lambda: None)
-    app.command("export")(export_command)
     return app
 
 

@@ -35,13 +35,15 @@ KWS = [sys.executable, "-c", "from kws.cli import main; main()"]
 RATE = 16000
 LEAD_S, SLOT_S = 1.0, 2.5  # noise before the first word; one word + its noise gap
 WORDS = 4
+SHIFTS = [int(RATE * ms / 1000) for ms in (0, 10, 30, 50, 70, 90)]  # recording start vs the hop grid
 
 
 def _skip_unless_audio_stack() -> None:
     missing = [tool for tool in ("pulseaudio", "paplay", "pactl") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed (apt-get install pulseaudio pulseaudio-utils)")
-    if not glob.glob("/usr/lib*/**/alsa-lib/libasound_module_pcm_pulse.so", recursive=True):
+    plugin = "alsa-lib/libasound_module_pcm_pulse.so"
+    if not glob.glob(f"/usr/lib*/*/{plugin}") + glob.glob(f"/usr/lib*/{plugin}"):
         pytest.skip("ALSA's PulseAudio plugin not installed (apt-get install libasound2-plugins)")
     try:
         import sounddevice  # noqa: F401
@@ -100,22 +102,26 @@ def _compose(clips: list[np.ndarray], noise: np.ndarray) -> np.ndarray:
 
 
 def _pick_clips(bundle: Bundle, root: Path, noise: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
-    """The first testing clip of each keyword that the cascade detects alone on the noise."""
+    """The first held-out clip of each keyword that the cascade detects alone on the noise,
+    wherever the recording starts relative to its hops and inference steps (live, the start
+    is wherever PortAudio's first block happens to fall)."""
     by_label: dict[str, list[Path]] = {}
-    for e in load_dataset(root).examples("testing"):
+    dataset = load_dataset(root)
+    for e in [*dataset.examples("testing"), *dataset.examples("validation")]:  # never trained on
         if e.path is not None and e.label in bundle.labels and not e.label.startswith("_"):
             by_label.setdefault(e.label, []).append(e.path)
     clips, labels = [], []
     for label in sorted(by_label):
-        for path in sorted(by_label[label])[:5]:
+        for path in by_label[label]:
             clip = load_audio(path, RATE)
-            if [d.label for d in run_stream(bundle, _compose([clip], noise)).detections] == [label]:
+            alone = _compose([clip], noise)
+            if all([d.label for d in run_stream(bundle, alone[shift:]).detections] == [label] for shift in SHIFTS):
                 clips.append(clip)
                 labels.append(label)
                 break
         if len(clips) == WORDS:
             break
-    assert len(clips) == WORDS, f"the shipped cascade detects only {labels} among the samples' testing clips"
+    assert len(labels) == WORDS, f"the shipped cascade reliably detects only {labels} among the held-out samples"
     return clips, labels
 
 
@@ -127,9 +133,8 @@ def _listen(model: Path, pulse: dict[str, str], wav: Path, seconds: float, summa
          "--summary-json", str(summary), *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        first = proc.stderr.readline()  # "listening: ..." once the device is chosen
+        first = proc.stderr.readline()  # "listening: ..." once the first audio block arrived
         assert first.startswith("listening:"), first + proc.stderr.read()
-        time.sleep(0.5)  # the stream opens right after that line
         play = subprocess.run(["paplay", str(wav)], env={**pulse, "PULSE_SINK": "virt"}, capture_output=True,
                               text=True, timeout=seconds + 30)
         assert play.returncode == 0, play.stderr
@@ -181,13 +186,13 @@ def test_keywords_are_detected_in_order(pulse, model: Path, noise: np.ndarray, s
 
 
 def test_noise_alone_detects_nothing(pulse, model: Path, noise: np.ndarray, tmp_path: Path) -> None:
-    audio = np.resize(noise * 2.0, 5 * RATE)  # about -37 dBFS of real noise, 5 s
+    audio = np.resize(noise * 2.0, 4 * RATE)  # about -37 dBFS of real noise, 4 s
     assert run_stream(Bundle.open(model), audio).detections == ()
     wav = tmp_path / "noise.wav"
     sf.write(str(wav), audio, RATE, subtype="PCM_16")
     summary = tmp_path / "summary.json"
-    events = _listen(model, pulse, wav, 6.5, summary)
+    events = _listen(model, pulse, wav, 5.0, summary)
     assert events == []
     report = json.loads(summary.read_text())
     assert report["peak_level_db"] > -45  # the noise did arrive: nothing was detected in it
-    assert report["audio_s"] == pytest.approx(6.5, abs=0.05) and report["steps"] > 0
+    assert report["audio_s"] == pytest.approx(5.0, abs=0.05) and report["steps"] > 0

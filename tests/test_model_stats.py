@@ -14,7 +14,6 @@ from data_prep.cache import compute_features
 from data_prep.errors import ModelError
 from data_prep.normalize import FeatureStats
 from export.quantize import quantize
-from kws.commands.model_stats import model_stats
 from kws.model_stats import collect_stats, graph_layers
 from kws.models import build_model
 
@@ -86,14 +85,8 @@ def test_collect_stats_reads_a_model_directory(tmp_path, hand_int8):
 
 
 def _cli() -> typer.Typer:
-    """The real root app once ``model-stats`` is registered there, else the same error handling."""
-    from kws import cli
+    from kws.cli import app
 
-    if any(c.name == "model-stats" for c in cli.app.registered_commands):
-        return cli.app
-    app = typer.Typer(cls=cli._OneLineErrors, pretty_exceptions_enable=False)
-    app.callback()(lambda: None)
-    app.command("model-stats")(model_stats)
     return app
 
 

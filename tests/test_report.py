@@ -8,6 +8,7 @@ a 30 s stream, energy), so the report reads the real artefacts the demo writes.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import json
 import re
@@ -19,6 +20,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from cascade.search import Candidate
 from data_prep.config import FeatureConfig
 from data_prep.errors import KwsError
 from kws.report import build_report
@@ -128,8 +130,15 @@ def test_partial_run_dir_gets_notes_not_a_crash(run_dir: Path, tmp_path: Path) -
     (firmware / "src").mkdir(parents=True)
     (firmware / "kws_export.json").write_text("{}\n")
     (firmware / "src" / "kws_model_stage2.cc").write_text("// model\n" * 50)
+    candidates = [dataclasses.asdict(Candidate(str(mine / "s1"), tau, acc, 0.9, rate, energy, 8000, 40000))
+                  for tau, acc, rate, energy in ((0.2, 0.80, 0.9, 30.0), (0.4, 0.78, 0.3, 20.0), (0.6, 0.70, 0.1, 18.0))]
+    (mine / "nested" / "cascade_search.json").write_text(json.dumps({
+        "profile": "nrf52840", "split": "validation", "required_accuracy": 0.77, "stage2_accuracy": 0.8,
+        "stage2_always_on_energy_j_per_hour": 55.0, "inference_stride_ms": 100.0, "best": candidates[1],
+        "candidates": candidates}))
     html_path, md_path = build_report(mine)
     page, md = html_path.read_text(), md_path.read_text()
+    assert "3 (stage 1, tau) candidates" in page and "Chosen: s1 at tau 0.400, accuracy 78.0%" in page
     assert pct(json.loads((mine / "my_eval.json").read_text())["accuracy"]) in page
     assert page.count('class="missing"') == 3  # features, models, gate: each a one-line note
     assert "Not in this run: no cascade bundle" in page
@@ -152,12 +161,8 @@ def test_an_unrelated_report_html_is_not_overwritten(tmp_path: Path) -> None:
 
 
 def _cli() -> typer.Typer:
-    from kws.cli import _OneLineErrors
-    from kws.commands import report
+    from kws.cli import app
 
-    app = typer.Typer(cls=_OneLineErrors, add_completion=False, pretty_exceptions_enable=False)
-    app.command("report")(report.report)
-    app.command("noop")(lambda: None)  # two commands keep `report` a subcommand, as under `kws`
     return app
 
 

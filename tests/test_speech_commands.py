@@ -14,7 +14,7 @@ import soundfile as sf
 from data_prep.audio import load_audio, load_clip
 from data_prep.config import FeatureConfig
 from data_prep.errors import ConfigError, DatasetError
-from data_prep.labels import KEYWORDS, SILENCE, UNKNOWN, parse_labels, twelve_class
+from data_prep.labels import KEYWORDS, SILENCE, UNKNOWN, twelve_class
 from data_prep.speech_commands import (
     RELEASE_HASH,
     RELEASE_LISTS,

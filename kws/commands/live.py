@@ -70,8 +70,10 @@ def live(
             sys.stdout.write(json.dumps(event.to_dict()) + "\n")
             sys.stdout.flush()
 
-        err.print(f"listening: {source.name}; model {bundle.path}", soft_wrap=True, highlight=False)
-        status = run_live(bundle, source, blocks, seconds=seconds, on_event=on_event)
+        def on_start() -> None:
+            err.print(f"listening: {source.name}; model {bundle.path}", soft_wrap=True, highlight=False)
+
+        status = run_live(bundle, source, blocks, seconds=seconds, on_event=on_event, on_start=on_start)
         out = err
     else:
         from rich.live import Live

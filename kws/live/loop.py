@@ -74,7 +74,8 @@ class LiveStatus:
     events: list[LiveEvent] = dataclasses.field(default_factory=list)
     overflows: int = 0
     dropped: int = 0
-    hop_ms: array.array = dataclasses.field(default_factory=lambda: array.array("f"))
+    hop_ms: array.array = dataclasses.field(default_factory=lambda: array.array("f"))  # wall time per hop
+    hop_cpu_ms: array.array = dataclasses.field(default_factory=lambda: array.array("f"))  # this thread's CPU
     latency_ms: array.array = dataclasses.field(default_factory=lambda: array.array("f"))
     cpu_s: float = 0.0
     wall_s: float = 0.0
@@ -140,13 +141,14 @@ class LiveLoop:
         seconds: float | None = None,
         on_event: Callable[[LiveEvent], None] | None = None,
         on_update: Callable[[LiveStatus], None] | None = None,
+        on_start: Callable[[], None] | None = None,
         update_every_s: float = 0.1,
         stall_s: float = 5.0,
     ) -> None:
         cfg = runner.bundle.config
         self.runner, self.source, self.blocks = runner, source, blocks
         self.limit = None if seconds is None else int(round(seconds * source.rate))
-        self.on_event, self.on_update = on_event, on_update
+        self.on_event, self.on_update, self.on_start = on_event, on_update, on_start
         self.update_every_s, self.stall_s = update_every_s, stall_s
         self.resampler = StreamResampler(source.rate, cfg.sample_rate)
         self.piece = cfg.stride_samples
@@ -171,6 +173,8 @@ class LiveLoop:
                         raise item.error
                     status.stopped_by = "end of input"
                     break
+                if self.on_start is not None and self._taken == 0:
+                    self.on_start()  # audio is flowing: what a caller waits for before it speaks
                 self._block(to_mono(item.samples), item.arrived)
                 now = time.monotonic()
                 if self.on_update is not None and now - last_update >= self.update_every_s:
@@ -204,13 +208,15 @@ class LiveLoop:
         for start in range(0, len(samples), self.piece):
             piece = samples[start : start + self.piece]
             frames = frontend.frames_emitted
-            begin = time.perf_counter()
+            begin, begin_cpu = time.perf_counter(), time.thread_time()
             steps = self.runner.push(piece)
             compute_ms = (time.perf_counter() - begin) * 1000.0
+            cpu_ms = (time.thread_time() - begin_cpu) * 1000.0
             self._fed += len(piece)
             self.status.audio_s = self._fed / self.status.model_rate
             if frontend.frames_emitted != frames:
                 self.status.hop_ms.append(compute_ms)
+                self.status.hop_cpu_ms.append(cpu_ms)
             for step in steps:
                 self._step(step, compute_ms)
 

@@ -22,6 +22,7 @@ def _stats(values) -> dict[str, float]:
 def summary_dict(status: LiveStatus, energy: EnergyFigures | None) -> dict[str, Any]:
     hop = _stats(status.hop_ms)
     compute_s = float(np.sum(np.asarray(status.hop_ms, np.float64))) / 1000.0
+    cpu_s = float(np.sum(np.asarray(status.hop_cpu_ms, np.float64))) / 1000.0
     return {
         "source": status.source,
         "source_rate": status.source_rate,
@@ -38,7 +39,9 @@ def summary_dict(status: LiveStatus, energy: EnergyFigures | None) -> dict[str, 
         "overflows": status.overflows,
         "dropped_blocks": status.dropped,
         "hop_ms": hop,
+        "hop_cpu_ms": _stats(status.hop_cpu_ms),
         "realtime_factor": status.audio_s / compute_s if compute_s else float("inf"),
+        "realtime_factor_cpu": status.audio_s / cpu_s if cpu_s else float("inf"),
         "latency_ms": _stats(status.latency_ms) if status.realtime else None,
         "cpu_percent": status.cpu_percent,
         "energy": energy.to_dict() if energy is not None else None,

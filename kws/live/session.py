@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from cascade.bundle import Bundle
 from cascade.pipeline import StreamingCascade
 from data_prep.errors import KwsError
@@ -36,6 +38,19 @@ def make_source(bundle: Bundle, blocks: BlockQueue, *, input_file: Path | None =
     return MicSource(dev, rate, max(1, round(rate * block_ms / 1000.0)), blocks)
 
 
+def warmed(runner: StreamingCascade) -> StreamingCascade:
+    """Run both stages and a second of audio once, then reset: first calls allocate (the
+    interpreters' first invoke, lazily built feature tables) and would stall the first hops
+    that need them, with audio piling up behind."""
+    cfg = runner.bundle.config
+    window = np.zeros(cfg.input_shape, np.float32)
+    runner.cascade.stage1(window)
+    runner.cascade.stage2(window)
+    runner.push(np.random.default_rng(0).normal(0, 0.01, cfg.sample_rate).astype(np.float32))
+    runner.reset()
+    return runner
+
+
 def run_live(
     bundle: Bundle,
     source,
@@ -45,13 +60,15 @@ def run_live(
     seconds: float | None = None,
     on_event: Callable[[LiveEvent], None] | None = None,
     on_update: Callable[[LiveStatus], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> LiveStatus:
     if seconds is not None and seconds <= 0:
         raise KwsError(f"--seconds {seconds}: must be > 0")
-    runner = runner or StreamingCascade(bundle)
+    runner = warmed(runner or StreamingCascade(bundle))
     source.start()  # before the loop: a microphone knows its input latency once open
     try:
-        loop = LiveLoop(runner, source, blocks, seconds=seconds, on_event=on_event, on_update=on_update)
+        loop = LiveLoop(runner, source, blocks, seconds=seconds, on_event=on_event, on_update=on_update,
+                        on_start=on_start)
         return loop.run()
     finally:
         source.stop()

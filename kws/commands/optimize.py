@@ -1,0 +1,91 @@
+"""``kws optimize MODEL --method {qat,prune,cluster} --out DIR`` and ``--table``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+TABLE_JSON = "optimization_table.json"
+TABLE_MD = "optimization_table.md"
+
+
+def optimize(
+    models: Annotated[list[Path], typer.Argument(help="Trained model directories (from `kws train`).")],
+    out: Annotated[Path, typer.Option(help="Output model directory; with --table, a folder for every optimized model and the table.")],
+    method: Annotated[Optional[list[str]], typer.Option(help="qat, prune, cluster or finetune (the control: same epochs, no technique); repeatable, --table defaults to all four.")] = None,
+    table: Annotated[bool, typer.Option(help="Optimize every MODEL with every method into OUT/<model>-<method> (reusing finished ones), "
+                                             "then measure the PTQ and optimized rows into OUT/optimization_table.{json,md}.")] = False,
+    data: Annotated[Optional[Path], typer.Option(help="Speech Commands folder (default: the one the model was trained on).")] = None,
+    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 8,
+    learning_rate: Annotated[float, typer.Option(help="Initial fine-tuning learning rate (cosine decay).")] = 5e-4,
+    macs_reduction: Annotated[float, typer.Option(help="prune: share of MACs to remove.")] = 0.3,
+    clusters: Annotated[int, typer.Option(help="cluster: distinct values per layer kernel.")] = 16,
+    split: Annotated[str, typer.Option(help="--table: split the accuracies are measured on.")] = "testing",
+    profile: Annotated[Optional[list[str]], typer.Option(help="--table: MCU profiles for latency/energy (default: all).")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    force: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Quantization-aware training, channel pruning or weight clustering, fine-tuned on the
+    model's own training recipe; each result is an int8 model directory checked bit-exact in
+    TensorFlow Lite Micro."""
+    from rich.console import Console
+
+    from data_prep.errors import ConfigError, KwsError
+    from export.optimize import METHODS, OPTIMIZE_JSON, OptimizeSettings, optimize as run
+
+    console = Console()
+    methods = list(method or (METHODS if table else ()))
+    for name in methods:
+        if name not in METHODS:
+            raise ConfigError(f"unknown --method {name!r} (known: {', '.join(METHODS)})")
+    if split not in ("validation", "testing"):
+        raise ConfigError(f"--split must be validation or testing, got {split!r}")
+
+    def settings(name: str) -> OptimizeSettings:
+        return OptimizeSettings(method=name, epochs=epochs, learning_rate=learning_rate,
+                                macs_reduction=macs_reduction, clusters=clusters, seed=seed)
+
+    def report(record: dict, where: Path) -> None:
+        test = record["metrics"].get("testing", {})
+        console.print(f"{record['method']}: MACs {record['int8_macs_before']:,} -> {record['int8_macs_after']:,}, "
+                      f"test float {test.get('float_accuracy', float('nan')):.4f} int8 {test.get('int8_accuracy', float('nan')):.4f}, "
+                      f"TFLM bit-exact on {record['bit_exact']['samples']} inputs; wrote {where}", soft_wrap=True)
+
+    if not table:
+        if len(models) != 1 or len(methods) != 1:
+            raise ConfigError("give exactly one MODEL and one --method (or --table for the full comparison)")
+        report(run(models[0], out, settings(methods[0]), data_dir=data, force=force, progress=not quiet), out)
+        return
+
+    from cascade.model_dir import write_json
+    from cascade.profiles import load_all, load_profile
+    from data_prep.atomic import write_text_atomic
+    from kws.optimize_table import markdown, model_rows, print_rich, targets
+
+    for path in (out / TABLE_JSON, out / TABLE_MD):
+        if path.exists() and not force:
+            raise KwsError(f"{path}: already exists (use --force to replace it)")
+    profiles = [load_profile(p) for p in profile] if profile else load_all()
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"split": split, "profiles": [p.name for p in profiles], "models": []}
+    for model in models:
+        done = {}
+        for name in methods:
+            target = out / f"{Path(model).resolve().name}-{name}"
+            if (target / OPTIMIZE_JSON).is_file() and not force:
+                console.print(f"{name}: reusing {target}")
+            else:
+                console.print(f"{name}: optimizing {model} -> {target}")
+                report(run(model, target, settings(name), data_dir=data, force=True, progress=not quiet), target)
+            done[name] = target
+        rows = model_rows(model, done, data_dir=data, split=split, profiles=profiles,
+                          log=lambda line: console.print(f"measuring {line}", soft_wrap=True))
+        rows["targets"] = targets(rows)
+        result["models"].append(rows)
+    write_json(out / TABLE_JSON, result)
+    write_text_atomic(out / TABLE_MD, markdown(result))
+    print_rich(result, console)
+    console.print(f"wrote {out / TABLE_JSON} and {out / TABLE_MD}")
