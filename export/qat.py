@@ -63,10 +63,11 @@ def _layer_base():
         def quantize_output(self, y, training):
             import tensorflow as tf
 
-            if self.calibrating:  # eager pass over calibration data: the overall min/max
-                self.range_min.assign(tf.minimum(self.range_min, tf.reduce_min(y)))
-                self.range_max.assign(tf.maximum(self.range_max, tf.reduce_max(y)))
-            elif training:
+            if self.calibrating:  # eager float pass over calibration data: the overall min/max,
+                self.range_min.assign(tf.minimum(self.range_min, tf.reduce_min(y)))  # as the converter
+                self.range_max.assign(tf.maximum(self.range_max, tf.reduce_max(y)))  # calibrates
+                return y
+            if training:
                 self.range_min.assign(EMA_DECAY * self.range_min + (1 - EMA_DECAY) * tf.reduce_min(y))
                 self.range_max.assign(EMA_DECAY * self.range_max + (1 - EMA_DECAY) * tf.reduce_max(y))
             lo = tf.minimum(tf.convert_to_tensor(self.range_min), 0.0)
@@ -105,7 +106,7 @@ def _quant_layers() -> dict[str, Any]:
                 factor = gamma * tf.math.rsqrt(tf.convert_to_tensor(bn.moving_variance) + bn.epsilon)
                 bias = beta + (bias - tf.convert_to_tensor(bn.moving_mean)) * factor
                 kernel = kernel * tf.reshape(factor, kernel.shape[2:] if self.depthwise else (channels,))
-            return _fake_quant_weights(kernel, channels), bias
+            return (kernel if self.calibrating else _fake_quant_weights(kernel, channels)), bias
 
         def call(self, x, training=None):
             import tensorflow as tf
@@ -188,8 +189,9 @@ def quant_layers_of(model) -> list[Any]:
 
 
 def calibrate(model, features: np.ndarray, batch_size: int = 128) -> int:
-    """Set every activation range of a QAT model to the min/max over ``features``
-    (what the int8 converter's calibration does); returns the number of ranges."""
+    """Set every activation range of a QAT model to the min/max over ``features`` of the
+    *float* graph (no fake quantization during this pass), as the int8 converter calibrates;
+    returns the number of ranges."""
     layers = quant_layers_of(model)
     for layer in layers:
         layer.range_min.assign(np.inf)

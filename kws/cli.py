@@ -21,7 +21,7 @@ from data_prep.errors import KwsError  # noqa: E402
 from kws.commands import bench_eval  # noqa: F401  (adds `kws bench eval` to bench.app)
 from kws.commands import bench_scale  # noqa: F401  (adds `kws bench eval-memory` to bench.app)
 from kws.commands import (
-    bench, cascade, data, demo, detect, download, energy, evaluate, export, features, model_stats, report,
+    bench, bench_live, cascade, data, demo, detect, download, energy, evaluate, export, features, live, model_stats, report,
     stream, synth, train,
 )
 
@@ -57,6 +57,8 @@ app.command("demo")(demo.demo)
 app.command("model-stats")(model_stats.model_stats)
 app.command("export")(export.export)
 app.command("report")(report.report)
+app.command("live")(live.live)
+bench.app.command("live")(bench_live.bench_live)
 data.app.command("download")(download.download)
 data.app.command("synth")(synth.synth)
 app.add_typer(data.app, name="data")

@@ -30,7 +30,12 @@ def synchronise_batch_norm(model) -> int:
     no-op on one replica); returns how many layers it changed."""
     import keras
 
-    layers = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    def walk(layer):
+        yield layer
+        for inner in getattr(layer, "layers", ()):
+            yield from walk(inner)
+
+    layers = [l for l in walk(model) if isinstance(l, keras.layers.BatchNormalization)]
     for layer in layers:
         layer.synchronized = True
     return len(layers)

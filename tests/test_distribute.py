@@ -163,6 +163,18 @@ def test_replica_slices_cover_a_batch_once() -> None:
             assert max(e - s for s, e in bounds) - min(e - s for s, e in bounds) <= 1
 
 
+def test_batch_norm_is_synchronised_across_replicas() -> None:
+    import keras
+
+    from kws.models import build_model
+    from kws.train_loop import synchronise_batch_norm
+
+    model = build_model("tiny", FeatureConfig().input_shape, 3)
+    norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert norms and not any(l.synchronized for l in norms)
+    assert synchronise_batch_norm(model) == len(norms) and all(l.synchronized for l in norms)
+
+
 # --- two workers on 127.0.0.1, one killed, all restarted --------------------------------------
 def _free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
@@ -246,3 +258,4 @@ def test_two_workers_resume_after_a_kill_and_match_one_device(tmp_path: Path, sa
     np.testing.assert_allclose([e["loss"] for e in history], [e["loss"] for e in single], rtol=1e-4)
     for a, b in zip(_weights(out), _weights(tmp_path / "single")):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+

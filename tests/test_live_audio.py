@@ -154,7 +154,10 @@ def test_inputs_are_listed(pulse: dict[str, str]) -> None:
     assert "pulse" in proc.stdout and "default" in proc.stdout
 
 
-def test_unknown_device_and_rate_are_one_line_errors(pulse: dict[str, str], model: Path) -> None:
+def test_unknown_device_and_rate_are_one_line_errors(pulse: dict[str, str], request) -> None:
+    from kws.commands.common import SAMPLES, is_bundle
+
+    model = SAMPLES / "cascade" if is_bundle(SAMPLES / "cascade") else request.getfixturevalue("bundle_dir")
     for extra, expected in ((["--device", "no-such-mic"], "--device 'no-such-mic': no input device match"),
                             (["--device-rate", "1"], "does not record at 1 Hz")):
         proc = subprocess.run([*KWS, "live", "--model", str(model), "--seconds", "1", *extra], env=pulse,

@@ -18,7 +18,7 @@ def build(
     out: Annotated[Path, typer.Option(help="Bundle directory to write.")],
     recall: Annotated[float, typer.Option(help="Share of keyword clips stage 1 must pass.")] = 0.98,
     inference_stride_ms: Annotated[float, typer.Option(help="Stage 1 runs every this many ms.")] = 100.0,
-    window_ms: Annotated[float, typer.Option(help="Posterior averaging window.")] = 1000.0,
+    window_ms: Annotated[float, typer.Option(help="Posterior averaging window.")] = 500.0,
     threshold: Annotated[float, typer.Option(help="Detection threshold on the averaged posterior.")] = 0.7,
     suppression_ms: Annotated[float, typer.Option(help="No second detection within this time.")] = 1000.0,
     min_count: Annotated[int, typer.Option(help="Posteriors needed in the window before a detection.")] = 2,

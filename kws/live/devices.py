@@ -78,20 +78,25 @@ def resolve_device(spec: str | None) -> InputDevice:
     return match[0]
 
 
-def supported_rate(device: InputDevice, rate: int) -> bool:
+def supported(device: InputDevice, rate: int, channels: int) -> bool:
     sd = sounddevice()
     try:
-        sd.check_input_settings(device=device.index, channels=1, dtype="float32", samplerate=rate)
+        sd.check_input_settings(device=device.index, channels=channels, dtype="float32", samplerate=rate)
     except (sd.PortAudioError, ValueError):
         return False
     return True
 
 
-def choose_rate(device: InputDevice, wanted: int, forced: int | None = None) -> int:
+def choose_channels(device: InputDevice) -> int:
+    """Mono when the device gives it; else all its channels (the loop mixes them down)."""
+    return 1 if supported(device, device.default_rate, 1) else device.channels
+
+
+def choose_rate(device: InputDevice, wanted: int, channels: int, forced: int | None = None) -> int:
     """The rate to open: ``forced`` if given, else the model's rate when the device offers it,
     else the device's native rate (the loop resamples)."""
     if forced is not None:
-        if not supported_rate(device, forced):
+        if not supported(device, forced, channels):
             raise AudioError(f"input device {device.name!r} does not record at {forced} Hz")
         return forced
-    return wanted if supported_rate(device, wanted) else device.default_rate
+    return wanted if supported(device, wanted, channels) else device.default_rate

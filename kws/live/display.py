@@ -3,6 +3,7 @@ so it renders the same in a terminal, under a test's recording console or in a s
 
 from __future__ import annotations
 
+import numpy as np
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
@@ -13,6 +14,7 @@ from kws.live.loop import SILENT_DB, LiveStatus
 
 BAR = 32
 SHOWN_EVENTS = 8
+RECENT_HOPS = 500  # the host figures describe the last ~10 s, not the whole run
 
 
 def bar(fraction: float, width: int = BAR, marker: float | None = None, style: str = "green") -> Text:
@@ -35,8 +37,6 @@ def _days(days: float) -> str:
 
 
 def _percentile(values, q: float) -> float:
-    import numpy as np
-
     return float(np.percentile(values, q)) if len(values) else 0.0
 
 
@@ -56,13 +56,15 @@ def render(status: LiveStatus, energy: EnergyFigures | None, title: str = "kws l
     gate = Text(" OPEN ", style="bold black on green") if status.opened else Text(" closed ", style="grey50")
     grid.add_row("gate", gate + Text(f"   stage 2 ran on {status.stage2_runs} of {status.steps} steps "
                                      f"({status.stage2_duty:.1%} duty, {status.stage2_per_s:.2f}/s)"))
-    grid.add_row("stage 2", Text(f"{status.label or '-'}", style="bold magenta") + Text(f"  {status.score:.2f}"))
+    grid.add_row("stage 2", Text(f"{status.label or '-'}", style="bold magenta")
+                 + Text(f"  {status.score:.2f}  (top label of the smoothed posterior)", style="default"))
     if energy is not None:
         grid.add_row(f"energy ({energy.profile})",
                      Text(f"{energy.avg_power_mw:.3f} mW avg, {_days(energy.battery_days)} on {energy.battery}"
                           f"   (stage 2 always on: {energy.always_on_mw:.3f} mW, {_days(energy.always_on_days)})"))
     losses = status.overflows + status.dropped
-    grid.add_row("host", Text(f"hop {_percentile(status.hop_ms, 50):.2f} ms median, {_percentile(status.hop_ms, 99):.2f} ms p99"
+    recent = status.hop_ms[-RECENT_HOPS:]
+    grid.add_row("host", Text(f"hop {_percentile(recent, 50):.2f} ms median, {_percentile(recent, 99):.2f} ms p99"
                               f"   ·   CPU {status.cpu_percent:.0f} %   ·   ")
                  + Text(f"overflows {status.overflows}, dropped blocks {status.dropped}",
                         style="bold red" if losses else "green"))

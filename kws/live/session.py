@@ -30,12 +30,13 @@ def make_source(bundle: Bundle, blocks: BlockQueue, *, input_file: Path | None =
         return FileSource(input_file, block_ms, blocks, realtime=not fast)
     if fast:
         raise KwsError("--fast applies to --input FILE only (a microphone runs in real time)")
-    from kws.live.devices import choose_rate, resolve_device
+    from kws.live.devices import choose_channels, choose_rate, resolve_device
     from kws.live.sources import MicSource
 
     dev = resolve_device(device)
-    rate = choose_rate(dev, bundle.config.sample_rate, device_rate)
-    return MicSource(dev, rate, max(1, round(rate * block_ms / 1000.0)), blocks)
+    channels = choose_channels(dev)
+    rate = choose_rate(dev, bundle.config.sample_rate, channels, device_rate)
+    return MicSource(dev, rate, channels, max(1, round(rate * block_ms / 1000.0)), blocks)
 
 
 def warmed(runner: StreamingCascade) -> StreamingCascade:

@@ -21,8 +21,9 @@ from kws.live.devices import InputDevice, sounddevice
 class MicSource:
     """A PortAudio callback stream; the callback only copies the block into the queue."""
 
-    def __init__(self, device: InputDevice, rate: int, block_frames: int, blocks: BlockQueue) -> None:
-        self.device, self.rate, self.block_frames, self.blocks = device, rate, block_frames, blocks
+    def __init__(self, device: InputDevice, rate: int, channels: int, block_frames: int, blocks: BlockQueue) -> None:
+        self.device, self.rate, self.channels = device, rate, channels
+        self.block_frames, self.blocks = block_frames, blocks
         self.name = device.describe()
         self.realtime = True
         self.input_latency_s = 0.0  # PortAudio's estimate of the device -> callback delay
@@ -37,7 +38,7 @@ class MicSource:
         sd = sounddevice()
         try:
             self._stream = sd.InputStream(
-                device=self.device.index, channels=1, samplerate=self.rate, blocksize=self.block_frames,
+                device=self.device.index, channels=self.channels, samplerate=self.rate, blocksize=self.block_frames,
                 dtype="float32", callback=self._callback,
             )  # fmt: skip
             self._stream.start()
