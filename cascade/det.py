@@ -41,16 +41,9 @@ def det_curve(times: np.ndarray, posteriors: np.ndarray, smoothing: SmoothingCon
 
 
 def det_png(curve: list[dict[str, float]], path: Path, title: str) -> Path:
-    import io
+    from cascade.figures import pyplot, save_png
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from data_prep.atomic import write_bytes_atomic
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = pyplot().subplots(figsize=(6, 4))
     fa = [max(c["false_accepts_per_hour"], 0.1) for c in curve]
     ax.plot(fa, [c["miss_rate"] for c in curve], "o-", ms=3)
     for c, x in zip(curve[:: max(1, len(curve) // 6)], fa[:: max(1, len(curve) // 6)]):
@@ -60,8 +53,4 @@ def det_png(curve: list[dict[str, float]], path: Path, title: str) -> Path:
     ax.set_ylabel("miss rate")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return write_bytes_atomic(path, buf.getvalue())
+    return save_png(fig, path)

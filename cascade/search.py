@@ -114,17 +114,10 @@ def search(stage1_dirs: Sequence[Path], stage2_dir: Path, data_dir: Path, profil
 def pareto_png(result: dict[str, Any], path: Path) -> Path:
     """Energy per hour against cascade accuracy, one colour per stage-1 model, the Pareto
     front drawn and the chosen point marked; stage 2 always on for reference."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from data_prep.atomic import write_bytes_atomic
+    from cascade.figures import pyplot, save_png
 
     cands = result["candidates"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = pyplot().subplots(figsize=(7, 4.5))
     for name in sorted({c["stage1"] for c in cands}):
         pts = [c for c in cands if c["stage1"] == name]
         ax.scatter([c["energy_j_per_hour"] for c in pts], [c["accuracy"] for c in pts], s=14,
@@ -147,8 +140,4 @@ def pareto_png(result: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel(f"cascade accuracy ({result['split']})")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return write_bytes_atomic(path, buf.getvalue())
+    return save_png(fig, path)

@@ -107,17 +107,10 @@ def evaluate(model: ModelDir, data_dir: Path, split: str = "testing", cache_dir:
 
 def confusion_png(report: dict[str, Any], path: Path, title: str) -> Path:
     """Confusion matrix as a PNG (rows: truth, columns: prediction), written atomically."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from data_prep.atomic import write_bytes_atomic
+    from cascade.figures import pyplot, save_png
 
     labels, conf = report["labels"], np.asarray(report["confusion"])
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(labels), 0.8 + 0.5 * len(labels)))
+    fig, ax = pyplot().subplots(figsize=(1.0 + 0.55 * len(labels), 0.8 + 0.5 * len(labels)))
     ax.imshow(conf, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -127,11 +120,7 @@ def confusion_png(report: dict[str, Any], path: Path, title: str) -> Path:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return write_bytes_atomic(path, buf.getvalue())
+    return save_png(fig, path)
 
 
 def confusion_text(report: dict[str, Any]) -> str:

@@ -58,29 +58,31 @@ def keras_macs(model) -> int:
 
 
 def width_for_macs(arch: str, params: dict[str, Any], input_shape: tuple[int, int], classes: int,
-                   max_macs: float, steps: int = 40) -> tuple[dict[str, Any], int]:
-    """The widest params (width multiplier <= 1) whose model has at most ``max_macs`` MACs,
-    and its MACs; by bisection on the multiplier (MACs grow with width)."""
-    from kws.models import build_model
+                   max_macs: float) -> tuple[dict[str, Any], int]:
+    """The widest params (width at most the current one) whose model has at most
+    ``max_macs`` MACs, and its MACs: bisection, since MACs grow with the width (integer
+    widths over the integers, fractional ones to 1/1000 of the current width)."""
+    from kws.models import arch_params, build_model
 
-    def macs(factor: float) -> tuple[dict[str, Any], int]:
-        p = scaled_params(arch, params, factor)
-        return p, keras_macs(build_model(arch, input_shape, classes, **p))
+    key = width_param(arch)
+    current = {**arch_params(arch), **params}[key]
+    integer = isinstance(current, int)
 
-    lo, hi = 0.0, 1.0
-    best = macs(1.0)
-    if best[1] <= max_macs:
-        return best
+    def macs(value) -> int:
+        return keras_macs(build_model(arch, input_shape, classes, **{**params, key: value}))
+
+    top = macs(current)
+    if top <= max_macs:
+        return {**params, key: current}, top
+    lo, hi = (0, current) if integer else (0.0, float(current))  # invariant: hi too many MACs
     found = None
-    for _ in range(steps):
-        mid = (lo + hi) / 2
-        candidate = macs(mid)
-        if candidate[1] <= max_macs:
-            lo, found = mid, candidate
+    while (hi - lo > 1) if integer else (hi - lo > current / 1000):
+        mid = (lo + hi) // 2 if integer else round((lo + hi) / 2, 6)
+        count = macs(mid) if mid > 0 else 0
+        if mid > 0 and count <= max_macs:
+            lo, found = mid, ({**params, key: mid}, count)
         else:
             hi = mid
-        if found and hi - lo < 1e-3:
-            break
     if found is None:
         raise ConfigError(f"model {arch!r}: no width reaches {max_macs:,.0f} MACs")
     return found

@@ -6,8 +6,9 @@ PNG, so the same bytes go into report.html (base64) and next to report.md (files
 
 from __future__ import annotations
 
+from cascade.figures import png_bytes, pyplot
+
 import functools
-import io
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -23,32 +24,19 @@ CASCADE, ALWAYS, GATE, TRUTH, TAU = "#2563eb", "#dc2626", "#f59e0b", "#16a34a", 
 HIT, MISS = "#15803d", "#dc2626"
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _png(fig) -> bytes:
-    plt = _plt()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", pad_inches=0.08)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig, bbox_inches="tight", pad_inches=0.08)
 
 
 def _subplots(*args, **kwargs):
-    return _plt().subplots(*args, **kwargs)
+    return pyplot().subplots(*args, **kwargs)
 
 
 def _styled(fn):
     """Run a plot function under the report's rc style (fonts, grid, spines)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with _plt().rc_context(STYLE):
+        with pyplot().rc_context(STYLE):
             return fn(*args, **kwargs)
     return wrapper
 
@@ -94,7 +82,7 @@ def timeline_png(duration_s: float, keywords: Sequence[dict[str, Any]], events: 
     line, gate openings (shaded band at the bottom), detections (triangles with their label,
     at their score; green when ``e["hit"]``, red when a false accept, grey when unscored) and
     the true keywords (green spans with their label)."""
-    plt = _plt()
+    plt = pyplot()
     rows = max(1, min(8, math.ceil(duration_s / row_seconds)))
     span = duration_s / rows
     fig, axes = _subplots(rows, 1, figsize=(12, 2.3 * rows + 0.5), squeeze=False)
@@ -183,7 +171,7 @@ def energy_bars_png(energy: dict[str, dict[str, Any]]) -> bytes:
 def pareto_points_png(energy: dict[str, dict[str, Any]], cascade_accuracy: float, stage2_accuracy: float) -> bytes:
     """Accuracy against energy per hour: per profile, stage 2 always on (square) and the
     cascade (circle), an arrow from one to the other; log energy axis (profiles differ a lot)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = _subplots(figsize=(8, 4.2))
     cmap = plt.get_cmap("tab10")
     for i, (name, r) in enumerate(energy.items()):
