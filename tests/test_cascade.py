@@ -124,3 +124,12 @@ def test_det_replay_reproduces_the_live_detections(bundle_dir: Path, samples_dir
                       result.duration_s, thresholds=[0.0, 0.5, 1.0])
     assert curve[-1]["false_accepts_per_hour"] <= curve[0]["false_accepts_per_hour"]
     assert curve[0]["miss_rate"] <= curve[1]["miss_rate"] <= curve[2]["miss_rate"]
+
+
+def test_eval_refuses_a_data_config_the_model_was_not_trained_on(bundle_dir: Path, trained_models: dict[str, Path],
+                                                                 samples_dir: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "other.toml"
+    FeatureConfig(n_mfcc=13).save(cfg)
+    for model in (bundle_dir, trained_models["stage2"]):
+        result = runner.invoke(app, ["eval", str(samples_dir / "speech_commands"), "--model", str(model), "--config", str(cfg)])
+        assert result.exit_code == 1 and "n_mfcc" in result.output and "does not match" in result.output

@@ -17,6 +17,7 @@ def evaluate(
     no_cache: Annotated[bool, typer.Option(help="Do not read or fill the feature cache.")] = False,
     force: Annotated[bool, typer.Option(help="Overwrite existing --json/--png files.")] = False,
     workers: Annotated[int, typer.Option(help="Interpreter threads for the int8 models.")] = 2,
+    config: Annotated[Optional[Path], typer.Option(help="FeatureConfig the data is meant for: refused unless the model's is the same.")] = None,
 ) -> None:
     """Evaluate a model directory or a cascade bundle on a Speech Commands split."""
     from rich.console import Console
@@ -30,18 +31,26 @@ def evaluate(
     for path in (json_out, png):
         if path is not None and path.exists() and not force:
             raise KwsError(f"{path}: already exists (use --force to overwrite)")
+    from kws.commands.common import load_feature_config
+
     model = model or default_bundle()
     console = Console()
     if is_bundle(model):
         from cascade.bundle import Bundle
         from cascade.evaluate import evaluate_bundle
 
-        report = evaluate_bundle(Bundle.open(model), data, split, use_cache=not no_cache, workers=workers)
+        bundle = Bundle.open(model)
+        if config is not None:
+            bundle.require_config(load_feature_config(config), str(config))
+        report = evaluate_bundle(bundle, data, split, use_cache=not no_cache, workers=workers)
         acc = (f"cascade accuracy {report['accuracy']:.4f}  stage 2 alone {report['stage2_accuracy']:.4f}  "
                f"stage-1 recall {report['stage1_recall']:.3f} at tau {report['tau']:.3f}  "
                f"stage-2 invocation rate {report['stage2_invocation_rate']:.3f}")
     else:
-        report = run(ModelDir.open(model), data, split, use_cache=not no_cache, workers=workers)
+        model_dir = ModelDir.open(model)
+        if config is not None:
+            load_feature_config(config).require_same(model_dir.config, f"{config} vs model {model}")
+        report = run(model_dir, data, split, use_cache=not no_cache, workers=workers)
         acc = f"int8 accuracy {report['accuracy']:.4f}"
         if "float" in report:
             acc = f"float accuracy {report['float']['accuracy']:.4f}  " + acc
