@@ -161,7 +161,11 @@ def finetune_data(trained_models):
     return load_data(ModelDir.open(trained_models["stage2"]))
 
 
-@pytest.mark.parametrize("method", ["qat", "prune", "cluster"])
+@pytest.mark.parametrize("method", [
+    pytest.param("qat", marks=pytest.mark.slow),  # the QAT graph itself is checked above, fast
+    "prune",
+    pytest.param("cluster", marks=pytest.mark.slow),
+])
 def test_each_method_writes_a_bit_exact_int8_model_dir(method, trained_models, finetune_data, tmp_path):
     import keras
 
