@@ -70,7 +70,7 @@ def project(clusters: list[LayerClusters]) -> None:
 
 def unique_counts(model) -> dict[str, int]:
     """Distinct kernel values per clusterable layer (what clustering bounds by k)."""
-    return {layer.name: int(len(np.unique(np.asarray(layer.kernel))))
+    return {layer.name: len(np.unique(np.asarray(layer.kernel)))
             for layer in body_layers(model) if type(layer).__name__ in CLUSTERED_KINDS}
 
 

@@ -23,7 +23,9 @@ resolution is the stage-2 model's, and the trained candidates go to cascade.sear
 picks the stage-1 model and tau with the least energy within ``max_drop`` of stage 2 alone.
 
 Everything lives in OUT/search.json, rewritten atomically after every step: a rerun with the
-same settings skips measured and trained candidates and resumes interrupted trainings.
+same settings skips measured and trained candidates and resumes interrupted trainings; a rerun
+with other limits (or another profile) reuses every measurement and trained model and only
+trains what newly fits.
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ class SearchSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SearchSpec":
+    def from_dict(cls, data: dict[str, Any]) -> SearchSpec:
         data = dict(data)
         data["widths"] = tuple(data["widths"])
         data["resolutions"] = tuple(tuple(r) for r in data["resolutions"])
@@ -185,21 +187,28 @@ def measure(candidate: Candidate, spec: SearchSpec, classes: int, shared: tuple[
     layers, _ = graph_layers(int8)
     arena = measure_arena(int8)
     front = frontend_cost(candidate.features).total_ram_bytes
-    flash = len(int8) + shared[0]
-    sram = arena + front + shared[1]
-    reasons = []
-    if flash > spec.flash_limit:
-        reasons.append(f"flash {flash:,} B > {spec.flash_limit:,} B")
-    if sram > spec.sram_limit:
-        reasons.append(f"SRAM {sram:,} B > {spec.sram_limit:,} B")
-    return {
+    row = {
         "id": candidate.id, "width": candidate.width, "n_mfcc": candidate.n_mfcc, "frames": candidate.frames,
         "stride_ms": candidate.features.stride_ms, "arch_params": candidate.arch_params,
         "params": int(sum(layer.params for layer in layers)), "macs": int(sum(layer.macs for layer in layers)),
         "model_bytes": len(int8), "arena_bytes": arena, "frontend_ram_bytes": front,
-        "flash_bytes": flash, "sram_bytes": sram, "fits": not reasons,
-        "reason": "; ".join(reasons) or None, "status": "pending" if not reasons else "rejected",
+        "flash_bytes": len(int8) + shared[0], "sram_bytes": arena + front + shared[1], "status": "pending",
     }
+    return judge(row, spec)
+
+
+def judge(row: dict[str, Any], spec: SearchSpec) -> dict[str, Any]:
+    """Set ``fits``/``reason`` against the spec's limits; an untrained candidate that does not
+    fit is ``rejected`` (a trained one keeps its results, marked as not fitting)."""
+    reasons = []
+    if row["flash_bytes"] > spec.flash_limit:
+        reasons.append(f"flash {row['flash_bytes']:,} B > {spec.flash_limit:,} B")
+    if row["sram_bytes"] > spec.sram_limit:
+        reasons.append(f"SRAM {row['sram_bytes']:,} B > {spec.sram_limit:,} B")
+    row.update(fits=not reasons, reason="; ".join(reasons) or None)
+    if row["status"] != "trained":
+        row["status"] = "rejected" if reasons else ("pending" if row["status"] == "rejected" else row["status"])
+    return row
 
 
 def train_command(spec: SearchSpec, candidate: dict[str, Any], out: Path) -> list[str]:
@@ -221,6 +230,14 @@ def config_path(out: Path, cid: str) -> Path:
     return Path(out) / "features" / f"{cid}.toml"
 
 
+_LIMITS = ("flash_limit", "sram_limit", "profile")
+
+
+def _training_key(spec: dict[str, Any]) -> dict[str, Any]:
+    """What the measurements and trained models depend on: all but the limits."""
+    return {k: v for k, v in spec.items() if k not in _LIMITS}
+
+
 class SearchState:
     """OUT/search.json: the spec, every candidate's measurements, status and results."""
 
@@ -230,10 +247,13 @@ class SearchState:
         self.data: dict[str, Any] = {"spec": spec.to_dict(), "candidates": {}, "training_seconds": 0.0}
         if self.path.is_file() and not force:
             saved = artifact.read_json(self.path)
-            if saved.get("spec") != spec.to_dict():
+            if _training_key(saved.get("spec", {})) != _training_key(spec.to_dict()):
                 raise KwsError(f"{self.path}: holds a search with different settings (use --force to start over, "
-                               "or rerun with the same options to resume)")
+                               "or rerun with the same options to resume; only the limits and profile may change)")
             self.data = saved
+            self.data["spec"] = spec.to_dict()  # new limits: everything measured and trained is reused
+            for row in self.candidates.values():
+                judge(row, spec)
         elif self.out.exists() and any(self.out.iterdir()) and not force:
             raise KwsError(f"{self.out}: exists and holds no {SEARCH_JSON} (use --force to replace it)")
         elif force and self.out.exists():
@@ -254,6 +274,23 @@ class SearchState:
         self.save()
 
 
+def _measure_retrying(candidate: Candidate, spec: SearchSpec, classes: int, shared: tuple[int, int], log,
+                      attempts: int = 3) -> dict[str, Any]:
+    """``measure``, tried again when a TFLM probe fails: the probe subprocesses occasionally
+    crash on a loaded machine (seen once here: a segfault read as "does not allocate")."""
+    from data_prep.errors import ModelError
+
+    failure = None
+    for _ in range(attempts):
+        try:
+            return measure(candidate, spec, classes, shared)
+        except ModelError as exc:
+            failure = exc
+            log(f"{candidate.id}: measurement failed ({exc})")
+    raise KwsError(f"{candidate.id}: cannot measure it in TFLite Micro after {attempts} tries ({failure}); "
+                   "the candidates measured so far are saved, rerun to continue")
+
+
 def measure_all(state: SearchState, log=None) -> list[dict[str, Any]]:
     """Measure every candidate not measured yet (saved one by one: an interrupted run keeps them)."""
     log = log or (lambda line: None)
@@ -264,7 +301,7 @@ def measure_all(state: SearchState, log=None) -> list[dict[str, Any]]:
         if candidate.id in state.candidates:
             continue
         shared = shared if shared is not None else _stage2_usage(spec)
-        row = measure(candidate, spec, classes, shared)
+        row = _measure_retrying(candidate, spec, classes, shared, log)
         candidate.features.save(config_path(state.out, candidate.id))
         row["command"] = shlex.join(["kws", *train_command(spec, row, state.out)])
         state.candidates[candidate.id] = row
@@ -278,7 +315,7 @@ def collect(state: SearchState) -> None:
     """Read the metrics of every trained candidate into the state."""
     for cid, row in state.candidates.items():
         metrics_file = model_path(state.out, cid) / artifact.METRICS
-        if row["status"] != "rejected" and metrics_file.is_file():
+        if metrics_file.is_file():
             metrics = artifact.read_json(metrics_file)
             row.update(status="trained",
                        validation=metrics.get("validation"), testing=metrics.get("testing"),

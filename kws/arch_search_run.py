@@ -83,7 +83,7 @@ def train_candidates(state: SearchState, *, budget_s: float, parallel: int = 2, 
         return time.monotonic() - start >= budget_s
 
     def finish(cid: str, status: str) -> None:
-        proc, handle, started = running.pop(cid)
+        _, handle, started = running.pop(cid)
         handle.close()
         state.data["training_seconds"] += time.monotonic() - started
         extra = {"error": _tail(logs / f"{cid}.log")} if status == "failed" else {}

@@ -126,7 +126,7 @@ def model_rows(base_dir: Path, optimized: dict[str, Path], *, data_dir: Path | N
         row = measure_row(method, opt.int8_path.read_bytes(), acc, x, y, source.config, profiles, inference_stride_ms)
         rows.append(row | {"model_dir": str(path)})
     return {"model": str(source.path), "stage": stage_of(source), "arch": data.config.arch, "split": split,
-            "n": int(len(y)), "rows": rows}
+            "n": len(y), "rows": rows}
 
 
 def targets(model: dict[str, Any]) -> dict[str, Any]:

@@ -84,10 +84,14 @@ def test_search_rejects_before_training_and_resumes_without_retraining(samples_d
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = json.loads((out / "search.json").read_text())
     assert saved["spec"] == spec.to_dict() and saved["best"]["id"] == best["id"]
-    # different settings never mix with the saved ones
+    # other limits reuse every measurement and result: the big model now fits, untrained
+    looser = run_search(SearchSpec.from_dict({**spec.to_dict(), "flash_limit": 10_000}), out, budget_s=0)
+    assert looser["candidates"]["w1_m8_t32"]["fits"] and looser["candidates"]["w1_m8_t32"]["status"] == "pending"
+    assert looser["candidates"]["w0.5_m8_t32"]["status"] == "trained" and metrics.stat().st_mtime_ns == stamp
+    assert looser["candidates"]["w1_m8_t32"]["flash_bytes"] == big["flash_bytes"]
+    # different training settings never mix with the saved ones
     with pytest.raises(KwsError, match="different settings"):
-        run_search(SearchSpec(**{**spec.to_dict(), "epochs": 2, "widths": (0.5, 1.0), "resolutions": ((8, 32),)}),
-                   out, budget_s=0)
+        run_search(SearchSpec.from_dict({**spec.to_dict(), "epochs": 2}), out, budget_s=0)
 
 
 def test_cli_errors_are_one_line(app, tmp_path, samples_dir):

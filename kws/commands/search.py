@@ -66,7 +66,7 @@ def search(
         if resolution or config:
             raise ConfigError("--stage 1 uses the stage-2 model's features: drop --resolution/--config")
         second = ModelDir.open(stage2)
-        features, labels = second.config, second.dataset_labels().spec()
+        features, labels = second.config, second.dataset_labels().spec
         resolutions = ((features.n_mfcc, features.num_frames),)
     spec = SearchSpec(
         data=str(data.resolve()), profile=str(profile), stage=stage, arch=arch or ("tiny" if stage == 1 else "ds_cnn"),
