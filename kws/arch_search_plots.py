@@ -3,28 +3,10 @@ accuracy against MACs (the Pareto front)."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
-from data_prep.atomic import write_bytes_atomic
-
-
-def _figure(width: float = 7.0, height: float = 4.8):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt, *plt.subplots(figsize=(width, height))
-
-
-def _save(plt, fig, path: Path) -> Path:
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return write_bytes_atomic(path, buf.getvalue())
+from cascade.figures import pyplot, save_png
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -34,7 +16,7 @@ def _label(row: dict[str, Any]) -> str:
 def memory_map_png(result: dict[str, Any], path: Path) -> Path:
     """Each candidate at (flash, SRAM) it needs; colour = int8 validation accuracy (trained),
     hollow = not trained, x = rejected; the board's limits dashed; the best starred."""
-    plt, fig, ax = _figure()
+    fig, ax = pyplot().subplots(figsize=(7, 4.8))
     rows = list(result["candidates"].values())
     kb = 1024.0
     trained = [r for r in rows if r.get("val_accuracy") is not None]
@@ -65,13 +47,13 @@ def memory_map_png(result: dict[str, Any], path: Path) -> Path:
     ax.set_title(f"stage {result['spec']['stage']} {result['spec']['arch']} on {result['spec']['profile']}")
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3)
-    return _save(plt, fig, path)
+    return save_png(fig, path)
 
 
 def pareto_png(result: dict[str, Any], path: Path) -> Path:
     """int8 validation accuracy against MACs of every trained candidate; the Pareto front
     (no cheaper candidate is as accurate) drawn, the best that fits starred."""
-    plt, fig, ax = _figure()
+    fig, ax = pyplot().subplots(figsize=(7, 4.8))
     trained = [r for r in result["candidates"].values() if r.get("val_accuracy") is not None]
     for fits, style in ((True, {"c": "tab:blue", "label": "fits"}), (False, {"c": "tab:red", "label": "does not fit"})):
         pts = [r for r in trained if r["fits"] == fits]
@@ -95,4 +77,4 @@ def pareto_png(result: dict[str, Any], path: Path) -> Path:
     ax.set_title(f"stage {result['spec']['stage']} {result['spec']['arch']}: accuracy vs MACs")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(plt, fig, path)
+    return save_png(fig, path)

@@ -142,4 +142,8 @@ def run_search(spec: SearchSpec, out: Path, *, budget_s: float, parallel: int = 
     state.save()
     memory_map_png(state.data, state.out / "memory_map.png")
     pareto_png(state.data, state.out / "pareto.png")
+    if state.data.get("cascade"):
+        from cascade.search import pareto_png as cascade_pareto_png
+
+        cascade_pareto_png(state.data["cascade"], state.out / "cascade_pareto.png")
     return state.data

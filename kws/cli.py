@@ -21,8 +21,8 @@ from data_prep.errors import KwsError  # noqa: E402
 from kws.commands import bench_eval  # noqa: F401  (adds `kws bench eval` to bench.app)
 from kws.commands import bench_scale  # noqa: F401  (adds `kws bench eval-memory` to bench.app)
 from kws.commands import (
-    bench, bench_live, cascade, data, demo, detect, download, energy, evaluate, export, features, live, model_stats, report,
-    stream, synth, train,
+    bench, bench_live, cascade, data, demo, detect, download, energy, evaluate, export, features, live, model_stats, optimize,
+    report, search, stream, synth, train,
 )
 
 
@@ -58,6 +58,8 @@ app.command("model-stats")(model_stats.model_stats)
 app.command("export")(export.export)
 app.command("report")(report.report)
 app.command("live")(live.live)
+app.command("optimize")(optimize.optimize)
+app.command("search")(search.search)
 bench.app.command("live")(bench_live.bench_live)
 data.app.command("download")(download.download)
 data.app.command("synth")(synth.synth)

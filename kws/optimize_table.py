@@ -138,7 +138,7 @@ def targets(model: dict[str, Any]) -> dict[str, Any]:
     loss = ptq["float_accuracy"] - ptq["accuracy"]
     if "qat" in rows:
         recovered = rows["qat"]["accuracy"] - ptq["accuracy"]
-        out["qat"] = {"ptq_int8_loss": loss, "recovered": recovered,
+        out["qat"] = {"ptq_int8_loss": loss, "ptq_int8_loss_clips": round(loss * model["n"]), "recovered": recovered,
                       "met": bool(loss <= 0 or recovered >= loss / 2)}
         if "finetune" in rows:  # what the same epochs give without fake quantization
             out["qat"]["recovered_vs_finetune_control"] = rows["qat"]["accuracy"] - rows["finetune"]["accuracy"]

@@ -18,10 +18,7 @@ BASE = {"arch": "ds_cnn", "arch_params": {"filters": 8, "blocks": 1}, "widths": 
 @pytest.fixture()
 def app():
     from kws.cli import app as root
-    from kws.commands import search as command
 
-    if "search" not in {c.name for c in root.registered_commands}:  # until kws/cli.py registers it
-        root.command("search")(command.search)
     return root
 
 

@@ -161,11 +161,7 @@ def finetune_data(trained_models):
     return load_data(ModelDir.open(trained_models["stage2"]))
 
 
-@pytest.mark.parametrize("method", [
-    pytest.param("qat", marks=pytest.mark.slow),  # the QAT graph itself is checked above, fast
-    "prune",
-    pytest.param("cluster", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize("method", ["qat", "prune", "cluster"])
 def test_each_method_writes_a_bit_exact_int8_model_dir(method, trained_models, finetune_data, tmp_path):
     import keras
 
@@ -217,10 +213,7 @@ def test_optimize_refuses_bad_settings_and_models(tmp_path, trained_models):
 @pytest.fixture()
 def app():
     from kws.cli import app as root
-    from kws.commands import optimize as command
 
-    if "optimize" not in {c.name for c in root.registered_commands}:  # until kws/cli.py registers it
-        root.command("optimize")(command.optimize)
     return root
 
 

@@ -18,8 +18,8 @@ def optimize(
     table: Annotated[bool, typer.Option(help="Optimize every MODEL with every method into OUT/<model>-<method> (reusing finished ones), "
                                              "then measure the PTQ and optimized rows into OUT/optimization_table.{json,md}.")] = False,
     data: Annotated[Optional[Path], typer.Option(help="Speech Commands folder (default: the one the model was trained on).")] = None,
-    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 8,
-    learning_rate: Annotated[float, typer.Option(help="Initial fine-tuning learning rate (cosine decay).")] = 5e-4,
+    epochs: Annotated[Optional[int], typer.Option(help="Fine-tuning epochs (default: 20 for prune, 8 otherwise).")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="Initial fine-tuning learning rate, cosine decay (default: 1e-3 for prune, 1e-4 otherwise).")] = None,
     macs_reduction: Annotated[float, typer.Option(help="prune: share of MACs to remove.")] = 0.3,
     clusters: Annotated[int, typer.Option(help="cluster: distinct values per layer kernel.")] = 16,
     split: Annotated[str, typer.Option(help="--table: split the accuracies are measured on.")] = "testing",

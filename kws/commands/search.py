@@ -81,7 +81,7 @@ def search(
                         inference_stride_ms=inference_stride_ms,
                         log=lambda line: console.print(line, soft_wrap=True, markup=False))
     print_result(result, console)
-    console.print(f"wrote {out}/search.json, memory_map.png, pareto.png")
+    console.print(f"wrote {out}/search.json, memory_map.png, pareto.png" + (", cascade_pareto.png" if stage == 1 else ""))
 
 
 def print_result(result: dict, console) -> None:
@@ -104,7 +104,8 @@ def print_result(result: dict, console) -> None:
     console.print(table)
     best = result.get("best")
     if best:
-        console.print(f"best that fits: {best['id']} (W {best['width']:g}, {best['n_mfcc']} MFCC x {best['frames']} frames, "
+        what = "most accurate gate (on its own 3-class task)" if spec["stage"] == 1 else "best that fits"
+        console.print(f"{what}: {best['id']} (W {best['width']:g}, {best['n_mfcc']} MFCC x {best['frames']} frames, "
                       f"stride {best['stride_ms']:g} ms): val {pct(best['val_accuracy'])} %, test {pct(best.get('test_accuracy'))} %, "
                       f"{best['model_bytes']:,} B flash, {best['arena_bytes']:,} B arena"
                       + ("" if result.get("complete") else " (search incomplete: rerun to train the rest)"), soft_wrap=True)
@@ -116,7 +117,7 @@ def print_result(result: dict, console) -> None:
     if cascade and cascade.get("best"):
         c = cascade["best"]
         console.print(f"cascade: stage 1 {Path(c['stage1']).name} at tau {c['tau']:.4f}: accuracy {c['accuracy']:.4f} "
-                      f"(stage 2 alone {cascade['stage2_accuracy']:.4f}), {c['energy_j_per_hour']:.2f} J/h on {spec['profile']}",
-                      soft_wrap=True)
+                      f"(stage 2 alone {cascade['stage2_accuracy']:.4f}), {c['energy_j_per_hour']:.2f} J/h on {spec['profile']} "
+                      f"(stage 2 always on {cascade['stage2_always_on_energy_j_per_hour']:.2f} J/h)", soft_wrap=True)
     elif cascade:
         console.print(f"cascade: no trained stage 1 reaches accuracy {cascade['required_accuracy']:.4f}")
