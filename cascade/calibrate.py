@@ -11,13 +11,13 @@ import numpy as np
 from cascade.bundle import Bundle, write_bundle
 from cascade.decision import SmoothingConfig
 from cascade.gate import calibrate, threshold_curve
-from cascade.keyword_free import keyword_free_rate
+from cascade.keyword_free import keyword_free_rate, keyword_free_streams
 from cascade.model_dir import ModelDir, write_json
 from cascade.pipeline import StageRunner
 from cascade.stages import KEYWORD
 from data_prep.errors import DatasetError
 from data_prep.example_features import example_features
-from data_prep.labels import RESERVED, UNKNOWN
+from data_prep.labels import RESERVED
 from data_prep.speech_commands import load_dataset
 
 CURVE = "threshold_curve.json"
@@ -56,8 +56,7 @@ def build_cascade(
     bundle = write_bundle(out, stage1_dir, stage2_dir, tau=cal.tau, inference_stride_ms=inference_stride_ms,
                           smoothing=smoothing, calibration=calibration, force=force)
     write_json(bundle.path / CURVE, threshold_curve(p, is_kw))
-    dataset = load_dataset(data_dir, stage2.dataset_labels())
-    speech = [e.path for e in dataset.examples(split) if e.label == UNKNOWN and e.path is not None]
-    free = keyword_free_rate(bundle, dataset.background_noise_files, speech)
+    streams, about = keyword_free_streams(data_dir, stage2.dataset_labels(), split, bundle.config.sample_rate)
+    free = keyword_free_rate(bundle, streams) | about
     write_json(bundle.path / KEYWORD_FREE, free)
     return bundle, calibration | {"keyword_free": free}

@@ -13,23 +13,31 @@ from cascade.bundle import Bundle
 from cascade.pipeline import StreamingCascade
 from cascade.stream_run import run_stream
 from data_prep.audio import load_audio
+from data_prep.labels import UNKNOWN
+from data_prep.speech_commands import load_dataset
 
 
-def keyword_free_rate(bundle: Bundle, noise_files: Sequence[Path], speech_files: Sequence[Path] = (),
-                      gap_s: float = 0.5) -> dict[str, Any]:
-    """Stream background noise files, then non-keyword speech clips (joined by ``gap_s`` of
-    silence), through the streaming cascade; stage-2 runs per second and per step."""
-    rate = bundle.config.sample_rate
-    streams = [load_audio(p, rate) for p in noise_files]
-    if speech_files:
-        gap = np.zeros(int(gap_s * rate), np.float32)
-        streams.append(np.concatenate([part for p in speech_files for part in (load_audio(p, rate), gap)]))
+def keyword_free_streams(data_dir: Path, labels, split: str, sample_rate: int,
+                         gap_s: float = 0.5) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """The keyword-free audio of a dataset: each background-noise file, then the split's
+    ``_unknown_`` clips joined by ``gap_s`` of silence. One definition for calibration and search."""
+    dataset = load_dataset(data_dir, labels)
+    streams = [load_audio(p, sample_rate) for p in dataset.background_noise_files]
+    speech = [e.path for e in dataset.examples(split) if e.label == UNKNOWN and e.path is not None]
+    if speech:
+        gap = np.zeros(int(gap_s * sample_rate), np.float32)
+        streams.append(np.concatenate([part for p in speech for part in (load_audio(p, sample_rate), gap)]))
+    about = {"noise_files": [p.name for p in dataset.background_noise_files], "speech_clips": len(speech)}
+    return streams, about
+
+
+def keyword_free_rate(bundle: Bundle, streams: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Stage-2 runs per second and per step of the streaming cascade on keyword-free audio."""
     runner = StreamingCascade(bundle)
     seconds = steps = runs = 0
     for audio in streams:
         runner.reset()
-        result = run_stream(bundle, audio, runner=runner, chunk_samples=rate)
+        result = run_stream(bundle, audio, runner=runner, chunk_samples=bundle.config.sample_rate)
         seconds, steps, runs = seconds + result.duration_s, steps + result.steps, runs + result.stage2_runs
     return {"seconds": seconds, "steps": steps, "stage2_runs": runs,
-            "stage2_per_s": runs / seconds if seconds else 0.0, "stage2_share": runs / steps if steps else 0.0,
-            "noise_files": [Path(p).name for p in noise_files], "speech_clips": len(speech_files)}
+            "stage2_per_s": runs / seconds if seconds else 0.0, "stage2_share": runs / steps if steps else 0.0}

@@ -19,11 +19,11 @@ import numpy as np
 from cascade.decision import clip_predictions
 from cascade.model_dir import ModelDir
 from cascade.pipeline import StageRunner
+from cascade.keyword_free import keyword_free_streams
 from cascade.stages import KEYWORD
-from data_prep.audio import load_audio
 from data_prep.errors import ConfigError
 from data_prep.example_features import example_features
-from data_prep.labels import RESERVED, UNKNOWN
+from data_prep.labels import RESERVED
 from data_prep.speech_commands import load_dataset
 from data_prep.streaming import StreamingFrontend
 
@@ -50,13 +50,9 @@ def stream_windows(audio: np.ndarray, model: ModelDir, every: int) -> np.ndarray
 
 
 def keyword_free_windows(data_dir: Path, model: ModelDir, every: int, split: str) -> tuple[np.ndarray, float]:
-    """Windows of the background noise files and the split's _unknown_ clips, and their seconds."""
-    dataset = load_dataset(data_dir, model.dataset_labels())
+    """The stream windows of the keyword-free audio ``kws cascade build`` measures, and its seconds."""
     rate = model.config.sample_rate
-    streams = [load_audio(p, rate) for p in dataset.background_noise_files]
-    speech = [load_audio(e.path, rate) for e in dataset.examples(split) if e.label == UNKNOWN and e.path is not None]
-    if speech:
-        streams.append(np.concatenate(speech))
+    streams, _ = keyword_free_streams(data_dir, model.dataset_labels(), split, rate)
     windows = [stream_windows(s, model, every) for s in streams]
     return np.concatenate(windows), sum(len(s) for s in streams) / rate
 
