@@ -91,11 +91,13 @@ def tflm_step(root: Path, cfg: DemoConfig):
         from data_prep.speech_commands import load_dataset
         from export.tflm import measure_arena, verify_bit_exact
 
+        models = {stage: ModelDir.open(root / f"train_{stage}" / "model") for stage in ("stage1", "stage2")}
+        models["stage1"].config.require_same(models["stage2"].config, "stage 1 vs stage 2")
+        examples = load_dataset(Path(cfg.data)).examples("testing")
+        raw = example_features(examples, models["stage1"].config)  # both stages read the same features
         summary = {}
-        for stage in ("stage1", "stage2"):
-            model = ModelDir.open(root / f"train_{stage}" / "model")
-            examples = load_dataset(Path(cfg.data)).examples("testing")
-            x = model.inputs(example_features(examples, model.config))
+        for stage, model in models.items():
+            x = model.inputs(raw)
             tfl = TFLiteModel(model.int8_path)
             data = model.int8_path.read_bytes()
             report = verify_bit_exact(data, tfl.quantize_input(x))

@@ -21,10 +21,12 @@ def default_bundle() -> Path:
     from data_prep.errors import ModelError
 
     path = SAMPLES / "cascade"
-    if not (path / "cascade.toml").is_file():
+    if not is_bundle(path):
         raise ModelError(f"{path}: no shipped cascade bundle here; pass --model BUNDLE")
     return path
 
 
 def is_bundle(path: Path) -> bool:
-    return (Path(path) / "cascade.toml").is_file()
+    from cascade.bundle import MANIFEST
+
+    return (Path(path) / MANIFEST).is_file()
