@@ -70,7 +70,7 @@ class Bundle:
             config = FeatureConfig.load(path / head["features"])
             stage1 = ModelDir.open(path / data["stage1"]["dir"])
             stage2 = ModelDir.open(path / data["stage2"]["dir"])
-            smoothing = SmoothingConfig(**data.get("smoothing", {}))
+            smoothing = SmoothingConfig.from_dict(data.get("smoothing", {}))
             tau, stride = float(gate["tau"]), float(head["inference_stride_ms"])
         except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
             raise ModelError(f"{manifest}: invalid manifest ({type(exc).__name__}: {exc})") from None
@@ -137,7 +137,7 @@ def write_bundle(
             "inference_stride_ms": float(inference_stride_ms),
         },
         "gate": {"tau": float(tau), "stage1_keyword_label": KEYWORD},
-        "smoothing": dataclasses.asdict(smoothing),
+        "smoothing": smoothing.to_dict(),
         "stage1": {"dir": "stage1", "labels": list(stage1.labels)},
         "stage2": {"dir": "stage2", "labels": list(stage2.labels)},
         "calibration": calibration,

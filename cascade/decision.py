@@ -29,10 +29,33 @@ class SmoothingConfig:
     threshold: float = 0.7
     suppression_ms: float = 1000.0
     min_count: int = 2
+    # Per-keyword overrides of ``threshold``, calibrated on validation streams for a target
+    # false-accept rate (cascade/operating_point.py): a keyword that music or speech imitates
+    # often needs a higher bar than one they never do. Sorted (label, threshold) pairs.
+    label_thresholds: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.window_ms <= 0 or self.suppression_ms < 0 or self.min_count < 1 or not 0 <= self.threshold <= 1:
+        pairs = tuple(sorted((str(k), float(v)) for k, v in dict(self.label_thresholds).items()))
+        object.__setattr__(self, "label_thresholds", pairs)
+        values = [self.threshold, *(v for _, v in pairs)]
+        if self.window_ms <= 0 or self.suppression_ms < 0 or self.min_count < 1 or not all(0 <= v <= 1 for v in values):
             raise ConfigError(f"invalid smoothing config: {self}")
+
+    def threshold_for(self, label: str) -> float:
+        """The bar a smoothed score of ``label`` must reach to be reported."""
+        return dict(self.label_thresholds).get(label, self.threshold)
+
+    def to_dict(self) -> dict:
+        """TOML/JSON form: per-keyword thresholds as a table."""
+        data = dataclasses.asdict(self)
+        data["label_thresholds"] = dict(self.label_thresholds)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SmoothingConfig":
+        data = dict(data)
+        data["label_thresholds"] = tuple(dict(data.get("label_thresholds", {})).items())
+        return cls(**data)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +116,7 @@ class Smoother:
         mean = np.mean([p for _, p in self._queue], axis=0)
         top = int(np.argmax(mean))
         label, score = self.labels[top], float(mean[top])
-        if len(self._queue) < cfg.min_count or label in (SILENCE, UNKNOWN) or score < cfg.threshold:
+        if len(self._queue) < cfg.min_count or label in (SILENCE, UNKNOWN) or score < cfg.threshold_for(label):
             return None, label, score
         # Stricter than RecognizeCommands: no second detection of *any* label inside the
         # suppression time, since a double trigger with another label is a false accept too.

@@ -16,6 +16,8 @@ import numpy as np
 from cascade.decision import Smoother, SmoothingConfig
 from cascade.stream_score import score_events
 
+DET_THRESHOLDS = tuple(float(t) for t in np.round(np.concatenate([np.arange(0.3, 0.875, 0.05), np.arange(0.9, 0.995, 0.01)]), 3))
+
 
 def replay(times: np.ndarray, posteriors: np.ndarray, smoothing: SmoothingConfig, labels: tuple[str, ...]) -> list[dict[str, Any]]:
     """Detections the smoother makes on a recorded sequence of step posteriors."""
@@ -28,16 +30,38 @@ def replay(times: np.ndarray, posteriors: np.ndarray, smoothing: SmoothingConfig
     return events
 
 
+def shifted(smoothing: SmoothingConfig, shift: float) -> SmoothingConfig:
+    """Every threshold (the default and each keyword's) moved by ``shift``, kept in [0, 1]."""
+    move = lambda v: float(np.clip(round(v + shift, 6), 0.0, 1.0))  # noqa: E731
+    return dataclasses.replace(smoothing, threshold=move(smoothing.threshold),
+                               label_thresholds=tuple((k, move(v)) for k, v in smoothing.label_thresholds))
+
+
 def det_curve(times: np.ndarray, posteriors: np.ndarray, smoothing: SmoothingConfig, labels: tuple[str, ...],
               keywords: Sequence[dict[str, Any]], duration_s: float, thresholds: Sequence[float] | None = None) -> list[dict[str, float]]:
-    thresholds = thresholds if thresholds is not None else np.round(np.linspace(0.3, 0.99, 24), 3)
+    """One point per default threshold in ``thresholds``; per-keyword thresholds move with it
+    (by the same shift), so the curve passes through the calibrated operating point."""
+    thresholds = thresholds if thresholds is not None else DET_THRESHOLDS
     curve = []
     for th in thresholds:
-        cfg = dataclasses.replace(smoothing, threshold=float(th))
+        cfg = shifted(smoothing, float(th) - smoothing.threshold)
         score = score_events(replay(times, posteriors, cfg, labels), keywords, duration_s)
-        curve.append({"threshold": float(th), "miss_rate": 1.0 - score["hit_rate"],
-                      "false_accepts_per_hour": score["false_accepts_per_hour"], "hit_rate": score["hit_rate"]})
+        curve.append({"threshold": cfg.threshold, "miss_rate": 1.0 - score["hit_rate"],
+                      "false_accepts_per_hour": score["false_accepts_per_hour"], "hit_rate": score["hit_rate"],
+                      "false_accepts": score["false_accepts"], "hits": score["hits"]})
     return curve
+
+
+def rate_at_hits(curve: Sequence[dict[str, float]], hit_rate: float) -> float | None:
+    """Fewest false accepts per hour among points reaching ``hit_rate`` (None: never reached)."""
+    rates = [c["false_accepts_per_hour"] for c in curve if c["hit_rate"] >= hit_rate]
+    return min(rates) if rates else None
+
+
+def hits_at_rate(curve: Sequence[dict[str, float]], fa_per_hour: float) -> float | None:
+    """Best hit rate among points with at most ``fa_per_hour`` false accepts per hour."""
+    rates = [c["hit_rate"] for c in curve if c["false_accepts_per_hour"] <= fa_per_hour]
+    return max(rates) if rates else None
 
 
 def det_png(curve: list[dict[str, float]], path: Path, title: str) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,10 @@ from data_prep.labels import RESERVED, UNKNOWN
 from data_prep.speech_commands import load_dataset
 
 def build_stream_folder(keywords_dir: Path, negative_dirs: list[Path], out: Path, recipe: StreamRecipe,
-                        *, split: str = "testing", config: FeatureConfig | None = None, force: bool = False) -> dict[str, Any]:
+                        *, split: str = "testing", config: FeatureConfig | None = None, force: bool = False,
+                        bed_dirs: Sequence[Path] = ()) -> dict[str, Any]:
+    """``bed_dirs``: long recordings (music) that join the background-noise files as the bed
+    the words are spoken over, one recording per bed entry."""
     config = config or FeatureConfig()
     out = Path(out)
     if out.exists() and not force:
@@ -32,8 +36,10 @@ def build_stream_folder(keywords_dir: Path, negative_dirs: list[Path], out: Path
     if not keywords:
         raise DatasetError(f"{keywords_dir}: no keyword clips in the {split} split")
     noise = [load_audio(p, config.sample_rate) for p in dataset.background_noise_files]
+    noise += [load_audio(p, config.sample_rate) for folder in bed_dirs for p in audio_files(folder)]
     audio, truth = make_stream(keywords, negatives, noise, config.sample_rate, recipe)
-    truth.update({"keywords_dir": str(keywords_dir), "split": split, "negatives": [str(d) for d in negative_dirs]})
+    truth.update({"keywords_dir": str(keywords_dir), "split": split, "negatives": [str(d) for d in negative_dirs],
+                  "bed": [str(d) for d in bed_dirs]})
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -57,7 +57,7 @@ def run_stream(
         duration_s=len(samples) / bundle.config.sample_rate,
         steps=len(steps),
         stage2_runs=sum(s.opened for s in steps),
-        trace_t=np.array([s.t for s in steps], np.float32),
+        trace_t=np.array([s.t for s in steps], np.float64),  # float64: replays see the live times
         trace_p_keyword=np.array([s.p_keyword for s in steps], np.float32),
         trace_opened=np.array([s.opened for s in steps], bool),
         latency_ms=np.array([s.latency_ms for s in steps], np.float32),

@@ -101,16 +101,23 @@ def ms_to_samples(ms: float, sample_rate: int) -> int:
 
 
 def noise_segments(
-    noise_pool: Sequence[np.ndarray], length: int, count: int, rng: np.random.Generator
+    noise_pool: Sequence[np.ndarray], length: int, count: int, rng: np.random.Generator,
+    weights: Sequence[float] | None = None,
 ) -> np.ndarray:
     """(count, length) float32: a random file of the pool, a random segment of it, per row.
 
-    A noise array shorter than ``length`` is repeated to fill it (the release's noise files are
-    a minute long; a user's may not be).
+    ``weights``: how often each pool entry is drawn (default: uniform), so an hour of music
+    and six noise files can each take a chosen share of the clips. A noise array shorter
+    than ``length`` is repeated to fill it (the release's noise files are a minute long; a
+    user's may not be).
     """
     if not noise_pool:
         raise ConfigError("background noise requested but the noise pool is empty")
-    which = rng.integers(0, len(noise_pool), size=count)
+    if weights is None:
+        which = rng.integers(0, len(noise_pool), size=count)
+    else:
+        p = np.asarray(weights, dtype=np.float64)
+        which = rng.choice(len(noise_pool), size=count, p=p / p.sum())
     starts = rng.random(count)
     out = np.empty((count, length), dtype=np.float32)
     for i, (k, u) in enumerate(zip(which, starts)):
@@ -192,11 +199,14 @@ def augment(
     rng: np.random.Generator,
     *,
     sample_rate: int,
+    noise_weights: Sequence[float] | None = None,
 ) -> np.ndarray:
     """Shift, add background noise, apply gain, clip to [-1, 1]: (L,) or (B, L) float32.
 
     ``sample_rate`` (the FeatureConfig's) turns ``shift_ms`` into samples. The same seed and
-    inputs give the same output; each row of a batch gets its own draws.
+    inputs give the same output; each row of a batch gets its own draws. In "snr" mode a
+    silent row (a _silence_ example) has no level to be relative to and gets the noise at a
+    ``volume_range`` volume instead, as in "volume" mode.
     """
     clip = np.asarray(clip, dtype=np.float32)
     if clip.ndim not in (1, 2):
@@ -213,11 +223,16 @@ def augment(
     levels = rng.uniform(lo, hi, size=rows)
     gains = rng.uniform(*config.gain_db_range, size=rows)
 
+    volumes = rng.uniform(*config.volume_range, size=rows) if config.noise_mode == "snr" else levels
+
     out = time_shift(batch, shifts)
     if use_noise.any():
-        noise = noise_segments(noise_pool, length, rows, rng)
+        noise = noise_segments(noise_pool, length, rows, rng, noise_weights)
         noise[~use_noise] = 0.0
-        mix = mix_at_volume if config.noise_mode == "volume" else mix_at_snr
-        out = mix(out, noise, levels)
+        if config.noise_mode == "volume":
+            out = mix_at_volume(out, noise, levels)
+        else:
+            silent = rms(out) == 0
+            out = np.where(silent[:, None], mix_at_volume(out, noise, volumes), mix_at_snr(out, noise, levels))
     out = clip_unit(apply_gain(out, gains))
     return out.reshape(clip.shape)

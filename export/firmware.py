@@ -219,6 +219,7 @@ def _manifest(bundle: Bundle, layout: Layout, stages, memory: Memory, verificati
         "config_fingerprint": bundle.config.fingerprint(),
         "labels": list(bundle.labels),
         "gate": {"tau": bundle.tau, "tau_q": header.gate_threshold_q(bundle.tau, s1.output)},
+        "smoothing": bundle.smoothing.to_dict(),  # per-keyword thresholds included
         "stages": [{"stage": s.stage, "labels": list(s.labels), "model_bytes": s.model_bytes,
                     "arena_measured": s.arena_measured, "arena_size": s.arena_size, "ops": list(s.ops),
                     "input": {"scale": s.input.scale, "zero_point": s.input.zero_point},

@@ -2,9 +2,9 @@
 
 The feature config, labels, each stage's tensor scales and zero points, its normalisation and
 the folded int8 input quantization, the gate threshold (as a probability and as the int8
-value the firmware compares against), the inference stride, smoothing, measured tensor
-arenas, the config fingerprint and the kws version. Nothing in the C templates repeats any of
-these numbers.
+value the firmware compares against), the inference stride, smoothing (with each label's
+threshold), measured tensor arenas, the config fingerprint and the kws version. Nothing in
+the C templates repeats any of these numbers.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from cascade.bundle import Bundle, kws_version
+from cascade.decision import SmoothingConfig
 from cascade.gate import gate_open
 from cascade.runtime import TensorInfo
 from cascade.stages import KEYWORD
@@ -84,6 +85,14 @@ def _index(labels: tuple[str, ...], name: str) -> int:
 
 def _define(name: str, value: str, comment: str = "") -> str:
     return f"#define {name} {value}" + (f"  /* {comment} */" if comment else "")
+
+
+def label_thresholds_init(smoothing: SmoothingConfig, labels: tuple[str, ...]) -> str:
+    """``{...}`` of the bar each label's smoothed score must reach, in label order, as double
+    literals equal to ``smoothing.threshold_for(label)`` (background labels: the default,
+    never used since they are never reported)."""
+    values = [smoothing.threshold_for(label) for label in labels]
+    return c_initializer(np.float64(values), fmt=c_double, per_line=8).replace("\n", " \\\n    ")
 
 
 def _stage_block(facts: StageFacts) -> list[str]:
@@ -167,7 +176,9 @@ def cascade_config_header(bundle: Bundle, stage1: StageFacts, stage2: StageFacts
         _define("KWS_INFERENCE_STRIDE_MS", c_double(bundle.inference_stride_ms)),
         _define("KWS_INFERENCE_STRIDE_FRAMES", str(bundle.inference_stride_frames), "a step every this many frames"),
         _define("KWS_SMOOTHING_WINDOW_MS", c_double(smooth.window_ms)),
-        _define("KWS_SMOOTHING_THRESHOLD", c_double(smooth.threshold)),
+        _define("KWS_SMOOTHING_THRESHOLD", c_double(smooth.threshold), "default; per label: KWS_LABEL_THRESHOLD_INIT"),
+        _define("KWS_LABEL_THRESHOLD_INIT", label_thresholds_init(smooth, labels),
+                "threshold_for(label) per stage-2 label (per-keyword overrides)"),
         _define("KWS_SUPPRESSION_MS", c_double(smooth.suppression_ms)),
         _define("KWS_SMOOTHING_MIN_COUNT", str(smooth.min_count)),
         _define("KWS_SMOOTHING_CAPACITY", str(capacity), "posteriors the window can hold"),

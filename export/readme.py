@@ -79,7 +79,7 @@ Stage 1 (always on) gates stage 2: stage 2 runs when stage 1's keyword probabili
 | --- | --- |
 | `{models}/kws_stage1.tflite`, `kws_stage2.tflite` | the int8 models, as in the bundle |
 | `{src}/kws_stage1_model.{cxx}`/`.h`, `kws_stage2_model.{cxx}`/`.h` | each model as `alignas(16) const unsigned char kws_stageN_tflite[]` + `kws_stageN_tflite_len` (the names `xxd -i` gives), byte for byte the `.tflite` |
-| `{src}/kws_cascade_config.h` | every constant: feature config, labels, scales and zero points, normalisation and folded quantization, gate tau (probability and int8), stride, smoothing, arena sizes, fingerprint, version |
+| `{src}/kws_cascade_config.h` | every constant: feature config, labels, scales and zero points, normalisation and folded quantization, gate tau (probability and int8), stride, smoothing (with per-keyword thresholds), arena sizes, fingerprint, version |
 | `{src}/kws_frontend.c`/`.h` | portable C99 streaming MFCC: ring buffer framing, window, radix-2 real FFT, sparse mel filterbank, log, DCT, int8 quantization per stage, feature rings; no malloc, libm `logf` only |
 | `{src}/kws_frontend_tables.h` | the frontend's `const` tables generated from the feature config |
 | `{src}/kws_decision.c`/`.h` | schedule, gate, posterior and smoothing: the rules of `cascade/decision.py`, plain C99 |

@@ -21,7 +21,7 @@ from data_prep.errors import KwsError  # noqa: E402
 from kws.commands import bench_eval  # noqa: F401  (adds `kws bench eval` to bench.app)
 from kws.commands import bench_scale  # noqa: F401  (adds `kws bench eval-memory` to bench.app)
 from kws.commands import (
-    bench, bench_live, cascade, data, demo, detect, download, energy, evaluate, export, features, live, model_stats, optimize,
+    bench, bench_live, cascade, data, demo, detect, download, energy, evaluate, export, features, live, model_stats, negatives, optimize,
     report, search, stream, synth, train,
 )
 
@@ -63,6 +63,7 @@ app.command("search")(search.search)
 bench.app.command("live")(bench_live.bench_live)
 data.app.command("download")(download.download)
 data.app.command("synth")(synth.synth)
+data.app.command("negatives")(negatives.negatives)
 app.add_typer(data.app, name="data")
 app.add_typer(bench.app, name="bench")
 app.add_typer(cascade.app, name="cascade")

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from data_prep.audio import audio_files, load_audio, loudest_window
+from data_prep.augment import rms
 from data_prep.labels import UNKNOWN
 from data_prep.config import FeatureConfig
 from data_prep.errors import DatasetError, KwsError
@@ -54,7 +55,8 @@ def prepare_output(out: Path, data_dir: Path, config: TrainConfig, features: Fea
 
 def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConfig) -> TrainingArrays:
     """Training clips of the dataset, plus every clip of the extra folders, plus negatives
-    (the loudest clip-length stretch of each file) as ``_unknown_``."""
+    (clip-length windows of each file) as ``_unknown_``; the noise pool is the dataset's
+    background noise plus the ``backgrounds`` folders."""
     examples = list(dataset.examples("training"))
     if not examples:
         raise DatasetError(f"{dataset.root}: no training examples")
@@ -68,13 +70,35 @@ def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConf
         clips.append(negatives)
         labels += [UNKNOWN] * len(negatives)
     targets = stage_targets(config.stage, dataset.labels, labels)
-    noise = tuple(load_audio(p, features.sample_rate) for p in dataset.background_noise_files)
-    return TrainingArrays(np.concatenate(clips), np.asarray(targets, np.int32), noise)
+    noise = [load_audio(p, features.sample_rate) for p in dataset.background_noise_files]
+    extra_noise = [np.concatenate([load_audio(p, features.sample_rate) for p in audio_files(Path(folder))])
+                   for folder in config.backgrounds]
+    weights = None
+    if extra_noise:
+        share = config.background_share if noise else 1.0
+        weights = tuple([(1.0 - share) / max(len(noise), 1)] * len(noise) + [share / len(extra_noise)] * len(extra_noise))
+    return TrainingArrays(np.concatenate(clips), np.asarray(targets, np.int32), tuple(noise + extra_noise), weights)
+
+
+MAX_WINDOWS_PER_FILE = 24
+
+
+def negative_windows(samples: np.ndarray, length: int) -> np.ndarray:
+    """Clip-length windows of one negative recording: the loudest one of a short file (where
+    its word is); evenly spaced ones across a long file (a music track is many negatives),
+    without near-silent stretches."""
+    if len(samples) < 2 * length:
+        return loudest_window(samples, length)[None]
+    count = min(MAX_WINDOWS_PER_FILE, len(samples) // length)
+    starts = np.linspace(0, len(samples) - length, count).astype(np.int64)
+    windows = np.stack([samples[s : s + length] for s in starts])
+    loud = rms(windows) > 1e-3
+    return windows[loud] if loud.any() else loudest_window(samples, length)[None]
 
 
 def negative_clips(folder: Path, features: FeatureConfig) -> np.ndarray:
-    return np.stack([loudest_window(load_audio(p, features.sample_rate), features.clip_samples)
-                     for p in audio_files(folder)])
+    return np.concatenate([negative_windows(load_audio(p, features.sample_rate), features.clip_samples)
+                           for p in audio_files(folder)])
 
 
 def split_arrays(dataset: Dataset, split: str, config: TrainConfig, features: FeatureConfig, cache_dir: Path | None):
@@ -132,7 +156,9 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
                            unknown_pct=config.unknown_pct, seed=config.seed)
     labels = stage_labels(config.stage, dataset.labels)
     arrays = training_arrays(dataset, config, features)
-    stats = FeatureStats.measure(mfcc(arrays.clips, features))
+    init = artifact.ModelDir.open(Path(config.init_from)) if config.init_from else None
+    # A warm start keeps the normalisation its weights were trained under.
+    stats = init.stats if init is not None else FeatureStats.measure(mfcc(arrays.clips, features))
     x_val, y_val = split_arrays(dataset, "validation", config, features, cache_dir)
     if len(y_val) == 0:
         raise DatasetError(f"{data_dir}: no validation examples (needed for checkpointing)")
@@ -149,6 +175,8 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
     steps = steps_per_epoch(len(arrays.targets), config.batch_size)
     with placement.strategy.scope():
         model = build_model(config.arch, features.input_shape, len(labels), **config.arch_params)
+        if init is not None:
+            load_weights_from(model, init, labels)
         if placement.replicas > 1:
             synchronise_batch_norm(model)
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps, alpha=0.02)
@@ -174,6 +202,19 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
         run_epochs(model, optimizer, placement, make_dataset, first_epoch=first_epoch, epochs=config.epochs,
                    steps=steps, validation=(stats.apply(x_val), y_val), callbacks=callbacks, save=backup.save)
     return dataset, arrays, stats
+
+
+def load_weights_from(model, init: artifact.ModelDir, labels: Sequence[str]) -> None:
+    """Copy the weights of a trained model of the same architecture and labels."""
+    import keras
+
+    if tuple(init.labels) != tuple(labels):
+        raise KwsError(f"{init.path}: labels {list(init.labels)} differ from this run's {list(labels)}")
+    source = keras.models.load_model(init.path / artifact.MODEL_KERAS)
+    shapes = [w.shape for w in source.get_weights()], [w.shape for w in model.get_weights()]
+    if shapes[0] != shapes[1]:
+        raise KwsError(f"{init.path}: a different architecture (weights do not match this run's model)")
+    model.set_weights(source.get_weights())
 
 
 def finish(out: Path, dataset: Dataset, config: TrainConfig, features: FeatureConfig,

@@ -30,6 +30,12 @@ class TrainConfig:
     representative_samples: int = 500
     extra_data: tuple[str, ...] = ()  # more Speech Commands-layout folders: all their clips train
     negatives: tuple[str, ...] = ()  # folders of other audio (speech, music): training _unknown_
+    # Folders whose audio joins the background-noise pool: keywords are heard over music and
+    # other talkers, not only over the six noise files. ``background_share``: the share of
+    # noisy clips that draw from these folders (split evenly between them).
+    backgrounds: tuple[str, ...] = ()
+    background_share: float = 0.5
+    init_from: str = ""  # a trained model dir of the same arch/labels: start from its weights and normalisation
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     masks: MaskConfig = dataclasses.field(default_factory=MaskConfig)
 
@@ -39,12 +45,15 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "patience", "representative_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train config: {name}={getattr(self, name)} must be >= 1")
+        if not 0.0 <= self.background_share <= 1.0:
+            raise ConfigError(f"train config: background_share={self.background_share} not in [0, 1]")
         if not self.learning_rate > 0:
             raise ConfigError(f"train config: learning_rate={self.learning_rate} must be > 0")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["extra_data"], data["negatives"] = list(self.extra_data), list(self.negatives)
+        for key in ("extra_data", "negatives", "backgrounds"):
+            data[key] = list(getattr(self, key))
         data["augment"] = self.augment.to_dict()
         return data
 
@@ -53,7 +62,7 @@ class TrainConfig:
         data = dict(data)
         if "augment" in data:
             data["augment"] = AugmentConfig.from_dict(data["augment"])
-        for key in ("extra_data", "negatives"):
+        for key in ("extra_data", "negatives", "backgrounds"):
             if key in data:
                 data[key] = tuple(data[key])
         if "masks" in data:

@@ -36,6 +36,7 @@ class TrainingArrays:
     clips: np.ndarray  # (N, L) float32 clean audio
     targets: np.ndarray  # (N,) int32 class indices
     noise_pool: tuple[np.ndarray, ...]
+    noise_weights: tuple[float, ...] | None = None  # draw share of each pool entry (None: uniform)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -73,7 +74,8 @@ def augmented_examples(
     rngs = [np.random.default_rng([seed, int(epoch), int(i)]) for i in indices]
     audio = np.empty((len(indices), arrays.clips.shape[1]), dtype=np.float32)
     for row, (i, rng) in enumerate(zip(indices, rngs)):
-        audio[row] = augment(arrays.clips[i], arrays.noise_pool, augment_config, rng, sample_rate=features.sample_rate)
+        audio[row] = augment(arrays.clips[i], arrays.noise_pool, augment_config, rng, sample_rate=features.sample_rate,
+                             noise_weights=arrays.noise_weights)
     x = stats.apply(mfcc(audio, features)) if len(indices) else np.zeros((0, *features.input_shape), np.float32)
     for row, rng in enumerate(rngs):
         x[row : row + 1] = spec_augment(x[row : row + 1], masks, rng)

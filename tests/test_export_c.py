@@ -277,6 +277,7 @@ def _sequence(rng, steps: int, n1: int, n2: int, kw: int) -> tuple[np.ndarray, n
                                                              min_count=3)),
     dict(tau=0.61, silence=False, out_scale=0.0051, out_zp=-100,
          smoothing=SmoothingConfig(window_ms=760.0, threshold=0.4, suppression_ms=0.0, min_count=1)),
+    {"tau": 0.3, "smoothing": SmoothingConfig(threshold=0.7, label_thresholds=(("yes", 0.95), ("no", 0.35)))},
 ])
 def test_c_decision_equals_python(case, tmp_path, rng):
     bundle = synthetic_export(tmp_path, FeatureConfig(), **case)
@@ -304,6 +305,50 @@ def test_c_decision_equals_python(case, tmp_path, rng):
         detections += det is not None
         opened_count += opened
     assert len(lines) == len(o1) and detections >= 2 and 0 < opened_count < len(o1)
+
+
+@needs_gcc
+def test_c_per_keyword_thresholds_equal_python(tmp_path):
+    """Overrides that flip detections both ways against the global threshold (and a score
+    exactly on one): C reports the same (time, label) list as Python, from the header's table."""
+    smoothing = SmoothingConfig(threshold=0.7, label_thresholds=(("yes", 0.95), ("no", 0.375)))
+    bundle = synthetic_export(tmp_path, FeatureConfig(), smoothing=smoothing)
+    cfg, labels, labels1 = bundle.config, bundle.labels, bundle.stage1.labels
+    assert labels == (SILENCE, UNKNOWN, "yes", "no", "up")
+    assert "#define KWS_LABEL_THRESHOLD_INIT {0.7, 0.7, 0.95, 0.375, 0.7}" in (tmp_path / header.HEADER).read_text()
+    src = ('#include <stdio.h>\n#include "kws_cascade_config.h"\nstatic const double v[] = KWS_LABEL_THRESHOLD_INIT;\n'
+           'int main(void) { unsigned i; for (i = 0; i < KWS_NUM_LABELS; ++i) printf("%a\\n", v[i]); return 0; }\n')
+    table = subprocess.run([build(tmp_path, src, [])], capture_output=True, text=True, check=True).stdout.split()
+    assert [float.fromhex(x) for x in table] == [smoothing.threshold_for(label) for label in labels]
+    out = _info(1 / 256, -128)
+    # 8-step episodes, 2.5 s apart: (word, its int8 stage-2 output, _unknown_'s); yes 0.80 and
+    # no 0.50 flip against the global 0.7, no 96/256 = 0.375 sits exactly on its bar, 95/256 misses.
+    episodes = [("yes", 77, -78), ("no", 0, -1), ("up", 90, -91), ("yes", 123, -124), ("no", -32, -64), ("no", -33, -64)]
+    o1, o2 = [], []
+    for word, q, q_unknown in episodes:
+        o1 += [[102, -102, -128]] * 25 + [[-128, -128, 127]] * 8  # silence, then the gate opens
+        row = [-128] * len(labels)
+        row[labels.index(word)], row[labels.index(UNKNOWN)] = q, q_unknown
+        o2 += [[0] * len(labels)] * 25 + [row] * 8
+    frames = cfg.num_frames + bundle.inference_stride_frames * np.arange(len(o1))
+    stdin = "".join(f"{f} {' '.join(map(str, a))} {' '.join(map(str, b))}\n" for f, a, b in zip(frames, o1, o2))
+    lines = subprocess.run([build(tmp_path, DECISION_MAIN, ["kws_decision.c"])], input=stdin, capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    c_dets = [(float(x[5]), labels[int(x[2])]) for x in map(str.split, lines) if x[4] == "1"]
+    py = {name: Smoother(sm, labels) for name, sm in (("per_label", smoothing),
+                                                      ("global", SmoothingConfig(threshold=0.7)))}
+    py_dets = {name: [] for name in py}
+    for frame, a, b in zip(frames, o1, o2):
+        t = ((frame - 1) * cfg.stride_samples + cfg.window_samples) / cfg.sample_rate
+        p1 = out.dequantize(np.int8(a))
+        opened = gate_open(float(p1[labels1.index("keyword")]), bundle.tau)
+        post = step_posterior(p1, out.dequantize(np.int8(b)) if opened else None, labels1, labels)
+        for name, smoother in py.items():
+            det = smoother.update(t, post)[0]
+            py_dets[name] += [(det.t, det.label)] if det else []
+    assert [lab for _, lab in py_dets["global"]] == ["yes", "up", "yes"]
+    assert [lab for _, lab in py_dets["per_label"]] == ["no", "up", "yes", "no"]
+    assert c_dets == py_dets["per_label"]
 
 
 @needs_gcc

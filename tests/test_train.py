@@ -116,3 +116,30 @@ def test_dataset_error_type(tmp_path: Path) -> None:
 
     with pytest.raises(DatasetError):
         load_dataset(tmp_path)
+
+
+def test_fine_tune_with_negatives_and_music_backgrounds(trained_models: dict[str, Path], samples_dir: Path,
+                                                        tmp_path: Path) -> None:
+    """--init-from keeps the source's normalisation and weights; negatives and background
+    folders join training (a long recording gives many _unknown_ windows)."""
+    import soundfile as sf
+
+    noise_dir = samples_dir / "speech_commands" / "_background_noise_"
+    long = np.concatenate([sf.read(p, dtype="float32")[0] for p in sorted(noise_dir.glob("*.wav"))[:2]])
+    music = tmp_path / "music"
+    music.mkdir()
+    sf.write(music / "track.flac", long, 16000)
+    out = tmp_path / "ft"
+    args = ["train", str(samples_dir / "speech_commands"), "--out", str(out), "--stage", "2", "--arch", "ds_cnn",
+            "--arch-params", '{"filters": 16, "blocks": 2}', "--epochs", "1", "--batch-size", "32", "--unknown-pct", "50",
+            "--negatives", str(music), "--background", str(music), "--noise-mode", "snr", "--snr-db", "0,20",
+            "--init-from", str(trained_models["stage2"]), "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["backgrounds"] == [str(music)] and saved["init_from"] == str(trained_models["stage2"])
+    assert saved["augment"]["noise_mode"] == "snr" and saved["augment"]["snr_db_range"] == [0.0, 20.0]
+    source, tuned = ModelDir.open(trained_models["stage2"]), ModelDir.open(out)
+    assert np.array_equal(source.stats.mean, tuned.stats.mean) and np.array_equal(source.stats.std, tuned.stats.std)
+    wrong = runner.invoke(app, args[:-3] + ["--init-from", str(trained_models["stage1"]), "--force", "--quiet"])
+    assert wrong.exit_code != 0 and "labels" in wrong.output and "Traceback" not in wrong.output

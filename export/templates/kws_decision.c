@@ -9,6 +9,9 @@ const char *const kws_stage1_labels[KWS_STAGE1_NUM_LABELS] = KWS_STAGE1_LABELS_I
 
 /* 1 for _silence_ and _unknown_: never reported as a detection. */
 static const uint8_t kws_label_is_background[KWS_NUM_LABELS] = KWS_LABEL_IS_BACKGROUND_INIT;
+/* The bar each label's smoothed score must reach: KWS_SMOOTHING_THRESHOLD unless the bundle
+ * overrides it for that keyword (SmoothingConfig.threshold_for). */
+static const double kws_label_threshold[KWS_NUM_LABELS] = KWS_LABEL_THRESHOLD_INIT;
 
 int kws_step_due(uint32_t frames_emitted)
 {
@@ -110,7 +113,7 @@ void kws_smoother_update(kws_smoother_t *s, double t, const float *posterior, kw
     out->score = mean[top];
     out->detected = 0;
     if (s->count < KWS_SMOOTHING_MIN_COUNT || kws_label_is_background[top] ||
-        (double)mean[top] < KWS_SMOOTHING_THRESHOLD) {
+        (double)mean[top] < kws_label_threshold[top]) {
         return;
     }
     /* Stricter than RecognizeCommands: no second detection of any label while suppressed. */

@@ -11,8 +11,9 @@
  *     mass renormalised over the stage-2 labels (all on _unknown_ if that mass is zero);
  *   - smoothing (RecognizeCommands): average the posteriors of the last
  *     KWS_SMOOTHING_WINDOW_MS, report the top label when at least KWS_SMOOTHING_MIN_COUNT are
- *     averaged, it is a keyword, its score >= KWS_SMOOTHING_THRESHOLD and no detection of any
- *     label happened within KWS_SUPPRESSION_MS.
+ *     averaged, it is a keyword, its score >= its own threshold (KWS_LABEL_THRESHOLD_INIT:
+ *     the per-keyword override, else KWS_SMOOTHING_THRESHOLD) and no detection of any label
+ *     happened within KWS_SUPPRESSION_MS.
  *
  * Posteriors are float32 and times are double seconds computed from frame counts, with the
  * same operations in the same order as the Python code, so results match bit for bit (a

@@ -16,9 +16,11 @@ def make(
     keywords: Annotated[Path, typer.Option(help="Speech Commands folder: keyword clips of --split.")],
     out: Annotated[Path, typer.Option(help="Output folder (stream.wav + truth.json).")],
     negatives: Annotated[Optional[list[Path]], typer.Option(help="Folders of non-keyword audio (repeatable).")] = None,
+    bed: Annotated[Optional[list[Path]], typer.Option(help="Folders of long recordings (music) added to the noise bed (repeatable).")] = None,
     split: Annotated[str, typer.Option(help="Which split's keywords (and _unknown_ words) to use.")] = "testing",
     minutes: Annotated[float, typer.Option()] = 5.0,
     keyword_share: Annotated[float, typer.Option(help="Share of events that are keywords.")] = 0.5,
+    snr_db: Annotated[str, typer.Option(help="Level of each word over the bed, LOW,HIGH dB.")] = "5,20",
     seed: Annotated[int, typer.Option()] = 0,
     force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
@@ -26,8 +28,10 @@ def make(
     from cascade.stream_build import build_stream_folder
     from cascade.stream_make import StreamRecipe
 
-    recipe = StreamRecipe(minutes=minutes, keyword_share=keyword_share, seed=seed)
-    truth = build_stream_folder(keywords, negatives or [], out, recipe, split=split, force=force)
+    from kws.commands.train import db_range
+
+    recipe = StreamRecipe(minutes=minutes, keyword_share=keyword_share, seed=seed, snr_db=db_range(snr_db, "--snr-db"))
+    truth = build_stream_folder(keywords, negatives or [], out, recipe, split=split, force=force, bed_dirs=bed or [])
     typer.echo(f"wrote {out}: {truth['duration_s']:.0f} s, {len(truth['keywords'])} keywords, {truth['events']} events")
 
 
@@ -47,3 +51,108 @@ def score(
         raise DatasetError(f"{events}: not a JSON-lines events file ({exc})") from None
     result = score_events(rows, data["keywords"], data["duration_s"])
     typer.echo(json.dumps(result, indent=2))
+
+
+def _write_report(path: Optional[Path], data: dict, force: bool) -> None:
+    from cascade.model_dir import write_json
+    from data_prep.errors import KwsError
+
+    if path is None:
+        return
+    if path.exists() and not force:
+        raise KwsError(f"{path}: already exists (use --force to overwrite)")
+    write_json(path, data)
+
+
+@app.command("eval")
+def evaluate(
+    streams: Annotated[list[Path], typer.Argument(help="Stream folders from `kws stream make` (stream.wav + truth.json).")],
+    model: Annotated[Optional[Path], typer.Option(help="Cascade bundle (default: samples/cascade).")] = None,
+    target_fa: Annotated[float, typer.Option(help="False accepts per hour at which to report the hit rate.")] = 5.0,
+    hit_target: Annotated[float, typer.Option(help="Hit rate at which to report false accepts per hour.")] = 0.95,
+    profile: Annotated[Optional[list[str]], typer.Option(help="MCU profiles for the energy table (default: all).")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every figure as JSON.")] = None,
+    det: Annotated[Optional[Path], typer.Option(help="Write the DET curve as PNG.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite existing output files.")] = False,
+) -> None:
+    """Hit rate, false accepts/hour, DET curve, stage-2 share and energy of a cascade on streams."""
+    from rich.console import Console
+
+    from cascade.bundle import Bundle
+    from cascade.det import det_png
+    from cascade.stream_eval import evaluate_streams
+    from data_prep.errors import KwsError
+    from kws.commands.common import default_bundle
+
+    for path in (json_out, det):
+        if path is not None and path.exists() and not force:
+            raise KwsError(f"{path}: already exists (use --force to overwrite)")
+    bundle = Bundle.open(model or default_bundle())
+    report = evaluate_streams(bundle, streams, target_fa_per_hour=target_fa, hit_target=hit_target, profiles=profile)
+    console = Console()
+    for row in report["streams"]:
+        console.print(f"{row['stream']}: hits {row['hits']}/{row['keywords']} ({row['hit_rate']:.3f}), "
+                      f"{row['false_accepts']} false accepts ({row['false_accepts_per_hour']:.1f}/h), "
+                      f"stage 2 on {row['stage2_duty']:.1%} of steps", soft_wrap=True)
+    t = report["total"]
+    console.print(f"[bold]total[/] {t['hours']:.2f} h: hit rate {t['hit_rate']:.3f}, {t['false_accepts_per_hour']:.1f} false "
+                  f"accepts/h, stage 2 {t['stage2_per_hour']:.0f} runs/h ({t['stage2_duty']:.1%} of steps)")
+    at_hits = report[f"false_accepts_per_hour_at_{round(hit_target * 100)}pct_hits"]
+    at_fa = report[f"hit_rate_at_{target_fa:g}_fa_per_hour"]
+    console.print(f"DET: {'not reached' if at_hits is None else f'{at_hits:.1f} false accepts/h'} at {hit_target:.0%} hits; "
+                  f"hit rate {'-' if at_fa is None else f'{at_fa:.3f}'} at <= {target_fa:g} false accepts/h")
+    for row in report["energy"]:
+        console.print(f"  {row['profile']:10s} {row['energy_j_per_hour']:8.2f} J/h (stage 2 always on "
+                      f"{row['stage2_always_on_j_per_hour']:8.2f}, ratio {row['ratio']:.3f}), "
+                      f"{row['battery_days']:.1f} days{'' if row['fits'] else ' (does not fit)'}")
+    _write_report(json_out, report, True)
+    if det is not None:
+        det_png(report["det"], det, f"{bundle.path.name}: {t['hours']:.1f} h of streams")
+
+
+@app.command("calibrate")
+def calibrate(
+    streams: Annotated[list[Path], typer.Argument(help="Validation stream folders (never the test streams).")],
+    out: Annotated[Path, typer.Option(help="New bundle with the calibrated smoothing.")],
+    model: Annotated[Optional[Path], typer.Option(help="Cascade bundle (default: samples/cascade).")] = None,
+    target_fa: Annotated[float, typer.Option(help="False accepts per hour to stay within.")] = 5.0,
+    per_keyword: Annotated[bool, typer.Option(help="A threshold per keyword (else one for all).")] = True,
+    force: Annotated[bool, typer.Option(help="Replace an existing output bundle.")] = False,
+) -> None:
+    """Choose smoothing window, suppression and per-keyword thresholds for a false-accept target."""
+    from cascade.bundle import Bundle
+    from cascade.stream_eval import calibrate_bundle
+    from kws.commands.common import default_bundle
+
+    result = calibrate_bundle(Bundle.open(model or default_bundle()), streams, out, target_fa_per_hour=target_fa,
+                              per_keyword=per_keyword, force=force)
+    s, v = result["smoothing"], result["validation"]
+    typer.echo(f"window {s['window_ms']:g} ms, suppression {s['suppression_ms']:g} ms, threshold {s['threshold']:g}, "
+               f"per keyword {s['label_thresholds'] or '-'}")
+    typer.echo(f"validation: hits {v['hits']}/{v['keywords']} ({v['hit_rate']:.3f}), {v['false_accepts_per_hour']:.1f} false accepts/h")
+    typer.echo(f"wrote {out}")
+
+
+@app.command("mine")
+def mine(
+    negatives: Annotated[list[Path], typer.Argument(help="Folders of keyword-free TRAINING audio (music, speech).")],
+    out: Annotated[Path, typer.Option(help="Output folder of mined 1-s clips (use with kws train --negatives).")],
+    model: Annotated[Optional[Path], typer.Option(help="Cascade bundle (default: samples/cascade).")] = None,
+    min_score: Annotated[float, typer.Option(help="Keep windows whose keyword posterior reaches this.")] = 0.5,
+    force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """Hard-negative mining: the windows the cascade would fire on, as training clips."""
+    from rich.progress import Progress
+
+    from cascade.bundle import Bundle
+    from cascade.mining import MiningConfig, mine as run
+    from data_prep.audio import audio_files
+    from kws.commands.common import default_bundle
+
+    bundle = Bundle.open(model or default_bundle())
+    with Progress() as progress:
+        task = progress.add_task("mining", total=sum(len(audio_files(f)) for f in negatives))
+        summary = run(bundle, negatives, out, MiningConfig(min_score=min_score), force=force,
+                      tick=lambda: progress.advance(task))
+    typer.echo(f"mined {summary['mined']} windows from {summary['hours']:.2f} h ({summary['per_hour']:.0f}/h): "
+               f"{summary['by_label']}; wrote {out}")

@@ -11,6 +11,22 @@ import typer
 from kws.commands.common import load_feature_config
 
 
+def db_range(text: str, option: str) -> tuple[float, float]:
+    from data_prep.errors import ConfigError
+
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: expected LOW,HIGH in dB") from None
+    return low, high
+
+
+def augment_config(noise_mode: str, snr_db: str):
+    from data_prep.augment import AugmentConfig
+
+    return AugmentConfig(noise_mode=noise_mode, snr_db_range=db_range(snr_db, "--snr-db"))
+
+
 def train(
     data: Annotated[Path, typer.Argument(help="Speech Commands folder (release or test-set layout).")],
     out: Annotated[Path, typer.Option(help="Output model directory.")],
@@ -27,6 +43,11 @@ def train(
     silence_pct: Annotated[float, typer.Option(help="_silence_ clips as a % of keyword clips.")] = 10.0,
     extra_data: Annotated[Optional[list[Path]], typer.Option(help="More Speech Commands-layout folders; all their clips train (repeatable).")] = None,
     negatives: Annotated[Optional[list[Path]], typer.Option(help="Folders of other speech/music used as _unknown_ (repeatable).")] = None,
+    background: Annotated[Optional[list[Path]], typer.Option(help="Folders of music/speech mixed under training clips as background (repeatable).")] = None,
+    background_share: Annotated[float, typer.Option(help="Share of noisy clips whose background comes from --background folders.")] = 0.5,
+    init_from: Annotated[Optional[Path], typer.Option(help="Trained model dir (same arch and labels): fine-tune from its weights.")] = None,
+    noise_mode: Annotated[str, typer.Option(help="volume (reference recipe) or snr (noise level relative to the clip).")] = "volume",
+    snr_db: Annotated[str, typer.Option(help="SNR range in dB for --noise-mode snr, LOW,HIGH.")] = "5,20",
     keyword_boost: Annotated[float, typer.Option(help="Stage 1: weight multiplier of the keyword class (recall).")] = 2.0,
     config: Annotated[Optional[Path], typer.Option(help="FeatureConfig .toml/.json (default: 49x10 MFCC).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
@@ -55,7 +76,9 @@ def train(
                       batch_size=batch_size, learning_rate=learning_rate, patience=patience, seed=seed,
                       unknown_pct=unknown_pct, silence_pct=silence_pct, keyword_boost=keyword_boost,
                       extra_data=tuple(str(p) for p in extra_data or ()),
-                      negatives=tuple(str(p) for p in negatives or ()))
+                      negatives=tuple(str(p) for p in negatives or ()),
+                      backgrounds=tuple(str(p) for p in background or ()), background_share=background_share,
+                      init_from=str(init_from) if init_from else "", augment=augment_config(noise_mode, snr_db))
     console = Console()
     metrics = run(data, out, cfg, load_feature_config(config), force=force, progress=not quiet,
                   strategy=strategy, log=lambda line: console.print(line, soft_wrap=True, markup=False))

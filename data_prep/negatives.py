@@ -1,0 +1,141 @@
+"""A corpus of non-keyword audio (music, other speech, synthetic speech) split once, on disk,
+into training / validation / testing folders, so what a model trains on and what its false
+accepts are measured on can never mix.
+
+Files are assigned by a hash of their source name and path (a music *track* is one unit, so
+no part of a test track is heard in training); a ``held_out`` source goes to testing whole
+(e.g. a different wake phrase recorded by a different campaign). Everything is decoded once
+to 16-bit FLAC at the feature rate, so training and stream building never decode OGG again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from data_prep.atomic import write_atomic, write_text_atomic
+from data_prep.audio import audio_files, load_audio
+from data_prep.errors import KwsError
+
+SPLITS = ("training", "validation", "testing")
+MANIFEST = "negatives.json"
+MUSIC_PACKAGE = "wesnoth-1.16-music"
+MUSIC_DIR = Path("/usr/share/games/wesnoth/1.16/data/core/music")
+SENTENCES = Path(__file__).with_name("negative_sentences.txt")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Source:
+    name: str  # folder name under each split, e.g. "music"
+    path: Path
+    held_out: bool = False  # every file to testing
+
+
+def split_of(key: str, shares: tuple[float, float] = (0.7, 0.15)) -> str:
+    """training / validation / testing from a stable hash of ``key`` (shares of the first two)."""
+    u = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return SPLITS[0] if u < shares[0] else SPLITS[1] if u < shares[0] + shares[1] else SPLITS[2]
+
+
+def ensure_music(music_dir: Path = MUSIC_DIR) -> Path:
+    """The Debian music package's folder, installing it with apt-get when run as root."""
+    if music_dir.is_dir() and any(music_dir.glob("*.ogg")):
+        return music_dir
+    if os.geteuid() != 0:
+        raise KwsError(f"{music_dir}: no music; install it with `sudo apt-get install {MUSIC_PACKAGE}`")
+    proc = subprocess.run(["apt-get", "install", "-y", "-q", MUSIC_PACKAGE], capture_output=True, text=True,
+                          env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    if proc.returncode != 0 or not music_dir.is_dir():
+        raise KwsError(f"apt-get install {MUSIC_PACKAGE} failed: {proc.stderr.strip()[-200:]}")
+    return music_dir
+
+
+def sentences() -> list[str]:
+    return [s for s in SENTENCES.read_text().splitlines() if s.strip() and not s.startswith("#")]
+
+
+def _write_flac(path: Path, audio: np.ndarray, sample_rate: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda fh: sf.write(fh, audio, sample_rate, subtype="PCM_16", format="FLAC"))
+
+
+def _add_source(source: Source, root: Path, sample_rate: int, rows: list[dict[str, Any]],
+                skipped: list[str], tick: Callable[[], None]) -> None:
+    """Unreadable files (real corpora have a few) are skipped and listed, not fatal."""
+    for file in audio_files(source.path):
+        rel = file.relative_to(source.path)
+        split = "testing" if source.held_out else split_of(f"{source.name}/{rel.as_posix()}")
+        tick()
+        try:
+            audio = load_audio(file, sample_rate)
+        except KwsError as exc:
+            skipped.append(str(exc))
+            continue
+        target = root / split / source.name / rel.with_suffix(".flac")
+        _write_flac(target, audio, sample_rate)
+        rows.append({"split": split, "source": source.name, "file": str(target.relative_to(root)),
+                     "origin": str(file), "seconds": round(len(audio) / sample_rate, 3)})
+
+
+def _add_synth(voices: int, seed: int, root: Path, sample_rate: int, rows: list[dict[str, Any]], tick: Callable[[], None]) -> None:
+    """Each espeak-ng voice reads a few sentences; a voice (one synthetic "speaker") lives in one split."""
+    from data_prep.config import FeatureConfig
+    from data_prep.synth import random_voices, speak
+
+    config = FeatureConfig(sample_rate=sample_rate)
+    text = sentences()
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        for voice in random_voices(voices, seed):
+            split = split_of(f"synth/{voice.speaker_id}")
+            for k in rng.choice(len(text), size=min(4, len(text)), replace=False):
+                audio = speak(text[int(k)], voice, config, Path(tmp))
+                audio = audio * np.float32(rng.uniform(0.2, 0.9) / max(float(np.abs(audio).max()), 1e-6))
+                target = root / split / "synth" / f"{voice.speaker_id}_{int(k):03d}.flac"
+                _write_flac(target, audio, sample_rate)
+                rows.append({"split": split, "source": "synth", "file": str(target.relative_to(root)),
+                             "origin": f"espeak-ng {voice.name} s{voice.speed} p{voice.pitch}: {text[int(k)][:60]}",
+                             "seconds": round(len(audio) / sample_rate, 3)})
+            tick()
+
+
+def build_negatives(out: Path, sources: Sequence[Source], *, synth_voices: int = 0, seed: int = 0,
+                    sample_rate: int = 16000, force: bool = False, tick: Callable[[], None] = lambda: None) -> dict[str, Any]:
+    """Write ``out/<split>/<source>/...flac`` and a manifest; atomic (temp dir + rename)."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise KwsError(f"{out}: already exists (use --force to replace it)")
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for source in sources:
+        _add_source(source, tmp, sample_rate, rows, skipped, tick)
+    if synth_voices:
+        _add_synth(synth_voices, seed, tmp, sample_rate, rows, tick)
+    summary = {f"{split}/{name}": {"files": sum(1 for r in rows if (r["split"], r["source"]) == (split, name)),
+                                   "seconds": round(sum(r["seconds"] for r in rows if (r["split"], r["source"]) == (split, name)), 1)}
+               for split in SPLITS for name in sorted({r["source"] for r in rows})}
+    manifest = {"sample_rate": sample_rate, "sources": [{"name": s.name, "path": str(s.path), "held_out": s.held_out}
+                                                        for s in sources],
+                "synth_voices": synth_voices, "seed": seed, "summary": summary, "skipped": skipped, "files": rows}
+    write_text_atomic(tmp / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return manifest
+
+
+def count_files(sources: Sequence[Source]) -> int:
+    return sum(len(audio_files(s.path)) for s in sources)
