@@ -10,7 +10,6 @@ the audio window the models saw.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,8 @@ from cascade.bundle import Bundle
 from cascade.model_dir import write_json
 from cascade.pipeline import StreamingCascade
 from cascade.stream_run import run_stream
-from data_prep.atomic import write_atomic
+from data_prep.atomic import atomic_dir, write_atomic
 from data_prep.audio import audio_files, load_audio
-from data_prep.errors import KwsError
 from data_prep.labels import SILENCE, UNKNOWN
 
 MINED = "mined.json"
@@ -51,12 +49,14 @@ def keyword_peaks(times: np.ndarray, posteriors: np.ndarray, labels: Sequence[st
     return [(float(times[i]), labels[top[i]], float(score[i])) for i in sorted(chosen)]
 
 
-def mine_file(bundle: Bundle, path: Path, config: MiningConfig, runner: StreamingCascade) -> list[tuple[np.ndarray, dict[str, Any]]]:
-    """(window audio, description) of each mined window of one recording. Short files are
-    padded with half a window of silence on each side so every part of them is heard."""
+def mine_file(bundle: Bundle, path: Path, config: MiningConfig, runner: StreamingCascade) -> tuple[list[tuple[np.ndarray, dict[str, Any]]], float]:
+    """(window audio, description) of each mined window of one recording, and its length in
+    seconds. Short files are padded with half a window of silence on each side so every part
+    of them is heard."""
     cfg = bundle.config
     pad = np.zeros(cfg.clip_samples // 2, np.float32)
-    audio = np.concatenate([pad, load_audio(path, cfg.sample_rate), pad])
+    samples = load_audio(path, cfg.sample_rate)
+    audio = np.concatenate([pad, samples, pad])
     runner.reset()
     result = run_stream(bundle, audio, runner=runner, chunk_samples=cfg.sample_rate)
     out = []
@@ -65,38 +65,31 @@ def mine_file(bundle: Bundle, path: Path, config: MiningConfig, runner: Streamin
         window = audio[max(0, end - cfg.clip_samples) : end]
         out.append((window, {"file": str(path), "t": round(t - len(pad) / cfg.sample_rate, 3), "label": label,
                              "score": round(score, 4)}))
-    return out
+    return out, len(samples) / cfg.sample_rate
 
 
 def mine(bundle: Bundle, folders: Sequence[Path], out: Path, config: MiningConfig = MiningConfig(), *,
          force: bool = False, tick: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Write mined windows to ``out/<folder name>/<file>_<ms>.wav`` and ``mined.json``
     (temp folder + rename: an interrupted run leaves nothing half-written)."""
-    out = Path(out)
-    if out.exists() and not force:
-        raise KwsError(f"{out}: already exists (use --force to replace it)")
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     runner = StreamingCascade(bundle)
     rows, seconds = [], 0.0
-    for folder in folders:
-        for path in audio_files(folder):
-            for window, row in mine_file(bundle, path, config, runner):
-                target = tmp / Path(folder).name / f"{path.stem}_{int(row['t'] * 1000):07d}.wav"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                write_atomic(target, lambda fh, w=window: sf.write(fh, w, bundle.config.sample_rate, subtype="PCM_16", format="WAV"))
-                rows.append(row | {"clip": str(target.relative_to(tmp))})
-            seconds += sf.info(str(path)).duration
-            tick()
-    by_label: dict[str, int] = {}
-    for row in rows:
-        by_label[row["label"]] = by_label.get(row["label"], 0) + 1
-    summary = {"model": str(bundle.path), "folders": [str(f) for f in folders], "config": dataclasses.asdict(config),
-               "hours": seconds / 3600.0, "mined": len(rows), "per_hour": len(rows) * 3600.0 / seconds if seconds else 0.0,
-               "by_label": by_label, "clips": rows}
-    tmp.mkdir(parents=True, exist_ok=True)
-    write_json(tmp / MINED, summary)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with atomic_dir(out, force) as tmp:
+        for folder in folders:
+            for path in audio_files(folder):
+                windows, length = mine_file(bundle, path, config, runner)
+                for window, row in windows:
+                    target = tmp / Path(folder).name / f"{path.stem}_{int(row['t'] * 1000):07d}.wav"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    write_atomic(target, lambda fh, w=window: sf.write(fh, w, bundle.config.sample_rate, subtype="PCM_16", format="WAV"))
+                    rows.append(row | {"clip": str(target.relative_to(tmp))})
+                seconds += length
+                tick()
+        by_label: dict[str, int] = {}
+        for row in rows:
+            by_label[row["label"]] = by_label.get(row["label"], 0) + 1
+        summary = {"model": str(bundle.path), "folders": [str(f) for f in folders], "config": dataclasses.asdict(config),
+                   "hours": seconds / 3600.0, "mined": len(rows), "per_hour": len(rows) * 3600.0 / seconds if seconds else 0.0,
+                   "by_label": by_label, "clips": rows}
+        write_json(tmp / MINED, summary)
     return summary

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import soundfile as sf
 
 from cascade.model_dir import write_json
 from cascade.stream_make import StreamRecipe, make_stream
-from data_prep.atomic import write_atomic
+from data_prep.atomic import atomic_dir, write_atomic
 from data_prep.audio import audio_files, load_audio
 from data_prep.config import FeatureConfig
 from data_prep.errors import DatasetError, KwsError
@@ -24,8 +23,7 @@ def build_stream_folder(keywords_dir: Path, negative_dirs: list[Path], out: Path
     """``bed_dirs``: long recordings (music) that join the background-noise files as the bed
     the words are spoken over, one recording per bed entry."""
     config = config or FeatureConfig()
-    out = Path(out)
-    if out.exists() and not force:
+    if Path(out).exists() and not force:  # before the costly build, not only at publishing
         raise KwsError(f"{out}: already exists (use --force to replace it)")
     dataset = load_dataset(keywords_dir)
     examples = [e for e in dataset.examples(split) if e.path is not None]
@@ -40,12 +38,7 @@ def build_stream_folder(keywords_dir: Path, negative_dirs: list[Path], out: Path
     audio, truth = make_stream(keywords, negatives, noise, config.sample_rate, recipe)
     truth.update({"keywords_dir": str(keywords_dir), "split": split, "negatives": [str(d) for d in negative_dirs],
                   "bed": [str(d) for d in bed_dirs]})
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write_atomic(tmp / "stream.wav", lambda fh: sf.write(fh, audio, config.sample_rate, subtype="PCM_16", format="WAV"))
-    write_json(tmp / "truth.json", truth)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with atomic_dir(out, force) as tmp:
+        write_atomic(tmp / "stream.wav", lambda fh: sf.write(fh, audio, config.sample_rate, subtype="PCM_16", format="WAV"))
+        write_json(tmp / "truth.json", truth)
     return truth

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -45,3 +47,21 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 def save_npy_atomic(path: Path, array: np.ndarray) -> Path:
     return write_atomic(path, lambda fh: np.save(fh, array, allow_pickle=False))
+
+
+@contextlib.contextmanager
+def atomic_dir(out: Path, force: bool = False) -> Iterator[Path]:
+    """Build a folder in a sibling temp folder, renamed to ``out`` only when the block ends
+    without an error: a crash leaves the old folder (or none), never a half-built one."""
+    from data_prep.errors import KwsError
+
+    out = Path(out)
+    if out.exists() and not force:
+        raise KwsError(f"{out}: already exists (use --force to replace it)")
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    yield tmp
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)

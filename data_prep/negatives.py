@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from data_prep.atomic import write_atomic, write_text_atomic
+from data_prep.atomic import atomic_dir, write_atomic, write_text_atomic
 from data_prep.audio import audio_files, load_audio
 from data_prep.errors import KwsError
 
@@ -113,27 +112,20 @@ def _add_synth(voices: int, seed: int, root: Path, sample_rate: int, rows: list[
 def build_negatives(out: Path, sources: Sequence[Source], *, synth_voices: int = 0, seed: int = 0,
                     sample_rate: int = 16000, force: bool = False, tick: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Write ``out/<split>/<source>/...flac`` and a manifest; atomic (temp dir + rename)."""
-    out = Path(out)
-    if out.exists() and not force:
-        raise KwsError(f"{out}: already exists (use --force to replace it)")
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
-    for source in sources:
-        _add_source(source, tmp, sample_rate, rows, skipped, tick)
-    if synth_voices:
-        _add_synth(synth_voices, seed, tmp, sample_rate, rows, tick)
-    summary = {f"{split}/{name}": {"files": sum(1 for r in rows if (r["split"], r["source"]) == (split, name)),
-                                   "seconds": round(sum(r["seconds"] for r in rows if (r["split"], r["source"]) == (split, name)), 1)}
-               for split in SPLITS for name in sorted({r["source"] for r in rows})}
-    manifest = {"sample_rate": sample_rate, "sources": [{"name": s.name, "path": str(s.path), "held_out": s.held_out}
-                                                        for s in sources],
-                "synth_voices": synth_voices, "seed": seed, "summary": summary, "skipped": skipped, "files": rows}
-    write_text_atomic(tmp / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with atomic_dir(out, force) as tmp:
+        for source in sources:
+            _add_source(source, tmp, sample_rate, rows, skipped, tick)
+        if synth_voices:
+            _add_synth(synth_voices, seed, tmp, sample_rate, rows, tick)
+        summary = {f"{split}/{name}": {"files": sum(1 for r in rows if (r["split"], r["source"]) == (split, name)),
+                                       "seconds": round(sum(r["seconds"] for r in rows if (r["split"], r["source"]) == (split, name)), 1)}
+                   for split in SPLITS for name in sorted({r["source"] for r in rows})}
+        manifest = {"sample_rate": sample_rate, "sources": [{"name": s.name, "path": str(s.path), "held_out": s.held_out}
+                                                            for s in sources],
+                    "synth_voices": synth_voices, "seed": seed, "summary": summary, "skipped": skipped, "files": rows}
+        write_text_atomic(tmp / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
