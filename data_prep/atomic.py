@@ -12,12 +12,13 @@ from typing import BinaryIO
 
 import numpy as np
 
+from data_prep.errors import KwsError
+
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
 
 def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     """Write through ``write(fileobj)`` into a temporary sibling, fsync, then rename."""
@@ -36,24 +37,19 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> Path:
         raise
     return path
 
-
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
     return write_atomic(path, lambda fh: fh.write(data))
-
 
 def write_text_atomic(path: Path, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
-
 def save_npy_atomic(path: Path, array: np.ndarray) -> Path:
     return write_atomic(path, lambda fh: np.save(fh, array, allow_pickle=False))
-
 
 @contextlib.contextmanager
 def atomic_dir(out: Path, force: bool = False) -> Iterator[Path]:
     """Build a folder in a sibling temp folder, renamed to ``out`` only when the block ends
     without an error: a crash leaves the old folder (or none), never a half-built one."""
-    from data_prep.errors import KwsError
 
     out = Path(out)
     if out.exists() and not force:

@@ -29,8 +29,10 @@ from typing import NamedTuple
 import numpy as np
 
 from data_prep.atomic import save_npy_atomic, write_text_atomic
+from data_prep.audio import load_clip
 from data_prep.config import FeatureConfig
 from data_prep.errors import KwsError
+from data_prep.features import mfcc
 
 ComputeFn = Callable[[Sequence[Path]], np.ndarray]
 
@@ -52,23 +54,18 @@ def default_cache_dir() -> Path:
     env = os.environ.get("KWS_CACHE_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "kws"
 
-
 def compute_features(paths: Sequence[Path], config: FeatureConfig) -> np.ndarray:
     """The uncached path: decode each clip, then one batched MFCC call -> (n, T, n_mfcc)."""
-    from data_prep.audio import load_clip
-    from data_prep.features import mfcc
 
     if not paths:
         return np.zeros((0, *config.input_shape), dtype=np.float32)
     return mfcc(np.stack([load_clip(p, config) for p in paths]), config)
-
 
 def clear_cache(root: Path | None = None) -> None:
     """Delete every cached feature under ``root`` (all configs)."""
     root = Path(root) if root is not None else default_cache_dir()
     if root.exists():
         shutil.rmtree(root)
-
 
 @dataclasses.dataclass
 class CacheStats:
@@ -80,14 +77,12 @@ class CacheStats:
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
 
-
 class _Key(NamedTuple):
     """What makes an entry valid: a changed size or mtime means a changed file."""
 
     path: str
     size: int
     mtime_ns: int
-
 
 class FeatureCache:
     """MFCC features of audio files for one FeatureConfig, computed once and memory-mapped after.

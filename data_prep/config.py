@@ -14,14 +14,15 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from data_prep.errors import ConfigError
+from data_prep.atomic import write_text_atomic
+from data_prep.errors import ConfigError, ConfigMismatch
+from data_prep.toml_io import dumps
 
 WINDOWS = ("hann", "hamming", "blackman", "boxcar")
 
 
 def _next_pow2(n: int) -> int:
     return 1 << max(0, math.ceil(math.log2(max(n, 1))))
-
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FeatureConfig:
@@ -142,12 +143,10 @@ class FeatureConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     def to_toml(self) -> str:
-        from data_prep.toml_io import dumps
 
         return dumps({"features": self.to_dict()})
 
     def save(self, path: Path) -> None:
-        from data_prep.atomic import write_text_atomic
 
         path = Path(path)
         text = self.to_toml() if path.suffix == ".toml" else self.to_json()
@@ -170,7 +169,6 @@ class FeatureConfig:
 
     def require_same(self, other: "FeatureConfig", what: str) -> None:
         """Refuse to mix artefacts made with different features."""
-        from data_prep.errors import ConfigMismatch
 
         if self != other:
             diff = [

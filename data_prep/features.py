@@ -12,7 +12,6 @@ import functools
 import librosa
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 from data_prep.config import FeatureConfig
 
@@ -25,6 +24,8 @@ def feature_tables(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.nd
 
     These are also what the C frontend embeds as ``const`` arrays.
     """
+    import scipy.signal  # lazy: scipy.signal costs ~0.7 s to import, and `kws --help` needs none of it
+
     window = scipy.signal.get_window(config.window, config.window_samples, fftbins=True)
     mel = librosa.filters.mel(
         sr=config.sample_rate,

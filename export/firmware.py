@@ -25,13 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from cascade.bundle import Bundle, kws_version
-from cascade.runtime import TFLiteModel
+from cascade.energy.arena import measure_arena
+from cascade.runtime.bundle import Bundle, kws_version
+from cascade.runtime.int8_model import TFLiteModel
 from data_prep.atomic import write_bytes_atomic, write_text_atomic
 from data_prep.errors import ConfigError, ConfigMismatch, KwsError, ModelError
-from export import frontend_c, golden as golden_mod, header, tflm_ops
+from export import frontend_c, header, tflm_ops
+from export import golden as golden_mod
 from export.c_array import model_array_sources
 from export.readme import Memory, readme
+from export.tflm import tflm_outputs
 
 TARGETS = ("arduino", "tflm", "c")
 DEFAULT_TARGET = "tflm"
@@ -58,7 +61,6 @@ class Layout:
         return cls(target, "src", f"{extras}models", f"{extras}golden", f"{extras}host_test",
                    "cpp" if target == "arduino" else "cc")
 
-
 @dataclasses.dataclass(frozen=True)
 class ExportResult:
     out: Path
@@ -68,10 +70,8 @@ class ExportResult:
     verification: dict
     files: tuple[str, ...]
 
-
 def template(name: str) -> str:
     return (resources.files("export") / "templates" / name).read_text(encoding="utf-8")
-
 
 def check_destination(out: Path, force: bool) -> None:
     """Refuse a non-empty folder without force, and anything but a previous export with it."""
@@ -87,10 +87,8 @@ def check_destination(out: Path, force: bool) -> None:
     if not (out / MANIFEST).is_file():
         raise KwsError(f"{out}: not a kws export (no {MANIFEST}); refusing to replace it even with --force")
 
-
 def stage_facts(bundle: Bundle, stage: int) -> header.StageFacts:
     """Check one stage's model against the bundle's config and measure its arena."""
-    from export.tflm import measure_arena
 
     model_dir = bundle.stage1 if stage == 1 else bundle.stage2
     data = model_dir.int8_path.read_bytes()
@@ -107,10 +105,8 @@ def stage_facts(bundle: Bundle, stage: int) -> header.StageFacts:
     return header.StageFacts(stage, model_dir.labels, model_dir.stats, model.input, model.output, len(data),
                              measure_arena(data), tflm_ops.model_ops(data))
 
-
 def verify_outputs(bundle: Bundle, golden: golden_mod.Golden) -> dict:
     """TFLite Micro == reference kernels == golden outputs on the golden inputs, bit for bit."""
-    from export.tflm import tflm_outputs
 
     report = {}
     for n, model_dir in ((1, bundle.stage1), (2, bundle.stage2)):
@@ -125,13 +121,11 @@ def verify_outputs(bundle: Bundle, golden: golden_mod.Golden) -> dict:
         report[f"stage{n}"] = {"clips": len(inputs), "bit_exact": exact}
     return report
 
-
 def _memory(bundle: Bundle, stages: tuple[header.StageFacts, header.StageFacts]) -> Memory:
     capacity = int(np.floor(bundle.smoothing.window_ms / bundle.inference_stride_ms)) + 2
     ram = frontend_c.ram_bytes(bundle.config, len(bundle.labels), capacity)
     return Memory(stages, frontend_c.table_flash_bytes(bundle.config), ram["frontend"], ram["feature_ring"],
                   ram["smoother"])
-
 
 def _host_makefile(layout: Layout) -> str:
     up = "../" * layout.host_test.count("/") + "../"
@@ -209,7 +203,6 @@ def _write_files(tmp: Path, name: str, layout: Layout, bundle: Bundle, stages, g
     written += [str(p.relative_to(tmp)) for p in golden_mod.write_golden(golden, tmp / layout.golden, bundle)]
     return sorted(written)
 
-
 def _manifest(bundle: Bundle, layout: Layout, stages, memory: Memory, verification: dict, golden, files) -> str:
     s1 = stages[0]
     data = {
@@ -230,7 +223,6 @@ def _manifest(bundle: Bundle, layout: Layout, stages, memory: Memory, verificati
         "files": files,
     }
     return json.dumps(data, indent=2) + "\n"
-
 
 def export_firmware(bundle_path: Path, out: Path, *, data: Path, target: str = DEFAULT_TARGET,
                     force: bool = False) -> ExportResult:
@@ -260,4 +252,3 @@ def export_firmware(bundle_path: Path, out: Path, *, data: Path, target: str = D
         raise
     shutil.rmtree(old, ignore_errors=True)
     return ExportResult(out, target, stages, memory, verification, tuple(sorted(files)))
-

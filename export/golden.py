@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cascade.bundle import Bundle
-from cascade.runtime import TFLiteModel
+from cascade.runtime.bundle import Bundle
+from cascade.runtime.int8_model import TFLiteModel
+from cascade.runtime.pipeline import StreamingCascade
 from data_prep.atomic import save_npy_atomic, write_text_atomic
 from data_prep.audio import load_audio, load_clip
 from data_prep.errors import DatasetError, ModelError
@@ -41,7 +42,6 @@ class Clip:
     source: str
     samples: np.ndarray  # (L,) int16
 
-
 @dataclasses.dataclass(frozen=True)
 class Golden:
     clips: tuple[Clip, ...]
@@ -49,20 +49,16 @@ class Golden:
     gate: np.ndarray  # (256,) bool: Python's gate for stage-1 keyword output q = -128..127
     steps: dict[str, np.ndarray]  # STEP_ARRAYS, each (S, ...)
 
-
 def to_int16(samples: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.asarray(samples, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
-
 
 def to_float(samples: np.ndarray) -> np.ndarray:
     """int16 PCM -> float32 in [-1, 1), as soundfile reads a 16-bit WAV (exact)."""
     return (np.asarray(samples, np.float32) / np.float32(32768.0)).astype(np.float32)
 
-
 def _first_wav(folder: Path) -> Path | None:
     wavs = sorted(folder.glob("*.wav")) if folder.is_dir() else []
     return wavs[0] if wavs else None
-
 
 def pick_clips(data: Path, bundle: Bundle) -> tuple[Clip, ...]:
     """2 keywords, 1 other word, 1 s of background noise, first files in name order."""
@@ -87,7 +83,6 @@ def pick_clips(data: Path, bundle: Bundle) -> tuple[Clip, ...]:
         raise DatasetError(f"{data}: no keyword, word or background-noise WAVs for golden vectors")
     return tuple(clips)
 
-
 def _record_raw(model: TFLiteModel) -> list[np.ndarray]:
     """Keep every raw int8 output row the model returns from now on: the real
     StreamingCascade runs unchanged, and the C decision logic is fed exactly those rows."""
@@ -102,10 +97,8 @@ def _record_raw(model: TFLiteModel) -> list[np.ndarray]:
     model.invoke_int8 = recording  # type: ignore[method-assign]
     return raw
 
-
 def record_stream(bundle: Bundle, pcm: np.ndarray) -> dict[str, np.ndarray]:
     """Every step of the streaming cascade on ``pcm`` with the stage outputs it used."""
-    from cascade.pipeline import StreamingCascade
 
     stream = StreamingCascade(bundle)
     raw1, raw2 = _record_raw(stream.cascade.stage1.tflite), _record_raw(stream.cascade.stage2.tflite)
@@ -129,7 +122,6 @@ def record_stream(bundle: Bundle, pcm: np.ndarray) -> dict[str, np.ndarray]:
         "step_detected": np.asarray([s.detection is not None for s in steps], np.uint8),
     }
 
-
 def make_golden(bundle: Bundle, clips: tuple[Clip, ...]) -> Golden:
     pcm = np.stack([c.samples for c in clips])
     feats = mfcc(to_float(pcm), bundle.config)
@@ -141,11 +133,9 @@ def make_golden(bundle: Bundle, clips: tuple[Clip, ...]) -> Golden:
     gate = gate_table(bundle.tau, TFLiteModel(bundle.stage1.int8_path).output)
     return Golden(clips, arrays, gate, record_stream(bundle, pcm.reshape(-1)))
 
-
 def _c_array(ctype: str, name: str, arr: np.ndarray, dims: list[str], per_line: int = 12) -> str:
     fmt = c_float if arr.dtype.kind == "f" else None
     return f"static const {ctype} {name}{''.join(f'[{d}]' for d in dims)} = {c_initializer(arr, fmt, per_line)};\n"
-
 
 def golden_header(golden: Golden) -> str:
     a, s, n = golden.arrays, golden.steps, len(golden.clips)
@@ -185,7 +175,6 @@ def golden_header(golden: Golden) -> str:
         parts.append(_c_array(types[key], f"kws_golden_{key}", arr, dims))
     parts.append("\n#endif /* KWS_GOLDEN_H */\n")
     return "".join(parts)
-
 
 def write_golden(golden: Golden, folder: Path, bundle: Bundle) -> list[Path]:
     """kws_golden.h, one .npy per array, golden.json describing them, and the clips as WAVs."""

@@ -14,11 +14,11 @@ import math
 
 import numpy as np
 
-from cascade.bundle import Bundle, kws_version
-from cascade.decision import SmoothingConfig
-from cascade.gate import gate_open
-from cascade.runtime import TensorInfo
-from cascade.stages import KEYWORD
+from cascade.runtime.bundle import Bundle, kws_version
+from cascade.runtime.decision import SmoothingConfig
+from cascade.runtime.gate import gate_open
+from cascade.runtime.int8_model import TensorInfo
+from cascade.runtime.stages import KEYWORD
 from data_prep.errors import ModelError
 from data_prep.labels import RESERVED, SILENCE, UNKNOWN
 from data_prep.normalize import FeatureStats

@@ -18,11 +18,29 @@ import typer  # noqa: E402
 from typer.core import TyperGroup
 
 from data_prep.errors import KwsError  # noqa: E402
-from kws.commands import bench_eval  # noqa: F401  (adds `kws bench eval` to bench.app)
-from kws.commands import bench_scale  # noqa: F401  (adds `kws bench eval-memory` to bench.app)
 from kws.commands import (
-    bench, bench_live, cascade, data, demo, detect, download, energy, evaluate, export, features, live, model_stats, negatives, optimize,
-    report, search, stream, synth, train,
+    bench,
+    bench_eval,  # noqa: F401  (adds `kws bench eval` to bench.app)
+    bench_live,
+    bench_scale,  # noqa: F401  (adds `kws bench eval-memory` to bench.app)
+    cascade,
+    data,
+    demo,
+    detect,
+    download,
+    energy,
+    evaluate,
+    export,
+    features,
+    live,
+    model_stats,
+    negatives,
+    optimize,
+    report,
+    search,
+    stream,
+    synth,
+    train,
 )
 
 

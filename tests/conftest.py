@@ -53,8 +53,8 @@ def keyword_wav(shared_data: Path) -> Path:
 def trained_models(tmp_path_factory, samples_dir: Path) -> dict[str, Path]:
     """Stage-1 and stage-2 models trained briefly on samples/ (real training, real int8
     conversion); shared by every test that needs a model, so the suite trains only once."""
-    from kws.train import train
-    from kws.train_config import TrainConfig
+    from kws.train.config import TrainConfig
+    from kws.train.run import train
 
     data = samples_dir / "speech_commands"
     root = tmp_path_factory.mktemp("models")
@@ -70,7 +70,7 @@ def trained_models(tmp_path_factory, samples_dir: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def bundle_dir(tmp_path_factory, trained_models: dict[str, Path], samples_dir: Path) -> Path:
-    from cascade.calibrate import build_cascade
+    from cascade.evaluation.calibrate import build_cascade
 
     out = tmp_path_factory.mktemp("bundles") / "cascade"
     build_cascade(trained_models["stage1"], trained_models["stage2"], samples_dir / "speech_commands", out,

@@ -1,5 +1,5 @@
 """kws search: (W, R) grid, rejection before training, parallel training within a budget,
-resume without retraining, plots; stage 1 through cascade.search."""
+resume without retraining, plots; stage 1 through cascade.evaluation.search."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def app():
 
 
 def test_resolution_sets_mfcc_and_frames_through_the_stride():
-    from kws.arch_search import parse_resolution, resolution_config
+    from kws.search.arch import parse_resolution, resolution_config
 
     base = FeatureConfig()
     assert resolution_config(base, 10, 49) == base  # the default 20 ms stride
@@ -38,7 +38,7 @@ def test_resolution_sets_mfcc_and_frames_through_the_stride():
 
 
 def test_grid_scales_the_width_parameter_of_each_family():
-    from kws.arch_search import SearchSpec, candidates
+    from kws.search.arch import SearchSpec, candidates
 
     spec = SearchSpec(data="d", profile="nrf52840", flash_limit=1, sram_limit=1, arch="tc_resnet",
                       widths=(0.5, 1.0), resolutions=((10, 49), (8, 32)))
@@ -51,8 +51,8 @@ def test_grid_scales_the_width_parameter_of_each_family():
 
 
 def test_search_rejects_before_training_and_resumes_without_retraining(samples_dir, tmp_path):
-    from kws.arch_search import SearchSpec, model_path
-    from kws.arch_search_run import run_search
+    from kws.search.arch import SearchSpec, model_path
+    from kws.search.run import run_search
 
     spec = SearchSpec(data=str(samples_dir / "speech_commands"), profile="nrf52840", **BASE)
     out = tmp_path / "search"
@@ -106,8 +106,8 @@ def test_cli_errors_are_one_line(app, tmp_path, samples_dir):
 
 @pytest.mark.slow
 def test_interrupted_training_resumes_from_its_checkpoint(samples_dir, tmp_path):
-    from kws.arch_search import SearchSpec, model_path
-    from kws.arch_search_run import run_search
+    from kws.search.arch import SearchSpec, model_path
+    from kws.search.run import run_search
 
     spec = SearchSpec(data=str(samples_dir / "speech_commands"), profile="nrf52840",
                       **{**BASE, "widths": (0.5,), "epochs": 3})

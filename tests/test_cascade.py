@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cascade.bundle import Bundle
-from cascade.evaluate import evaluate_bundle
-from cascade.pipeline import Cascade, StreamingCascade
-from cascade.stream_make import StreamRecipe
-from cascade.stream_build import build_stream_folder
-from cascade.stream_score import score_events
+from cascade.evaluation.bundle_eval import evaluate_bundle
+from cascade.evaluation.stream_build import build_stream_folder
+from cascade.evaluation.stream_make import StreamRecipe
+from cascade.evaluation.stream_score import score_events
+from cascade.runtime.bundle import Bundle
+from cascade.runtime.pipeline import Cascade, StreamingCascade
 from data_prep.audio import load_clip
 from data_prep.config import FeatureConfig
 from data_prep.errors import KwsError, ModelError
@@ -111,8 +111,8 @@ def test_stream_scoring_rules() -> None:
 
 
 def test_det_replay_reproduces_the_live_detections(bundle_dir: Path, samples_dir: Path, tmp_path: Path) -> None:
-    from cascade.det import det_curve, replay
-    from cascade.stream_run import detect_file
+    from cascade.evaluation.det import det_curve, replay
+    from cascade.runtime.stream_run import detect_file
 
     stream = tmp_path / "s"
     truth = build_stream_folder(samples_dir / "speech_commands", [], stream, StreamRecipe(minutes=0.5, seed=2))

@@ -22,8 +22,8 @@ from data_prep.errors import ConfigError
 from data_prep.normalize import FeatureStats
 from data_prep.spec_augment import MaskConfig
 from kws.cli import app
-from kws.distribute import Cluster, parse_tf_config, per_replica_batch, resolve_strategy, write_dir
-from kws.train_data import TrainingArrays, epoch_order, replica_slice, steps_per_epoch, training_dataset
+from kws.train.data import TrainingArrays, epoch_order, replica_slice, steps_per_epoch, training_dataset
+from kws.train.distribute import Cluster, parse_tf_config, per_replica_batch, resolve_strategy, write_dir
 
 runner = CliRunner()
 
@@ -78,7 +78,7 @@ def test_auto_strategy_and_its_refusals() -> None:
 
 
 def test_chief_writes_the_real_path_others_a_temp_dir(tmp_path: Path) -> None:
-    from kws.distribute import Placement
+    from kws.train.distribute import Placement
 
     assert write_dir(tmp_path, Placement("multi-worker", None, 0, 3)) == tmp_path
     assert write_dir(tmp_path, Placement("multi-worker", None, 2, 3)) == tmp_path / "workertemp_2"
@@ -86,7 +86,7 @@ def test_chief_writes_the_real_path_others_a_temp_dir(tmp_path: Path) -> None:
 
 
 def test_mirrored_without_gpu_runs_on_cpu() -> None:
-    from kws.distribute import make_placement
+    from kws.train.distribute import make_placement
 
     placement = make_placement("mirrored", environ={})
     assert placement.replicas == 1 and placement.is_chief
@@ -166,8 +166,8 @@ def test_replica_slices_cover_a_batch_once() -> None:
 def test_batch_norm_is_synchronised_across_replicas() -> None:
     import keras
 
-    from kws.models import build_model
-    from kws.train_loop import synchronise_batch_norm
+    from kws.train.loop import synchronise_batch_norm
+    from kws.train.models import build_model
 
     model = build_model("tiny", FeatureConfig().input_shape, 3)
     norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]

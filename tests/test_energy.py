@@ -12,11 +12,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cascade.battery import BATTERIES, get_battery
-from cascade.cost import LayerCost, ModelCost, fft_counts, frontend_cost
-from cascade.energy import estimate_cascade, estimate_single, frontend_stage, model_stage
-from cascade.profiles import load_profile
-from cascade.published import PUBLISHED, format_table, mlperf_ds_cnn, prediction_errors
+from cascade.energy.battery import BATTERIES, get_battery
+from cascade.energy.cost import LayerCost, ModelCost, fft_counts, frontend_cost
+from cascade.energy.estimate import estimate_cascade, estimate_single, frontend_stage, model_stage
+from cascade.energy.profiles import load_profile
+from cascade.energy.published import PUBLISHED, format_table, mlperf_ds_cnn, prediction_errors
 from data_prep.config import FeatureConfig
 from data_prep.errors import ConfigError
 

@@ -29,10 +29,10 @@ def test_streamed_batches_equal_the_whole(samples_dir: Path, tmp_path: Path) -> 
 def test_evaluation_does_not_depend_on_the_stream_batch(trained_models: dict[str, Path], bundle_dir: Path,
                                                         samples_dir: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from cascade.bundle import Bundle
-    from cascade.evaluate import evaluate_bundle
-    from cascade.model_dir import ModelDir
-    from kws.evaluate import evaluate
+    from cascade.evaluation.bundle_eval import evaluate_bundle
+    from cascade.evaluation.model_eval import evaluate
+    from cascade.runtime.bundle import Bundle
+    from cascade.runtime.model_dir import ModelDir
 
     data = samples_dir / "speech_commands"
 

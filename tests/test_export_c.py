@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cascade.bundle import Bundle
-from cascade.decision import SmoothingConfig, Smoother, step_posterior
-from cascade.gate import gate_open
-from cascade.model_dir import ModelDir
-from cascade.runtime import TensorInfo
+from cascade.runtime.bundle import Bundle
+from cascade.runtime.decision import Smoother, SmoothingConfig, step_posterior
+from cascade.runtime.gate import gate_open
+from cascade.runtime.int8_model import TensorInfo
+from cascade.runtime.model_dir import ModelDir
 from data_prep.config import FeatureConfig
 from data_prep.features import feature_tables, mfcc
 from data_prep.labels import SILENCE, UNKNOWN

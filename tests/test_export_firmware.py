@@ -16,8 +16,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cascade.bundle import Bundle
-from cascade.runtime import TFLiteModel
+from cascade.energy.arena import measure_arena
+from cascade.runtime.bundle import Bundle
+from cascade.runtime.int8_model import TFLiteModel
 from data_prep.errors import ConfigMismatch, KwsError, ModelError
 from data_prep.features import mfcc
 from data_prep.labels import SILENCE, UNKNOWN
@@ -25,7 +26,7 @@ from data_prep.toml_io import dumps
 from export.c_array import parse_c_bytes
 from export.firmware import DEFAULT_TARGET, MANIFEST, export_firmware
 from export.header import arena_with_margin
-from export.tflm import measure_arena, tflm_outputs
+from export.tflm import tflm_outputs
 from kws.commands.export import export as export_command
 
 GCC, GXX, MAKE = shutil.which("gcc"), shutil.which("g++"), shutil.which("make")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cascade.decision import Smoother, SmoothingConfig, background_posterior, clip_predictions
-from cascade.gate import calibrate, gate_open, threshold_curve
+from cascade.runtime.decision import Smoother, SmoothingConfig, background_posterior, clip_predictions
+from cascade.runtime.gate import calibrate, gate_open, threshold_curve
 from data_prep.errors import ConfigError
 
 LABELS = ("_silence_", "_unknown_", "yes", "no")

@@ -11,9 +11,9 @@ import pytest
 import soundfile as sf
 from rich.console import Console
 
-from cascade.bundle import Bundle
-from cascade.pipeline import StreamingCascade
-from cascade.stream_run import run_stream
+from cascade.runtime.bundle import Bundle
+from cascade.runtime.pipeline import StreamingCascade
+from cascade.runtime.stream_run import run_stream
 from data_prep.audio import load_audio, resample
 from data_prep.errors import AudioError
 from kws.commands.common import SAMPLES, is_bundle
@@ -162,7 +162,7 @@ def test_a_silent_device_is_an_error_not_a_hang(live_bundle: Bundle) -> None:
 
 
 def test_energy_follows_the_measured_rate(live_bundle: Bundle) -> None:
-    from cascade.energy import estimate_cascade
+    from cascade.energy.estimate import estimate_cascade
 
     energy = LiveEnergy(live_bundle, "nrf52840")
     low, high = energy.at(0.0), energy.at(energy.max_rate)

@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from cascade.bundle import Bundle
-from cascade.stream_run import run_stream
+from cascade.runtime.bundle import Bundle
+from cascade.runtime.stream_run import run_stream
 from data_prep.audio import load_audio
 from data_prep.errors import ModelError
 from data_prep.speech_commands import load_dataset

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from kws.bench.live import matched_latencies
 from kws.cli import app
 from kws.commands.common import SAMPLES, is_bundle
-from kws.live.bench import matched_latencies
 from kws.live.loop import LiveEvent
 
 runner = CliRunner()

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cascade.stream_build import build_stream_folder
-from cascade.stream_make import StreamRecipe
+from cascade.evaluation.stream_build import build_stream_folder
+from cascade.evaluation.stream_make import StreamRecipe
 from data_prep.config import FeatureConfig
 from kws.cli import app
 from kws.commands.common import SAMPLES, is_bundle

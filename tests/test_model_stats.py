@@ -10,12 +10,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from cascade.energy.model_stats import collect_stats, graph_layers
 from data_prep.cache import compute_features
 from data_prep.errors import ModelError
 from data_prep.normalize import FeatureStats
 from export.quantize import quantize
-from kws.model_stats import collect_stats, graph_layers
-from kws.models import build_model
+from kws.train.models import build_model
 
 MLPERF_DS_CNN_MACS = 2.66e6
 

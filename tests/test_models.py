@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from data_prep.errors import ConfigError
-from kws.models import arch_params, available_archs, build_model
+from kws.train.models import arch_params, available_archs, build_model
 
 SMALL = {"tiny": {"filters": 8}, "ds_cnn": {"filters": 16, "blocks": 2}, "tc_resnet": {"width": 0.5}}
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from data_prep.augment import AugmentConfig, augment, noise_segments, rms
 from data_prep.negatives import SPLITS, Source, build_negatives, split_of
 from kws.cli import app
-from kws.train import negative_windows
+from kws.train.run import negative_windows
 
 runner = CliRunner()
 

@@ -18,7 +18,7 @@ def _model(arch: str = "ds_cnn", seed: int = 0, **params):
     """A zoo model with non-trivial BN statistics (as after training)."""
     import keras
 
-    from kws.models import build_model
+    from kws.train.models import build_model
 
     keras.utils.set_random_seed(seed)
     model = build_model(arch, SHAPE, 12, **params)
@@ -45,9 +45,9 @@ def _logits(model):
 
 
 def test_qat_graph_simulates_the_int8_model_and_shares_weights():
-    from cascade.runtime import TFLiteModel
-    from export.qat import calibrate, qat_model
+    from cascade.runtime.int8_model import TFLiteModel
     from export.quantize import quantize
+    from kws.train.compress.qat import calibrate, qat_model
 
     model = _logits(_model(filters=16, blocks=2))
     x = _features()
@@ -65,7 +65,7 @@ def test_qat_graph_simulates_the_int8_model_and_shares_weights():
 def test_qat_rejects_layers_it_cannot_fold():
     import keras
 
-    from export.qat import qat_model
+    from kws.train.compress.qat import qat_model
 
     inputs = keras.Input(SHAPE)
     x = keras.layers.Reshape((*SHAPE, 1))(inputs)
@@ -82,8 +82,8 @@ def test_qat_rejects_layers_it_cannot_fold():
 def test_pruning_removes_dead_channels_without_changing_the_output(arch, params, narrow):
     """Channels whose every BN outputs zero are the weakest (folded L1 = 0) and carry
     nothing: the narrower model must compute exactly what the wide one does."""
-    from export.prune import transfer_channels
-    from kws.models import build_model
+    from kws.train.compress.prune import transfer_channels
+    from kws.train.models import build_model
 
     model = _model(arch, **params)
     target = build_model(arch, SHAPE, 12, **{**params, **narrow})
@@ -102,10 +102,10 @@ def test_pruning_removes_dead_channels_without_changing_the_output(arch, params,
 
 
 def test_width_for_macs_cuts_the_requested_share_as_model_stats_counts_it():
+    from cascade.energy.model_stats import graph_layers
     from export.quantize import quantize
-    from kws.model_stats import graph_layers
-    from kws.model_width import keras_macs, width_for_macs
-    from kws.models import build_model
+    from kws.train.models import build_model
+    from kws.train.width import keras_macs, width_for_macs
 
     params = {"filters": 24, "blocks": 2}
     full = build_model("ds_cnn", SHAPE, 12, **params)
@@ -125,8 +125,8 @@ def test_width_for_macs_cuts_the_requested_share_as_model_stats_counts_it():
 def test_clustering_keeps_k_values_per_kernel_through_training_steps_and_int8():
     from ai_edge_litert import interpreter as litert
 
-    from export.cluster import cluster_model, project, unique_counts
     from export.quantize import quantize
+    from kws.train.compress.cluster import cluster_model, project, unique_counts
 
     model = _model(filters=16, blocks=1)
     clusters = cluster_model(model, 4)
@@ -155,8 +155,8 @@ def test_clustering_keeps_k_values_per_kernel_through_training_steps_and_int8():
 # --- end to end on a trained model ----------------------------------------------------------
 @pytest.fixture(scope="module")
 def finetune_data(trained_models):
-    from cascade.model_dir import ModelDir
-    from export.optimize import load_data
+    from cascade.runtime.model_dir import ModelDir
+    from kws.train.compress.optimize import load_data
 
     return load_data(ModelDir.open(trained_models["stage2"]))
 
@@ -165,11 +165,11 @@ def finetune_data(trained_models):
 def test_each_method_writes_a_bit_exact_int8_model_dir(method, trained_models, finetune_data, tmp_path):
     import keras
 
-    from cascade.model_dir import ModelDir
-    from cascade.runtime import TFLiteModel
-    from export.cluster import unique_counts
-    from export.optimize import OPTIMIZE_JSON, OptimizeSettings, optimize
+    from cascade.runtime.int8_model import TFLiteModel
+    from cascade.runtime.model_dir import ModelDir
     from export.tflm import verify_bit_exact
+    from kws.train.compress.cluster import unique_counts
+    from kws.train.compress.optimize import OPTIMIZE_JSON, OptimizeSettings, optimize
 
     out = tmp_path / method
     settings = OptimizeSettings(method=method, epochs=1, verify_samples=24, clusters=8, macs_reduction=0.3)
@@ -195,7 +195,7 @@ def test_each_method_writes_a_bit_exact_int8_model_dir(method, trained_models, f
 
 
 def test_optimize_refuses_bad_settings_and_models(tmp_path, trained_models):
-    from export.optimize import OptimizeSettings, optimize
+    from kws.train.compress.optimize import OptimizeSettings, optimize
 
     with pytest.raises(ConfigError, match="unknown optimization method"):
         OptimizeSettings(method="distill")

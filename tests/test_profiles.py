@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cascade.profiles import PROFILE_DIR, builtin_names, figure_fields, load_all, load_profile
+from cascade.energy.profiles import PROFILE_DIR, builtin_names, figure_fields, load_all, load_profile
 from data_prep.errors import ConfigError
 
 BOARDS = {"nrf52840", "stm32f746-disco", "nucleo-l4r5zi", "apollo3", "esp32s3", "rp2040"}

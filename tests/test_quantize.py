@@ -6,13 +6,13 @@ import keras
 import numpy as np
 import pytest
 
-from cascade.runtime import TFLiteModel
+from cascade.energy.model_stats import graph_layers
+from cascade.runtime.int8_model import TFLiteModel
 from data_prep.cache import compute_features
 from data_prep.errors import ModelError
 from data_prep.normalize import FeatureStats
 from export.quantize import quantize, size_table
-from kws.model_stats import graph_layers
-from kws.models import build_model
+from kws.train.models import build_model
 
 TFLM_OPS = {"RESHAPE", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "ADD", "SOFTMAX"}
 SMALL = {"tiny": {"filters": 8}, "ds_cnn": {"filters": 16, "blocks": 2}, "tc_resnet": {"width": 0.5}}

@@ -20,11 +20,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cascade.search import Candidate
+from cascade.evaluation.search import Candidate
 from data_prep.config import FeatureConfig
 from data_prep.errors import KwsError
-from kws.report import build_report
-from kws.report_doc import days, num, pct, ratio
+from kws.report.build import build_report
+from kws.report.doc import days, num, pct, ratio
 
 FIGURES = {"training", "confusion", "threshold_curve", "timeline", "energy", "pareto"}
 
@@ -44,7 +44,7 @@ window.addEventListener('load', function () {
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, trained_models: dict[str, Path], bundle_dir: Path, samples_dir: Path) -> Path:
-    from kws.demo import DemoConfig, energy_step, evaluate_step, features_step, stream_step, tflm_step
+    from kws.demo.pipeline import DemoConfig, energy_step, evaluate_step, features_step, stream_step, tflm_step
 
     root = tmp_path_factory.mktemp("run")
     for stage in ("stage1", "stage2"):
@@ -111,8 +111,8 @@ def test_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
 
     shot = tmp_path / "report.png"
     _chrome(html_path, tmp_path / "p2", f"--screenshot={shot}", "--window-size=1280,4000")
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     image = np.asarray(Image.open(shot).convert("L"))
     assert image.shape == (4000, 1280)

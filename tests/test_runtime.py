@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cascade.runtime import TFLiteModel
+from cascade.runtime.int8_model import TFLiteModel
 from data_prep.cache import compute_features
 from data_prep.errors import ModelError
 from data_prep.normalize import FeatureStats
 from export.quantize import quantize
-from kws.models import build_model
+from kws.train.models import build_model
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +96,9 @@ def test_parallel_predict_equals_serial(tmp_path) -> None:
     """Splitting a batch over interpreter threads changes nothing in the outputs."""
     import numpy as np
 
-    from cascade.runtime import TFLiteModel
+    from cascade.runtime.int8_model import TFLiteModel
     from export.quantize import quantize
-    from kws.models import build_model
+    from kws.train.models import build_model
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((40, 49, 10)).astype(np.float32)

@@ -8,13 +8,14 @@ import keras
 import numpy as np
 import pytest
 
-from cascade.runtime import TFLiteModel
+from cascade.energy.arena import allocates, measure_arena
+from cascade.runtime.int8_model import TFLiteModel
 from data_prep.cache import compute_features
 from data_prep.errors import ModelError
 from data_prep.normalize import FeatureStats
 from export.quantize import quantize
-from export.tflm import allocates, measure_arena, tflm_outputs, verify_bit_exact
-from kws.models import build_model
+from export.tflm import tflm_outputs, verify_bit_exact
+from kws.train.models import build_model
 
 SMALL = {"tiny": {}, "ds_cnn": {"filters": 16, "blocks": 2}, "tc_resnet": {"width": 0.5}}
 STAGE1_FLASH, STAGE1_ARENA = 20 * 1024, 4 * 1024

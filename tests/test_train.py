@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cascade.model_dir import ModelDir
-from cascade.stages import STAGE1_LABELS
+from cascade.runtime.model_dir import ModelDir
+from cascade.runtime.stages import STAGE1_LABELS
 from data_prep.config import FeatureConfig
 from data_prep.errors import DatasetError
 from kws.cli import app
-from kws.train_data import balanced_class_weights
+from kws.train.data import balanced_class_weights
 
 runner = CliRunner()
 
@@ -42,7 +42,7 @@ def test_artifact_is_self_describing(trained_models: dict[str, Path]) -> None:
 
 
 def test_int8_model_takes_int8(trained_models: dict[str, Path]) -> None:
-    from cascade.runtime import TFLiteModel
+    from cascade.runtime.int8_model import TFLiteModel
 
     model = TFLiteModel(trained_models["stage2"] / "model_int8.tflite")
     assert model.input.dtype == np.int8 and model.output.dtype == np.int8

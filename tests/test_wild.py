@@ -12,13 +12,13 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from cascade.bundle import Bundle
-from cascade.decision import SmoothingConfig
-from cascade.det import DET_THRESHOLDS, det_curve, hits_at_rate, rate_at_hits, replay, shifted
-from cascade.operating_point import Trace, calibrate_operating_point, fast_events
-from cascade.stream_build import build_stream_folder
-from cascade.stream_make import StreamRecipe
-from cascade.stream_run import detect_file
+from cascade.evaluation.det import DET_THRESHOLDS, det_curve, hits_at_rate, rate_at_hits, replay, shifted
+from cascade.evaluation.operating_point import Trace, calibrate_operating_point, fast_events
+from cascade.evaluation.stream_build import build_stream_folder
+from cascade.evaluation.stream_make import StreamRecipe
+from cascade.runtime.bundle import Bundle
+from cascade.runtime.decision import SmoothingConfig
+from cascade.runtime.stream_run import detect_file
 from kws.cli import app
 
 runner = CliRunner()
@@ -79,7 +79,7 @@ def test_calibration_meets_its_target_on_the_streams_it_saw(stream_trace) -> Non
     free = calibrate_operating_point([trace], bundle.labels, 60.0, windows_ms=(500.0,), suppressions_ms=(1000.0,))
     cfg = free["smoothing"]
     events = replay(trace.times, trace.posteriors, cfg, bundle.labels)
-    from cascade.stream_score import score_events
+    from cascade.evaluation.stream_score import score_events
 
     score = score_events(events, trace.keywords, trace.duration_s)
     assert score["false_accepts_per_hour"] <= 60.0  # <= 1 false accept in this minute

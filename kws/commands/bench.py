@@ -22,6 +22,12 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from data_prep.atomic import write_text_atomic
+from data_prep.audio import load_clip, pad_or_crop, resample, to_mono
+from data_prep.cache import FeatureCache
+from data_prep.errors import DatasetError, KwsError
+from data_prep.features import mfcc
+from data_prep.streaming import StreamingFrontend
 from kws.commands.common import load_feature_config
 
 app = typer.Typer(
@@ -44,7 +50,6 @@ class Measurement:
     def rate(self) -> float:
         return self.clips / self.seconds if self.seconds > 0 else float("inf")
 
-
 @dataclasses.dataclass(frozen=True)
 class Target:
     key: str
@@ -56,20 +61,16 @@ class Target:
     def passed(self) -> bool:
         return self.value >= self.threshold
 
-
 def default_data_dir() -> Path:
     """The shared Speech Commands subset when present, else the dataset shipped in the repo."""
     shared = Path(os.environ.get("KWS_SHARED_DATA", "/work/shared/data")) / "speech_commands_dev"
     samples = Path(__file__).resolve().parents[2] / "samples"
     return next((d for d in (shared, samples / "speech_commands") if d.is_dir()), samples)
 
-
 def find_clips(data_dir: Path, count: int) -> list[Path]:
     """``count`` WAV clips spread evenly over the sorted files (all words, not just the first),
     skipping ``_background_noise_`` and other ``_``-folders, which hold long recordings."""
     import numpy as np
-
-    from data_prep.errors import DatasetError
 
     if not data_dir.is_dir():
         raise DatasetError(f"{data_dir}: not a directory")
@@ -82,7 +83,6 @@ def find_clips(data_dir: Path, count: int) -> list[Path]:
         return wavs
     return [wavs[i] for i in np.linspace(0, len(wavs) - 1, count).round().astype(int)]
 
-
 def blas_threads(threads: int) -> contextlib.AbstractContextManager:
     """Limit BLAS/OpenMP threads while timing. On a shared machine multi-threaded OpenBLAS
     thrashes (measured here: librosa per clip 860 -> 110 clips/s next to one busy process)."""
@@ -92,12 +92,10 @@ def blas_threads(threads: int) -> contextlib.AbstractContextManager:
 
     return threadpool_limits(limits=threads)
 
-
 def warm_page_cache(paths: list[Path]) -> None:
     """Read every file once so no method pays for the first disk read."""
     for p in paths:
         p.read_bytes()
-
 
 Steps = list[tuple[str, str, Callable[[Advance], Any]]]
 
@@ -128,7 +126,6 @@ def measure(make_steps: Callable[[int], Steps], clips: int, repeat: int) -> tupl
                 best[key] = min(seconds, best.get(key, float("inf")))
     return [Measurement(key, labels[key], clips, best[key]) for key in best], results
 
-
 def print_report(title: str, measurements: list[Measurement], targets: list[Target], notes: list[str]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -150,7 +147,6 @@ def print_report(title: str, measurements: list[Measurement], targets: list[Targ
     console.print(verdicts)
     for note in notes:
         console.print(note)
-
 
 def report_dict(benchmark: str, measurements: list[Measurement], targets: list[Target], **extra: Any) -> dict[str, Any]:
     base = measurements[0]
@@ -175,15 +171,11 @@ def report_dict(benchmark: str, measurements: list[Measurement], targets: list[T
         **extra,
     }
 
-
 def write_json(path: Path, data: dict[str, Any], force: bool) -> None:
-    from data_prep.atomic import write_text_atomic
-    from data_prep.errors import KwsError
 
     if path.exists() and not force:
         raise KwsError(f"{path}: already exists (use --force to overwrite)")
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
-
 
 # --- kws bench features -----------------------------------------------------------------------
 def _feature_steps(paths: list[Path], cfg, cache_dir: Path) -> Steps:
@@ -191,11 +183,6 @@ def _feature_steps(paths: list[Path], cfg, cache_dir: Path) -> Steps:
     import librosa
     import numpy as np
     import soundfile as sf
-
-    from data_prep.audio import load_clip, pad_or_crop, resample, to_mono
-    from data_prep.cache import FeatureCache
-    from data_prep.features import mfcc
-    from data_prep.streaming import StreamingFrontend
 
     def librosa_per_clip(advance: Advance) -> None:
         for p in paths:
@@ -237,7 +224,6 @@ def _feature_steps(paths: list[Path], cfg, cache_dir: Path) -> Steps:
         ("cache_warm", "(e) cache, warm", cache_pass),
     ]
 
-
 @app.command("features")
 def features(
     data_dir: Annotated[
@@ -254,8 +240,6 @@ def features(
 ) -> None:
     """Clips/s of librosa vs our batch, streaming and cached feature extraction, with targets."""
     import numpy as np
-
-    from data_prep.errors import KwsError
 
     cfg = load_feature_config(config)
     data_dir = data_dir if data_dir is not None else default_data_dir()

@@ -8,7 +8,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from kws.commands.bench import Measurement, Target, app, print_report, report_dict, write_json
+from cascade.evaluation.bundle_eval import evaluate_bundle
+from cascade.evaluation.model_eval import evaluate
+from cascade.runtime.bundle import Bundle
+from cascade.runtime.model_dir import ModelDir
+from kws.bench.testset import repeated_test_set
+from kws.commands.bench import Measurement, Target, app, default_data_dir, print_report, report_dict, write_json
+from kws.commands.common import default_bundle, is_bundle
 
 
 @app.command("eval")
@@ -22,14 +28,6 @@ def bench_eval(
 ) -> None:
     """Time `kws eval` on a test-set-sized folder: cold (decode + MFCC + int8) and cached."""
     import time
-
-    from cascade.bundle import Bundle
-    from cascade.evaluate import evaluate_bundle
-    from cascade.model_dir import ModelDir
-    from kws.bench_testset import repeated_test_set
-    from kws.commands.bench import default_data_dir
-    from kws.commands.common import default_bundle, is_bundle
-    from kws.evaluate import evaluate
 
     model = model or default_bundle()
     data = data or default_data_dir()

@@ -10,6 +10,13 @@ from typing import Annotated, Optional
 
 import typer
 
+from cascade.evaluation.stream_build import build_stream_folder
+from cascade.runtime.bundle import Bundle
+from data_prep.errors import KwsError
+from kws.bench.live import LATENCY_RECIPE, forced_open, hop_figures, matched_latencies, play_file, write_silence
+from kws.commands.bench import blas_threads, default_data_dir, write_json
+from kws.commands.common import default_bundle
+
 REALTIME_X, LATENCY_MS, CPU_PERCENT = 20.0, 300.0, 15.0
 
 
@@ -32,13 +39,6 @@ def bench_live(
 
     import numpy as np
     from rich.console import Console
-
-    from cascade.bundle import Bundle
-    from cascade.stream_build import build_stream_folder
-    from data_prep.errors import KwsError
-    from kws.commands.bench import blas_threads, default_data_dir, write_json
-    from kws.commands.common import default_bundle
-    from kws.live.bench import LATENCY_RECIPE, forced_open, hop_figures, matched_latencies, play_file, write_silence
 
     if json_out is not None and json_out.exists() and not force:
         raise KwsError(f"{json_out}: already exists (use --force to overwrite)")
@@ -96,7 +96,6 @@ def bench_live(
                 "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}}
         write_json(json_out, data, force)
         console.print(f"wrote {json_out}")
-
 
 def _print(console, bundle, hops: dict, checks: list, latency: dict, realtime_seconds: float) -> None:
     from rich.table import Table

@@ -19,7 +19,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from kws.commands.bench import Measurement, Target, app, print_report, report_dict, write_json
+from cascade.evaluation.bundle_eval import evaluate_bundle
+from cascade.evaluation.model_eval import evaluate
+from cascade.runtime.bundle import Bundle
+from cascade.runtime.model_dir import ModelDir
+from data_prep.errors import ConfigError, KwsError
+from data_prep.speech_commands import load_dataset
+from kws.bench.testset import repeated_test_set
+from kws.commands.bench import Measurement, Target, app, default_data_dir, print_report, report_dict, write_json
+from kws.commands.common import default_bundle, is_bundle
 
 _RSS_TARGET = 1.2  # peak RSS of the largest size / the 1x size must stay under this
 
@@ -40,7 +48,6 @@ def repeat_folder(source: Path, dest: Path, times: int) -> Path:
                 shutil.copy2(wav, target)
     return dest
 
-
 def run_eval(data: Path, model: Path, workers: int, cache_dir: Path, report: Path) -> tuple[float, int, dict]:
     """One ``kws eval`` child: (wall seconds, peak RSS bytes, its JSON report)."""
     cmd = [sys.executable, "-c", "from kws.cli import main; main()", "eval", str(data), "--model", str(model),
@@ -53,20 +60,13 @@ def run_eval(data: Path, model: Path, workers: int, cache_dir: Path, report: Pat
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
-        from data_prep.errors import KwsError
 
         last = err.strip().splitlines()[-1] if err.strip() else f"exit code {proc.returncode}"
         raise KwsError(f"kws eval on {data} failed: {last}")
     return seconds, usage.ru_maxrss * 1024, json.loads(report.read_text())  # ru_maxrss is in KiB on Linux
 
-
 def timed_eval(data: Path, model: Path, workers: int, cache_dir: Path) -> float:
     """Seconds of one evaluation pass in this process (what `kws eval` runs, minus start-up)."""
-    from cascade.bundle import Bundle
-    from cascade.evaluate import evaluate_bundle
-    from cascade.model_dir import ModelDir
-    from kws.commands.common import is_bundle
-    from kws.evaluate import evaluate
 
     start = time.perf_counter()
     if is_bundle(model):
@@ -74,7 +74,6 @@ def timed_eval(data: Path, model: Path, workers: int, cache_dir: Path) -> float:
     else:
         evaluate(ModelDir.open(model), data, cache_dir=cache_dir, workers=workers)
     return time.perf_counter() - start
-
 
 @app.command("eval-memory")
 def bench_eval_memory(
@@ -89,12 +88,6 @@ def bench_eval_memory(
     """Peak RSS of `kws eval` at 1x, 2x, 4x the clips (it must stay flat) and clips/s per --workers."""
     from rich.console import Console
     from rich.table import Table
-
-    from data_prep.errors import ConfigError, KwsError
-    from data_prep.speech_commands import load_dataset
-    from kws.bench_testset import repeated_test_set
-    from kws.commands.bench import default_data_dir
-    from kws.commands.common import default_bundle
 
     try:
         multiples = sorted({int(s) for s in sizes.split(",")})

@@ -7,6 +7,14 @@ from typing import Annotated
 
 import typer
 
+from cascade.energy.profiles import load_profile
+from cascade.evaluation.calibrate import build_cascade
+from cascade.evaluation.search import pareto_png
+from cascade.evaluation.search import search as run
+from cascade.runtime.decision import SmoothingConfig
+from cascade.runtime.model_dir import write_json
+from data_prep.errors import KwsError
+
 app = typer.Typer(help="Build and inspect cascade bundles.", no_args_is_help=True)
 
 
@@ -27,9 +35,6 @@ def build(
     """Calibrate tau on validation data for a target keyword recall, then write the bundle."""
     from rich.console import Console
 
-    from cascade.calibrate import build_cascade
-    from cascade.decision import SmoothingConfig
-
     smoothing = SmoothingConfig(window_ms=window_ms, threshold=threshold, suppression_ms=suppression_ms, min_count=min_count)
     bundle, cal = build_cascade(stage1, stage2, data, out, recall=recall, inference_stride_ms=inference_stride_ms,
                                 smoothing=smoothing, force=force)
@@ -39,7 +44,6 @@ def build(
         f"keyword-free audio ({cal['keyword_free']['seconds']:.0f} s of noise and other speech): stage 2 runs "
         f"{cal['keyword_free']['stage2_per_s']:.3f} times/s ({cal['keyword_free']['stage2_share']:.1%} of steps)\n"
         f"wrote {bundle.path}", soft_wrap=True)
-
 
 @app.command("search")
 def search(
@@ -55,12 +59,6 @@ def search(
 ) -> None:
     """Pick the stage-1 model and tau with the least energy within MAX_DROP of stage 2 alone."""
     from rich.console import Console
-
-    from cascade.calibrate import build_cascade
-    from cascade.model_dir import write_json
-    from cascade.profiles import load_profile
-    from cascade.search import pareto_png, search as run
-    from data_prep.errors import KwsError
 
     if out.exists() and any(out.iterdir()) and not force:
         raise KwsError(f"{out}: already exists (use --force to replace its contents)")

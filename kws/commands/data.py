@@ -11,6 +11,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from data_prep.atomic import write_text_atomic
+from data_prep.errors import KwsError
+from data_prep.speech_commands import load_dataset
+from data_prep.splits import SPLITS
+
 app = typer.Typer(help="Speech Commands datasets: inspect and download.", no_args_is_help=True)
 
 LABELS_HELP = "Label set: 12, 35, 30 (add '+silence' to 35/30) or a comma-separated keyword list."
@@ -31,10 +36,6 @@ def info(
 
     from rich.console import Console
 
-    from data_prep.atomic import write_text_atomic
-    from data_prep.errors import KwsError
-    from data_prep.speech_commands import load_dataset
-
     if json_out is not None and json_out.exists() and not force:
         raise KwsError(f"{json_out}: already exists (use --force to overwrite)")
     dataset = load_dataset(directory, labels, silence_pct=silence_pct, unknown_pct=unknown_pct, seed=seed)
@@ -45,11 +46,8 @@ def info(
         write_text_atomic(json_out, json.dumps(summary, indent=2) + "\n")
         console.print(f"wrote {json_out}")
 
-
 def _print_summary(console: Any, summary: dict[str, Any]) -> None:
     from rich.table import Table
-
-    from data_prep.splits import SPLITS
 
     console.print(f"[bold]{summary['root']}[/]")
     console.print(f"layout: {summary['layout']} ({summary['layout_description']})")

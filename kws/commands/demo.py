@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from kws.commands.common import SAMPLES
+from kws.commands.common import SAMPLES, load_feature_config
+from kws.demo.pipeline import DemoConfig, demo_steps
+from kws.demo.steps import run_steps
 
 
 def demo(
@@ -21,10 +23,6 @@ def demo(
 
     from rich.console import Console
     from rich.table import Table
-
-    from kws.commands.common import load_feature_config
-    from kws.demo import DemoConfig, demo_steps
-    from kws.steps import run_steps
 
     console = Console()
     features = load_feature_config(config)
@@ -46,7 +44,6 @@ def demo(
         summary = {k: v for k, v in results[step.name].items() if k != "seconds"}
         table.add_row(step.name, json.dumps(summary, default=_short)[:300])
     console.print(table)
-
 
 def _short(value):
     return round(value, 4) if isinstance(value, float) else str(value)

@@ -8,6 +8,14 @@ from typing import Annotated, Optional
 
 import typer
 
+from cascade.evaluation.stream_score import read_truth, score_events
+from cascade.runtime.bundle import Bundle
+from cascade.runtime.model_dir import write_json
+from cascade.runtime.stream_run import detect_file
+from data_prep.atomic import write_text_atomic
+from data_prep.errors import KwsError
+from kws.commands.common import default_bundle
+
 
 def detect(
     file: Annotated[Path, typer.Argument(help="Audio file of any length (resampled, mixed to mono).")],
@@ -19,14 +27,6 @@ def detect(
 ) -> None:
     """Run the cascade over a recording hop by hop and print each detection."""
     from rich.console import Console
-
-    from cascade.bundle import Bundle
-    from cascade.model_dir import write_json
-    from cascade.stream_run import detect_file
-    from cascade.stream_score import read_truth, score_events
-    from data_prep.atomic import write_text_atomic
-    from data_prep.errors import KwsError
-    from kws.commands.common import default_bundle
 
     for path in (events, json_out):
         if path is not None and path.exists() and not force:

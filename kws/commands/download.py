@@ -8,11 +8,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from data_prep.download import download_speech_commands, official_archive, resolve_base_url
+
 
 class Version(str, Enum):
     v0_02 = "v0.02"
     v0_01 = "v0.01"
-
 
 def download(
     version: Annotated[Version, typer.Option(help="Speech Commands release.")] = Version.v0_02,
@@ -31,10 +32,7 @@ def download(
 ) -> None:
     """Download a Speech Commands archive (resumable), check size and SHA-256, extract it safely."""
     from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                               TransferSpeedColumn)
-
-    from data_prep.download import download_speech_commands, official_archive, resolve_base_url
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
     archive = official_archive(version.value, test_set)
     console = Console(stderr=True)
@@ -55,7 +53,6 @@ def download(
         check = "no published checksum: size and gzip/tar integrity checked only"
     typer.echo(f"{result.path}: {result.files:,} files, {result.bytes / 1e6:,.1f} MB; {check}; "
                f"per-file hashes in {result.manifest}")
-
 
 def _bar_task(bar, description: str):
     """A progress callback that (re)starts its bar when the transfer starts over or resumes."""

@@ -13,22 +13,23 @@ from typing import Annotated, Optional
 
 import typer
 
+from cascade.energy.battery import get_battery
+from cascade.energy.bundle_energy import bundle_inputs, model_cost
+from cascade.energy.estimate import estimate_cascade, estimate_single
+from cascade.energy.profiles import load_all, load_profile
+from cascade.runtime.model_dir import FEATURES
+from data_prep.atomic import write_text_atomic
 from data_prep.errors import KwsError
-from kws.energy_report import bundle_inputs, model_cost
-
+from kws.commands.common import default_bundle, is_bundle, load_feature_config
 
 
 def _features(model: Path, config: Optional[Path]):
-    from cascade.model_dir import FEATURES
-    from kws.commands.common import load_feature_config
 
     if config is None and model.is_dir() and (model / FEATURES).is_file():
         config = model / FEATURES
     return load_feature_config(config)
 
-
 def _profiles(names: list[str], all_: bool):
-    from cascade.profiles import load_all, load_profile
 
     if all_ and names:
         raise KwsError("give --profile or --all, not both")
@@ -38,10 +39,8 @@ def _profiles(names: list[str], all_: bool):
         raise KwsError("give --profile NAME|FILE.toml (repeatable) or --all")
     return [load_profile(name) for name in names]
 
-
 def _days(days: float) -> str:
     return "inf" if days == float("inf") else f"{days:,.1f}"
-
 
 def _table(results: dict, cascade: bool):
     from rich.table import Table
@@ -69,7 +68,6 @@ def _table(results: dict, cascade: bool):
         table.add_row(*cells)
     return table
 
-
 def energy(
     model: Annotated[Optional[Path], typer.Option(help="Cascade bundle (default: samples/cascade), or an int8 .tflite / model directory.")] = None,
     profile: Annotated[Optional[list[str]], typer.Option(help="Built-in profile name or a .toml file; repeatable.")] = None,
@@ -85,12 +83,6 @@ def energy(
 ) -> None:
     """Latency, energy, duty cycle, battery life and fit per MCU profile."""
     from rich.console import Console
-
-    from cascade.battery import get_battery
-    from cascade.energy import estimate_cascade, estimate_single
-    from data_prep.atomic import write_text_atomic
-
-    from kws.commands.common import default_bundle, is_bundle
 
     bat = get_battery(battery)
     model = model or default_bundle()

@@ -7,6 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
+from cascade.evaluation.bundle_eval import evaluate_bundle
+from cascade.evaluation.model_eval import confusion_png, confusion_text
+from cascade.evaluation.model_eval import evaluate as run
+from cascade.runtime.bundle import Bundle
+from cascade.runtime.model_dir import ModelDir, write_json
+from data_prep.errors import KwsError
+from kws.commands.common import default_bundle, is_bundle, load_feature_config
+
 
 def evaluate(
     data: Annotated[Path, typer.Argument(help="Speech Commands folder (release or canonical test-set layout).")],
@@ -23,21 +31,13 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from data_prep.errors import KwsError
-    from cascade.model_dir import ModelDir, write_json
-    from kws.commands.common import default_bundle, is_bundle
-    from kws.evaluate import confusion_png, confusion_text, evaluate as run
-
     for path in (json_out, png):
         if path is not None and path.exists() and not force:
             raise KwsError(f"{path}: already exists (use --force to overwrite)")
-    from kws.commands.common import load_feature_config
 
     model = model or default_bundle()
     console = Console()
     if is_bundle(model):
-        from cascade.bundle import Bundle
-        from cascade.evaluate import evaluate_bundle
 
         bundle = Bundle.open(model)
         if config is not None:

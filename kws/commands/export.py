@@ -7,11 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
+from cascade.runtime.bundle import Bundle
+from export.firmware import Layout, check_destination, export_firmware
+from kws.commands.common import SAMPLES, default_bundle
+
 
 def golden_data(explicit: Optional[Path], calibration: dict) -> Path:
     """Golden clips come from --data, else the folder the gate was calibrated on (when it is
     still there), else the embedded samples."""
-    from kws.commands.common import SAMPLES
 
     if explicit is not None:
         return explicit
@@ -19,7 +22,6 @@ def golden_data(explicit: Optional[Path], calibration: dict) -> Path:
     if recorded and Path(recorded).is_dir():
         return Path(recorded)
     return SAMPLES / "speech_commands"
-
 
 def export(
     out: Annotated[Path, typer.Option(help="Folder to write (must be empty or absent unless --force).")],
@@ -36,10 +38,6 @@ def export(
     frontend, the decision logic, golden vectors and a host self-test."""
     from rich.console import Console
     from rich.table import Table
-
-    from cascade.bundle import Bundle
-    from export.firmware import Layout, check_destination, export_firmware
-    from kws.commands.common import default_bundle
 
     Layout.of(target)  # a bad target fails before anything slow runs
     check_destination(out, force)

@@ -7,6 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from data_prep.atomic import save_npy_atomic
+from data_prep.audio import load_clip
+from data_prep.errors import KwsError
+from data_prep.features import mfcc
 from kws.commands.common import load_feature_config
 
 
@@ -19,11 +23,6 @@ def features(
     """Print T x n_mfcc and statistics of one clip's MFCC, or save them to .npy."""
     from rich.console import Console
     from rich.table import Table
-
-    from data_prep.atomic import save_npy_atomic
-    from data_prep.audio import load_clip
-    from data_prep.errors import KwsError
-    from data_prep.features import mfcc
 
     cfg = load_feature_config(config)
     feats = mfcc(load_clip(file, cfg), cfg)

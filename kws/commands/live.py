@@ -9,12 +9,21 @@ from typing import Annotated, Optional
 
 import typer
 
+from cascade.runtime.bundle import Bundle
+from data_prep.atomic import write_text_atomic
+from data_prep.errors import KwsError
+from kws.commands.common import default_bundle
+from kws.live.blocks import BlockQueue
+from kws.live.devices import input_devices
+from kws.live.display import render
+from kws.live.energy import LiveEnergy
+from kws.live.report import summary_dict, summary_table
+from kws.live.session import make_source, run_live
+
 
 def _list_devices() -> None:
     from rich.console import Console
     from rich.table import Table
-
-    from kws.live.devices import input_devices
 
     devices = input_devices()
     if not devices:
@@ -26,7 +35,6 @@ def _list_devices() -> None:
     for d in devices:
         table.add_row(str(d.index), d.name, d.hostapi, str(d.channels), f"{d.default_rate} Hz", "*" if d.is_default else "")
     Console().print(table)
-
 
 def live(
     model: Annotated[Optional[Path], typer.Option(help="Cascade bundle (default: samples/cascade).")] = None,
@@ -49,14 +57,6 @@ def live(
         return
     from rich.console import Console
 
-    from cascade.bundle import Bundle
-    from data_prep.errors import KwsError
-    from kws.commands.common import default_bundle
-    from kws.live.blocks import BlockQueue
-    from kws.live.energy import LiveEnergy
-    from kws.live.report import summary_dict, summary_table
-    from kws.live.session import make_source, run_live
-
     if summary_json is not None and summary_json.exists() and not force:
         raise KwsError(f"{summary_json}: already exists (use --force to overwrite)")
     bundle = Bundle.open(model or default_bundle())
@@ -78,8 +78,6 @@ def live(
     else:
         from rich.live import Live
 
-        from kws.live.display import render
-
         out = Console()
         with Live(console=out, auto_refresh=False, transient=False) as display:
             def on_update(s) -> None:
@@ -91,6 +89,5 @@ def live(
     summary = summary_dict(status, energy.at(status.stage2_per_s))
     out.print(summary_table(summary))
     if summary_json is not None:
-        from data_prep.atomic import write_text_atomic
 
         write_text_atomic(summary_json, json.dumps(summary, indent=2) + "\n")

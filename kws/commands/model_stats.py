@@ -8,10 +8,13 @@ from typing import Annotated, Optional
 
 import typer
 
+from cascade.energy.model_stats import collect_stats
+from data_prep.atomic import write_text_atomic
+from data_prep.errors import KwsError
+
 
 def _shape(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape))
-
 
 def model_stats(
     model: Annotated[Path, typer.Argument(help="A .tflite file or a model directory with model_int8.tflite.")],
@@ -22,10 +25,6 @@ def model_stats(
     """Per-layer MACs and parameters from the int8 graph, flash bytes and measured arena bytes."""
     from rich.console import Console
     from rich.table import Table
-
-    from data_prep.atomic import write_text_atomic
-    from data_prep.errors import KwsError
-    from kws.model_stats import collect_stats
 
     if json_out is not None and json_out.exists() and not force:
         raise KwsError(f"{json_out}: already exists (use --force to overwrite)")

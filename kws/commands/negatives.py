@@ -7,10 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from data_prep.errors import ConfigError
+from data_prep.negatives import Source, build_negatives, count_files, ensure_music
+
 
 def _sources(specs: list[str], held_out: bool):
-    from data_prep.errors import ConfigError
-    from data_prep.negatives import Source
 
     out = []
     for spec in specs:
@@ -19,7 +20,6 @@ def _sources(specs: list[str], held_out: bool):
             raise ConfigError(f"--source/--held-out {spec!r}: expected NAME=FOLDER")
         out.append(Source(name=name, path=Path(path), held_out=held_out))
     return out
-
 
 def negatives(
     out: Annotated[Path, typer.Argument(help="Output folder: <split>/<source>/*.flac + negatives.json.")],
@@ -33,8 +33,6 @@ def negatives(
 ) -> None:
     """Decode and split negative audio so training and false-accept measurement never share a file."""
     from rich.progress import Progress
-
-    from data_prep.negatives import Source, build_negatives, count_files, ensure_music
 
     sources = _sources(source or [], False) + _sources(held_out or [], True)
     if music:

@@ -7,6 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
+from cascade.energy.profiles import load_all, load_profile
+from cascade.runtime.model_dir import write_json
+from data_prep.atomic import write_text_atomic
+from data_prep.errors import ConfigError, KwsError
+from kws.train.compress.optimize import METHODS, OPTIMIZE_JSON, OptimizeSettings
+from kws.train.compress.optimize import optimize as run
+from kws.train.compress.table import markdown, model_rows, print_rich, targets
+
 TABLE_JSON = "optimization_table.json"
 TABLE_MD = "optimization_table.md"
 
@@ -33,9 +41,6 @@ def optimize(
     TensorFlow Lite Micro."""
     from rich.console import Console
 
-    from data_prep.errors import ConfigError, KwsError
-    from export.optimize import METHODS, OPTIMIZE_JSON, OptimizeSettings, optimize as run
-
     console = Console()
     methods = list(method or (METHODS if table else ()))
     for name in methods:
@@ -59,11 +64,6 @@ def optimize(
             raise ConfigError("give exactly one MODEL and one --method (or --table for the full comparison)")
         report(run(models[0], out, settings(methods[0]), data_dir=data, force=force, progress=not quiet), out)
         return
-
-    from cascade.model_dir import write_json
-    from cascade.profiles import load_all, load_profile
-    from data_prep.atomic import write_text_atomic
-    from kws.optimize_table import markdown, model_rows, print_rich, targets
 
     for path in (out / TABLE_JSON, out / TABLE_MD):
         if path.exists() and not force:

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from kws.report.build import build_report
+
 
 def report(
     run_dir: Annotated[Path, typer.Argument(help="Run directory: `kws demo --out` or a folder of your own outputs.")],
@@ -35,8 +37,6 @@ def report(
     energy/, export/. A section whose inputs are missing becomes a note.
     """
     from rich.console import Console
-
-    from kws.report import build_report
 
     html_path, md_path = build_report(run_dir, out, force=force)
     Console().print(f"wrote {html_path} and {md_path}", soft_wrap=True)

@@ -8,6 +8,13 @@ from typing import Annotated, Optional
 
 import typer
 
+from cascade.energy.profiles import load_profile
+from cascade.runtime.model_dir import ModelDir
+from data_prep.errors import ConfigError
+from kws.commands.common import load_feature_config
+from kws.search.arch import DEFAULT_RESOLUTIONS, DEFAULT_WIDTHS, SearchSpec, parse_resolution
+from kws.search.run import run_search
+
 
 def search(
     data: Annotated[Path, typer.Option(help="Speech Commands folder the candidates train on (validation picks the best).")],
@@ -40,13 +47,6 @@ def search(
     model does not fit the board before training it, train the rest within the budget and
     report the most accurate that fits (MCUNet-style), with a flash x SRAM map and a Pareto plot."""
     from rich.console import Console
-
-    from cascade.model_dir import ModelDir
-    from cascade.profiles import load_profile
-    from data_prep.errors import ConfigError
-    from kws.arch_search import DEFAULT_RESOLUTIONS, DEFAULT_WIDTHS, SearchSpec, parse_resolution
-    from kws.arch_search_run import run_search
-    from kws.commands.common import load_feature_config
 
     console = Console()
     board = load_profile(profile)
@@ -82,7 +82,6 @@ def search(
                         log=lambda line: console.print(line, soft_wrap=True, markup=False))
     print_result(result, console)
     console.print(f"wrote {out}/search.json, memory_map.png, pareto.png" + (", cascade_pareto.png" if stage == 1 else ""))
-
 
 def print_result(result: dict, console) -> None:
     from rich.table import Table

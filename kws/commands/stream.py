@@ -8,6 +8,20 @@ from typing import Annotated, Optional
 
 import typer
 
+from cascade.evaluation.det import det_png
+from cascade.evaluation.mining import MiningConfig
+from cascade.evaluation.mining import mine as run
+from cascade.evaluation.stream_build import build_stream_folder
+from cascade.evaluation.stream_eval import calibrate_bundle, evaluate_streams
+from cascade.evaluation.stream_make import StreamRecipe
+from cascade.evaluation.stream_score import read_truth, score_events
+from cascade.runtime.bundle import Bundle
+from cascade.runtime.model_dir import write_json
+from data_prep.audio import audio_files
+from data_prep.errors import DatasetError, KwsError
+from kws.commands.common import default_bundle
+from kws.commands.train import db_range
+
 app = typer.Typer(help="Long test streams: build them, score detections on them.", no_args_is_help=True)
 
 
@@ -25,15 +39,10 @@ def make(
     force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """Keyword clips and non-keyword speech over background noise, with a truth file."""
-    from cascade.stream_build import build_stream_folder
-    from cascade.stream_make import StreamRecipe
-
-    from kws.commands.train import db_range
 
     recipe = StreamRecipe(minutes=minutes, keyword_share=keyword_share, seed=seed, snr_db=db_range(snr_db, "--snr-db"))
     truth = build_stream_folder(keywords, negatives or [], out, recipe, split=split, force=force, bed_dirs=bed or [])
     typer.echo(f"wrote {out}: {truth['duration_s']:.0f} s, {len(truth['keywords'])} keywords, {truth['events']} events")
-
 
 @app.command("score")
 def score(
@@ -41,8 +50,6 @@ def score(
     events: Annotated[Path, typer.Option(help="Detections as JSON lines (kws detect --events, kws live --json-events).")],
 ) -> None:
     """Hit rate and false accepts per hour of detections against a truth file."""
-    from cascade.stream_score import read_truth, score_events
-    from data_prep.errors import DatasetError
 
     data = read_truth(truth)
     try:
@@ -52,17 +59,13 @@ def score(
     result = score_events(rows, data["keywords"], data["duration_s"])
     typer.echo(json.dumps(result, indent=2))
 
-
 def _write_report(path: Optional[Path], data: dict, force: bool) -> None:
-    from cascade.model_dir import write_json
-    from data_prep.errors import KwsError
 
     if path is None:
         return
     if path.exists() and not force:
         raise KwsError(f"{path}: already exists (use --force to overwrite)")
     write_json(path, data)
-
 
 @app.command("eval")
 def evaluate(
@@ -77,12 +80,6 @@ def evaluate(
 ) -> None:
     """Hit rate, false accepts/hour, DET curve, stage-2 share and energy of a cascade on streams."""
     from rich.console import Console
-
-    from cascade.bundle import Bundle
-    from cascade.det import det_png
-    from cascade.stream_eval import evaluate_streams
-    from data_prep.errors import KwsError
-    from kws.commands.common import default_bundle
 
     for path in (json_out, det):
         if path is not None and path.exists() and not force:
@@ -109,7 +106,6 @@ def evaluate(
     if det is not None:
         det_png(report["det"], det, f"{bundle.path.name}: {t['hours']:.1f} h of streams")
 
-
 @app.command("calibrate")
 def calibrate(
     streams: Annotated[list[Path], typer.Argument(help="Validation stream folders (never the test streams).")],
@@ -120,9 +116,6 @@ def calibrate(
     force: Annotated[bool, typer.Option(help="Replace an existing output bundle.")] = False,
 ) -> None:
     """Choose smoothing window, suppression and per-keyword thresholds for a false-accept target."""
-    from cascade.bundle import Bundle
-    from cascade.stream_eval import calibrate_bundle
-    from kws.commands.common import default_bundle
 
     result = calibrate_bundle(Bundle.open(model or default_bundle()), streams, out, target_fa_per_hour=target_fa,
                               per_keyword=per_keyword, force=force)
@@ -131,7 +124,6 @@ def calibrate(
                f"per keyword {s['label_thresholds'] or '-'}")
     typer.echo(f"validation: hits {v['hits']}/{v['keywords']} ({v['hit_rate']:.3f}), {v['false_accepts_per_hour']:.1f} false accepts/h")
     typer.echo(f"wrote {out}")
-
 
 @app.command("mine")
 def mine(
@@ -143,11 +135,6 @@ def mine(
 ) -> None:
     """Hard-negative mining: the windows the cascade would fire on, as training clips."""
     from rich.progress import Progress
-
-    from cascade.bundle import Bundle
-    from cascade.mining import MiningConfig, mine as run
-    from data_prep.audio import audio_files
-    from kws.commands.common import default_bundle
 
     bundle = Bundle.open(model or default_bundle())
     with Progress() as progress:

@@ -7,6 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from data_prep.errors import KwsError
+from data_prep.labels import WORDS_V2
+from data_prep.synth import synthesize
+
 
 def synth(
     out: Annotated[Path, typer.Argument(help="Output folder (Speech Commands layout, no lists).")],
@@ -17,10 +21,6 @@ def synth(
 ) -> None:
     """Synthesize training clips; use them with `kws train --extra-data OUT`."""
     from rich.progress import Progress
-
-    from data_prep.errors import KwsError
-    from data_prep.labels import WORDS_V2
-    from data_prep.synth import synthesize
 
     if out.exists() and any(out.iterdir()) and not force:
         raise KwsError(f"{out}: already exists (use --force to add to it)")

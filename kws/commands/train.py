@@ -8,11 +8,14 @@ from typing import Annotated, Optional
 
 import typer
 
+from data_prep.augment import AugmentConfig
+from data_prep.errors import ConfigError
 from kws.commands.common import load_feature_config
+from kws.train.config import TrainConfig
+from kws.train.run import train as run
 
 
 def db_range(text: str, option: str) -> tuple[float, float]:
-    from data_prep.errors import ConfigError
 
     try:
         low, high = (float(v) for v in text.split(","))
@@ -20,12 +23,9 @@ def db_range(text: str, option: str) -> tuple[float, float]:
         raise ConfigError(f"{option} {text!r}: expected LOW,HIGH in dB") from None
     return low, high
 
-
 def augment_config(noise_mode: str, snr_db: str):
-    from data_prep.augment import AugmentConfig
 
     return AugmentConfig(noise_mode=noise_mode, snr_db_range=db_range(snr_db, "--snr-db"))
-
 
 def train(
     data: Annotated[Path, typer.Argument(help="Speech Commands folder (release or test-set layout).")],
@@ -63,10 +63,6 @@ def train(
     "Scaling out"); only the chief writes --out.
     """
     from rich.console import Console
-
-    from data_prep.errors import ConfigError
-    from kws.train import train as run
-    from kws.train_config import TrainConfig
 
     try:
         params = json.loads(arch_params) if arch_params else {}

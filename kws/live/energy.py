@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from cascade.bundle import Bundle
+from cascade.energy.battery import get_battery
+from cascade.energy.bundle_energy import model_cost
+from cascade.energy.estimate import estimate_cascade
+from cascade.energy.profiles import load_profile
+from cascade.runtime.bundle import Bundle
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,12 +30,8 @@ class EnergyFigures:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-
 class LiveEnergy:
     def __init__(self, bundle: Bundle, profile: str = "nrf52840", battery: str = "cr2032") -> None:
-        from cascade.battery import get_battery
-        from cascade.profiles import load_profile
-        from kws.energy_report import model_cost
 
         self.bundle = bundle
         self.profile = load_profile(profile)
@@ -41,7 +41,6 @@ class LiveEnergy:
         self.max_rate = 1000.0 / bundle.inference_stride_ms
 
     def at(self, stage2_per_s: float) -> EnergyFigures:
-        from cascade.energy import estimate_cascade
 
         rate = min(max(0.0, stage2_per_s), self.max_rate)
         r = estimate_cascade(self.stage1, self.stage2, self.bundle.config, self.profile,

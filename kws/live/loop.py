@@ -1,7 +1,7 @@
 """The live processing loop: blocks from the queue -> mono -> streaming resample -> the
 streaming cascade, hop by hop -> status, events.
 
-It runs ``cascade.pipeline.StreamingCascade``, the same object ``kws detect`` and the stream
+It runs ``cascade.runtime.pipeline.StreamingCascade``, the same object ``kws detect`` and the stream
 evaluation run, so live decisions are batch decisions. Audio is fed in pieces of at most one
 feature stride, which makes every ``push`` compute exactly the hop it completes, whatever the
 device's block size.
@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from cascade.pipeline import Step, StreamingCascade
+from cascade.runtime.pipeline import Step, StreamingCascade
 from data_prep.audio import to_mono
 from data_prep.errors import AudioError
 from kws.live.blocks import BlockQueue, End

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cascade.bundle import Bundle
-from cascade.pipeline import StreamingCascade
+from cascade.runtime.bundle import Bundle
+from cascade.runtime.pipeline import StreamingCascade
 from data_prep.errors import KwsError
 from kws.live.blocks import BlockQueue
+from kws.live.devices import choose_channels, choose_rate, resolve_device
 from kws.live.loop import LiveEvent, LiveLoop, LiveStatus
+from kws.live.sources import FileSource, MicSource
 
 DEFAULT_BLOCK_MS = 20.0
 
@@ -25,19 +27,15 @@ def make_source(bundle: Bundle, blocks: BlockQueue, *, input_file: Path | None =
     if input_file is not None:
         if device is not None or device_rate is not None:
             raise KwsError("--input plays a file: --device/--device-rate apply to a microphone only")
-        from kws.live.sources import FileSource
 
         return FileSource(input_file, block_ms, blocks, realtime=not fast)
     if fast:
         raise KwsError("--fast applies to --input FILE only (a microphone runs in real time)")
-    from kws.live.devices import choose_channels, choose_rate, resolve_device
-    from kws.live.sources import MicSource
 
     dev = resolve_device(device)
     channels = choose_channels(dev)
     rate = choose_rate(dev, bundle.config.sample_rate, channels, device_rate)
     return MicSource(dev, rate, channels, max(1, round(rate * block_ms / 1000.0)), blocks)
-
 
 def warmed(runner: StreamingCascade) -> StreamingCascade:
     """Run both stages and a second of audio once, then reset: first calls allocate (the
@@ -50,7 +48,6 @@ def warmed(runner: StreamingCascade) -> StreamingCascade:
     runner.push(np.random.default_rng(0).normal(0, 0.01, cfg.sample_rate).astype(np.float32))
     runner.reset()
     return runner
-
 
 def run_live(
     bundle: Bundle,

@@ -1,0 +1,1 @@
+"""Measuring a cascade: clip accuracy, gate calibration, long streams, DET curves, operating points, mining."""

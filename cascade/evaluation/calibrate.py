@@ -1,0 +1,62 @@
+"""``kws cascade build``: calibrate the gate on validation data and write the bundle."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cascade.evaluation.keyword_free import keyword_free_rate, keyword_free_streams
+from cascade.runtime.bundle import Bundle, write_bundle
+from cascade.runtime.decision import SmoothingConfig
+from cascade.runtime.gate import calibrate, threshold_curve
+from cascade.runtime.model_dir import ModelDir, write_json
+from cascade.runtime.pipeline import StageRunner
+from cascade.runtime.stages import KEYWORD
+from data_prep.errors import DatasetError
+from data_prep.example_features import example_features
+from data_prep.labels import RESERVED
+from data_prep.speech_commands import load_dataset
+
+CURVE = "threshold_curve.json"
+KEYWORD_FREE = "keyword_free.json"
+
+
+def stage1_scores(stage1: ModelDir, data_dir: Path, split: str, labels, cache_dir: Path | None = None):
+    """(P(keyword) from the int8 stage 1, is-keyword flags) over a split of ``data_dir``."""
+    dataset = load_dataset(data_dir, labels)
+    examples = dataset.examples(split)
+    if not examples:
+        raise DatasetError(f"{data_dir}: no {split} examples to calibrate the gate on")
+    features = example_features(examples, stage1.config, cache_dir)
+    p = StageRunner(stage1)(features)[:, stage1.labels.index(KEYWORD)]
+    return p, np.array([e.label not in RESERVED for e in examples])
+
+
+def build_cascade(
+    stage1_dir: Path,
+    stage2_dir: Path,
+    data_dir: Path,
+    out: Path,
+    *,
+    recall: float = 0.98,
+    inference_stride_ms: float = 100.0,
+    smoothing: SmoothingConfig = SmoothingConfig(),
+    split: str = "validation",
+    force: bool = False,
+    cache_dir: Path | None = None,
+) -> tuple[Bundle, dict[str, Any]]:
+    stage1, stage2 = ModelDir.open(stage1_dir), ModelDir.open(stage2_dir)
+    stage1.config.require_same(stage2.config, f"{stage1_dir} vs {stage2_dir}")
+    p, is_kw = stage1_scores(stage1, data_dir, split, stage2.dataset_labels(), cache_dir)
+    cal = calibrate(p, is_kw, recall)
+    calibration = dataclasses.asdict(cal) | {"data": str(data_dir), "split": split}
+    bundle = write_bundle(out, stage1_dir, stage2_dir, tau=cal.tau, inference_stride_ms=inference_stride_ms,
+                          smoothing=smoothing, calibration=calibration, force=force)
+    write_json(bundle.path / CURVE, threshold_curve(p, is_kw))
+    streams, about = keyword_free_streams(data_dir, stage2.dataset_labels(), split, bundle.config.sample_rate)
+    free = keyword_free_rate(bundle, streams) | about
+    write_json(bundle.path / KEYWORD_FREE, free)
+    return bundle, calibration | {"keyword_free": free}

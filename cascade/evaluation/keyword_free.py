@@ -1,0 +1,43 @@
+"""How often the gate opens on audio with no keyword in it: the figure that sets a cascade's
+energy, since an always-on listener hears mostly noise and other speech."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cascade.runtime.bundle import Bundle
+from cascade.runtime.pipeline import StreamingCascade
+from cascade.runtime.stream_run import run_stream
+from data_prep.audio import load_audio
+from data_prep.labels import UNKNOWN
+from data_prep.speech_commands import load_dataset
+
+
+def keyword_free_streams(data_dir: Path, labels, split: str, sample_rate: int,
+                         gap_s: float = 0.5) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """The keyword-free audio of a dataset: each background-noise file, then the split's
+    ``_unknown_`` clips joined by ``gap_s`` of silence. One definition for calibration and search."""
+    dataset = load_dataset(data_dir, labels)
+    streams = [load_audio(p, sample_rate) for p in dataset.background_noise_files]
+    speech = [e.path for e in dataset.examples(split) if e.label == UNKNOWN and e.path is not None]
+    if speech:
+        gap = np.zeros(int(gap_s * sample_rate), np.float32)
+        streams.append(np.concatenate([part for p in speech for part in (load_audio(p, sample_rate), gap)]))
+    about = {"noise_files": [p.name for p in dataset.background_noise_files], "speech_clips": len(speech)}
+    return streams, about
+
+
+def keyword_free_rate(bundle: Bundle, streams: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Stage-2 runs per second and per step of the streaming cascade on keyword-free audio."""
+    runner = StreamingCascade(bundle)
+    seconds = steps = runs = 0
+    for audio in streams:
+        runner.reset()
+        result = run_stream(bundle, audio, runner=runner, chunk_samples=bundle.config.sample_rate)
+        seconds, steps, runs = seconds + result.duration_s, steps + result.steps, runs + result.stage2_runs
+    return {"seconds": seconds, "steps": steps, "stage2_runs": runs,
+            "stage2_per_s": runs / seconds if seconds else 0.0, "stage2_share": runs / steps if steps else 0.0}

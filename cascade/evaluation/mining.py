@@ -1,0 +1,95 @@
+"""Hard-negative mining: run the cascade over long keyword-free audio and keep the windows
+it would fire on, as ``_unknown_`` training clips for the next round.
+
+A window is mined where the step posterior (stage 2's, the gate having opened) gives a
+keyword at least ``min_score``, a bar below the detection threshold so near misses are
+learnt too; within ``spacing_s`` only the strongest is kept. The clip written is exactly
+the audio window the models saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from cascade.runtime.bundle import Bundle
+from cascade.runtime.model_dir import write_json
+from cascade.runtime.pipeline import StreamingCascade
+from cascade.runtime.stream_run import run_stream
+from data_prep.atomic import atomic_dir, write_atomic
+from data_prep.audio import audio_files, load_audio
+from data_prep.labels import SILENCE, UNKNOWN
+
+MINED = "mined.json"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MiningConfig:
+    min_score: float = 0.5
+    spacing_s: float = 1.0
+    max_per_file: int = 50
+
+
+def keyword_peaks(times: np.ndarray, posteriors: np.ndarray, labels: Sequence[str], config: MiningConfig) -> list[tuple[float, str, float]]:
+    """(t, label, score) of the strongest keyword steps, at least ``spacing_s`` apart."""
+    keyword = np.array([name not in (SILENCE, UNKNOWN) for name in labels])
+    masked = np.where(keyword[None, :], posteriors, 0.0)
+    top, score = masked.argmax(axis=1), masked.max(axis=1)
+    chosen: list[int] = []
+    for i in np.argsort(-score, kind="stable"):
+        if score[i] < config.min_score or len(chosen) >= config.max_per_file:
+            break
+        if all(abs(times[i] - times[j]) >= config.spacing_s for j in chosen):
+            chosen.append(int(i))
+    return [(float(times[i]), labels[top[i]], float(score[i])) for i in sorted(chosen)]
+
+
+def mine_file(bundle: Bundle, path: Path, config: MiningConfig, runner: StreamingCascade) -> tuple[list[tuple[np.ndarray, dict[str, Any]]], float]:
+    """(window audio, description) of each mined window of one recording, and its length in
+    seconds. Short files are padded with half a window of silence on each side so every part
+    of them is heard."""
+    cfg = bundle.config
+    pad = np.zeros(cfg.clip_samples // 2, np.float32)
+    samples = load_audio(path, cfg.sample_rate)
+    audio = np.concatenate([pad, samples, pad])
+    runner.reset()
+    result = run_stream(bundle, audio, runner=runner, chunk_samples=cfg.sample_rate)
+    out = []
+    for t, label, score in keyword_peaks(result.trace_t, result.trace_posterior, bundle.labels, config):
+        end = int(round(t * cfg.sample_rate))
+        window = audio[max(0, end - cfg.clip_samples) : end]
+        out.append((window, {"file": str(path), "t": round(t - len(pad) / cfg.sample_rate, 3), "label": label,
+                             "score": round(score, 4)}))
+    return out, len(samples) / cfg.sample_rate
+
+
+def mine(bundle: Bundle, folders: Sequence[Path], out: Path, config: MiningConfig = MiningConfig(), *,
+         force: bool = False, tick: Callable[[], None] = lambda: None) -> dict[str, Any]:
+    """Write mined windows to ``out/<folder name>/<file>_<ms>.wav`` and ``mined.json``
+    (temp folder + rename: an interrupted run leaves nothing half-written)."""
+    runner = StreamingCascade(bundle)
+    rows, seconds = [], 0.0
+    with atomic_dir(out, force) as tmp:
+        for folder in folders:
+            for path in audio_files(folder):
+                windows, length = mine_file(bundle, path, config, runner)
+                for window, row in windows:
+                    target = tmp / Path(folder).name / f"{path.stem}_{int(row['t'] * 1000):07d}.wav"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    write_atomic(target, lambda fh, w=window: sf.write(fh, w, bundle.config.sample_rate, subtype="PCM_16", format="WAV"))
+                    rows.append(row | {"clip": str(target.relative_to(tmp))})
+                seconds += length
+                tick()
+        by_label: dict[str, int] = {}
+        for row in rows:
+            by_label[row["label"]] = by_label.get(row["label"], 0) + 1
+        summary = {"model": str(bundle.path), "folders": [str(f) for f in folders], "config": dataclasses.asdict(config),
+                   "hours": seconds / 3600.0, "mined": len(rows), "per_hour": len(rows) * 3600.0 / seconds if seconds else 0.0,
+                   "by_label": by_label, "clips": rows}
+        write_json(tmp / MINED, summary)
+    return summary

@@ -1,0 +1,45 @@
+"""Assemble a stream folder (stream.wav + truth.json) from dataset folders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import soundfile as sf
+
+from cascade.evaluation.stream_make import StreamRecipe, make_stream
+from cascade.runtime.model_dir import write_json
+from data_prep.atomic import atomic_dir, write_atomic
+from data_prep.audio import audio_files, load_audio
+from data_prep.config import FeatureConfig
+from data_prep.errors import DatasetError, KwsError
+from data_prep.labels import RESERVED, UNKNOWN
+from data_prep.speech_commands import load_dataset
+
+
+def build_stream_folder(keywords_dir: Path, negative_dirs: list[Path], out: Path, recipe: StreamRecipe,
+                        *, split: str = "testing", config: FeatureConfig | None = None, force: bool = False,
+                        bed_dirs: Sequence[Path] = ()) -> dict[str, Any]:
+    """``bed_dirs``: long recordings (music) that join the background-noise files as the bed
+    the words are spoken over, one recording per bed entry."""
+    config = config or FeatureConfig()
+    if Path(out).exists() and not force:  # before the costly build, not only at publishing
+        raise KwsError(f"{out}: already exists (use --force to replace it)")
+    dataset = load_dataset(keywords_dir)
+    examples = [e for e in dataset.examples(split) if e.path is not None]
+    keywords = [(e.path, e.label) for e in examples if e.label not in RESERVED]
+    negatives = [e.path for e in examples if e.label == UNKNOWN]
+    for folder in negative_dirs:
+        negatives += audio_files(folder)
+    if not keywords:
+        raise DatasetError(f"{keywords_dir}: no keyword clips in the {split} split")
+    noise = [load_audio(p, config.sample_rate) for p in dataset.background_noise_files]
+    noise += [load_audio(p, config.sample_rate) for folder in bed_dirs for p in audio_files(folder)]
+    audio, truth = make_stream(keywords, negatives, noise, config.sample_rate, recipe)
+    truth.update({"keywords_dir": str(keywords_dir), "split": split, "negatives": [str(d) for d in negative_dirs],
+                  "bed": [str(d) for d in bed_dirs]})
+    with atomic_dir(out, force) as tmp:
+        write_atomic(tmp / "stream.wav", lambda fh: sf.write(fh, audio, config.sample_rate, subtype="PCM_16", format="WAV"))
+        write_json(tmp / "truth.json", truth)
+    return truth

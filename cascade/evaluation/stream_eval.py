@@ -1,0 +1,121 @@
+"""A cascade on long streams: the figures a user lives with (hit rate, false accepts per hour,
+the DET curve, how often stage 2 runs and what that costs on each MCU), and the calibration
+of the operating point on validation streams.
+
+Every stream is run once through the streaming cascade (``run_stream``: the code path of
+``kws detect`` and ``kws live``); thresholds and smoothing are then replayed on its trace.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cascade.energy.bundle_energy import model_cost
+from cascade.energy.estimate import estimate_cascade
+from cascade.energy.profiles import load_all, load_profile
+from cascade.evaluation.calibrate import CURVE, KEYWORD_FREE
+from cascade.evaluation.det import det_curve, hits_at_rate, rate_at_hits
+from cascade.evaluation.operating_point import Trace, calibrate_operating_point
+from cascade.evaluation.stream_score import read_truth, score_events
+from cascade.runtime.bundle import Bundle, write_bundle
+from cascade.runtime.model_dir import write_json
+from cascade.runtime.stream_run import StreamResult, detect_file
+
+TRUTH, AUDIO = "truth.json", "stream.wav"
+OPERATING_POINT = "operating_point.json"
+
+
+def trace_stream(bundle: Bundle, folder: Path) -> tuple[Trace, StreamResult]:
+    """Run the cascade over ``folder``/stream.wav; its trace with the folder's truth."""
+    truth = read_truth(Path(folder) / TRUTH)
+    result = detect_file(bundle, Path(folder) / AUDIO)
+    return Trace(result.trace_t, result.trace_posterior, tuple(truth["keywords"]), result.duration_s), result
+
+def model_costs(bundle: Bundle) -> tuple[Any, Any]:
+
+    return model_cost(bundle.stage1.int8_path), model_cost(bundle.stage2.int8_path)
+
+def energy_rows(bundle: Bundle, stage2_rate_per_s: float, profiles: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Energy per hour of listening at the measured stage-2 rate, cascade vs stage 2 always on."""
+
+    s1, s2 = model_costs(bundle)
+    rows = []
+    for profile in [load_profile(p) for p in profiles] if profiles else load_all():
+        est = estimate_cascade(s1, s2, bundle.config, profile, inference_stride_ms=bundle.inference_stride_ms,
+                               stage2_rate_per_s=stage2_rate_per_s)
+        rows.append({"profile": profile.name, "energy_j_per_hour": est["energy_j_per_hour"],
+                     "stage2_always_on_j_per_hour": est["stage2_always_on"]["energy_j_per_hour"],
+                     "ratio": est["cascade_vs_stage2_energy"], "battery_days": est["battery_days"],
+                     "stage2_always_on_battery_days": est["stage2_always_on"]["battery_days"],
+                     "fits": est["fits"]["ok"]})
+    return rows
+
+def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_hour: float = 5.0,
+                     hit_target: float = 0.95, profiles: Sequence[str] | None = None) -> dict[str, Any]:
+    """Score the bundle's own operating point on each stream and over all of them, plus the
+    pooled DET curve, the rate at ``hit_target`` hits and the hits at ``target_fa_per_hour``."""
+    per_stream, traces, curves = [], [], []
+    seconds = steps = runs = 0.0
+    for folder in folders:
+        trace, result = trace_stream(bundle, folder)
+        events = [{"t": d.t, "label": d.label} for d in result.detections]
+        score = score_events(events, trace.keywords, result.duration_s)
+        per_stream.append({"stream": str(folder), **score, "stage2_runs": result.stage2_runs,
+                           "stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty})
+        traces.append(trace)
+        curves.append(det_curve(trace.times, trace.posteriors, bundle.smoothing, bundle.labels,
+                                trace.keywords, trace.duration_s))
+        seconds, steps, runs = seconds + result.duration_s, steps + result.steps, runs + result.stage2_runs
+    pooled = pool_curves(curves, [t.duration_s for t in traces], [len(t.keywords) for t in traces])
+    hits = sum(s["hits"] for s in per_stream)
+    keywords = sum(s["keywords"] for s in per_stream)
+    fa = sum(s["false_accepts"] for s in per_stream)
+    rate = runs / seconds if seconds else 0.0
+    return {
+        "model": str(bundle.path), "smoothing": bundle.smoothing.to_dict(), "streams": per_stream,
+        "total": {"hours": seconds / 3600.0, "keywords": keywords, "hits": hits, "hit_rate": hits / keywords if keywords else 0.0,
+                  "false_accepts": fa, "false_accepts_per_hour": fa * 3600.0 / seconds if seconds else 0.0,
+                  "stage2_runs": int(runs), "stage2_duty": runs / steps if steps else 0.0,
+                  "stage2_per_hour": rate * 3600.0},
+        "det": pooled,
+        f"false_accepts_per_hour_at_{round(hit_target * 100)}pct_hits": rate_at_hits(pooled, hit_target),
+        f"hit_rate_at_{target_fa_per_hour:g}_fa_per_hour": hits_at_rate(pooled, target_fa_per_hour),
+        "energy": energy_rows(bundle, rate, profiles),
+    }
+
+def pool_curves(curves: Sequence[Sequence[dict[str, float]]], seconds: Sequence[float],
+                keywords: Sequence[int]) -> list[dict[str, float]]:
+    """One DET curve over several streams (same thresholds): hits and false accepts summed."""
+    total_s, total_kw = sum(seconds), sum(keywords)
+    pooled = []
+    for points in zip(*curves):
+        hits, fa = sum(p["hits"] for p in points), sum(p["false_accepts"] for p in points)
+        hit_rate = hits / total_kw if total_kw else 0.0
+        pooled.append({"threshold": points[0]["threshold"], "hits": hits, "hit_rate": hit_rate, "miss_rate": 1.0 - hit_rate,
+                       "false_accepts": fa, "false_accepts_per_hour": fa * 3600.0 / total_s if total_s else 0.0})
+    return pooled
+
+def calibrate_bundle(bundle: Bundle, folders: Sequence[Path], out: Path, *, target_fa_per_hour: float,
+                     per_keyword: bool = True, force: bool = False) -> dict[str, Any]:
+    """Choose window, suppression and per-keyword thresholds on validation streams and write
+    a new bundle carrying them (and how they were chosen)."""
+    traces = [trace_stream(bundle, folder)[0] for folder in folders]
+    chosen = calibrate_operating_point(traces, bundle.labels, target_fa_per_hour,
+                                       min_count=bundle.smoothing.min_count, per_keyword=per_keyword)
+    smoothing = chosen["smoothing"]
+    calibration = dict(bundle.calibration)
+    calibration["operating_point"] = {
+        "target_false_accepts_per_hour": target_fa_per_hour, "per_keyword": per_keyword,
+        "streams": [str(f) for f in folders], "validation": chosen["score"],
+        "hours": sum(t.duration_s for t in traces) / 3600.0,
+    }
+    new = write_bundle(out, bundle.stage1.path, bundle.stage2.path, tau=bundle.tau,
+                       inference_stride_ms=bundle.inference_stride_ms, smoothing=smoothing, calibration=calibration, force=force)
+    for name in (CURVE, KEYWORD_FREE):  # the gate's calibration is unchanged: carry its figures over
+        if (bundle.path / name).is_file():
+            shutil.copy2(bundle.path / name, new.path / name)
+    write_json(new.path / OPERATING_POINT, {"chosen": smoothing.to_dict(), "validation": chosen["score"], "grid": chosen["grid"]})
+    return {"smoothing": smoothing.to_dict(), "validation": chosen["score"], "grid": chosen["grid"]}

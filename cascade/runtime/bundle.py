@@ -1,0 +1,150 @@
+"""A cascade bundle: one directory with both int8 stages and every constant they run with.
+
+    cascade.toml      manifest: feature config fingerprint, labels, gate tau, inference
+                      stride, smoothing, calibration figures, kws version
+    features.toml     the FeatureConfig shared by both stages
+    stage1/, stage2/  model directories (labels.txt, normalization.json, model_int8.tflite,
+                      features.toml, metrics.json)
+
+Everything that runs a cascade (eval, detect, live, energy, export) opens it through
+``Bundle.open``, which refuses a bundle whose files are missing or whose stages disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from cascade.runtime.decision import SmoothingConfig
+from cascade.runtime.model_dir import FEATURES, LABELS, METRICS, MODEL_INT8, NORMALIZATION, TRAIN_CONFIG, ModelDir
+from cascade.runtime.stages import KEYWORD
+from data_prep.config import FeatureConfig
+from data_prep.errors import ConfigError, KwsError, ModelError
+from data_prep.toml_io import dumps
+
+MANIFEST = "cascade.toml"
+FORMAT = 1
+STAGE_FILES = (FEATURES, LABELS, NORMALIZATION, MODEL_INT8)
+
+
+def kws_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kws")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclasses.dataclass(frozen=True)
+class Bundle:
+    path: Path
+    config: FeatureConfig
+    stage1: ModelDir
+    stage2: ModelDir
+    tau: float
+    inference_stride_ms: float
+    smoothing: SmoothingConfig
+    calibration: dict[str, Any]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.stage2.labels
+
+    @property
+    def inference_stride_frames(self) -> int:
+        return round(self.inference_stride_ms / self.config.stride_ms)
+
+    @classmethod
+    def open(cls, path: Path) -> "Bundle":
+        path = Path(path)
+        manifest = path / MANIFEST
+        if not manifest.is_file():
+            raise ModelError(f"{path}: not a cascade bundle (no {MANIFEST})")
+        try:
+            data = tomllib.loads(manifest.read_text())
+            head, gate = data["cascade"], data["gate"]
+            config = FeatureConfig.load(path / head["features"])
+            stage1 = ModelDir.open(path / data["stage1"]["dir"])
+            stage2 = ModelDir.open(path / data["stage2"]["dir"])
+            smoothing = SmoothingConfig.from_dict(data.get("smoothing", {}))
+            tau, stride = float(gate["tau"]), float(head["inference_stride_ms"])
+        except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
+            raise ModelError(f"{manifest}: invalid manifest ({type(exc).__name__}: {exc})") from None
+        except KwsError as exc:
+            raise ModelError(f"{path}: {exc}") from None
+        for stage in (stage1, stage2):
+            stage.config.require_same(config, f"{stage.path} vs {path / head['features']}")
+        if head.get("fingerprint") and head["fingerprint"] != config.fingerprint():
+            raise ModelError(f"{manifest}: fingerprint {head['fingerprint']} does not match {path / head['features']}")
+        if KEYWORD not in stage1.labels:
+            raise ModelError(f"{stage1.path}: not a stage-1 model (labels {list(stage1.labels)} lack {KEYWORD!r})")
+        if list(stage2.labels) != list(head.get("labels", stage2.labels)):
+            raise ModelError(f"{manifest}: labels do not match {stage2.path / LABELS}")
+        bundle = cls(path, config, stage1, stage2, tau, stride, smoothing, dict(data.get("calibration", {})))
+        bundle.validate()
+        return bundle
+
+    def validate(self) -> None:
+        if not 0.0 <= self.tau <= 1.0:
+            raise ConfigError(f"{self.path}: gate tau={self.tau} outside [0, 1]")
+        frames = self.inference_stride_ms / self.config.stride_ms
+        if frames < 1 or abs(frames - round(frames)) > 1e-9:
+            raise ConfigError(
+                f"{self.path}: inference stride {self.inference_stride_ms} ms is not a multiple of the "
+                f"feature stride {self.config.stride_ms} ms"
+            )
+
+    def require_config(self, other: FeatureConfig, what: str) -> None:
+        self.config.require_same(other, f"{what} vs bundle {self.path}")
+
+
+def write_bundle(
+    out: Path,
+    stage1_dir: Path,
+    stage2_dir: Path,
+    *,
+    tau: float,
+    inference_stride_ms: float,
+    smoothing: SmoothingConfig,
+    calibration: dict[str, Any],
+    force: bool = False,
+) -> Bundle:
+    """Copy both stages into a new bundle directory, atomically (temp dir + rename)."""
+    stage1, stage2 = ModelDir.open(stage1_dir), ModelDir.open(stage2_dir)
+    stage1.config.require_same(stage2.config, f"{stage1_dir} vs {stage2_dir}")
+    out = Path(out)
+    if out.exists() and not force:
+        raise KwsError(f"{out}: already exists (use --force to replace it)")
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for name, stage in (("stage1", stage1), ("stage2", stage2)):
+        (tmp / name).mkdir(parents=True)
+        for file in (*STAGE_FILES, METRICS, TRAIN_CONFIG):
+            if (stage.path / file).is_file():
+                shutil.copy2(stage.path / file, tmp / name / file)
+    stage1.config.save(tmp / FEATURES)
+    manifest = {
+        "cascade": {
+            "format": FORMAT,
+            "kws_version": kws_version(),
+            "features": FEATURES,
+            "fingerprint": stage1.config.fingerprint(),
+            "labels": list(stage2.labels),
+            "inference_stride_ms": float(inference_stride_ms),
+        },
+        "gate": {"tau": float(tau), "stage1_keyword_label": KEYWORD},
+        "smoothing": smoothing.to_dict(),
+        "stage1": {"dir": "stage1", "labels": list(stage1.labels)},
+        "stage2": {"dir": "stage2", "labels": list(stage2.labels)},
+        "calibration": calibration,
+    }
+    (tmp / MANIFEST).write_text(dumps(manifest))
+    Bundle.open(tmp)  # refuse to publish a bundle that would not open
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return Bundle.open(out)

@@ -1,0 +1,118 @@
+"""Running a cascade bundle: on clips (batch evaluation) and on a stream (detect, live).
+
+Both drivers use the same pieces: each stage's normalisation and int8 model
+(``TFLiteModel``, reference kernels = what TFLite Micro computes), the gate, and the
+decision code in ``cascade.runtime.decision``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from cascade.runtime.bundle import Bundle
+from cascade.runtime.decision import Detection, Smoother, clip_predictions, step_posterior
+from cascade.runtime.gate import gate_open
+from cascade.runtime.int8_model import TFLiteModel
+from cascade.runtime.model_dir import ModelDir
+from cascade.runtime.stages import KEYWORD
+from data_prep.streaming import StreamingFrontend
+
+
+class StageRunner:
+    """One stage: raw MFCC -> its normalisation -> int8 model -> float probabilities."""
+
+    def __init__(self, model: ModelDir, workers: int = 1) -> None:
+
+        self.model = model
+        self.tflite = TFLiteModel(model.int8_path)
+        self.workers = workers
+        self.invocations = 0
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        batch = features if features.ndim == 3 else features[None]
+        self.invocations += len(batch)
+        return self.tflite.predict(self.model.inputs(batch), workers=self.workers)
+
+class Cascade:
+    def __init__(self, bundle: Bundle, workers: int = 1) -> None:
+        self.bundle = bundle
+        self.stage1 = StageRunner(bundle.stage1, workers)
+        self.stage2 = StageRunner(bundle.stage2, workers)
+        self.keyword_index = bundle.stage1.labels.index(KEYWORD)
+
+    def classify_clips(self, features: np.ndarray, stage2_all: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Per clip: stage-1 probabilities, gate, stage-2 probabilities (only where the gate
+        opened, NaN elsewhere) and the cascade's predicted label index. ``stage2_all``: stage 2
+        already run on every clip (an evaluation comparing with stage 2 alone), reused as is."""
+        p1 = self.stage1(features)
+        opened = gate_open(p1[:, self.keyword_index], self.bundle.tau)
+        p2 = np.full((len(features), len(self.bundle.labels)), np.nan, dtype=np.float32)
+        if opened.any():
+            p2[opened] = self.stage2(features[opened]) if stage2_all is None else stage2_all[opened]
+        preds = clip_predictions(p1, p2, opened, self.bundle.stage1.labels, self.bundle.labels)
+        return {"p1": p1, "opened": opened, "p2": p2, "predictions": preds}
+
+    def stage2_only(self, features: np.ndarray) -> np.ndarray:
+        return self.stage2(features)
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """What happened at one inference stride of a stream."""
+
+    t: float  # end of the analysed window, seconds from stream start
+    p_keyword: float
+    opened: bool
+    label: str  # current smoothed top label
+    score: float
+    detection: Detection | None
+    latency_ms: float  # host time to run the stage(s) for this step
+    posterior: np.ndarray  # the step's posterior over the stage-2 labels (input of smoothing)
+
+class StreamingCascade:
+    """Audio chunks in, one Step per inference stride out (after the first full window)."""
+
+    def __init__(self, bundle: Bundle, cascade: Cascade | None = None) -> None:
+        self.bundle = bundle
+        self.cascade = cascade or Cascade(bundle)
+        self.frontend = StreamingFrontend(bundle.config)
+        self.smoother = Smoother(bundle.smoothing, bundle.labels)
+        self.steps_run = 0
+        self.stage2_runs = 0
+
+    def reset(self) -> None:
+        self.frontend.reset()
+        self.smoother.reset()
+        self.steps_run = self.stage2_runs = 0
+
+    def push(self, samples: np.ndarray) -> list[Step]:
+        cfg, every = self.bundle.config, self.bundle.inference_stride_frames
+        before, history = self.frontend.frames_emitted, self.frontend.window
+        rows = self.frontend.push(samples)
+        # One push may complete several strides: the window of row k is the T rows ending there.
+        full = np.concatenate([history, rows])
+        t = cfg.num_frames
+        steps = []
+        for k in range(len(rows)):
+            frame = before + k + 1  # frames emitted once this row is in
+            if frame < t or (frame - t) % every:
+                continue
+            end = len(history) + k + 1
+            t_end = ((frame - 1) * cfg.stride_samples + cfg.window_samples) / cfg.sample_rate
+            steps.append(self._step(full[end - t : end], t_end))
+        return steps
+
+    def _step(self, window: np.ndarray, t_end: float) -> Step:
+        start = time.perf_counter()
+        p1 = self.cascade.stage1(window)[0]
+        p_kw = float(p1[self.cascade.keyword_index])
+        opened = bool(gate_open(p_kw, self.bundle.tau))
+        p2 = self.cascade.stage2(window)[0] if opened else None
+        self.steps_run += 1
+        self.stage2_runs += int(opened)
+        posterior = step_posterior(p1, p2, self.bundle.stage1.labels, self.bundle.labels)
+        detection, label, score = self.smoother.update(t_end, posterior)
+        latency = (time.perf_counter() - start) * 1000.0
+        return Step(t_end, p_kw, opened, label, score, detection, latency, posterior)

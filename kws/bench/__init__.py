@@ -1,0 +1,1 @@
+"""Benchmarks: speed and memory measured against stated targets, ratios within one run."""

@@ -1,0 +1,1 @@
+"""``make demo``: the whole pipeline on the embedded samples, as resumable steps."""

@@ -1,0 +1,193 @@
+"""``make demo``: the whole pipeline on the embedded samples, as resumable steps.
+
+features -> train stage 1 and stage 2 (int8 quantization inside) -> TFLite Micro check ->
+cascade calibration -> batch evaluation -> streaming detection on a long mixed recording ->
+energy on every MCU profile -> firmware export -> report. Each step writes into
+``runs/demo/<step>/``; a step whose inputs did not change is skipped on a re-run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cascade.energy.arena import measure_arena
+from cascade.energy.bundle_energy import bundle_energy
+from cascade.evaluation.bundle_eval import evaluate_bundle
+from cascade.evaluation.calibrate import build_cascade
+from cascade.evaluation.model_eval import confusion_png
+from cascade.evaluation.stream_build import build_stream_folder
+from cascade.evaluation.stream_make import StreamRecipe
+from cascade.evaluation.stream_score import score_events
+from cascade.runtime.bundle import Bundle
+from cascade.runtime.int8_model import TFLiteModel
+from cascade.runtime.model_dir import ModelDir, write_json
+from cascade.runtime.stream_run import detect_file
+from data_prep.config import FeatureConfig
+from data_prep.example_features import example_features
+from data_prep.labels import WORDS_V2
+from data_prep.speech_commands import load_dataset
+from data_prep.synth import synthesize
+from export.firmware import export_firmware
+from export.tflm import verify_bit_exact
+from kws.demo.steps import Step
+from kws.report.build import build_report
+from kws.train.config import TrainConfig
+from kws.train.run import train
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DemoConfig:
+    data: str
+    stage1_arch: str = "tiny"
+    stage1_epochs: int = 30
+    stage2_arch: str = "ds_cnn"
+    stage2_params: tuple[tuple[str, Any], ...] = (("filters", 32),)
+    stage2_epochs: int = 40
+    unknown_pct: float = 100.0
+    recall: float = 0.95
+    stream_minutes: float = 2.0
+    synth_voices: int = 20  # espeak-ng voices per word added to training (0: none)
+    seed: int = 0
+
+def features_step(cfg: DemoConfig, features: FeatureConfig):
+    def run(out: Path) -> dict[str, Any]:
+
+        dataset = load_dataset(Path(cfg.data))
+        summary: dict[str, Any] = {"config": features.to_dict(), "fingerprint": features.fingerprint(),
+                                   "T": features.num_frames, "n_mfcc": features.n_mfcc, "splits": {}}
+        for split in ("training", "validation", "testing"):
+            x = example_features(dataset.examples(split), features)
+            summary["splits"][split] = {"clips": int(len(x)), "mean": float(x.mean()), "std": float(x.std()),
+                                        "c0_mean": float(x[..., 0].mean())}
+        summary["counts"] = dataset.counts()
+        features.save(out / "features.toml")
+        write_json(out / "summary.json", summary)
+        return {"clips": sum(s["clips"] for s in summary["splits"].values()), "shape": [features.num_frames, features.n_mfcc]}
+    return run
+
+def synth_step(cfg: DemoConfig, features: FeatureConfig):
+    def run(out: Path) -> dict[str, Any]:
+        import shutil
+
+        if cfg.synth_voices == 0 or shutil.which("espeak-ng") is None:
+            return {"clips": 0, "note": "espeak-ng not installed: training on the real clips only"}
+        clips = synthesize(WORDS_V2, out / "clips", voices=cfg.synth_voices, seed=cfg.seed, config=features)
+        return {"clips": clips, "voices": cfg.synth_voices}
+    return run
+
+def train_step(root: Path, cfg: DemoConfig, features: FeatureConfig, stage: int):
+    def run(out: Path) -> dict[str, Any]:
+
+        synth = root / "synth" / "clips"
+        extra = (str(synth),) if synth.is_dir() else ()
+        arch, params, epochs = ((cfg.stage1_arch, {}, cfg.stage1_epochs) if stage == 1
+                                else (cfg.stage2_arch, dict(cfg.stage2_params), cfg.stage2_epochs))
+        tc = TrainConfig(stage=stage, arch=arch, arch_params=params, epochs=epochs, patience=epochs,
+                         batch_size=32, unknown_pct=cfg.unknown_pct, seed=cfg.seed, extra_data=extra)
+        metrics = train(Path(cfg.data), out / "model", tc, features, progress=True)
+        return {"testing": metrics.get("testing"), "validation": metrics.get("validation")}
+    return run
+
+def tflm_step(root: Path, cfg: DemoConfig):
+    def run(out: Path) -> dict[str, Any]:
+
+        models = {stage: ModelDir.open(root / f"train_{stage}" / "model") for stage in ("stage1", "stage2")}
+        models["stage1"].config.require_same(models["stage2"].config, "stage 1 vs stage 2")
+        examples = load_dataset(Path(cfg.data)).examples("testing")
+        raw = example_features(examples, models["stage1"].config)  # both stages read the same features
+        summary = {}
+        for stage, model in models.items():
+            x = model.inputs(raw)
+            tfl = TFLiteModel(model.int8_path)
+            data = model.int8_path.read_bytes()
+            report = verify_bit_exact(data, tfl.quantize_input(x))
+            summary[stage] = report.to_dict() | {"arena_bytes": measure_arena(data), "flash_bytes": len(data)}
+        write_json(out / "tflm.json", summary)
+        return summary
+    return run
+
+def cascade_step(root: Path, cfg: DemoConfig):
+    def run(out: Path) -> dict[str, Any]:
+
+        _, cal = build_cascade(root / "train_stage1" / "model", root / "train_stage2" / "model", Path(cfg.data),
+                               out / "bundle", recall=cfg.recall, force=True)
+        return {k: cal[k] for k in ("tau", "recall", "invocation_rate", "false_open_rate")} | {
+            "keyword_free_stage2_per_s": cal["keyword_free"]["stage2_per_s"]}
+    return run
+
+def evaluate_step(root: Path, cfg: DemoConfig):
+    def run(out: Path) -> dict[str, Any]:
+
+        report = evaluate_bundle(Bundle.open(root / "cascade" / "bundle"), Path(cfg.data))
+        write_json(out / "eval.json", report)
+        confusion_png(report, out / "confusion.png", "cascade (int8), test speakers")
+        return {k: report[k] for k in ("accuracy", "stage2_accuracy", "stage1_recall", "stage2_invocation_rate", "n")}
+    return run
+
+def stream_step(root: Path, cfg: DemoConfig):
+    def run(out: Path) -> dict[str, Any]:
+
+        bundle = Bundle.open(root / "cascade" / "bundle")
+        truth = build_stream_folder(Path(cfg.data), [], out / "recording",
+                                    StreamRecipe(minutes=cfg.stream_minutes, seed=cfg.seed), config=bundle.config)
+        result = detect_file(bundle, out / "recording" / "stream.wav")
+        events = [{"t": d.t, "label": d.label, "score": d.score} for d in result.detections]
+        score = score_events(events, truth["keywords"], result.duration_s)
+        np.savez_compressed(out / "trace.npz", t=result.trace_t, p_keyword=result.trace_p_keyword,
+                            opened=result.trace_opened, latency_ms=result.latency_ms)
+        write_json(out / "detections.json", {"events": events, "score": score, "tau": bundle.tau,
+                                             "stage2_runs": result.stage2_runs, "steps": result.steps})
+        return score | {"stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty}
+    return run
+
+def energy_step(root: Path):
+    def run(out: Path) -> dict[str, Any]:
+
+        results = bundle_energy(root / "cascade" / "bundle")
+        write_json(out / "energy.json", results)
+        return {name: {"cascade_vs_stage2_energy": r["cascade_vs_stage2_energy"], "battery_days": r["battery_days"],
+                       "fits": r["fits"]["ok"]} for name, r in results.items()}
+    return run
+
+def export_step(root: Path, cfg: DemoConfig):
+    def run(out: Path) -> dict[str, Any]:
+        import shutil
+        import subprocess
+
+        result = export_firmware(root / "cascade" / "bundle", out / "firmware", data=Path(cfg.data), target="tflm")
+        summary: dict[str, Any] = {"files": len(result.files), "verification": result.verification}
+        if shutil.which("gcc") and shutil.which("make"):
+            proc = subprocess.run(["make", "-C", str(result.out / "host_test"), "check"], capture_output=True, text=True, timeout=300)
+            summary["host_selftest"] = "passed" if proc.returncode == 0 else f"FAILED: {proc.stdout[-300:]}{proc.stderr[-300:]}"
+        return summary
+    return run
+
+def report_step(root: Path):
+    def run(out: Path) -> dict[str, Any]:
+
+        html, md = build_report(root, force=True)
+        return {"html": str(html), "md": str(md)}
+    return run
+
+def demo_steps(root: Path, cfg: DemoConfig, features: FeatureConfig) -> list[Step]:
+    settings = dataclasses.asdict(cfg) | {"features": features.fingerprint()}
+    return [
+        Step("features", "extract MFCC features", features_step(cfg, features), settings),
+        Step("synth", "synthesize extra training speech (espeak-ng)", synth_step(cfg, features), settings),
+        Step("train_stage1", "train stage 1 (tiny gate) + int8", train_step(root, cfg, features, 1), settings,
+             ("features", "synth"), keep_partial=True),
+        Step("train_stage2", "train stage 2 (classifier) + int8", train_step(root, cfg, features, 2), settings,
+             ("features", "synth"), keep_partial=True),
+        Step("tflm", "TFLite Micro bit-exactness and arena", tflm_step(root, cfg), {}, ("train_stage1", "train_stage2")),
+        Step("cascade", "calibrate the gate, build the bundle", cascade_step(root, cfg), settings, ("train_stage1", "train_stage2")),
+        Step("evaluate", "batch evaluation on test speakers", evaluate_step(root, cfg), {}, ("cascade",)),
+        Step("stream", "streaming detection on a long recording", stream_step(root, cfg), settings, ("cascade",)),
+        Step("energy", "energy on every MCU profile", energy_step(root), {}, ("cascade",)),
+        Step("export", "firmware export, compiled and self-tested", export_step(root, cfg), {}, ("cascade",)),
+        Step("report", "HTML and Markdown report", report_step(root), {},
+             ("features", "train_stage1", "train_stage2", "tflm", "cascade", "evaluate", "stream", "energy", "export")),
+    ]

@@ -1,0 +1,1 @@
+"""``kws report``: a run folder's artefacts found by content and rendered as HTML and Markdown."""

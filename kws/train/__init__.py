@@ -1,0 +1,1 @@
+"""Training a cascade stage: config, input pipeline, model zoo, the tf.distribute loop, resumable callbacks."""

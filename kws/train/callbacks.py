@@ -1,0 +1,104 @@
+"""What makes training resumable: the backup of the training state, history on disk, best
+model, early stop.
+
+Keras' own ModelCheckpoint/EarlyStopping forget their state when a run restarts; these read
+it back from ``history.json`` so a resumed run keeps the real best model and patience.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from cascade.runtime import model_dir as artifact
+from kws.train.distribute import Placement, broadcast_from_chief, write_dir
+
+
+class TrainingBackup:
+    """Weights, optimizer state (slots, step count) and finished epochs, saved after every
+    epoch with ``tf.train.CheckpointManager`` (a crash mid-save leaves the previous one).
+
+    Every worker saves, as TensorFlow requires of multi-worker checkpoints, but only the
+    chief's copy in ``directory`` is kept; the others write to ``workertemp_<id>`` and delete
+    it. On restart the chief restores and every worker takes its state by broadcast.
+    """
+
+    def __init__(self, directory: Path, model, optimizer, placement: Placement) -> None:
+        import tensorflow as tf
+
+        self.directory, self.placement = Path(directory), placement
+        self.model, self.optimizer = model, optimizer
+        self.epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epochs_done=self.epochs_done)
+        # Created lazily by the first save or restore: made here, on every worker alike, since
+        # under a multi-worker strategy each variable creation is a collective broadcast.
+        _ = self.checkpoint.save_counter
+        self._write_dir = write_dir(self.directory, placement)
+        self._manager = tf.train.CheckpointManager(self.checkpoint, str(self._write_dir), max_to_keep=1)
+
+    def _state(self) -> list[Any]:
+        return [*self.model.variables, *self.optimizer.variables, self.epochs_done]
+
+    def restore(self) -> int:
+        """Load the chief's latest backup (if any) on every worker; the finished epochs."""
+        import tensorflow as tf
+
+        latest = tf.train.latest_checkpoint(str(self.directory)) if self.placement.is_chief else None
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        if self.placement.num_workers > 1:
+            state = self._state()
+            for variable, value in zip(state, broadcast_from_chief(self.placement, state)):
+                variable.assign(value)
+        return int(self.epochs_done.numpy())
+
+    def save(self, epochs_done: int) -> None:
+        self.epochs_done.assign(epochs_done)
+        self._manager.save(checkpoint_number=epochs_done)
+        if not self.placement.is_chief:
+            shutil.rmtree(self._write_dir, ignore_errors=True)
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """Append each epoch's logs to history.json (atomically), kept across resumes."""
+
+    def __init__(self, path: Path, resuming: bool) -> None:
+        super().__init__()
+        self.path = path
+        self.entries: list[dict[str, Any]] = artifact.read_json(path) if resuming and path.is_file() else []
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.entries[:] = [e for e in self.entries if e["epoch"] < epoch]
+        self.entries.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+        artifact.write_json(self.path, self.entries)
+
+
+class BestAndStop(keras.callbacks.Callback):
+    """Save the model whenever validation accuracy improves; stop after ``patience`` epochs
+    without improvement. Must run after HistoryWriter, whose entries it reads."""
+
+    def __init__(self, path: Path, patience: int, entries: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.path, self.patience, self.entries = Path(path), patience, entries
+
+    def _best(self, entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+        scored = [e for e in entries if "val_accuracy" in e]
+        return max(scored, key=lambda e: (e["val_accuracy"], -e.get("val_loss", 0.0), -e["epoch"])) if scored else None
+
+    def out_of_patience(self) -> bool:
+        """True once the last recorded epoch is ``patience`` epochs past the best one."""
+        best = self._best(self.entries)
+        return best is not None and self.entries[-1]["epoch"] - best["epoch"] >= self.patience
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        best = self._best(self.entries)
+        if best is not None and best["epoch"] == epoch:
+            tmp = self.path.with_name(f".{self.path.stem}.tmp.keras")
+            self.model.save(tmp)
+            os.replace(tmp, self.path)
+        if self.out_of_patience():
+            self.model.stop_training = True

@@ -1,0 +1,1 @@
+"""Compressing a trained model: quantization-aware training, channel pruning, weight clustering."""
