@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 
-import librosa
 import numpy as np
 import scipy.fft
 
@@ -24,7 +23,8 @@ def feature_tables(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.nd
 
     These are also what the C frontend embeds as ``const`` arrays.
     """
-    import scipy.signal  # lazy: scipy.signal costs ~0.7 s to import, and `kws --help` needs none of it
+    import librosa  # lazy: librosa and scipy.signal cost ~1 s to import; `kws --help` needs neither
+    import scipy.signal
 
     window = scipy.signal.get_window(config.window, config.window_samples, fftbins=True)
     mel = librosa.filters.mel(
