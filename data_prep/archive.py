@@ -6,6 +6,10 @@ half-extracted dataset behind. So every member is checked by our own rules and, 
 Python has it, by ``tarfile.data_filter`` too; everything goes into a hidden temporary folder
 beside the destination, which is renamed to its final name only once the whole archive (gzip
 CRC, tar end marker, every member's size) has been read without fault.
+
+Size is bounded too (a 408 KB gzip can hold 400 MB of zeros): members, their total, their count
+and the extracted/compressed ratio are checked against ``ExtractLimits`` from each member's
+header, before its data is written; a hard link, copied out as a file, counts in full.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import unicodedata
 import zlib
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -32,9 +37,29 @@ MANIFEST_NAME = "SHA256SUMS"
 METADATA_NAME = "download.json"
 _CHUNK = 1 << 20
 _BLOCK = tarfile.BLOCKSIZE
+_CONTROL_CATEGORIES = {"Cc", "Zl", "Zp"}  # C0/C1 controls (newline, CR, ESC, ...), line/paragraph separators
 _LOCAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 
 Progress = Callable[[int, int | None], None]
+
+# What the largest known release (Speech Commands v0.02, see data_prep.download.OFFICIAL) holds:
+# 105,829 utterances of at most 1 s of 16-bit 16 kHz mono (32,044 bytes with the WAV header), six
+# background-noise recordings (the longest, doing_the_dishes.wav, 3,046,050 bytes), list files.
+_RELEASE_FILES = 105_829 + 6 + 4
+_RELEASE_LARGEST_FILE = 3_046_050
+_RELEASE_BYTES = 105_829 * 32_044 + 6 * _RELEASE_LARGEST_FILE + 1_000_000  # ~3.41 GB, an upper bound
+
+
+@dataclass(frozen=True)
+class ExtractLimits:
+    """Bounds on what an archive may extract to. The defaults are twice what the largest known
+    release can hold; ``max_ratio`` bounds extracted bytes / archive bytes (v0.02: ~1.4, since
+    PCM audio hardly compresses; a gzip bomb: up to ~1000)."""
+
+    max_member_bytes: int = 2 * _RELEASE_LARGEST_FILE
+    max_total_bytes: int = 2 * _RELEASE_BYTES
+    max_members: int = 2 * _RELEASE_FILES
+    max_ratio: float = 10.0
 
 
 class CorruptArchive(DownloadError):
@@ -56,11 +81,12 @@ def extract_tar_gz(
     force: bool = False,
     progress: Progress | None = None,
     metadata: Mapping[str, object] | None = None,
+    limits: ExtractLimits = ExtractLimits(),
 ) -> Extracted:
     """Extract ``archive`` into the folder ``target``, or leave nothing at all.
 
     ``SHA256SUMS`` (``sha256sum -c`` format) lists every extracted regular file; ``metadata``,
-    if given, is saved beside it as ``download.json``.
+    if given, is saved beside it as ``download.json``. Beyond ``limits``: ``CorruptArchive``.
     """
     archive, target = Path(archive), Path(target)
     if target.exists() and not force:
@@ -68,7 +94,7 @@ def extract_tar_gz(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".extracting", dir=target.parent))
     try:
-        hashes, nbytes = _extract_all(archive, tmp, progress)
+        hashes, nbytes = _extract_all(archive, tmp, progress, limits)
         manifest = "".join(f"{digest}  {name}\n" for name, digest in sorted(hashes.items()))
         write_text_atomic(tmp / MANIFEST_NAME, manifest)
         if metadata is not None:
@@ -99,10 +125,11 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _extract_all(archive: Path, root: Path, progress: Progress | None) -> tuple[dict[str, str], int]:
+def _extract_all(archive: Path, root: Path, progress: Progress | None,
+                 limits: ExtractLimits) -> tuple[dict[str, str], int]:
     total = archive.stat().st_size
     hashes: dict[str, str] = {}
-    nbytes = 0
+    nbytes = members = 0
     with open(archive, "rb") as raw_fh:
         raw = _CountingReader(raw_fh, lambda n: progress(n, total) if progress else None)
         gz = gzip.GzipFile(fileobj=raw, mode="rb")
@@ -110,7 +137,9 @@ def _extract_all(archive: Path, root: Path, progress: Progress | None) -> tuple[
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
                 for member in tar:
-                    nbytes += _extract_one(tar, member, root, hashes, archive)
+                    members += 1
+                    _check_size(member, members, nbytes, total, limits, archive)
+                    nbytes += _extract_one(tar, member, root, hashes, archive, limits, nbytes)
                 end = tar.offset
             _require_end_marker(stream, end, archive)
             while stream.read(_CHUNK):  # drain, so gzip checks its CRC and length trailer
@@ -120,11 +149,32 @@ def _extract_all(archive: Path, root: Path, progress: Progress | None) -> tuple[
     return hashes, nbytes
 
 
+def _check_size(member: tarfile.TarInfo, count: int, before: int, archive_bytes: int,
+                limits: ExtractLimits, archive: Path) -> None:
+    """Refuse a member from its header, before any of its data is written."""
+    name = member.name
+    if count > limits.max_members:
+        raise CorruptArchive(f"{archive}: refused member {name!r}: more than {limits.max_members:,} members")
+    if member.size > limits.max_member_bytes:
+        raise CorruptArchive(f"{archive}: refused member {name!r}: {member.size:,} bytes, more than the "
+                             f"{limits.max_member_bytes:,} any file of the release can have")
+    _check_total(name, before + member.size, archive_bytes, limits, archive)
+
+
+def _check_total(name: str, total: int, archive_bytes: int, limits: ExtractLimits, archive: Path) -> None:
+    if total > limits.max_total_bytes:
+        raise CorruptArchive(f"{archive}: refused member {name!r}: extracting more than {limits.max_total_bytes:,} "
+                             "bytes, beyond what the release can hold")
+    if total > limits.max_ratio * archive_bytes:
+        raise CorruptArchive(f"{archive}: refused member {name!r}: extracts to over {limits.max_ratio:g}x the "
+                             f"archive's {archive_bytes:,} bytes (a compression bomb?)")
+
+
 def _extract_one(tar: tarfile.TarFile, member: tarfile.TarInfo, root: Path,
-                 hashes: dict[str, str], archive: Path) -> int:
+                 hashes: dict[str, str], archive: Path, limits: ExtractLimits, before: int) -> int:
     """Sort file-system errors: a full disk is ours to fix, a clash inside the tree is the archive's."""
     try:
-        return _extract_member(tar, member, root, hashes, archive)
+        return _extract_member(tar, member, root, hashes, archive, limits, before)
     except gzip.BadGzipFile:
         raise
     except OSError as exc:
@@ -148,7 +198,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root: Path,
-                    hashes: dict[str, str], archive: Path) -> int:
+                    hashes: dict[str, str], archive: Path, limits: ExtractLimits, before: int) -> int:
     rel = safe_member_path(member, archive)
     if rel is None:  # the archive's own root entry ("./")
         return 0
@@ -172,7 +222,8 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root: Path,
         if source.is_symlink() or not source.is_file():
             raise CorruptArchive(f"{archive}: hard link {member.name!r} -> {member.linkname!r} has no earlier file")
         _require_inside(source, root, member, archive)
-        shutil.copyfile(source, dest)
+        _check_total(member.name, before + source.stat().st_size, archive.stat().st_size, limits, archive)
+        shutil.copyfile(source, dest)  # a copy costs its full size: links must not multiply a file
         hashes[rel.as_posix()] = sha256_file(dest)
         return dest.stat().st_size
     fileobj = tar.extractfile(member)
@@ -195,9 +246,14 @@ def safe_member_path(member: tarfile.TarInfo, archive: Path | str = "archive") -
     """The member's path relative to the tree, or ``CorruptArchive`` if it is unsafe.
 
     Refused: absolute paths, ``..`` components, links whose target leaves the tree, and
-    anything but regular files, directories and links (devices, FIFOs, ...).
+    anything but regular files, directories and links (devices, FIFOs, ...), and names with a
+    control character (a newline in a name would forge a line of ``SHA256SUMS``).
     """
     name = member.name
+    for text, what in ((name, "name"), (member.linkname, "link target")):
+        bad = next((c for c in text if unicodedata.category(c) in _CONTROL_CATEGORIES), None)
+        if bad is not None:
+            raise CorruptArchive(f"{archive}: refused member {name!r}: control character {bad!r} in its {what}")
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         raise CorruptArchive(f"{archive}: refused member {name!r}: absolute path")
     rel = _normalise(name)

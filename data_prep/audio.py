@@ -6,6 +6,9 @@ same way everywhere: one ``AudioError`` naming the file and the problem.
 
 from __future__ import annotations
 
+import contextlib
+import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +17,47 @@ import soxr
 
 from data_prep.config import FeatureConfig
 from data_prep.errors import AudioError, DatasetError
+from data_prep.resample import StreamResampler
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+BLOCK_FRAMES = 1 << 16  # frames per read of a long file: ~4 s at 16 kHz, ~0.5 MB of stereo float32
+CLIP_MARGIN_S = 0.1  # read past a clip's end: the resampler's filter reaches this far at most
 
 
-def read_audio(path: Path) -> tuple[np.ndarray, int]:
-    """Return (float32 samples in [-1, 1], shape (n,) or (n, channels); native rate)."""
+def read_audio(path: Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Return (float32 samples in [-1, 1], shape (n,) or (n, channels); native rate).
+    ``max_seconds``: read only that much from the start (a clip of a long recording)."""
+    path = checked_audio_path(path)
+    with _decode_errors(path), sf.SoundFile(str(path)) as fh:
+        frames = -1 if max_seconds is None else math.ceil(max_seconds * fh.samplerate)
+        return fh.read(frames, dtype="float32", always_2d=False), int(fh.samplerate)
+
+
+def stream_audio(path: Path, sample_rate: int, block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+    """Any supported file as float32 mono blocks at ``sample_rate``, validated as ``load_audio``
+    does, read ``block_frames`` at a time: memory does not grow with the recording's length.
+    The resampler keeps its state across blocks, so the blocks join into the whole-file signal."""
+    path = checked_audio_path(path)
+    seen = produced = 0
+    with _decode_errors(path), sf.SoundFile(str(path)) as fh:
+        resampler = StreamResampler(fh.samplerate, sample_rate)
+        while True:
+            block = fh.read(block_frames, dtype="float32", always_2d=False)
+            last = len(block) < block_frames
+            mono = check_finite(to_mono(block), str(path), offset=seen)
+            seen += len(mono)
+            out = resampler.push(mono, last=last)
+            produced += len(out)
+            if len(out):
+                yield out
+            if last:
+                break
+    if not produced:
+        raise AudioError(f"{path}: zero samples")
+
+
+def checked_audio_path(path: Path) -> Path:
+    """The checks a file gets before decoding: exists, a file, not empty, not a cut-off WAV."""
     path = Path(path)
     if not path.exists():
         raise AudioError(f"{path}: no such file")
@@ -28,13 +66,18 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
     _check_riff_complete(path)
+    return path
+
+
+@contextlib.contextmanager
+def _decode_errors(path: Path) -> Iterator[None]:
+    """libsndfile's failures, at open or mid-file, as one AudioError naming the file."""
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=False)
+        yield
     except sf.LibsndfileError as exc:
         raise AudioError(f"{path}: not a readable audio file ({_short(exc)})") from None
     except (RuntimeError, ValueError, EOFError) as exc:
         raise AudioError(f"{path}: truncated or corrupt audio ({_short(exc)})") from None
-    return data, int(rate)
 
 
 def _check_riff_complete(path: Path) -> None:
@@ -82,9 +125,14 @@ def check_samples(samples: np.ndarray, source: str) -> np.ndarray:
     """Reject what the features cannot use: no samples, NaN or Inf."""
     if samples.size == 0:
         raise AudioError(f"{source}: zero samples")
+    return check_finite(samples, source)
+
+
+def check_finite(samples: np.ndarray, source: str, offset: int = 0) -> np.ndarray:
+    """Reject NaN/Inf, naming the first bad index (``offset``: where this block starts)."""
     finite = np.isfinite(samples)
     if not finite.all():
-        first = int(np.flatnonzero(~finite.reshape(-1))[0])
+        first = offset + int(np.flatnonzero(~finite.reshape(-1))[0])
         raise AudioError(f"{source}: contains NaN/Inf samples (first at index {first})")
     return samples
 
@@ -99,15 +147,19 @@ def pad_or_crop(samples: np.ndarray, length: int) -> np.ndarray:
 
 
 def load_audio(path: Path, sample_rate: int) -> np.ndarray:
-    """Any supported file as float32 mono at ``sample_rate``, validated, any length."""
+    """Any supported file as float32 mono at ``sample_rate``, validated, any length (whole in
+    memory: for long recordings use ``stream_audio``)."""
     data, rate = read_audio(path)
     samples = check_samples(to_mono(data), str(path))
     return check_samples(resample(samples, rate, sample_rate), str(path))
 
 
 def load_clip(path: Path, config: FeatureConfig) -> np.ndarray:
-    """One clip of exactly L samples, as the features and models expect."""
-    return pad_or_crop(load_audio(path, config.sample_rate), config.clip_samples)
+    """One clip of exactly L samples, as the features and models expect. Reads only the first
+    clip (plus a margin that keeps the resampler's end effects out of it), not a whole recording."""
+    data, rate = read_audio(path, max_seconds=config.clip_ms / 1000.0 + CLIP_MARGIN_S)
+    samples = check_samples(to_mono(data), str(path))
+    return pad_or_crop(check_samples(resample(samples, rate, config.sample_rate), str(path)), config.clip_samples)
 
 
 def loudest_window(samples: np.ndarray, length: int) -> np.ndarray:

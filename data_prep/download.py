@@ -1,6 +1,6 @@
 """Download the Speech Commands archives: resumable HTTP, verified size and checksum.
 
-The release is 2.4 GB over plain HTTP, so a dropped connection must not cost the whole
+The release is 2.4 GB (fetched over HTTPS by default), so a dropped connection must not cost the whole
 transfer: bytes go to ``<archive>.part`` and a retry asks for the rest with an HTTP ``Range``
 request (a server that answers 200 instead of 206 makes us start over; 416 means the part is
 already whole). A file only takes its final name once its size and SHA-256 match the published
@@ -22,7 +22,7 @@ from pathlib import Path
 from data_prep.archive import CorruptArchive, Extracted, Progress, extract_tar_gz, sha256_file
 from data_prep.errors import DownloadError
 
-DEFAULT_BASE_URL = "http://download.tensorflow.org/data/"
+DEFAULT_BASE_URL = "https://download.tensorflow.org/data/"  # HTTPS: the v0.01 test set has no checksum to catch tampering
 BASE_URL_ENV = "KWS_DOWNLOAD_BASE_URL"
 VERSIONS = ("v0.02", "v0.01")
 _CHUNK = 1 << 20
@@ -45,7 +45,8 @@ class Archive:
 
 # Sizes and SHA-256 as published by TensorFlow Datasets (url_checksums/speech_commands.txt) and
 # torchaudio (datasets/speechcommands.py); the v0.01 size is the server's Content-Length. No
-# checksum is published for the v0.01 test set: size from Content-Length, gzip/tar integrity.
+# checksum is published for the v0.01 test set (none could be fetched here to add): it is
+# extracted with gzip/tar integrity checks only, and reported as unverified.
 _TFDS = "tensorflow-datasets url_checksums"
 OFFICIAL: dict[tuple[str, bool], Archive] = {
     ("v0.02", False): Archive(

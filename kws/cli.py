@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from data_prep.errors import KwsError  # noqa: E402
 from kws.commands import (
     bench,
+    bench_detect,  # noqa: F401  (adds `kws bench detect-memory` to bench.app)
     bench_eval,  # noqa: F401  (adds `kws bench eval` to bench.app)
     bench_live,
     bench_scale,  # noqa: F401  (adds `kws bench eval-memory` to bench.app)

@@ -44,3 +44,18 @@ def test_bench_eval_memory_report(bundle_dir: Path, samples_dir: Path, tmp_path:
     assert again.exit_code == 1 and "already exists" in again.output
     refused = runner.invoke(app, [*args[:6], "--clips", "5"])
     assert refused.exit_code == 1 and "at least 60" in refused.output
+
+
+def test_bench_detect_memory_report(tmp_path: Path) -> None:
+    """The ratio machinery on short recordings (the real run is 10 min vs 2 h; see the README)."""
+    out = tmp_path / "detect.json"
+    args = ["bench", "detect-memory", "--minutes", "0.5,2", "--json", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert [row["minutes"] for row in data["sizes"]] == [0.5, 2.0]
+    assert all(row["peak_rss_bytes"] > 50 * 2**20 for row in data["sizes"])  # a real `kws detect` process
+    assert data["rss_ratio"] == data["sizes"][1]["peak_rss_bytes"] / data["sizes"][0]["peak_rss_bytes"]
+    assert "detect-memory" == data["benchmark"] and "rss_flat" in data["targets"]
+    refused = runner.invoke(app, ["bench", "detect-memory", "--minutes", "10"])
+    assert refused.exit_code == 1 and "at least two lengths" in refused.output

@@ -200,7 +200,7 @@ def _wait(procs: list[subprocess.Popen], timeout: float) -> None:
 def _weights(run: Path) -> list[np.ndarray]:
     import keras
 
-    return keras.models.load_model(run / "model.keras").get_weights()
+    return keras.models.load_model(run / "model.keras", safe_mode=True).get_weights()
 
 
 @pytest.mark.slow

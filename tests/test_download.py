@@ -24,8 +24,8 @@ import soundfile as sf
 import typer
 from typer.testing import CliRunner
 
-from data_prep.archive import CorruptArchive, extract_tar_gz
-from data_prep.download import BASE_URL_ENV, download_speech_commands, fetch, official_archive
+from data_prep.archive import CorruptArchive, ExtractLimits, extract_tar_gz
+from data_prep.download import BASE_URL_ENV, DEFAULT_BASE_URL, download_speech_commands, fetch, official_archive, resolve_base_url
 from data_prep.errors import DownloadError
 from kws.commands import download as download_cmd
 
@@ -397,3 +397,75 @@ def test_cli_download(server, tmp_path, tree, release):
         assert "HTTP 404" in str(again.exception)
     else:
         assert "error:" in again.output and "HTTP 404" in again.output
+
+
+# ---------------------------------------------------------------- issue #18: bombs, forged manifest lines, unverified
+
+
+TIGHT = ExtractLimits(max_member_bytes=1_000_000, max_total_bytes=2_000_000, max_members=20, max_ratio=10.0)
+
+
+def _random(n: int, seed: int = 0) -> bytes:
+    return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+BOMBS = {  # each small on disk, each beyond TIGHT: (members, what the refusal says)
+    "zeros: compression ratio": ([_file("./yes/zeros.wav", bytes(900_000))], "a compression bomb"),
+    "one member too large": ([_file("./yes/big.wav", _random(1_100_000))], "more than the 1,000,000"),
+    "total too large": ([_file(f"./yes/r{i}.wav", _random(700_000, i)) for i in range(3)], "more than 2,000,000 bytes"),
+    "hard links multiply a file": ([_file("./yes/r.wav", _random(700_000)),
+                                    *[_link(f"./yes/h{i}.wav", "./yes/r.wav", tarfile.LNKTYPE) for i in range(3)]],
+                                   "more than 2,000,000 bytes"),
+    "too many members": ([_file(f"./no/e{i}.txt", b"") for i in range(30)], "more than 20 members"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BOMBS))
+def test_archive_beyond_the_size_limits_is_refused_before_it_is_written(tmp_path, tree, case):
+    members, message = BOMBS[case]
+    archive = tmp_path / "bomb.tar.gz"
+    archive.write_bytes(gzip.compress(tar_bytes(release_members(tree) + members)))
+    dest = tmp_path / "out" / "speech_commands"
+    with pytest.raises(CorruptArchive, match=re.escape(message)) as err:
+        extract_tar_gz(archive, dest, limits=TIGHT)
+    assert "\n" not in str(err.value) and leftovers(dest.parent) == []
+
+
+def test_default_limits_refuse_a_real_gzip_bomb_and_pass_the_release(tmp_path, tree, release):
+    bomb = tmp_path / "bomb.tar.gz"
+    bomb.write_bytes(gzip.compress(tar_bytes(release_members(tree) + [_file("./yes/z.wav", bytes(5_000_000))])))
+    assert bomb.stat().st_size < 100_000  # 5 MB of zeros (a plausible member size) in a few tens of KB
+    with pytest.raises(CorruptArchive, match="a compression bomb"):
+        extract_tar_gz(bomb, tmp_path / "out")
+    assert leftovers(tmp_path / "out") == []
+    good = tmp_path / "good.tar.gz"
+    good.write_bytes(release)
+    assert extract_tar_gz(good, tmp_path / "ok").files == len(tree)  # real audio is far inside every bound
+    assert ExtractLimits().max_total_bytes > 6_000_000_000 and ExtractLimits().max_member_bytes > 3_046_050
+
+
+@pytest.mark.parametrize("name", ["./yes/a.wav\nffff  yes/forged.wav", "./yes/b\r.wav", "./yes/\x1b[31mred.wav",
+                                  "./yes/c\u2028.wav", "./yes/d\x85.wav"])
+def test_member_names_with_control_characters_are_refused(tmp_path, tree, name):
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(gzip.compress(tar_bytes(release_members(tree) + [_file(name, b"x")])))
+    dest = tmp_path / "out" / "speech_commands"
+    with pytest.raises(CorruptArchive, match="control character") as err:
+        extract_tar_gz(archive, dest)
+    assert "\n" not in str(err.value) and leftovers(dest.parent) == []
+
+
+def test_default_base_url_is_https(monkeypatch) -> None:
+    monkeypatch.delenv(BASE_URL_ENV, raising=False)
+    assert resolve_base_url() == DEFAULT_BASE_URL == "https://download.tensorflow.org/data/"
+
+
+def test_cli_says_an_archive_without_published_checksum_is_unverified(server, tmp_path, tree, release):
+    server.files[V1_TEST] = release
+    result = CliRunner().invoke(_cli_app(), ["data", "download", "--dest", str(tmp_path), "--url", server.url,
+                                             "--version", "v0.01", "--test-set"])
+    assert result.exit_code == 0, result.output
+    assert "UNVERIFIED: no published checksum for speech_commands_test_set_v0.01.tar.gz" in result.stdout
+    assert "has no published checksum: it cannot be verified" in result.output  # warned before the transfer
+    info = json.loads((tmp_path / "speech_commands_test_set_v0.01" / "download.json").read_text())
+    assert info["checksum_verified"] is False and info["archive_sha256"] == sha(release)

@@ -16,12 +16,12 @@ from cascade.runtime.pipeline import StreamingCascade
 from cascade.runtime.stream_run import run_stream
 from data_prep.audio import load_audio, resample
 from data_prep.errors import AudioError
+from data_prep.resample import StreamResampler
 from kws.commands.common import SAMPLES, is_bundle
 from kws.live.blocks import BlockQueue, End
 from kws.live.display import render
 from kws.live.energy import LiveEnergy
 from kws.live.loop import SILENT_DB, LiveLoop, level_db
-from kws.live.resample import StreamResampler
 from kws.live.session import run_live
 from kws.live.sources import FileSource
 

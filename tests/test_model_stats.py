@@ -124,3 +124,30 @@ def test_damaged_flatbuffer_is_a_model_error(hand_int8):
     damaged = hand_int8[:8] + bytes(len(hand_int8) - 8)
     with pytest.raises(ModelError):
         graph_layers(damaged)
+
+
+def test_a_keras_model_with_python_code_is_refused_not_run(tmp_path) -> None:
+    """#18: a user's model.keras is loaded with safe_mode=True: a Lambda layer (arbitrary code
+    in the file) is refused with one line, and its code never runs."""
+    import shutil
+    from pathlib import Path
+
+    from cascade.runtime.model_dir import load_keras
+    from kws.cli import app
+
+    model_dir = tmp_path / "evil"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "samples" / "models" / "stage2", model_dir)
+    marker = tmp_path / "ran.txt"
+    inputs = keras.Input((49, 10))
+    code = eval(f"lambda x: (open({str(marker)!r}, 'w').close(), x)[1]")  # the path baked into its bytecode
+    outputs = keras.layers.Lambda(code)(inputs)
+    keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(outputs))).save(model_dir / "model.keras")
+    marker.unlink()  # building the model ran the lambda once; loading must not
+    with pytest.raises(ModelError, match="holds Python code"):
+        load_keras(model_dir / "model.keras")
+    result = CliRunner().invoke(app, ["model-stats", str(model_dir)])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[-1] == f"error: {model_dir / 'model.keras'}: refused: the model holds Python code (a Lambda layer), " \
+                        "which kws does not run (Keras safe_mode=True)", result.output
+    assert "Traceback" not in result.output and not marker.exists()

@@ -70,7 +70,7 @@ def test_saved_model_file_round_trips(tmp_path, config, rng):
     model = build_model("tc_resnet", config.input_shape, 4, width=0.5)
     path = tmp_path / "model.keras"
     model.save(path)
-    loaded = keras.saving.load_model(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
     x = rng.normal(0, 5, (3, *config.input_shape)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
 

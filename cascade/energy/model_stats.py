@@ -24,7 +24,7 @@ from pathlib import Path
 
 from cascade.energy.arena import measure_arena
 from cascade.runtime.int8_model import read_model_bytes
-from cascade.runtime.model_dir import MODEL_INT8, MODEL_KERAS
+from cascade.runtime.model_dir import MODEL_INT8, MODEL_KERAS, load_keras
 from data_prep.errors import ModelError
 
 MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -149,10 +149,10 @@ def resolve_model(path: Path) -> tuple[Path, Path | None]:
     return path, None
 
 def _keras_params(path: Path) -> int:
-    import keras
-
     try:
-        return int(keras.saving.load_model(path, compile=False).count_params())
+        return int(load_keras(path, compile=False).count_params())
+    except ModelError:
+        raise
     except Exception as exc:  # keras raises ValueError, OSError, zipfile errors...
         raise ModelError(f"{path}: cannot load Keras model ({type(exc).__name__})") from None
 

@@ -10,7 +10,8 @@ the audio window the models saw.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,9 @@ import soundfile as sf
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import write_json
 from cascade.runtime.pipeline import StreamingCascade
-from cascade.runtime.stream_run import run_stream
+from cascade.runtime.stream_run import run_blocks
 from data_prep.atomic import atomic_dir, write_atomic
-from data_prep.audio import audio_files, load_audio
+from data_prep.audio import audio_files, stream_audio
 from data_prep.labels import SILENCE, UNKNOWN
 
 MINED = "mined.json"
@@ -52,20 +53,37 @@ def keyword_peaks(times: np.ndarray, posteriors: np.ndarray, labels: Sequence[st
 def mine_file(bundle: Bundle, path: Path, config: MiningConfig, runner: StreamingCascade) -> tuple[list[tuple[np.ndarray, dict[str, Any]]], float]:
     """(window audio, description) of each mined window of one recording, and its length in
     seconds. Short files are padded with half a window of silence on each side so every part
-    of them is heard."""
+    of them is heard. The file is read block by block twice (run, then cut the chosen windows),
+    so a long recording is never whole in memory."""
     cfg = bundle.config
     pad = np.zeros(cfg.clip_samples // 2, np.float32)
-    samples = load_audio(path, cfg.sample_rate)
-    audio = np.concatenate([pad, samples, pad])
+
+    def padded() -> Iterator[np.ndarray]:
+        return itertools.chain([pad], stream_audio(path, cfg.sample_rate), [pad])
+
     runner.reset()
-    result = run_stream(bundle, audio, runner=runner, chunk_samples=cfg.sample_rate)
-    out = []
-    for t, label, score in keyword_peaks(result.trace_t, result.trace_posterior, bundle.labels, config):
-        end = int(round(t * cfg.sample_rate))
-        window = audio[max(0, end - cfg.clip_samples) : end]
-        out.append((window, {"file": str(path), "t": round(t - len(pad) / cfg.sample_rate, 3), "label": label,
-                             "score": round(score, 4)}))
-    return out, len(samples) / cfg.sample_rate
+    result = run_blocks(bundle, padded(), runner=runner)
+    peaks = keyword_peaks(result.trace_t, result.trace_posterior, bundle.labels, config)
+    windows = cut_windows(padded(), [int(round(t * cfg.sample_rate)) for t, _, _ in peaks], cfg.clip_samples)
+    out = [(window, {"file": str(path), "t": round(t - len(pad) / cfg.sample_rate, 3), "label": label,
+                     "score": round(score, 4)}) for window, (t, label, score) in zip(windows, peaks, strict=True)]
+    return out, result.duration_s - 2 * len(pad) / cfg.sample_rate
+
+
+def cut_windows(blocks: Iterable[np.ndarray], ends: Sequence[int], length: int) -> list[np.ndarray]:
+    """The ``length`` samples before each of ``ends`` (ascending sample indices) of a stream
+    of blocks, keeping only one window of history."""
+    out, todo = [], list(ends)
+    tail, pos = np.zeros(0, np.float32), 0  # pos: index of the sample after ``tail``
+    for block in blocks:
+        buf = np.concatenate([tail, block])
+        pos += len(block)
+        first = pos - len(buf)  # stream index of buf[0]
+        while todo and todo[0] <= pos:
+            end = todo.pop(0)
+            out.append(buf[max(0, end - length) - first : end - first].copy())
+        tail = buf[-length:]
+    return out
 
 
 def mine(bundle: Bundle, folders: Sequence[Path], out: Path, config: MiningConfig = MiningConfig(), *,

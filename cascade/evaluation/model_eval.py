@@ -14,12 +14,11 @@ import numpy as np
 
 from cascade.evaluation.figures import pyplot, save_png
 from cascade.runtime.int8_model import TFLiteModel
-from cascade.runtime.model_dir import ModelDir
+from cascade.runtime.model_dir import ModelDir, load_keras
 from cascade.runtime.stages import KEYWORD, stage_targets
 from data_prep.errors import DatasetError
 from data_prep.example_features import iter_example_features
 from data_prep.speech_commands import load_dataset
-from data_prep.tensorflow_quiet import import_tensorflow
 
 
 def classification_report(targets: np.ndarray, predictions: np.ndarray, labels: tuple[str, ...]) -> dict[str, Any]:
@@ -46,11 +45,7 @@ def stage_of(model: ModelDir) -> int:
     return 1 if KEYWORD in model.labels else 2
 
 def _load_keras(model: ModelDir):
-
-    import_tensorflow()
-    import keras
-
-    return keras.models.load_model(model.keras_path)
+    return load_keras(model.keras_path)
 
 def predict_float(model: ModelDir, x: np.ndarray, keras_model=None) -> np.ndarray:
     net = keras_model or _load_keras(model)

@@ -23,6 +23,7 @@ from data_prep.config import FeatureConfig
 from data_prep.errors import KwsError, ModelError
 from data_prep.labels import RESERVED, SILENCE, UNKNOWN, LabelSet, parse_labels
 from data_prep.normalize import FeatureStats
+from data_prep.tensorflow_quiet import import_tensorflow
 
 FEATURES = "features.toml"
 LABELS = "labels.txt"
@@ -44,6 +45,21 @@ def read_json(path: Path) -> Any:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise ModelError(f"{path}: cannot read JSON ({exc})") from None
+
+
+def load_keras(path: Path, *, compile: bool = True):
+    """A ``.keras`` model, always with Keras's ``safe_mode=True`` stated: a model file is then
+    data only, and one carrying Python code (a ``Lambda`` layer) is refused, not run."""
+    import_tensorflow()
+    import keras  # lazy: Keras/TensorFlow load only for commands that need the float model
+
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except ValueError as exc:
+        if "safe_mode" in str(exc):
+            raise ModelError(f"{path}: refused: the model holds Python code (a Lambda layer), which kws does not "
+                             "run (Keras safe_mode=True)") from None
+        raise
 
 
 def write_labels(path: Path, labels: tuple[str, ...] | list[str]) -> None:

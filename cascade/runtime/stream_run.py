@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import array
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.decision import Detection
 from cascade.runtime.pipeline import Step, StreamingCascade
-from data_prep.audio import load_audio
+from data_prep.audio import stream_audio
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,31 +41,58 @@ def run_stream(
     samples: np.ndarray,
     *,
     chunk_samples: int | None = None,
-    runner: StreamingCascade | None = None,
-    on_step: Callable[[Step], None] | None = None,
+    **kwargs,
 ) -> StreamResult:
     """Feed ``samples`` (float32 mono at the bundle's rate) in chunks; collect every step."""
-    runner = runner or StreamingCascade(bundle)
     chunk = chunk_samples or bundle.config.stride_samples
-    steps: list[Step] = []
-    for start in range(0, len(samples), chunk):
-        for step in runner.push(samples[start : start + chunk]):
-            steps.append(step)
+    return run_blocks(bundle, (samples[start : start + chunk] for start in range(0, len(samples), chunk)), **kwargs)
+
+
+def run_blocks(
+    bundle: Bundle,
+    blocks: Iterable[np.ndarray],
+    *,
+    runner: StreamingCascade | None = None,
+    on_step: Callable[[Step], None] | None = None,
+    trace: bool = True,
+) -> StreamResult:
+    """Feed blocks of any size (float32 mono at the bundle's rate) through the streaming cascade.
+    The steps do not depend on how the audio is cut. ``trace=False`` keeps only the detections
+    and counts (the trace arrays come back empty), so memory does not grow with the length."""
+    runner = runner or StreamingCascade(bundle)
+    times, p_keyword, latency = array.array("d"), array.array("f"), array.array("f")
+    opened, posteriors = array.array("b"), array.array("f")
+    detections: list[Detection] = []
+    samples = steps = stage2_runs = 0
+    for block in blocks:
+        samples += len(block)
+        for step in runner.push(block):
+            steps += 1
+            stage2_runs += step.opened
+            if step.detection is not None:
+                detections.append(step.detection)
+            if trace:
+                times.append(step.t)  # float64: replays see the live times
+                p_keyword.append(step.p_keyword)
+                opened.append(step.opened)
+                latency.append(step.latency_ms)
+                posteriors.extend(np.asarray(step.posterior, np.float32))
             if on_step is not None:
                 on_step(step)
     return StreamResult(
-        detections=tuple(s.detection for s in steps if s.detection is not None),
-        duration_s=len(samples) / bundle.config.sample_rate,
-        steps=len(steps),
-        stage2_runs=sum(s.opened for s in steps),
-        trace_t=np.array([s.t for s in steps], np.float64),  # float64: replays see the live times
-        trace_p_keyword=np.array([s.p_keyword for s in steps], np.float32),
-        trace_opened=np.array([s.opened for s in steps], bool),
-        latency_ms=np.array([s.latency_ms for s in steps], np.float32),
-        trace_posterior=np.array([s.posterior for s in steps], np.float32).reshape(len(steps), -1),
+        detections=tuple(detections),
+        duration_s=samples / bundle.config.sample_rate,
+        steps=steps,
+        stage2_runs=stage2_runs,
+        trace_t=np.frombuffer(times, np.float64),
+        trace_p_keyword=np.frombuffer(p_keyword, np.float32),
+        trace_opened=np.frombuffer(opened, np.int8).astype(bool),
+        latency_ms=np.frombuffer(latency, np.float32),
+        trace_posterior=np.frombuffer(posteriors, np.float32).reshape(len(times), len(bundle.labels)),
     )
 
 
 def detect_file(bundle: Bundle, path: Path, **kwargs) -> StreamResult:
-    """Any audio file (resampled, mixed to mono) through the streaming cascade."""
-    return run_stream(bundle, load_audio(path, bundle.config.sample_rate), **kwargs)
+    """Any audio file (resampled, mixed to mono) through the streaming cascade, read block by
+    block: a recording of any length in constant memory for the audio."""
+    return run_blocks(bundle, stream_audio(path, bundle.config.sample_rate), **kwargs)

@@ -131,13 +131,14 @@ def print_report(title: str, measurements: list[Measurement], targets: list[Targ
     from rich.table import Table
 
     console = Console()
-    base = measurements[0]
-    table = Table(title=title)
-    for col in ("method", "clips/s", "seconds", f"x {base.key}"):
-        table.add_column(col, justify="left" if col == "method" else "right")
-    for m in measurements:
-        table.add_row(m.label, f"{m.rate:,.0f}", f"{m.seconds:.3f}", f"{m.rate / base.rate:.2f}")
-    console.print(table)
+    if measurements:  # a memory bench has targets only
+        base = measurements[0]
+        table = Table(title=title)
+        for col in ("method", "clips/s", "seconds", f"x {base.key}"):
+            table.add_column(col, justify="left" if col == "method" else "right")
+        for m in measurements:
+            table.add_row(m.label, f"{m.rate:,.0f}", f"{m.seconds:.3f}", f"{m.rate / base.rate:.2f}")
+        console.print(table)
     verdicts = Table(title="targets")
     for col in ("target", "measured", "needed", "result"):
         verdicts.add_column(col)
@@ -149,7 +150,7 @@ def print_report(title: str, measurements: list[Measurement], targets: list[Targ
         console.print(note)
 
 def report_dict(benchmark: str, measurements: list[Measurement], targets: list[Target], **extra: Any) -> dict[str, Any]:
-    base = measurements[0]
+    base = measurements[0] if measurements else None
     return {
         "benchmark": benchmark,
         "methods": {

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import ModelDir
 from data_prep.errors import ConfigError, KwsError
 from data_prep.speech_commands import load_dataset
+from kws.bench.child import measure_kws
 from kws.bench.testset import repeated_test_set
 from kws.commands.bench import Measurement, Target, app, default_data_dir, print_report, report_dict, write_json
 from kws.commands.common import default_bundle, is_bundle
@@ -50,20 +49,9 @@ def repeat_folder(source: Path, dest: Path, times: int) -> Path:
 
 def run_eval(data: Path, model: Path, workers: int, cache_dir: Path, report: Path) -> tuple[float, int, dict]:
     """One ``kws eval`` child: (wall seconds, peak RSS bytes, its JSON report)."""
-    cmd = [sys.executable, "-c", "from kws.cli import main; main()", "eval", str(data), "--model", str(model),
-           "--workers", str(workers), "--json", str(report), "--force"]
-    env = dict(os.environ, KWS_CACHE_DIR=str(cache_dir))
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.returncode != 0:
-
-        last = err.strip().splitlines()[-1] if err.strip() else f"exit code {proc.returncode}"
-        raise KwsError(f"kws eval on {data} failed: {last}")
-    return seconds, usage.ru_maxrss * 1024, json.loads(report.read_text())  # ru_maxrss is in KiB on Linux
+    run = measure_kws(["eval", str(data), "--model", str(model), "--workers", str(workers), "--json", str(report),
+                       "--force"], env=dict(os.environ, KWS_CACHE_DIR=str(cache_dir)))
+    return run.seconds, run.peak_rss_bytes, json.loads(report.read_text())
 
 def timed_eval(data: Path, model: Path, workers: int, cache_dir: Path) -> float:
     """Seconds of one evaluation pass in this process (what `kws eval` runs, minus start-up)."""

@@ -32,7 +32,7 @@ def detect(
         if path is not None and path.exists() and not force:
             raise KwsError(f"{path}: already exists (use --force to overwrite)")
     bundle = Bundle.open(model or default_bundle())
-    result = detect_file(bundle, file)
+    result = detect_file(bundle, file, trace=False)
     console = Console()
     rows = [{"t": round(d.t, 3), "label": d.label, "score": round(d.score, 4)} for d in result.detections]
     for row in rows:

@@ -23,7 +23,7 @@ def download(
         help="Folder that receives <archive name>/ (the .tar.gz is downloaded there too).")] = Path("data"),
     url: Annotated[Optional[str], typer.Option(
         help="Base URL of the archives (else $KWS_DOWNLOAD_BASE_URL, else "
-             "http://download.tensorflow.org/data/).")] = None,
+             "https://download.tensorflow.org/data/).")] = None,
     sha256: Annotated[Optional[str], typer.Option(
         help="Expected SHA-256 of the archive, replacing the published one (mirrors).")] = None,
     keep_archive: Annotated[bool, typer.Option(
@@ -38,6 +38,9 @@ def download(
     console = Console(stderr=True)
     console.print(f"{resolve_base_url(url)}{archive.filename} -> {dest / archive.stem}", soft_wrap=True,
                   markup=False, highlight=False)
+    if sha256 is None and archive.sha256 is None:
+        console.print(f"warning: {archive.filename} has no published checksum: it cannot be verified "
+                      "(pass --sha256 if you have a trusted one)", soft_wrap=True, markup=False, highlight=False)
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                TimeRemainingColumn())
     with Progress(*columns, console=console) as bar:
@@ -50,7 +53,9 @@ def download(
     elif archive.sha256 is not None:
         check = f"size and SHA-256 match the published ones ({archive.source})"
     else:
-        check = "no published checksum: size and gzip/tar integrity checked only"
+        check = (f"UNVERIFIED: no published checksum for {archive.filename}, only gzip/tar integrity was "
+                 f"checked (its SHA-256 is in {result.path / 'download.json'}: compare it with a trusted source, "
+                 "or pass --sha256)")
     typer.echo(f"{result.path}: {result.files:,} files, {result.bytes / 1e6:,.1f} MB; {check}; "
                f"per-file hashes in {result.manifest}")
 

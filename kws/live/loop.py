@@ -22,8 +22,8 @@ import numpy as np
 from cascade.runtime.pipeline import Step, StreamingCascade
 from data_prep.audio import to_mono
 from data_prep.errors import AudioError
+from data_prep.resample import StreamResampler
 from kws.live.blocks import BlockQueue, End
-from kws.live.resample import StreamResampler
 
 SILENT_DB = -120.0
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from cascade.evaluation.model_eval import accuracy_of
 from cascade.runtime import model_dir as artifact
+from cascade.runtime.model_dir import load_keras
 from cascade.runtime.stages import KEYWORD, stage_labels, stage_targets
 from data_prep.atomic import write_bytes_atomic
 from data_prep.audio import audio_files, load_audio, loudest_window
@@ -200,11 +201,9 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
 
 def load_weights_from(model, init: artifact.ModelDir, labels: Sequence[str]) -> None:
     """Copy the weights of a trained model of the same architecture and labels."""
-    import keras
-
     if tuple(init.labels) != tuple(labels):
         raise KwsError(f"{init.path}: labels {list(init.labels)} differ from this run's {list(labels)}")
-    source = keras.models.load_model(init.path / artifact.MODEL_KERAS)
+    source = load_keras(init.path / artifact.MODEL_KERAS)
     shapes = [w.shape for w in source.get_weights()], [w.shape for w in model.get_weights()]
     if shapes[0] != shapes[1]:
         raise KwsError(f"{init.path}: a different architecture (weights do not match this run's model)")
@@ -213,9 +212,7 @@ def load_weights_from(model, init: artifact.ModelDir, labels: Sequence[str]) -> 
 def finish(out: Path, dataset: Dataset, config: TrainConfig, features: FeatureConfig,
            arrays: TrainingArrays, stats: FeatureStats, cache_dir: Path | None) -> dict[str, Any]:
     """Quantize the best model and measure float and int8 accuracy; metrics.json marks done."""
-    import keras
-
-    best = keras.models.load_model(out / artifact.MODEL_KERAS)
+    best = load_keras(out / artifact.MODEL_KERAS)
     rng = np.random.default_rng(config.seed)
     pick = rng.permutation(len(arrays.clips))[: config.representative_samples]
     representative = stats.apply(mfcc(arrays.clips[pick], features))

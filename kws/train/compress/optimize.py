@@ -26,7 +26,7 @@ from cascade.energy.model_stats import graph_layers
 from cascade.evaluation.model_eval import accuracy_of
 from cascade.runtime import model_dir as artifact
 from cascade.runtime.int8_model import TFLiteModel
-from cascade.runtime.model_dir import ModelDir
+from cascade.runtime.model_dir import ModelDir, load_keras
 from cascade.runtime.stages import KEYWORD
 from data_prep.atomic import write_bytes_atomic
 from data_prep.errors import ConfigError, KwsError, ModelError
@@ -256,7 +256,7 @@ def optimize(model_dir: Path, out: Path, settings: OptimizeSettings, *, data_dir
         raise KwsError(f"fine-tuning data was loaded for {data.source.path}, not {source.path}")
     _prepare_out(out, force)
     keras.utils.set_random_seed(settings.seed)
-    model = keras.models.load_model(source.keras_path)
+    model = load_keras(source.keras_path)
     float_model, details = _TECHNIQUES[settings.method](model, data, settings, progress)
 
     int8 = quantize(float_model, data.representative(), "int8")

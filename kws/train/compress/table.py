@@ -27,7 +27,7 @@ from cascade.energy.estimate import estimate_single
 from cascade.energy.model_stats import graph_layers
 from cascade.evaluation.model_eval import stage_of
 from cascade.runtime.int8_model import TFLiteModel
-from cascade.runtime.model_dir import ModelDir
+from cascade.runtime.model_dir import ModelDir, load_keras
 from data_prep.errors import ModelError
 from export.quantize import quantize
 from kws.train.compress.optimize import load_data
@@ -96,15 +96,13 @@ def model_rows(base_dir: Path, optimized: dict[str, Path], *, data_dir: Path | N
                profiles: Sequence[Any], inference_stride_ms: float = 100.0, cache_dir: Path | None = None,
                log=None) -> dict[str, Any]:
     """Rows for one trained model: its PTQ conversions, then each optimized model directory."""
-    import keras
-
     log = log or (lambda line: None)
     source = ModelDir.open(base_dir)
     data = load_data(source, data_dir, cache_dir)
     x, y = data.split(split)
     if len(y) == 0:
         raise ModelError(f"{base_dir}: no {split} examples to measure accuracy on")
-    float_model = keras.models.load_model(source.keras_path)
+    float_model = load_keras(source.keras_path)
     float_accuracy = float(np.mean(float_model.predict(x, batch_size=256, verbose=0).argmax(-1) == y))
     representative = data.representative()
     rows = []
@@ -116,7 +114,7 @@ def model_rows(base_dir: Path, optimized: dict[str, Path], *, data_dir: Path | N
         log(f"{source.path.name}: {TECHNIQUE_NAMES[method]} ({path})")
         opt = ModelDir.open(path)
         opt.config.require_same(source.config, f"{path} vs {base_dir}")
-        opt_float = keras.models.load_model(opt.keras_path)
+        opt_float = load_keras(opt.keras_path)
         acc = float(np.mean(opt_float.predict(x, batch_size=256, verbose=0).argmax(-1) == y))
         row = measure_row(method, opt.int8_path.read_bytes(), acc, x, y, source.config, profiles, inference_stride_ms)
         rows.append(row | {"model_dir": str(path)})

@@ -1,4 +1,4 @@
-"""Streaming resampling from a device's native rate to the model's rate.
+"""Streaming resampling to the model's rate (a live device's blocks, a long file's blocks).
 
 soxr's ResampleStream keeps its filter state between chunks, so the output does not depend on
 how the input was cut into blocks (unlike resampling each block on its own, which clicks at
@@ -8,6 +8,7 @@ every block edge). Same library and quality as the batch path's ``data_prep.audi
 from __future__ import annotations
 
 import numpy as np
+import soxr
 
 
 class StreamResampler:
@@ -15,8 +16,6 @@ class StreamResampler:
         self.in_rate, self.out_rate = int(in_rate), int(out_rate)
         self._stream = None
         if self.in_rate != self.out_rate:
-            import soxr
-
             self._stream = soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="float32", quality=quality)
 
     @property
