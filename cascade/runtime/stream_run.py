@@ -1,4 +1,5 @@
-"""Run a cascade over a long recording, hop by hop, exactly as the live demo does."""
+"""Run a cascade over a long recording, hop by hop, through the ``Detector`` the live loop and
+embedding apps use."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.decision import Detection
+from cascade.runtime.detector import Detector, Event
 from cascade.runtime.pipeline import Step, StreamingCascade
 from data_prep.audio import load_audio
 
@@ -25,6 +27,10 @@ class StreamResult:
     trace_opened: np.ndarray  # gate state per step
     latency_ms: np.ndarray  # host time per step
     trace_posterior: np.ndarray  # (steps, labels) posteriors fed to the smoother
+
+    @property
+    def events(self) -> list[Event]:
+        return [Event(d.label, d.t, d.score) for d in self.detections]
 
     @property
     def stage2_per_hour(self) -> float:
@@ -43,12 +49,13 @@ def run_stream(
     runner: StreamingCascade | None = None,
     on_step: Callable[[Step], None] | None = None,
 ) -> StreamResult:
-    """Feed ``samples`` (float32 mono at the bundle's rate) in chunks; collect every step."""
-    runner = runner or StreamingCascade(bundle)
+    """Feed ``samples`` (float32 mono at the bundle's rate) in chunks; collect every step.
+    ``chunk_samples`` only sets how much is read at a time: the steps do not depend on it."""
+    detector = Detector(bundle, runner=runner)
     chunk = chunk_samples or bundle.config.stride_samples
     steps: list[Step] = []
     for start in range(0, len(samples), chunk):
-        for step in runner.push(samples[start : start + chunk]):
+        for step in detector.steps(samples[start : start + chunk]):
             steps.append(step)
             if on_step is not None:
                 on_step(step)

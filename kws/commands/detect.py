@@ -34,7 +34,7 @@ def detect(
     bundle = Bundle.open(model or default_bundle())
     result = detect_file(bundle, file)
     console = Console()
-    rows = [{"t": round(d.t, 3), "label": d.label, "score": round(d.score, 4)} for d in result.detections]
+    rows = [e.to_dict() for e in result.events]
     for row in rows:
         console.print(f"{row['t']:9.2f} s  {row['label']:10s} {row['score']:.3f}")
     summary = {"file": str(file), "model": str(bundle.path), "duration_s": result.duration_s,

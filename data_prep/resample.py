@@ -8,6 +8,7 @@ every block edge). Same library and quality as the batch path's ``data_prep.audi
 from __future__ import annotations
 
 import numpy as np
+import soxr
 
 
 class StreamResampler:
@@ -15,8 +16,6 @@ class StreamResampler:
         self.in_rate, self.out_rate = int(in_rate), int(out_rate)
         self._stream = None
         if self.in_rate != self.out_rate:
-            import soxr
-
             self._stream = soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="float32", quality=quality)
 
     @property
