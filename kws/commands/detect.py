@@ -18,10 +18,10 @@ from kws.commands.common import default_bundle
 
 
 def detect(
-    file: Annotated[Path, typer.Argument(help="Audio file of any length (resampled, mixed to mono).")],
-    model: Annotated[Optional[Path], typer.Option(help="Cascade bundle (default: samples/cascade).")] = None,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Audio file of any length (resampled, mixed to mono).")],
+    model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Cascade bundle (default: samples/cascade).")] = None,
     events: Annotated[Optional[Path], typer.Option(help="Write detections as JSON lines.")] = None,
-    truth: Annotated[Optional[Path], typer.Option(help="Truth file from `kws stream make`: score the run.")] = None,
+    truth: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Truth file from `kws stream make`: score the run.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write a summary (and score) as JSON.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite existing output files.")] = False,
 ) -> None:
