@@ -8,11 +8,14 @@ them and the log has a fixed floor, so batch == stream == firmware.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 import scipy.fft
 
+from data_prep.audio import load_audio
 from data_prep.config import FeatureConfig
+from data_prep.errors import AudioError
 
 _CHUNK = 32
 
@@ -86,3 +89,22 @@ def mfcc(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return np.concatenate(
         [mfcc(samples[i : i + _CHUNK], config) for i in range(0, samples.shape[0], _CHUNK)]
     )
+
+
+def features(audio: np.ndarray | str | Path, config: FeatureConfig | None = None) -> np.ndarray:
+    """MFCC of a recording, as the models and the firmware compute them: (T, n_mfcc) float32.
+
+    ``audio``: a file path (WAV/FLAC/OGG, any rate, mixed to mono and resampled to
+    ``config.sample_rate``) or float32 mono samples of shape (n,) at that rate. ``config``:
+    default ``FeatureConfig()`` (16 kHz, 40/20 ms, 40 mels, 10 MFCC). T = 1 + (n - l) // s
+    rows for n samples, window l, stride s (0 rows when n < l); a 1-s clip gives the
+    ``config.num_frames`` rows a model takes.
+    """
+    cfg = config or FeatureConfig()
+    if isinstance(audio, (str, Path)):
+        samples = load_audio(Path(audio), cfg.sample_rate)
+    else:
+        samples = np.asarray(audio, dtype=np.float32)
+        if samples.ndim != 1:
+            raise AudioError(f"samples of shape {samples.shape}: expected mono audio of shape (n,)")
+    return mfcc(samples, cfg)

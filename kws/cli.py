@@ -2,7 +2,8 @@
 
 Heavy libraries (TensorFlow, librosa) are imported inside commands, never here, so
 ``kws --help`` is instant. Every ``KwsError`` becomes one line on stderr and exit code 1,
-both for the console script and under typer's ``CliRunner``.
+both for the console script and under typer's ``CliRunner``; a bad option value (a choice
+not offered, an input path that does not exist) one line and exit code 2.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 warnings.filterwarnings("ignore", message=".*shuffle=True.*")
 
 import typer  # noqa: E402
+from typer._click.exceptions import MissingParameter  # noqa: E402  (typer vendors click; not re-exported)
 from typer.core import TyperGroup
 
 from data_prep.errors import KwsError  # noqa: E402
@@ -51,6 +53,13 @@ class _OneLineErrors(TyperGroup):
     def invoke(self, ctx: typer.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
+        except typer.BadParameter as exc:
+            if isinstance(exc, MissingParameter):
+                raise  # typer's usage panel: which option is missing and how to call the command
+            # A value outside its choices or a path that does not exist: one line, the whole
+            # path (typer's panel would wrap it), exit code 2 as for every usage error.
+            typer.secho(f"error: {exc.format_message().replace('Value error, ', '')}", err=True, fg="red")
+            ctx.exit(2)
         except KwsError as exc:
             typer.secho(f"error: {exc}", err=True, fg="red")
             ctx.exit(1)

@@ -12,6 +12,7 @@ import soundfile as sf
 from rich.console import Console
 
 from cascade.runtime.bundle import Bundle
+from cascade.runtime.detector import Detector
 from cascade.runtime.pipeline import StreamingCascade
 from cascade.runtime.stream_run import run_stream
 from data_prep.audio import load_audio, resample
@@ -156,7 +157,7 @@ def test_a_silent_device_is_an_error_not_a_hang(live_bundle: Bundle) -> None:
     class Mute:
         name, rate, input_latency_s, realtime = "mute device", 16000, 0.0, True
 
-    loop = LiveLoop(StreamingCascade(live_bundle), Mute(), BlockQueue(), stall_s=0.2)
+    loop = LiveLoop(Detector(live_bundle), Mute(), BlockQueue(), stall_s=0.2)
     with pytest.raises(AudioError, match="mute device: no audio for 0.2 s"):
         loop.run()
 

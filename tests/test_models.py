@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from data_prep.errors import ConfigError
+from kws.train.config import ARCHS
 from kws.train.models import arch_params, available_archs, build_model
 
 SMALL = {"tiny": {"filters": 8}, "ds_cnn": {"filters": 16, "blocks": 2}, "tc_resnet": {"width": 0.5}}
@@ -18,6 +19,7 @@ def _layers(model: keras.Model, kind: type) -> list:
 
 def test_registry_lists_the_three_families():
     assert {"tiny", "ds_cnn", "tc_resnet"} <= set(available_archs())
+    assert available_archs() == ARCHS  # what the CLI offers as --arch choices
     assert arch_params("ds_cnn")["filters"] == 64 and arch_params("ds_cnn")["blocks"] == 4
 
 

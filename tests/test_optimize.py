@@ -222,11 +222,11 @@ def test_cli_reports_bad_input_in_one_line(app, trained_models, tmp_path):
 
     runner = CliRunner()
     result = runner.invoke(app, ["optimize", str(trained_models["stage2"]), "--method", "distill", "--out", str(tmp_path / "o")])
-    assert result.exit_code == 1 and "unknown --method 'distill'" in result.output
+    assert result.exit_code == 2 and "'distill' is not one of 'qat', 'prune', 'cluster', 'finetune'" in result.output
     result = runner.invoke(app, ["optimize", str(trained_models["stage2"]), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "exactly one MODEL and one --method" in result.output
     result = runner.invoke(app, ["optimize", str(tmp_path / "missing"), "--method", "qat", "--out", str(tmp_path / "o")])
-    assert result.exit_code == 1 and "not a model directory" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and "missing' does not exist" in result.output and "Traceback" not in result.output
 
 
 @pytest.mark.slow

@@ -169,7 +169,7 @@ def _cli() -> typer.Typer:
 def test_cli(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(_cli(), ["report", str(tmp_path / "nope")])
-    assert result.exit_code == 1 and "no such run directory" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and "nope' does not exist" in result.output and "Traceback" not in result.output
     out = tmp_path / "out"
     result = runner.invoke(_cli(), ["report", str(tmp_path), "--out", str(out)])
     assert result.exit_code == 0, result.output

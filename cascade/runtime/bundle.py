@@ -28,6 +28,20 @@ from data_prep.toml_io import dumps
 MANIFEST = "cascade.toml"
 FORMAT = 1
 STAGE_FILES = (FEATURES, LABELS, NORMALIZATION, MODEL_INT8)
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"  # the repository's shipped models and clips
+SHIPPED = SAMPLES / "cascade"
+
+
+def is_bundle(path: Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def default_bundle() -> Path:
+    """The cascade shipped in samples/cascade: the default --model of every cascade command
+    and of ``Detector.open()``."""
+    if not is_bundle(SHIPPED):
+        raise ModelError(f"{SHIPPED}: no shipped cascade bundle here; pass --model BUNDLE")
+    return SHIPPED
 
 
 def kws_version() -> str:

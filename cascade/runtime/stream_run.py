@@ -1,4 +1,5 @@
-"""Run a cascade over a long recording, hop by hop, exactly as the live demo does."""
+"""Run a cascade over a long recording, hop by hop, through the ``Detector`` the live loop and
+embedding apps use."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.decision import Detection
+from cascade.runtime.detector import Detector, Event
 from cascade.runtime.pipeline import Step, StreamingCascade
 from data_prep.audio import stream_audio
 
@@ -26,6 +28,10 @@ class StreamResult:
     trace_opened: np.ndarray  # gate state per step
     latency_ms: np.ndarray  # host time per step
     trace_posterior: np.ndarray  # (steps, labels) posteriors fed to the smoother
+
+    @property
+    def events(self) -> list[Event]:
+        return [Event(d.label, d.t, d.score) for d in self.detections]
 
     @property
     def stage2_per_hour(self) -> float:
@@ -59,14 +65,14 @@ def run_blocks(
     """Feed blocks of any size (float32 mono at the bundle's rate) through the streaming cascade.
     The steps do not depend on how the audio is cut. ``trace=False`` keeps only the detections
     and counts (the trace arrays come back empty), so memory does not grow with the length."""
-    runner = runner or StreamingCascade(bundle)
+    detector = Detector(bundle, runner=runner)
     times, p_keyword, latency = array.array("d"), array.array("f"), array.array("f")
     opened, posteriors = array.array("b"), array.array("f")
     detections: list[Detection] = []
     samples = steps = stage2_runs = 0
     for block in blocks:
         samples += len(block)
-        for step in runner.push(block):
+        for step in detector.steps(block):
             steps += 1
             stage2_runs += step.opened
             if step.detection is not None:

@@ -228,7 +228,7 @@ def _feature_steps(paths: list[Path], cfg, cache_dir: Path) -> Steps:
 @app.command("features")
 def features(
     data_dir: Annotated[
-        Optional[Path], typer.Argument(help="Folder of WAV clips (default: the shared dev set, else samples/).")
+        Optional[Path], typer.Argument(exists=True, file_okay=False, help="Folder of WAV clips (default: the shared dev set, else samples/).")
     ] = None,
     clips: Annotated[int, typer.Option("--clips", min=1, help="Number of clips to time.")] = 500,
     repeat: Annotated[int, typer.Option(min=1, help="Rounds per method; the best round counts.")] = 3,
@@ -236,7 +236,7 @@ def features(
         int, typer.Option(min=0, help="BLAS threads while timing: 1 gives per-core rates; 0 leaves the default.")
     ] = 1,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the figures to this JSON file.")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="FeatureConfig as .toml or .json.")] = None,
+    config: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="FeatureConfig as .toml or .json.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing --json file.")] = False,
 ) -> None:
     """Clips/s of librosa vs our batch, streaming and cached feature extraction, with targets."""

@@ -19,8 +19,8 @@ from kws.commands.common import default_bundle, is_bundle
 
 @app.command("eval")
 def bench_eval(
-    model: Annotated[Optional[Path], typer.Option(help="Cascade bundle or model dir (default: samples/cascade).")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Source of clips (default: the shared dev set, else samples/).")] = None,
+    model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Cascade bundle or model dir (default: samples/cascade).")] = None,
+    data: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Source of clips (default: the shared dev set, else samples/).")] = None,
     clips: Annotated[int, typer.Option(help="Clips in the pass (the canonical test set has 4,890).")] = 4890,
     workers: Annotated[int, typer.Option(help="Interpreter threads.")] = 2,
     json_out: Annotated[Optional[Path], typer.Option("--json")] = None,

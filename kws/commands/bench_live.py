@@ -21,8 +21,8 @@ REALTIME_X, LATENCY_MS, CPU_PERCENT = 20.0, 300.0, 15.0
 
 
 def bench_live(
-    model: Annotated[Optional[Path], typer.Option(help="Cascade bundle (default: samples/cascade).")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Speech Commands folder for the keyword stream (default: the shared dev set, else samples/).")] = None,
+    model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Cascade bundle (default: samples/cascade).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Speech Commands folder for the keyword stream (default: the shared dev set, else samples/).")] = None,
     minutes: Annotated[float, typer.Option(min=0.1, help="Length of the keyword stream timed --fast.")] = 2.0,
     repeat: Annotated[int, typer.Option(min=1, help="Rounds of each --fast run; the fastest counts.")] = 2,
     realtime_seconds: Annotated[float, typer.Option(min=1.0, help="Seconds of that stream played in real time (pipeline latency).")] = 30.0,

@@ -65,8 +65,8 @@ def timed_eval(data: Path, model: Path, workers: int, cache_dir: Path) -> float:
 
 @app.command("eval-memory")
 def bench_eval_memory(
-    model: Annotated[Optional[Path], typer.Option(help="Cascade bundle or model dir (default: samples/cascade).")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Source of clips (default: the shared dev set, else samples/).")] = None,
+    model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Cascade bundle or model dir (default: samples/cascade).")] = None,
+    data: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Source of clips (default: the shared dev set, else samples/).")] = None,
     clips: Annotated[int, typer.Option(min=1, help="Clips of the 1x folder (the canonical test set has 4,890).")] = 4890,
     sizes: Annotated[str, typer.Option(help="Multiples of --clips to evaluate, comma-separated.")] = "1,2,4",
     workers: Annotated[str, typer.Option(help="--workers values to time on the largest size (cached pass); the first also runs the memory passes.")] = "1,2",

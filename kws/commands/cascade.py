@@ -20,9 +20,9 @@ app = typer.Typer(help="Build and inspect cascade bundles.", no_args_is_help=Tru
 
 @app.command("build")
 def build(
-    stage1: Annotated[Path, typer.Option(help="Stage-1 model directory (kws train --stage 1).")],
-    stage2: Annotated[Path, typer.Option(help="Stage-2 model directory (kws train --stage 2).")],
-    data: Annotated[Path, typer.Option(help="Speech Commands folder whose validation split calibrates tau.")],
+    stage1: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Stage-1 model directory (kws train --stage 1).")],
+    stage2: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Stage-2 model directory (kws train --stage 2).")],
+    data: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Speech Commands folder whose validation split calibrates tau.")],
     out: Annotated[Path, typer.Option(help="Bundle directory to write.")],
     recall: Annotated[float, typer.Option(help="Share of keyword clips stage 1 must pass.")] = 0.98,
     inference_stride_ms: Annotated[float, typer.Option(help="Stage 1 runs every this many ms.")] = 100.0,
@@ -47,9 +47,9 @@ def build(
 
 @app.command("search")
 def search(
-    stage1: Annotated[list[Path], typer.Option(help="Stage-1 model directories to choose from (repeatable).")],
-    stage2: Annotated[Path, typer.Option(help="Stage-2 model directory.")],
-    data: Annotated[Path, typer.Option(help="Speech Commands folder (its validation split is used).")],
+    stage1: Annotated[list[Path], typer.Option(exists=True, file_okay=False, help="Stage-1 model directories to choose from (repeatable).")],
+    stage2: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Stage-2 model directory.")],
+    data: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Speech Commands folder (its validation split is used).")],
     out: Annotated[Path, typer.Option(help="Folder for cascade_search.json and pareto.png.")],
     profile: Annotated[str, typer.Option(help="MCU profile whose energy is minimised.")] = "nrf52840",
     max_drop: Annotated[float, typer.Option(help="Allowed accuracy loss against stage 2 alone.")] = 0.01,

@@ -23,7 +23,7 @@ LABELS_HELP = "Label set: 12, 35, 30 (add '+silence' to 35/30) or a comma-separa
 
 @app.command("info")
 def info(
-    directory: Annotated[Path, typer.Argument(help="Speech Commands folder (release or test-set layout).")],
+    directory: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Speech Commands folder (release or test-set layout).")],
     labels: Annotated[str, typer.Option(help=LABELS_HELP)] = "12",
     silence_pct: Annotated[float, typer.Option(help="_silence_ clips per split, % of its keyword clips.")] = 10.0,
     unknown_pct: Annotated[float, typer.Option(help="_unknown_ clips per split, % of its keyword clips.")] = 10.0,

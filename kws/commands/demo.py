@@ -14,8 +14,8 @@ from kws.demo.steps import run_steps
 
 def demo(
     out: Annotated[Path, typer.Option(help="Run directory; each step writes into OUT/<step>/.")] = Path("runs/demo"),
-    data: Annotated[Path, typer.Option(help="Speech Commands folder.")] = SAMPLES / "speech_commands",
-    config: Annotated[Optional[Path], typer.Option(help="FeatureConfig .toml/.json.")] = None,
+    data: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Speech Commands folder.")] = SAMPLES / "speech_commands",
+    config: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="FeatureConfig .toml/.json.")] = None,
     force: Annotated[bool, typer.Option(help="Redo every step, even those whose outputs are current.")] = False,
 ) -> None:
     """Features -> train both stages -> int8 -> TFLM check -> cascade -> eval -> stream -> energy."""

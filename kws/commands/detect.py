@@ -18,10 +18,10 @@ from kws.commands.common import default_bundle
 
 
 def detect(
-    file: Annotated[Path, typer.Argument(help="Audio file of any length (resampled, mixed to mono).")],
-    model: Annotated[Optional[Path], typer.Option(help="Cascade bundle (default: samples/cascade).")] = None,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Audio file of any length (resampled, mixed to mono).")],
+    model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Cascade bundle (default: samples/cascade).")] = None,
     events: Annotated[Optional[Path], typer.Option(help="Write detections as JSON lines.")] = None,
-    truth: Annotated[Optional[Path], typer.Option(help="Truth file from `kws stream make`: score the run.")] = None,
+    truth: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Truth file from `kws stream make`: score the run.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write a summary (and score) as JSON.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite existing output files.")] = False,
 ) -> None:
@@ -34,7 +34,7 @@ def detect(
     bundle = Bundle.open(model or default_bundle())
     result = detect_file(bundle, file, trace=False)
     console = Console()
-    rows = [{"t": round(d.t, 3), "label": d.label, "score": round(d.score, 4)} for d in result.detections]
+    rows = [e.to_dict() for e in result.events]
     for row in rows:
         console.print(f"{row['t']:9.2f} s  {row['label']:10s} {row['score']:.3f}")
     summary = {"file": str(file), "model": str(bundle.path), "duration_s": result.duration_s,

@@ -20,6 +20,7 @@ from cascade.energy.profiles import load_all, load_profile
 from cascade.runtime.model_dir import FEATURES
 from data_prep.atomic import write_text_atomic
 from data_prep.errors import KwsError
+from kws.commands.choices import Battery
 from kws.commands.common import default_bundle, is_bundle, load_feature_config
 
 
@@ -69,15 +70,15 @@ def _table(results: dict, cascade: bool):
     return table
 
 def energy(
-    model: Annotated[Optional[Path], typer.Option(help="Cascade bundle (default: samples/cascade), or an int8 .tflite / model directory.")] = None,
+    model: Annotated[Optional[Path], typer.Option(exists=True, help="Cascade bundle (default: samples/cascade), or an int8 .tflite / model directory.")] = None,
     profile: Annotated[Optional[list[str]], typer.Option(help="Built-in profile name or a .toml file; repeatable.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every built-in profile.")] = False,
-    stage1: Annotated[Optional[Path], typer.Option(help="Stage-1 int8 .tflite or model directory: estimate the cascade.")] = None,
+    stage1: Annotated[Optional[Path], typer.Option(exists=True, help="Stage-1 int8 .tflite or model directory: estimate the cascade.")] = None,
     invocation_rate: Annotated[Optional[float], typer.Option(help="Stage-2 invocations per second (cascade only).")] = None,
     inference_stride_ms: Annotated[Optional[float], typer.Option(help="Milliseconds between inferences (default: the bundle's, else 20).")] = None,
-    battery: Annotated[str, typer.Option(help="Battery for the life estimate: cr2032 or 2xaa.")] = "cr2032",
+    battery: Annotated[Battery, typer.Option(case_sensitive=False, help="Battery for the life estimate.")] = "cr2032",
     engine: Annotated[Optional[str], typer.Option(help="Named engine factor of the profile instead of the default runtime.")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="FeatureConfig .toml/.json (default: the model directory's, else defaults).")] = None,
+    config: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="FeatureConfig .toml/.json (default: the model directory's, else defaults).")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the results, keyed by profile, as JSON.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing --json file.")] = False,
 ) -> None:

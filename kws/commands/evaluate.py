@@ -13,19 +13,20 @@ from cascade.evaluation.model_eval import evaluate as run
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import ModelDir, write_json
 from data_prep.errors import KwsError
+from kws.commands.choices import Split
 from kws.commands.common import default_bundle, is_bundle, load_feature_config
 
 
 def evaluate(
-    data: Annotated[Path, typer.Argument(help="Speech Commands folder (release or canonical test-set layout).")],
-    model: Annotated[Optional[Path], typer.Option(help="Model directory (kws train) or cascade bundle (default: samples/cascade).")] = None,
-    split: Annotated[str, typer.Option(help="training, validation or testing.")] = "testing",
+    data: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Speech Commands folder (release or canonical test-set layout).")],
+    model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Model directory (kws train) or cascade bundle (default: samples/cascade).")] = None,
+    split: Annotated[Split, typer.Option(help="Split to evaluate.")] = "testing",
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON.")] = None,
     png: Annotated[Optional[Path], typer.Option(help="Write the int8 confusion matrix as PNG.")] = None,
     no_cache: Annotated[bool, typer.Option(help="Do not read or fill the feature cache.")] = False,
     force: Annotated[bool, typer.Option(help="Overwrite existing --json/--png files.")] = False,
     workers: Annotated[int, typer.Option(help="Interpreter threads for the int8 models.")] = 2,
-    config: Annotated[Optional[Path], typer.Option(help="FeatureConfig the data is meant for: refused unless the model's is the same.")] = None,
+    config: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="FeatureConfig the data is meant for: refused unless the model's is the same.")] = None,
 ) -> None:
     """Evaluate a model directory or a cascade bundle on a Speech Commands split."""
     from rich.console import Console

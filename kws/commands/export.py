@@ -9,6 +9,7 @@ import typer
 
 from cascade.runtime.bundle import Bundle
 from export.firmware import Layout, check_destination, export_firmware
+from kws.commands.choices import Target
 from kws.commands.common import SAMPLES, default_bundle
 
 
@@ -25,11 +26,11 @@ def golden_data(explicit: Optional[Path], calibration: dict) -> Path:
 
 def export(
     out: Annotated[Path, typer.Option(help="Folder to write (must be empty or absent unless --force).")],
-    model: Annotated[Optional[Path], typer.Option(help="Cascade bundle (default: samples/cascade).")] = None,
-    target: Annotated[str, typer.Option(
+    model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Cascade bundle (default: samples/cascade).")] = None,
+    target: Annotated[Target, typer.Option(
         help="tflm: C sources + TFLite Micro driver (default); c: without the driver; "
              "arduino: an Arduino library.")] = "tflm",
-    data: Annotated[Optional[Path], typer.Option(
+    data: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, 
         help="Speech Commands folder for the golden clips (default: the bundle's calibration data, "
              "else samples/speech_commands).")] = None,
     force: Annotated[bool, typer.Option(help="Replace a previous export in --out.")] = False,

@@ -12,6 +12,7 @@ import typer
 from cascade.runtime.bundle import Bundle
 from data_prep.atomic import write_text_atomic
 from data_prep.errors import KwsError
+from kws.commands.choices import Battery
 from kws.commands.common import default_bundle
 from kws.live.blocks import BlockQueue
 from kws.live.devices import input_devices
@@ -37,13 +38,13 @@ def _list_devices() -> None:
     Console().print(table)
 
 def live(
-    model: Annotated[Optional[Path], typer.Option(help="Cascade bundle (default: samples/cascade).")] = None,
+    model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Cascade bundle (default: samples/cascade).")] = None,
     device: Annotated[Optional[str], typer.Option(help="Input device: index or part of its name (default: the system's default input).")] = None,
     profile: Annotated[str, typer.Option(help="MCU profile for the energy estimate (name or .toml).")] = "nrf52840",
-    battery: Annotated[str, typer.Option(help="Battery for the life estimate: cr2032 or 2xaa.")] = "cr2032",
+    battery: Annotated[Battery, typer.Option(case_sensitive=False, help="Battery for the life estimate.")] = "cr2032",
     seconds: Annotated[Optional[float], typer.Option(help="Stop after this many seconds of audio.")] = None,
     json_events: Annotated[bool, typer.Option("--json-events", help="One JSON line per detection on stdout (no live display).")] = False,
-    input_file: Annotated[Optional[Path], typer.Option("--input", help="Play this audio file through the live loop instead of a microphone.")] = None,
+    input_file: Annotated[Optional[Path], typer.Option("--input", exists=True, dir_okay=False, help="Play this audio file through the live loop instead of a microphone.")] = None,
     fast: Annotated[bool, typer.Option("--fast", help="With --input: as fast as possible instead of in real time.")] = False,
     list_devices: Annotated[bool, typer.Option("--list-devices", help="List audio inputs and exit.")] = False,
     device_rate: Annotated[Optional[int], typer.Option(help="Open the device at this rate (default: the model's if offered, else the device's native rate; resampled in the stream).")] = None,

@@ -17,7 +17,7 @@ def _shape(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape))
 
 def model_stats(
-    model: Annotated[Path, typer.Argument(help="A .tflite file or a model directory with model_int8.tflite.")],
+    model: Annotated[Path, typer.Argument(exists=True, help="A .tflite file or a model directory with model_int8.tflite.")],
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the figures as JSON.")] = None,
     arena: Annotated[bool, typer.Option(help="Measure the tensor arena in TFLite Micro (a few seconds).")] = True,
     force: Annotated[bool, typer.Option(help="Overwrite an existing --json file.")] = False,

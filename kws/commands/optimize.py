@@ -11,6 +11,7 @@ from cascade.energy.profiles import load_all, load_profile
 from cascade.runtime.model_dir import write_json
 from data_prep.atomic import write_text_atomic
 from data_prep.errors import ConfigError, KwsError
+from kws.commands.choices import EvalSplit, Method
 from kws.train.compress.optimize import METHODS, OPTIMIZE_JSON, OptimizeSettings
 from kws.train.compress.optimize import optimize as run
 from kws.train.compress.table import markdown, model_rows, print_rich, targets
@@ -20,17 +21,17 @@ TABLE_MD = "optimization_table.md"
 
 
 def optimize(
-    models: Annotated[list[Path], typer.Argument(help="Trained model directories (from `kws train`).")],
+    models: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Trained model directories (from `kws train`).")],
     out: Annotated[Path, typer.Option(help="Output model directory; with --table, a folder for every optimized model and the table.")],
-    method: Annotated[Optional[list[str]], typer.Option(help="qat, prune, cluster or finetune (the control: same epochs, no technique); repeatable, --table defaults to all four.")] = None,
+    method: Annotated[Optional[list[Method]], typer.Option(help="finetune is the control (same epochs, no technique); repeatable, --table defaults to all four.")] = None,
     table: Annotated[bool, typer.Option(help="Optimize every MODEL with every method into OUT/<model>-<method> (reusing finished ones), "
                                              "then measure the PTQ and optimized rows into OUT/optimization_table.{json,md}.")] = False,
-    data: Annotated[Optional[Path], typer.Option(help="Speech Commands folder (default: the one the model was trained on).")] = None,
+    data: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Speech Commands folder (default: the one the model was trained on).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Fine-tuning epochs (default: 20 for prune, 8 otherwise).")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Initial fine-tuning learning rate, cosine decay (default: 1e-3 for prune, 1e-4 otherwise).")] = None,
     macs_reduction: Annotated[float, typer.Option(help="prune: share of MACs to remove.")] = 0.3,
     clusters: Annotated[int, typer.Option(help="cluster: distinct values per layer kernel.")] = 16,
-    split: Annotated[str, typer.Option(help="--table: split the accuracies are measured on.")] = "testing",
+    split: Annotated[EvalSplit, typer.Option(help="--table: split the accuracies are measured on.")] = "testing",
     profile: Annotated[Optional[list[str]], typer.Option(help="--table: MCU profiles for latency/energy (default: all).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     force: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
@@ -42,12 +43,7 @@ def optimize(
     from rich.console import Console
 
     console = Console()
-    methods = list(method or (METHODS if table else ()))
-    for name in methods:
-        if name not in METHODS:
-            raise ConfigError(f"unknown --method {name!r} (known: {', '.join(METHODS)})")
-    if split not in ("validation", "testing"):
-        raise ConfigError(f"--split must be validation or testing, got {split!r}")
+    methods = [str(m.value) for m in method] if method else list(METHODS if table else ())
 
     def settings(name: str) -> OptimizeSettings:
         return OptimizeSettings(method=name, epochs=epochs, learning_rate=learning_rate,

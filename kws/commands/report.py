@@ -11,7 +11,7 @@ from kws.report.build import build_report
 
 
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory: `kws demo --out` or a folder of your own outputs.")],
+    run_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Run directory: `kws demo --out` or a folder of your own outputs.")],
     out: Annotated[Optional[Path], typer.Option(help="Write the report here instead of into RUN_DIR.")] = None,
     force: Annotated[bool, typer.Option(help="Replace report files that a previous `kws report` did not write.")] = False,
 ) -> None:

@@ -11,25 +11,26 @@ import typer
 from cascade.energy.profiles import load_profile
 from cascade.runtime.model_dir import ModelDir
 from data_prep.errors import ConfigError
+from kws.commands.choices import Arch, Stage
 from kws.commands.common import load_feature_config
 from kws.search.arch import DEFAULT_RESOLUTIONS, DEFAULT_WIDTHS, SearchSpec, parse_resolution
 from kws.search.run import run_search
 
 
 def search(
-    data: Annotated[Path, typer.Option(help="Speech Commands folder the candidates train on (validation picks the best).")],
+    data: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Speech Commands folder the candidates train on (validation picks the best).")],
     out: Annotated[Path, typer.Option(help="Search folder: search.json, models/, logs/, memory_map.png, pareto.png. Rerun to resume.")],
     profile: Annotated[str, typer.Option(help="MCU profile (name or .toml) whose flash and SRAM bound the search.")] = "nrf52840",
     flash_kb: Annotated[Optional[float], typer.Option(help="Flash for the model(s), KB (default: the profile's flash minus its runtime estimate).")] = None,
     sram_kb: Annotated[Optional[float], typer.Option(help="SRAM for arena(s) + frontend buffers, KB (default: the profile's SRAM minus its runtime estimate).")] = None,
     budget_min: Annotated[float, typer.Option(help="Wall-clock minutes for training; runs still going are stopped and resume on the next call.")] = 60.0,
-    stage: Annotated[int, typer.Option(help="2: most accurate classifier that fits; 1: cheapest gate (and tau) within --max-drop of --stage2 alone.")] = 2,
-    stage2: Annotated[Optional[Path], typer.Option(help="Stage 1: the stage-2 model directory the gate runs in front of.")] = None,
-    arch: Annotated[Optional[str], typer.Option(help="Model family (default: ds_cnn for stage 2, tiny for stage 1).")] = None,
+    stage: Annotated[Stage, typer.Option(help="2: most accurate classifier that fits; 1: cheapest gate (and tau) within --max-drop of --stage2 alone.")] = 2,
+    stage2: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Stage 1: the stage-2 model directory the gate runs in front of.")] = None,
+    arch: Annotated[Optional[Arch], typer.Option(help="Model family (default: ds_cnn for stage 2, tiny for stage 1).")] = None,
     arch_params: Annotated[Optional[str], typer.Option("--arch-params", help="JSON base parameters that W scales.")] = None,
     width: Annotated[Optional[list[float]], typer.Option(help="Width multipliers W (repeatable; default 0.25 0.5 0.75 1).")] = None,
     resolution: Annotated[Optional[list[str]], typer.Option(help="Resolutions N_MFCCxFRAMES (repeatable; default 10x49 8x49 10x32 6x25). Stage 1 uses stage 2's.")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="Base FeatureConfig .toml/.json that R modifies (default: 49x10 MFCC).")] = None,
+    config: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Base FeatureConfig .toml/.json that R modifies (default: 49x10 MFCC).")] = None,
     labels: Annotated[str, typer.Option(help="12, 35, 30 or a comma-separated keyword list (stage 1: stage 2's).")] = "12",
     epochs: Annotated[int, typer.Option(help="Training epochs per candidate (a short run ranks them).")] = 12,
     batch_size: Annotated[int, typer.Option()] = 64,

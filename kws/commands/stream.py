@@ -19,6 +19,7 @@ from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import write_json
 from data_prep.audio import audio_files
 from data_prep.errors import DatasetError, KwsError
+from kws.commands.choices import Split
 from kws.commands.common import default_bundle
 from kws.commands.train import db_range
 
@@ -27,11 +28,11 @@ app = typer.Typer(help="Long test streams: build them, score detections on them.
 
 @app.command("make")
 def make(
-    keywords: Annotated[Path, typer.Option(help="Speech Commands folder: keyword clips of --split.")],
+    keywords: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Speech Commands folder: keyword clips of --split.")],
     out: Annotated[Path, typer.Option(help="Output folder (stream.wav + truth.json).")],
-    negatives: Annotated[Optional[list[Path]], typer.Option(help="Folders of non-keyword audio (repeatable).")] = None,
-    bed: Annotated[Optional[list[Path]], typer.Option(help="Folders of long recordings (music) added to the noise bed (repeatable).")] = None,
-    split: Annotated[str, typer.Option(help="Which split's keywords (and _unknown_ words) to use.")] = "testing",
+    negatives: Annotated[Optional[list[Path]], typer.Option(exists=True, file_okay=False, help="Folders of non-keyword audio (repeatable).")] = None,
+    bed: Annotated[Optional[list[Path]], typer.Option(exists=True, file_okay=False, help="Folders of long recordings (music) added to the noise bed (repeatable).")] = None,
+    split: Annotated[Split, typer.Option(help="Which split's keywords (and _unknown_ words) to use.")] = "testing",
     minutes: Annotated[float, typer.Option()] = 5.0,
     keyword_share: Annotated[float, typer.Option(help="Share of events that are keywords.")] = 0.5,
     snr_db: Annotated[str, typer.Option(help="Level of each word over the bed, LOW,HIGH dB.")] = "5,20",
@@ -46,8 +47,8 @@ def make(
 
 @app.command("score")
 def score(
-    truth: Annotated[Path, typer.Option(help="truth.json from `kws stream make`.")],
-    events: Annotated[Path, typer.Option(help="Detections as JSON lines (kws detect --events, kws live --json-events).")],
+    truth: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="truth.json from `kws stream make`.")],
+    events: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Detections as JSON lines (kws detect --events, kws live --json-events).")],
 ) -> None:
     """Hit rate and false accepts per hour of detections against a truth file."""
 
@@ -69,8 +70,8 @@ def _write_report(path: Optional[Path], data: dict, force: bool) -> None:
 
 @app.command("eval")
 def evaluate(
-    streams: Annotated[list[Path], typer.Argument(help="Stream folders from `kws stream make` (stream.wav + truth.json).")],
-    model: Annotated[Optional[Path], typer.Option(help="Cascade bundle (default: samples/cascade).")] = None,
+    streams: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Stream folders from `kws stream make` (stream.wav + truth.json).")],
+    model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Cascade bundle (default: samples/cascade).")] = None,
     target_fa: Annotated[float, typer.Option(help="False accepts per hour at which to report the hit rate.")] = 5.0,
     hit_target: Annotated[float, typer.Option(help="Hit rate at which to report false accepts per hour.")] = 0.95,
     profile: Annotated[Optional[list[str]], typer.Option(help="MCU profiles for the energy table (default: all).")] = None,
@@ -108,9 +109,9 @@ def evaluate(
 
 @app.command("calibrate")
 def calibrate(
-    streams: Annotated[list[Path], typer.Argument(help="Validation stream folders (never the test streams).")],
+    streams: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Validation stream folders (never the test streams).")],
     out: Annotated[Path, typer.Option(help="New bundle with the calibrated smoothing.")],
-    model: Annotated[Optional[Path], typer.Option(help="Cascade bundle (default: samples/cascade).")] = None,
+    model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Cascade bundle (default: samples/cascade).")] = None,
     target_fa: Annotated[float, typer.Option(help="False accepts per hour to stay within.")] = 5.0,
     per_keyword: Annotated[bool, typer.Option(help="A threshold per keyword (else one for all).")] = True,
     force: Annotated[bool, typer.Option(help="Replace an existing output bundle.")] = False,
@@ -127,9 +128,9 @@ def calibrate(
 
 @app.command("mine")
 def mine(
-    negatives: Annotated[list[Path], typer.Argument(help="Folders of keyword-free TRAINING audio (music, speech).")],
+    negatives: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Folders of keyword-free TRAINING audio (music, speech).")],
     out: Annotated[Path, typer.Option(help="Output folder of mined 1-s clips (use with kws train --negatives).")],
-    model: Annotated[Optional[Path], typer.Option(help="Cascade bundle (default: samples/cascade).")] = None,
+    model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Cascade bundle (default: samples/cascade).")] = None,
     min_score: Annotated[float, typer.Option(help="Keep windows whose keyword posterior reaches this.")] = 0.5,
     force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:

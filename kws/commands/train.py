@@ -10,6 +10,7 @@ import typer
 
 from data_prep.augment import AugmentConfig
 from data_prep.errors import ConfigError
+from kws.commands.choices import Arch, NoiseMode, Stage, Strategy
 from kws.commands.common import load_feature_config
 from kws.train.config import TrainConfig
 from kws.train.run import train as run
@@ -28,10 +29,10 @@ def augment_config(noise_mode: str, snr_db: str):
     return AugmentConfig(noise_mode=noise_mode, snr_db_range=db_range(snr_db, "--snr-db"))
 
 def train(
-    data: Annotated[Path, typer.Argument(help="Speech Commands folder (release or test-set layout).")],
+    data: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Speech Commands folder (release or test-set layout).")],
     out: Annotated[Path, typer.Option(help="Output model directory.")],
-    stage: Annotated[int, typer.Option(help="1: tiny gate (silence/unknown/keyword); 2: full classifier.")] = 2,
-    arch: Annotated[str, typer.Option(help="Architecture from the model zoo (see `kws models`).")] = "ds_cnn",
+    stage: Annotated[Stage, typer.Option(help="1: tiny gate (silence/unknown/keyword); 2: full classifier.")] = 2,
+    arch: Annotated[Arch, typer.Option(help="Architecture from the model zoo (see `kws models`).")] = "ds_cnn",
     arch_params: Annotated[Optional[str], typer.Option("--arch-params", help='JSON, e.g. \'{"width": 32}\'.')] = None,
     labels: Annotated[str, typer.Option(help="12, 35, 30 or a comma-separated keyword list.")] = "12",
     epochs: Annotated[int, typer.Option()] = 60,
@@ -41,18 +42,18 @@ def train(
     seed: Annotated[int, typer.Option()] = 0,
     unknown_pct: Annotated[float, typer.Option(help="_unknown_ clips as a % of keyword clips.")] = 10.0,
     silence_pct: Annotated[float, typer.Option(help="_silence_ clips as a % of keyword clips.")] = 10.0,
-    extra_data: Annotated[Optional[list[Path]], typer.Option(help="More Speech Commands-layout folders; all their clips train (repeatable).")] = None,
-    negatives: Annotated[Optional[list[Path]], typer.Option(help="Folders of other speech/music used as _unknown_ (repeatable).")] = None,
-    background: Annotated[Optional[list[Path]], typer.Option(help="Folders of music/speech mixed under training clips as background (repeatable).")] = None,
+    extra_data: Annotated[Optional[list[Path]], typer.Option(exists=True, file_okay=False, help="More Speech Commands-layout folders; all their clips train (repeatable).")] = None,
+    negatives: Annotated[Optional[list[Path]], typer.Option(exists=True, file_okay=False, help="Folders of other speech/music used as _unknown_ (repeatable).")] = None,
+    background: Annotated[Optional[list[Path]], typer.Option(exists=True, file_okay=False, help="Folders of music/speech mixed under training clips as background (repeatable).")] = None,
     background_share: Annotated[float, typer.Option(help="Share of noisy clips whose background comes from --background folders.")] = 0.5,
-    init_from: Annotated[Optional[Path], typer.Option(help="Trained model dir (same arch and labels): fine-tune from its weights.")] = None,
-    noise_mode: Annotated[str, typer.Option(help="volume (reference recipe) or snr (noise level relative to the clip).")] = "volume",
+    init_from: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Trained model dir (same arch and labels): fine-tune from its weights.")] = None,
+    noise_mode: Annotated[NoiseMode, typer.Option(help="volume (reference recipe) or snr (noise level relative to the clip).")] = "volume",
     snr_db: Annotated[str, typer.Option(help="SNR range in dB for --noise-mode snr, LOW,HIGH.")] = "5,20",
     keyword_boost: Annotated[float, typer.Option(help="Stage 1: weight multiplier of the keyword class (recall).")] = 2.0,
-    config: Annotated[Optional[Path], typer.Option(help="FeatureConfig .toml/.json (default: 49x10 MFCC).")] = None,
+    config: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="FeatureConfig .toml/.json (default: 49x10 MFCC).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
-    strategy: Annotated[str, typer.Option(
+    strategy: Annotated[Strategy, typer.Option(
         help="auto, one-device, mirrored (every local GPU) or multi-worker (reads TF_CONFIG; "
              "--batch-size stays the global batch). auto: multi-worker if TF_CONFIG is set, "
              "mirrored with >1 GPU, else one-device.")] = "auto",

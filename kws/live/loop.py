@@ -1,10 +1,10 @@
 """The live processing loop: blocks from the queue -> mono -> streaming resample -> the
 streaming cascade, hop by hop -> status, events.
 
-It runs ``cascade.runtime.pipeline.StreamingCascade``, the same object ``kws detect`` and the stream
-evaluation run, so live decisions are batch decisions. Audio is fed in pieces of at most one
-feature stride, which makes every ``push`` compute exactly the hop it completes, whatever the
-device's block size.
+It runs ``cascade.runtime.detector.Detector``, the same object ``kws detect``, the stream
+evaluation and embedding apps run, so live decisions are batch decisions. The detector resamples
+the device's rate as a stream and feeds the cascade in pieces of at most one feature stride,
+which makes every piece compute exactly the hop it completes, whatever the device's block size.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import collections
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import numpy as np
 
-from cascade.runtime.pipeline import Step, StreamingCascade
+from cascade.runtime.detector import Detector, Hop
+from cascade.runtime.pipeline import Step
 from data_prep.audio import to_mono
 from data_prep.errors import AudioError
 from data_prep.resample import StreamResampler
@@ -134,7 +135,7 @@ class _Arrivals:
 class LiveLoop:
     def __init__(
         self,
-        runner: StreamingCascade,
+        detector: Detector,
         source: Source,
         blocks: BlockQueue,
         *,
@@ -145,14 +146,14 @@ class LiveLoop:
         update_every_s: float = 0.1,
         stall_s: float = 5.0,
     ) -> None:
-        cfg = runner.bundle.config
-        self.runner, self.source, self.blocks = runner, source, blocks
+        if detector.sample_rate != source.rate:
+            raise AudioError(f"{source.name}: {source.rate} Hz, but the detector takes {detector.sample_rate} Hz")
+        bundle = detector.bundle
+        self.detector, self.source, self.blocks = detector, source, blocks
         self.limit = None if seconds is None else int(round(seconds * source.rate))
         self.on_event, self.on_update, self.on_start = on_event, on_update, on_start
         self.update_every_s, self.stall_s = update_every_s, stall_s
-        self.resampler = StreamResampler(source.rate, cfg.sample_rate)
-        self.piece = cfg.stride_samples
-        self.status = LiveStatus(source.name, source.rate, cfg.sample_rate, runner.bundle.tau, source.realtime)
+        self.status = LiveStatus(source.name, source.rate, detector.model_rate, bundle.tau, source.realtime)
         self._arrivals = _Arrivals(source.rate, source.input_latency_s)
         self._taken = 0  # source samples consumed
         self._fed = 0  # model-rate samples fed to the cascade
@@ -181,7 +182,7 @@ class LiveLoop:
                     self._refresh(cpu0, wall0)
                     self.on_update(status)
                     last_update = now
-            self._feed(self.resampler.push(np.zeros(0, np.float32), last=True))
+            self._feed(self.detector.hops(np.zeros(0, np.float32), last=True))
         except KeyboardInterrupt:
             status.stopped_by = "Ctrl-C"
         self._refresh(cpu0, wall0)
@@ -201,24 +202,17 @@ class LiveLoop:
         self._arrivals.add(self._taken, arrived)
         self.status.level_db = level_db(samples)
         self.status.peak_level_db = max(self.status.peak_level_db, self.status.level_db)
-        self._feed(self.resampler.push(samples))
+        self._feed(self.detector.hops(samples))
 
-    def _feed(self, samples: np.ndarray) -> None:
-        frontend = self.runner.frontend
-        for start in range(0, len(samples), self.piece):
-            piece = samples[start : start + self.piece]
-            frames = frontend.frames_emitted
-            begin, begin_cpu = time.perf_counter(), time.thread_time()
-            steps = self.runner.push(piece)
-            compute_ms = (time.perf_counter() - begin) * 1000.0
-            cpu_ms = (time.thread_time() - begin_cpu) * 1000.0
-            self._fed += len(piece)
+    def _feed(self, hops: Iterator[Hop]) -> None:
+        for hop in hops:
+            self._fed += hop.samples
             self.status.audio_s = self._fed / self.status.model_rate
-            if frontend.frames_emitted != frames:
-                self.status.hop_ms.append(compute_ms)
-                self.status.hop_cpu_ms.append(cpu_ms)
-            for step in steps:
-                self._step(step, compute_ms)
+            if hop.frames:
+                self.status.hop_ms.append(hop.compute_ms)
+                self.status.hop_cpu_ms.append(hop.cpu_ms)
+            for step in hop.steps:
+                self._step(step, hop.compute_ms)
 
     def _step(self, step: Step, compute_ms: float) -> None:
         status = self.status

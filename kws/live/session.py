@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cascade.runtime.bundle import Bundle
+from cascade.runtime.detector import Detector
 from cascade.runtime.pipeline import StreamingCascade
 from data_prep.errors import KwsError
 from kws.live.blocks import BlockQueue
@@ -65,7 +66,8 @@ def run_live(
     runner = warmed(runner or StreamingCascade(bundle))
     source.start()  # before the loop: a microphone knows its input latency once open
     try:
-        loop = LiveLoop(runner, source, blocks, seconds=seconds, on_event=on_event, on_update=on_update,
+        detector = Detector(bundle, sample_rate=source.rate, runner=runner)
+        loop = LiveLoop(detector, source, blocks, seconds=seconds, on_event=on_event, on_update=on_update,
                         on_start=on_start)
         return loop.run()
     finally:

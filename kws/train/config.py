@@ -9,6 +9,10 @@ from data_prep.augment import AugmentConfig
 from data_prep.errors import ConfigError
 from data_prep.spec_augment import MaskConfig
 
+# The model zoo's names (kws.train.models registers their builders; a test checks both agree):
+# spelled here so the CLI can offer them without importing Keras.
+ARCHS = ("ds_cnn", "tc_resnet", "tiny")
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainConfig:
