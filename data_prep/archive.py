@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import tarfile
-import tempfile
 import unicodedata
 import zlib
 from collections import deque
@@ -30,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from data_prep.atomic import write_text_atomic
+from data_prep.atomic import publish_dir, remove_stale, temp_sibling, write_text_atomic
 from data_prep.errors import DownloadError
+from data_prep.outputs import destination_error, make_dirs, refuse_existing
 
 MANIFEST_NAME = "SHA256SUMS"
 METADATA_NAME = "download.json"
@@ -89,10 +89,13 @@ def extract_tar_gz(
     if given, is saved beside it as ``download.json``. Beyond ``limits``: ``CorruptArchive``.
     """
     archive, target = Path(archive), Path(target)
-    if target.exists() and not force:
-        raise DownloadError(f"{target}: already exists (use --force to replace it)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".extracting", dir=target.parent))
+    check_target(target, force)
+    make_dirs(target.parent)
+    tmp = temp_sibling(target, "extracting")  # a killed run's one is removed by the next (check_target)
+    try:
+        tmp.mkdir()
+    except OSError as exc:
+        raise destination_error(target, exc) from None
     try:
         hashes, nbytes = _extract_all(archive, tmp, progress, limits)
         manifest = "".join(f"{digest}  {name}\n" for name, digest in sorted(hashes.items()))
@@ -100,29 +103,18 @@ def extract_tar_gz(
         if metadata is not None:
             info = {**metadata, "files": len(hashes), "extracted_bytes": nbytes}
             write_text_atomic(tmp / METADATA_NAME, json.dumps(info, indent=2) + "\n")
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp made it private; the dataset is not
-        _swap_into_place(tmp, target)
+        publish_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Extracted(target, len(hashes), nbytes, target / MANIFEST_NAME)
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    """Rename the finished tree to ``target``; an old tree is moved aside first, then deleted."""
-    if not target.exists() and not target.is_symlink():
-        os.rename(tmp, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-    os.rename(target, old / "tree")
-    os.rename(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
+def check_target(target: Path, force: bool) -> None:
+    """Refuse an existing ``target`` without ``force``, and with it anything but a dataset kws
+    extracted (its ``SHA256SUMS``); first remove what killed runs left beside it."""
+    remove_stale(target)
+    refuse_existing(target, force, marks=(MANIFEST_NAME, METADATA_NAME), hint="replace it", error=DownloadError)
 
 
 def _extract_all(archive: Path, root: Path, progress: Progress | None,

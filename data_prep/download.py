@@ -19,8 +19,9 @@ import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from data_prep.archive import CorruptArchive, Extracted, Progress, extract_tar_gz, sha256_file
+from data_prep.archive import CorruptArchive, Extracted, Progress, check_target, extract_tar_gz, sha256_file
 from data_prep.errors import DownloadError
+from data_prep.outputs import destination_error, make_dirs
 
 DEFAULT_BASE_URL = "https://download.tensorflow.org/data/"  # HTTPS: the v0.01 test set has no checksum to catch tampering
 BASE_URL_ENV = "KWS_DOWNLOAD_BASE_URL"
@@ -102,8 +103,8 @@ def download_speech_commands(
         archive = replace(archive, size=None, sha256=_check_hex(sha256), source="--sha256")
     dest = Path(dest)
     target = dest / archive.stem
-    if (target.exists() or target.is_symlink()) and not force:
-        raise DownloadError(f"{target}: already exists (use --force to replace it)")
+    check_target(target, force)
+    make_dirs(dest)  # before the download: a file in the way or a read-only folder is one line
     url = resolve_base_url(base_url) + archive.filename
     path = dest / archive.filename
     if path.exists():
@@ -147,11 +148,13 @@ def fetch(
     """
     path = Path(path)
     part = path.with_name(path.name + ".part")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     for attempt in range(retries + 1):
         try:
             _transfer(url, part, size, timeout, progress)
             break
+        except OSError as exc:  # network errors become DownloadError inside: this is the local file
+            raise destination_error(part, exc) from None
         except _Interrupted as exc:
             if attempt == retries:
                 raise DownloadError(

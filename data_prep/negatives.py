@@ -107,7 +107,7 @@ def build_negatives(out: Path, sources: Sequence[Source], *, synth_voices: int =
     """Write ``out/<split>/<source>/...flac`` and a manifest; atomic (temp dir + rename)."""
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
-    with atomic_dir(out, force) as tmp:
+    with atomic_dir(out, force, marks=(MANIFEST,)) as tmp:
         for source in sources:
             _add_source(source, tmp, sample_rate, rows, skipped, tick)
         if synth_voices:

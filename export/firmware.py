@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -28,8 +26,9 @@ import numpy as np
 from cascade.energy.arena import measure_arena
 from cascade.runtime.bundle import Bundle, kws_version
 from cascade.runtime.int8_model import TFLiteModel
-from data_prep.atomic import write_bytes_atomic, write_text_atomic
+from data_prep.atomic import atomic_dir, write_bytes_atomic, write_text_atomic
 from data_prep.errors import ConfigError, ConfigMismatch, KwsError, ModelError
+from data_prep.outputs import is_kws_output
 from export import frontend_c, header, tflm_ops
 from export import golden as golden_mod
 from export.c_array import model_array_sources
@@ -84,7 +83,7 @@ def check_destination(out: Path, force: bool) -> None:
         return
     if not force:
         raise KwsError(f"{out}: folder is not empty (use --force to replace a previous export)")
-    if not (out / MANIFEST).is_file():
+    if not is_kws_output(out, (MANIFEST,)):
         raise KwsError(f"{out}: not a kws export (no {MANIFEST}); refusing to replace it even with --force")
 
 def stage_facts(bundle: Bundle, stage: int) -> header.StageFacts:
@@ -234,21 +233,8 @@ def export_firmware(bundle_path: Path, out: Path, *, data: Path, target: str = D
     golden = golden_mod.make_golden(bundle, golden_mod.pick_clips(data, bundle))
     verification = verify_outputs(bundle, golden)
     memory = _memory(bundle, stages)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_dir(out, force=True, marks=(MANIFEST,)) as tmp:  # check_destination has refused the rest
         files = _write_files(tmp, out.name, layout, bundle, stages, golden, memory, verification)
         files.append(MANIFEST)
         write_text_atomic(tmp / MANIFEST, _manifest(bundle, layout, stages, memory, verification, golden, sorted(files)))
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not out.exists():
-            old.rename(out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
     return ExportResult(out, target, stages, memory, verification, tuple(sorted(files)))

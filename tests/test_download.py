@@ -347,6 +347,10 @@ def test_existing_destination_needs_force_and_kept_archive_is_reused(server, tmp
     with pytest.raises(DownloadError, match="already exists .*--force"):
         get(server, tmp_path, sha256=sha(release))
     assert server.log == [] and (old / "stale.txt").exists()
+    with pytest.raises(DownloadError, match="not written by kws"):  # a folder kws did not extract: kept
+        get(server, tmp_path, sha256=sha(release), force=True)
+    assert server.log == [] and (old / "stale.txt").exists()
+    (old / "SHA256SUMS").write_text("")  # as a previous `kws data download` leaves it
     get(server, tmp_path, sha256=sha(release), force=True, keep_archive=True)
     assert_tree(old, tree)
     assert (tmp_path / V2).read_bytes() == release

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from cascade.evaluation.keyword_free import keyword_free_rate, keyword_free_streams
-from cascade.runtime.bundle import Bundle, write_bundle
+from cascade.runtime.bundle import MANIFEST, Bundle, write_bundle
 from cascade.runtime.decision import SmoothingConfig
 from cascade.runtime.gate import calibrate, threshold_curve
 from cascade.runtime.model_dir import ModelDir, write_json
@@ -18,6 +18,7 @@ from cascade.runtime.stages import KEYWORD
 from data_prep.errors import DatasetError
 from data_prep.example_features import example_features
 from data_prep.labels import RESERVED
+from data_prep.outputs import refuse_existing
 from data_prep.speech_commands import load_dataset
 
 CURVE = "threshold_curve.json"
@@ -48,15 +49,20 @@ def build_cascade(
     force: bool = False,
     cache_dir: Path | None = None,
 ) -> tuple[Bundle, dict[str, Any]]:
+    refuse_existing(out, force, marks=(MANIFEST,), hint="replace it")  # before the costly scoring
     stage1, stage2 = ModelDir.open(stage1_dir), ModelDir.open(stage2_dir)
     stage1.config.require_same(stage2.config, f"{stage1_dir} vs {stage2_dir}")
     p, is_kw = stage1_scores(stage1, data_dir, split, stage2.dataset_labels(), cache_dir)
     cal = calibrate(p, is_kw, recall)
     calibration = dataclasses.asdict(cal) | {"data": str(data_dir), "split": split}
+    free: dict[str, Any] = {}
+
+    def figures(draft: Bundle) -> None:
+        write_json(draft.path / CURVE, threshold_curve(p, is_kw))
+        streams, about = keyword_free_streams(data_dir, stage2.dataset_labels(), split, draft.config.sample_rate)
+        free.update(keyword_free_rate(draft, streams) | about)
+        write_json(draft.path / KEYWORD_FREE, free)
+
     bundle = write_bundle(out, stage1_dir, stage2_dir, tau=cal.tau, inference_stride_ms=inference_stride_ms,
-                          smoothing=smoothing, calibration=calibration, force=force)
-    write_json(bundle.path / CURVE, threshold_curve(p, is_kw))
-    streams, about = keyword_free_streams(data_dir, stage2.dataset_labels(), split, bundle.config.sample_rate)
-    free = keyword_free_rate(bundle, streams) | about
-    write_json(bundle.path / KEYWORD_FREE, free)
+                          smoothing=smoothing, calibration=calibration, force=force, extras=figures)
     return bundle, calibration | {"keyword_free": free}

@@ -92,7 +92,7 @@ def mine(bundle: Bundle, folders: Sequence[Path], out: Path, config: MiningConfi
     (temp folder + rename: an interrupted run leaves nothing half-written)."""
     runner = StreamingCascade(bundle)
     rows, seconds = [], 0.0
-    with atomic_dir(out, force) as tmp:
+    with atomic_dir(out, force, marks=(MINED,)) as tmp:
         for folder in folders:
             for path in audio_files(folder):
                 windows, length = mine_file(bundle, path, config, runner)

@@ -8,13 +8,15 @@ from typing import Any
 
 import soundfile as sf
 
+from cascade.evaluation.stream_eval import TRUTH
 from cascade.evaluation.stream_make import StreamRecipe, make_stream
 from cascade.runtime.model_dir import write_json
 from data_prep.atomic import atomic_dir, write_atomic
 from data_prep.audio import audio_files, load_audio
 from data_prep.config import FeatureConfig
-from data_prep.errors import DatasetError, KwsError
+from data_prep.errors import DatasetError
 from data_prep.labels import RESERVED, UNKNOWN
+from data_prep.outputs import refuse_existing
 from data_prep.speech_commands import load_dataset
 
 
@@ -24,8 +26,7 @@ def build_stream_folder(keywords_dir: Path, negative_dirs: list[Path], out: Path
     """``bed_dirs``: long recordings (music) that join the background-noise files as the bed
     the words are spoken over, one recording per bed entry."""
     config = config or FeatureConfig()
-    if Path(out).exists() and not force:  # before the costly build, not only at publishing
-        raise KwsError(f"{out}: already exists (use --force to replace it)")
+    refuse_existing(out, force, marks=(TRUTH,), hint="replace it")  # before the costly build, not only at publishing
     dataset = load_dataset(keywords_dir)
     examples = [e for e in dataset.examples(split) if e.path is not None]
     keywords = [(e.path, e.label) for e in examples if e.label not in RESERVED]
@@ -39,7 +40,7 @@ def build_stream_folder(keywords_dir: Path, negative_dirs: list[Path], out: Path
     audio, truth = make_stream(keywords, negatives, noise, config.sample_rate, recipe)
     truth.update({"keywords_dir": str(keywords_dir), "split": split, "negatives": [str(d) for d in negative_dirs],
                   "bed": [str(d) for d in bed_dirs]})
-    with atomic_dir(out, force) as tmp:
+    with atomic_dir(out, force, marks=(TRUTH,)) as tmp:
         write_atomic(tmp / "stream.wav", lambda fh: sf.write(fh, audio, config.sample_rate, subtype="PCM_16", format="WAV"))
-        write_json(tmp / "truth.json", truth)
+        write_json(tmp / TRUTH, truth)
     return truth

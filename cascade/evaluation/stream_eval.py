@@ -20,9 +20,10 @@ from cascade.evaluation.calibrate import CURVE, KEYWORD_FREE
 from cascade.evaluation.det import det_curve, hits_at_rate, rate_at_hits
 from cascade.evaluation.operating_point import Trace, calibrate_operating_point
 from cascade.evaluation.stream_score import read_truth, score_events
-from cascade.runtime.bundle import Bundle, write_bundle
+from cascade.runtime.bundle import MANIFEST, Bundle, write_bundle
 from cascade.runtime.model_dir import write_json
 from cascade.runtime.stream_run import StreamResult, detect_file
+from data_prep.outputs import refuse_existing
 
 TRUTH, AUDIO = "truth.json", "stream.wav"
 OPERATING_POINT = "operating_point.json"
@@ -102,6 +103,7 @@ def calibrate_bundle(bundle: Bundle, folders: Sequence[Path], out: Path, *, targ
                      per_keyword: bool = True, force: bool = False) -> dict[str, Any]:
     """Choose window, suppression and per-keyword thresholds on validation streams and write
     a new bundle carrying them (and how they were chosen)."""
+    refuse_existing(out, force, marks=(MANIFEST,), hint="replace it")  # before the costly tracing
     traces = [trace_stream(bundle, folder)[0] for folder in folders]
     chosen = calibrate_operating_point(traces, bundle.labels, target_fa_per_hour,
                                        min_count=bundle.smoothing.min_count, per_keyword=per_keyword)
@@ -112,10 +114,13 @@ def calibrate_bundle(bundle: Bundle, folders: Sequence[Path], out: Path, *, targ
         "streams": [str(f) for f in folders], "validation": chosen["score"],
         "hours": sum(t.duration_s for t in traces) / 3600.0,
     }
-    new = write_bundle(out, bundle.stage1.path, bundle.stage2.path, tau=bundle.tau,
-                       inference_stride_ms=bundle.inference_stride_ms, smoothing=smoothing, calibration=calibration, force=force)
-    for name in (CURVE, KEYWORD_FREE):  # the gate's calibration is unchanged: carry its figures over
-        if (bundle.path / name).is_file():
-            shutil.copy2(bundle.path / name, new.path / name)
-    write_json(new.path / OPERATING_POINT, {"chosen": smoothing.to_dict(), "validation": chosen["score"], "grid": chosen["grid"]})
+
+    def figures(draft: Bundle) -> None:
+        for name in (CURVE, KEYWORD_FREE):  # the gate's calibration is unchanged: carry its figures over
+            if (bundle.path / name).is_file():
+                shutil.copy2(bundle.path / name, draft.path / name)
+        write_json(draft.path / OPERATING_POINT, {"chosen": smoothing.to_dict(), "validation": chosen["score"], "grid": chosen["grid"]})
+
+    write_bundle(out, bundle.stage1.path, bundle.stage2.path, tau=bundle.tau, inference_stride_ms=bundle.inference_stride_ms,
+                 smoothing=smoothing, calibration=calibration, force=force, extras=figures)
     return {"smoothing": smoothing.to_dict(), "validation": chosen["score"], "grid": chosen["grid"]}

@@ -15,12 +15,14 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cascade.runtime.decision import SmoothingConfig
 from cascade.runtime.model_dir import FEATURES, LABELS, METRICS, MODEL_INT8, NORMALIZATION, TRAIN_CONFIG, ModelDir
 from cascade.runtime.stages import KEYWORD
+from data_prep.atomic import atomic_dir, write_text_atomic
 from data_prep.config import FeatureConfig
 from data_prep.errors import ConfigError, KwsError, ModelError
 from data_prep.toml_io import dumps
@@ -126,15 +128,27 @@ def write_bundle(
     smoothing: SmoothingConfig,
     calibration: dict[str, Any],
     force: bool = False,
+    extras: Callable[[Bundle], None] | None = None,
 ) -> Bundle:
-    """Copy both stages into a new bundle directory, atomically (temp dir + rename)."""
+    """Copy both stages into a new bundle directory, atomically (temp dir + rename).
+
+    ``extras(bundle)`` writes further files (calibration figures) into the bundle while it is
+    still the temporary folder: a kill at any moment leaves the previous bundle or the whole
+    new one, never one without its figures."""
     stage1, stage2 = ModelDir.open(stage1_dir), ModelDir.open(stage2_dir)
     stage1.config.require_same(stage2.config, f"{stage1_dir} vs {stage2_dir}")
     out = Path(out)
-    if out.exists() and not force:
-        raise KwsError(f"{out}: already exists (use --force to replace it)")
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_dir(out, force, marks=(MANIFEST,)) as tmp:
+        _write_contents(tmp, stage1, stage2, tau=tau, inference_stride_ms=inference_stride_ms,
+                        smoothing=smoothing, calibration=calibration)
+        draft = Bundle.open(tmp)  # refuse to publish a bundle that would not open
+        if extras is not None:
+            extras(draft)
+    return Bundle.open(out)
+
+
+def _write_contents(tmp: Path, stage1: ModelDir, stage2: ModelDir, *, tau: float, inference_stride_ms: float,
+                    smoothing: SmoothingConfig, calibration: dict[str, Any]) -> None:
     for name, stage in (("stage1", stage1), ("stage2", stage2)):
         (tmp / name).mkdir(parents=True)
         for file in (*STAGE_FILES, METRICS, TRAIN_CONFIG):
@@ -156,9 +170,4 @@ def write_bundle(
         "stage2": {"dir": "stage2", "labels": list(stage2.labels)},
         "calibration": calibration,
     }
-    (tmp / MANIFEST).write_text(dumps(manifest))
-    Bundle.open(tmp)  # refuse to publish a bundle that would not open
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return Bundle.open(out)
+    write_text_atomic(tmp / MANIFEST, dumps(manifest))

@@ -25,8 +25,9 @@ import typer
 from data_prep.atomic import write_text_atomic
 from data_prep.audio import load_clip, pad_or_crop, resample, to_mono
 from data_prep.cache import FeatureCache
-from data_prep.errors import DatasetError, KwsError
+from data_prep.errors import DatasetError
 from data_prep.features import mfcc
+from data_prep.outputs import refuse_existing
 from data_prep.streaming import StreamingFrontend
 from kws.commands.common import load_feature_config
 
@@ -174,8 +175,7 @@ def report_dict(benchmark: str, measurements: list[Measurement], targets: list[T
 
 def write_json(path: Path, data: dict[str, Any], force: bool) -> None:
 
-    if path.exists() and not force:
-        raise KwsError(f"{path}: already exists (use --force to overwrite)")
+    refuse_existing(path, force)
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 # --- kws bench features -----------------------------------------------------------------------
@@ -245,8 +245,7 @@ def features(
     cfg = load_feature_config(config)
     data_dir = data_dir if data_dir is not None else default_data_dir()
     paths = find_clips(data_dir, clips)
-    if json_out is not None and json_out.exists() and not force:
-        raise KwsError(f"{json_out}: already exists (use --force to overwrite)")
+    refuse_existing(json_out, force)
     warm_page_cache(paths)
 
     with tempfile.TemporaryDirectory(prefix="kws-bench-") as tmp:

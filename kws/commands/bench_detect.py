@@ -13,7 +13,8 @@ from typing import Annotated, Optional
 import typer
 
 from cascade.runtime.bundle import Bundle
-from data_prep.errors import ConfigError, KwsError
+from data_prep.errors import ConfigError
+from data_prep.outputs import refuse_existing
 from kws.bench.detect_memory import keyword_clips, measure_detect, write_long_wav
 from kws.commands.bench import Target, app, default_data_dir, print_report, report_dict, write_json
 from kws.commands.common import default_bundle
@@ -40,8 +41,7 @@ def bench_detect_memory(
         raise ConfigError(f"--minutes {minutes!r}: expected comma-separated numbers") from None
     if len(lengths) < 2 or lengths[0] <= 0 or lengths[-1] > 24 * 60:
         raise ConfigError(f"--minutes {minutes!r}: give at least two lengths in (0, 1440]")
-    if json_out is not None and json_out.exists() and not force:
-        raise KwsError(f"{json_out}: already exists (use --force to overwrite)")
+    refuse_existing(json_out, force)
     model = model or default_bundle()
     bundle = Bundle.open(model)
     clips = keyword_clips(data or default_data_dir(), bundle.labels, bundle.config)

@@ -12,7 +12,7 @@ import typer
 
 from cascade.evaluation.stream_build import build_stream_folder
 from cascade.runtime.bundle import Bundle
-from data_prep.errors import KwsError
+from data_prep.outputs import refuse_existing
 from kws.bench.live import LATENCY_RECIPE, forced_open, hop_figures, matched_latencies, play_file, write_silence
 from kws.commands.bench import blas_threads, default_data_dir, write_json
 from kws.commands.common import default_bundle
@@ -40,8 +40,7 @@ def bench_live(
     import numpy as np
     from rich.console import Console
 
-    if json_out is not None and json_out.exists() and not force:
-        raise KwsError(f"{json_out}: already exists (use --force to overwrite)")
+    refuse_existing(json_out, force)
     console = Console()
     bundle = Bundle.open(model or default_bundle())
     cfg = bundle.config

@@ -21,7 +21,8 @@ from cascade.evaluation.bundle_eval import evaluate_bundle
 from cascade.evaluation.model_eval import evaluate
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import ModelDir
-from data_prep.errors import ConfigError, KwsError
+from data_prep.errors import ConfigError
+from data_prep.outputs import refuse_existing
 from data_prep.speech_commands import load_dataset
 from kws.bench.child import measure_kws
 from kws.bench.testset import repeated_test_set
@@ -84,8 +85,7 @@ def bench_eval_memory(
         raise ConfigError(f"--sizes {sizes!r} / --workers {workers!r}: expected comma-separated integers") from None
     if not multiples or multiples[0] < 1 or not worker_counts or min(worker_counts) < 1:
         raise ConfigError("--sizes and --workers need positive integers")
-    if json_out is not None and json_out.exists() and not force:
-        raise KwsError(f"{json_out}: already exists (use --force to overwrite)")
+    refuse_existing(json_out, force)
     model = model or default_bundle()
     data = data or default_data_dir()
     minimum = len(load_dataset(data).examples("testing"))

@@ -13,7 +13,9 @@ from cascade.evaluation.search import pareto_png
 from cascade.evaluation.search import search as run
 from cascade.runtime.decision import SmoothingConfig
 from cascade.runtime.model_dir import write_json
-from data_prep.errors import KwsError
+from data_prep.outputs import refuse_existing
+
+SEARCH_JSON = "cascade_search.json"
 
 app = typer.Typer(help="Build and inspect cascade bundles.", no_args_is_help=True)
 
@@ -60,11 +62,10 @@ def search(
     """Pick the stage-1 model and tau with the least energy within MAX_DROP of stage 2 alone."""
     from rich.console import Console
 
-    if out.exists() and any(out.iterdir()) and not force:
-        raise KwsError(f"{out}: already exists (use --force to replace its contents)")
+    refuse_existing(out, force, marks=(SEARCH_JSON,), hint="replace its contents")
     result = run(stage1, stage2, data, load_profile(profile), inference_stride_ms=inference_stride_ms, max_drop=max_drop)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "cascade_search.json", result)
+    write_json(out / SEARCH_JSON, result)
     pareto_png(result, out / "pareto.png")
     console = Console()
     best = result["best"]

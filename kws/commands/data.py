@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from data_prep.atomic import write_text_atomic
-from data_prep.errors import KwsError
+from data_prep.outputs import refuse_existing
 from data_prep.speech_commands import load_dataset
 from data_prep.splits import SPLITS
 
@@ -36,8 +36,7 @@ def info(
 
     from rich.console import Console
 
-    if json_out is not None and json_out.exists() and not force:
-        raise KwsError(f"{json_out}: already exists (use --force to overwrite)")
+    refuse_existing(json_out, force)
     dataset = load_dataset(directory, labels, silence_pct=silence_pct, unknown_pct=unknown_pct, seed=seed)
     summary = dataset.summary()
     console = Console()

@@ -13,7 +13,7 @@ from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import write_json
 from cascade.runtime.stream_run import detect_file
 from data_prep.atomic import write_text_atomic
-from data_prep.errors import KwsError
+from data_prep.outputs import refuse_existing
 from kws.commands.common import default_bundle
 
 
@@ -29,8 +29,7 @@ def detect(
     from rich.console import Console
 
     for path in (events, json_out):
-        if path is not None and path.exists() and not force:
-            raise KwsError(f"{path}: already exists (use --force to overwrite)")
+        refuse_existing(path, force)
     bundle = Bundle.open(model or default_bundle())
     result = detect_file(bundle, file, trace=False)
     console = Console()

@@ -20,6 +20,7 @@ from cascade.energy.profiles import load_all, load_profile
 from cascade.runtime.model_dir import FEATURES
 from data_prep.atomic import write_text_atomic
 from data_prep.errors import KwsError
+from data_prep.outputs import refuse_existing
 from kws.commands.choices import Battery
 from kws.commands.common import default_bundle, is_bundle, load_feature_config
 
@@ -94,8 +95,7 @@ def energy(
         if invocation_rate is None:
             raise KwsError(f"{model}: the bundle has no measured keyword-free invocation rate; pass --invocation-rate")
     inference_stride_ms = inference_stride_ms or 20.0
-    if json_out is not None and json_out.exists() and not force:
-        raise KwsError(f"{json_out}: already exists (use --force to overwrite)")
+    refuse_existing(json_out, force)
     if stage1 is None and invocation_rate is not None:
         raise KwsError("--invocation-rate applies to a cascade: give --stage1 too")
     if stage1 is not None and invocation_rate is None:

@@ -12,7 +12,7 @@ from cascade.evaluation.model_eval import confusion_png, confusion_text
 from cascade.evaluation.model_eval import evaluate as run
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import ModelDir, write_json
-from data_prep.errors import KwsError
+from data_prep.outputs import refuse_existing
 from kws.commands.choices import Split
 from kws.commands.common import default_bundle, is_bundle, load_feature_config
 
@@ -33,8 +33,7 @@ def evaluate(
     from rich.table import Table
 
     for path in (json_out, png):
-        if path is not None and path.exists() and not force:
-            raise KwsError(f"{path}: already exists (use --force to overwrite)")
+        refuse_existing(path, force)
 
     model = model or default_bundle()
     console = Console()

@@ -9,8 +9,8 @@ import typer
 
 from data_prep.atomic import save_npy_atomic
 from data_prep.audio import load_clip
-from data_prep.errors import KwsError
 from data_prep.features import mfcc
+from data_prep.outputs import refuse_existing
 from kws.commands.common import load_feature_config
 
 
@@ -27,8 +27,7 @@ def features(
     cfg = load_feature_config(config)
     feats = mfcc(load_clip(file, cfg), cfg)
     if out is not None:
-        if out.exists() and not force:
-            raise KwsError(f"{out}: already exists (use --force to overwrite)")
+        refuse_existing(out, force)
         save_npy_atomic(out, feats)
     console = Console()
     t, c = feats.shape

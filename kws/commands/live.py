@@ -11,7 +11,7 @@ import typer
 
 from cascade.runtime.bundle import Bundle
 from data_prep.atomic import write_text_atomic
-from data_prep.errors import KwsError
+from data_prep.outputs import refuse_existing
 from kws.commands.choices import Battery
 from kws.commands.common import default_bundle
 from kws.live.blocks import BlockQueue
@@ -58,8 +58,7 @@ def live(
         return
     from rich.console import Console
 
-    if summary_json is not None and summary_json.exists() and not force:
-        raise KwsError(f"{summary_json}: already exists (use --force to overwrite)")
+    refuse_existing(summary_json, force)
     bundle = Bundle.open(model or default_bundle())
     energy = LiveEnergy(bundle, profile, battery)
     blocks = BlockQueue()

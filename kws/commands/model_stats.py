@@ -10,7 +10,7 @@ import typer
 
 from cascade.energy.model_stats import collect_stats
 from data_prep.atomic import write_text_atomic
-from data_prep.errors import KwsError
+from data_prep.outputs import refuse_existing
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -26,8 +26,7 @@ def model_stats(
     from rich.console import Console
     from rich.table import Table
 
-    if json_out is not None and json_out.exists() and not force:
-        raise KwsError(f"{json_out}: already exists (use --force to overwrite)")
+    refuse_existing(json_out, force)
     console = Console()
     if arena:
         with console.status("measuring the TFLite Micro tensor arena"):

@@ -10,7 +10,8 @@ import typer
 from cascade.energy.profiles import load_all, load_profile
 from cascade.runtime.model_dir import write_json
 from data_prep.atomic import write_text_atomic
-from data_prep.errors import ConfigError, KwsError
+from data_prep.errors import ConfigError
+from data_prep.outputs import refuse_existing
 from kws.commands.choices import EvalSplit, Method
 from kws.train.compress.optimize import METHODS, OPTIMIZE_JSON, OptimizeSettings
 from kws.train.compress.optimize import optimize as run
@@ -62,8 +63,7 @@ def optimize(
         return
 
     for path in (out / TABLE_JSON, out / TABLE_MD):
-        if path.exists() and not force:
-            raise KwsError(f"{path}: already exists (use --force to replace it)")
+        refuse_existing(path, force, hint="replace it")
     profiles = [load_profile(p) for p in profile] if profile else load_all()
     out.mkdir(parents=True, exist_ok=True)
     result = {"split": split, "profiles": [p.name for p in profiles], "models": []}

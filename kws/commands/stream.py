@@ -18,7 +18,8 @@ from cascade.evaluation.stream_score import read_truth, score_events
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import write_json
 from data_prep.audio import audio_files
-from data_prep.errors import DatasetError, KwsError
+from data_prep.errors import DatasetError
+from data_prep.outputs import refuse_existing
 from kws.commands.choices import Split
 from kws.commands.common import default_bundle
 from kws.commands.train import db_range
@@ -64,8 +65,7 @@ def _write_report(path: Optional[Path], data: dict, force: bool) -> None:
 
     if path is None:
         return
-    if path.exists() and not force:
-        raise KwsError(f"{path}: already exists (use --force to overwrite)")
+    refuse_existing(path, force)
     write_json(path, data)
 
 @app.command("eval")
@@ -83,8 +83,7 @@ def evaluate(
     from rich.console import Console
 
     for path in (json_out, det):
-        if path is not None and path.exists() and not force:
-            raise KwsError(f"{path}: already exists (use --force to overwrite)")
+        refuse_existing(path, force)
     bundle = Bundle.open(model or default_bundle())
     report = evaluate_streams(bundle, streams, target_fa_per_hour=target_fa, hit_target=hit_target, profiles=profile)
     console = Console()

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from data_prep.errors import KwsError
 from data_prep.labels import WORDS_V2
+from data_prep.outputs import already_exists
 from data_prep.synth import synthesize
 
 
@@ -23,7 +23,7 @@ def synth(
     from rich.progress import Progress
 
     if out.exists() and any(out.iterdir()) and not force:
-        raise KwsError(f"{out}: already exists (use --force to add to it)")
+        raise already_exists(out, "add to it")  # --force adds clips: nothing is deleted
     chosen = [w.strip() for w in words.split(",")] if words else list(WORDS_V2)
     with Progress() as progress:
         task = progress.add_task("synthesizing", total=len(chosen) * voices)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from cascade.runtime.stages import stage_labels
 from data_prep.config import FeatureConfig
 from data_prep.errors import ConfigError, KwsError, ModelError
 from data_prep.labels import parse_labels
+from data_prep.outputs import make_dirs
 from export.quantize import quantize
 from kws.train.width import scaled_params
 
@@ -242,13 +244,11 @@ class SearchState:
             self.data["spec"] = spec.to_dict()  # new limits: everything measured and trained is reused
             for row in self.candidates.values():
                 judge(row, spec)
-        elif self.out.exists() and any(self.out.iterdir()) and not force:
-            raise KwsError(f"{self.out}: exists and holds no {SEARCH_JSON} (use --force to replace it)")
+        elif self.out.exists() and any(self.out.iterdir()) and not (self.path.is_file() and force):
+            raise KwsError(f"{self.out}: exists and holds no {SEARCH_JSON}; refusing to replace it")
         elif force and self.out.exists():
-            import shutil
-
             shutil.rmtree(self.out)
-        self.out.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.out)
 
     @property
     def candidates(self) -> dict[str, dict[str, Any]]:

@@ -19,7 +19,7 @@ from cascade.evaluation.model_eval import accuracy_of
 from cascade.runtime import model_dir as artifact
 from cascade.runtime.model_dir import load_keras
 from cascade.runtime.stages import KEYWORD, stage_labels, stage_targets
-from data_prep.atomic import write_bytes_atomic
+from data_prep.atomic import remove_stale, temp_sibling, write_bytes_atomic
 from data_prep.audio import audio_files, load_audio, loudest_window
 from data_prep.augment import rms
 from data_prep.config import FeatureConfig
@@ -28,6 +28,7 @@ from data_prep.example_features import example_clips, example_features
 from data_prep.features import mfcc
 from data_prep.labels import UNKNOWN
 from data_prep.normalize import FeatureStats
+from data_prep.outputs import is_kws_output, make_dirs
 from data_prep.speech_commands import Dataset, load_dataset
 from export.quantize import quantize
 from kws.train.config import TrainConfig
@@ -38,24 +39,60 @@ from kws.train.loop import run_epochs, synchronise_batch_norm
 CHECKPOINT_DIR = "checkpoint"
 
 
-def prepare_output(out: Path, data_dir: Path, config: TrainConfig, features: FeatureConfig, force: bool) -> bool:
-    """Create or reuse ``out``; True when resuming an interrupted run."""
-    if out.exists() and force:
-        shutil.rmtree(out)
-    if out.exists() and any(out.iterdir()):
-        if (out / artifact.METRICS).is_file():
-            raise KwsError(f"{out}: already holds a trained model (use --force to retrain)")
-        saved = out / artifact.TRAIN_CONFIG
-        if not saved.is_file():
-            raise KwsError(f"{out}: exists and is not a kws training run (use --force to replace it)")
+RUN_MARKS = (artifact.TRAIN_CONFIG, artifact.METRICS)
+
+
+def check_output(out: Path, data_dir: Path, config: TrainConfig, features: FeatureConfig, force: bool) -> bool:
+    """Refuse an ``out`` this run must not write; True when resuming an interrupted run.
+    Changes nothing on disk but stale leftovers of killed runs: the data is not checked yet."""
+    out = Path(out)
+    remove_stale(out)
+    if out.exists() and not out.is_dir():
+        raise KwsError(f"{out}: exists and is not a folder")
+    if not out.exists() or not any(out.iterdir()):
+        return False
+    if not is_kws_output(out, RUN_MARKS):
+        raise KwsError(f"{out}: exists and is not a kws training run (no {artifact.TRAIN_CONFIG}); "
+                       "refusing to write into it, even with --force")
+    if force:
+        return False
+    if (out / artifact.METRICS).is_file():
+        raise KwsError(f"{out}: already holds a trained model (use --force to retrain)")
+    saved = out / artifact.TRAIN_CONFIG
+    if saved.is_file():
         saved_data = artifact.read_json(saved)
         previous = TrainConfig.from_dict({k: v for k, v in saved_data.items() if k != "data"})
         same_data = saved_data.get("data") == str(data_dir)
-        if not (same_data and previous.resumable_with(config)) or FeatureConfig.load(out / artifact.FEATURES) != features:
+        saved_features = out / artifact.FEATURES
+        if not (same_data and previous.resumable_with(config)) or (
+                saved_features.is_file() and FeatureConfig.load(saved_features) != features):
             raise KwsError(f"{out}: holds an interrupted run with different settings (use --force to restart)")
-        return True
-    out.mkdir(parents=True, exist_ok=True)
-    return False
+    return True
+
+
+def open_output(out: Path, resuming: bool) -> Path | None:
+    """Make ``out`` ready for a new run once the data has been checked: a previous kws run
+    there (``--force``) is moved aside, to be deleted when the new one is complete (the
+    returned path) or put back if the new run fails."""
+    if resuming:
+        return None
+    old = None
+    if out.exists() and any(out.iterdir()):
+        old = temp_sibling(out, "old")
+        out.rename(old)
+    make_dirs(out)
+    return old
+
+
+def settle_previous(out: Path, old: Path | None, succeeded: bool) -> None:
+    """Delete the previous run after the new one is complete; after a failure put it back."""
+    if old is None or not old.exists():
+        return
+    if succeeded:
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        old.rename(out)
 
 def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConfig) -> TrainingArrays:
     """Training clips of the dataset, plus every clip of the extra folders, plus negatives
@@ -130,15 +167,25 @@ def train(
     log = log or (lambda line: None)
     placement = make_placement(strategy)  # first: a multi-worker strategy configures TF itself
     log(placement.describe(config.batch_size))
-    with lost_worker_is_one_line(placement):
-        dataset, arrays, stats = _train_on(placement, data_dir, out, config, features, force=force,
-                                           progress=progress, cache_dir=cache_dir, log=log)
-    if not placement.is_chief:
-        return {}
-    return finish(out, dataset, config, features, arrays, stats, cache_dir)
+    out = Path(out)
+    resuming = check_output(out, data_dir, config, features, force) if placement.is_chief else False
+    previous: list[Path | None] = [None]  # a run moved aside by --force, once this one starts writing
+    try:
+        with lost_worker_is_one_line(placement):
+            dataset, arrays, stats = _train_on(placement, data_dir, out, config, features, resuming=resuming,
+                                               previous=previous, progress=progress, cache_dir=cache_dir, log=log)
+        if not placement.is_chief:
+            return {}
+        metrics = finish(out, dataset, config, features, arrays, stats, cache_dir)
+    except Exception:
+        settle_previous(out, previous[0], succeeded=False)
+        raise
+    settle_previous(out, previous[0], succeeded=True)
+    return metrics
 
 def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConfig, features: FeatureConfig, *,
-              force: bool, progress: bool, cache_dir: Path | None, log: Callable[[str], None]):
+              resuming: bool, previous: list[Path | None], progress: bool, cache_dir: Path | None,
+              log: Callable[[str], None]):
     """Every worker's part of ``train``: (dataset, training arrays, feature stats) for finish."""
     import keras
 
@@ -147,7 +194,6 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
     from kws.train.progress import RichProgress  # lazy: a Keras callback: imports Keras (seconds)
 
     chief = placement.is_chief
-    resuming = prepare_output(out, data_dir, config, features, force) if chief else False
     dataset = load_dataset(data_dir, config.labels, silence_pct=config.silence_pct,
                            unknown_pct=config.unknown_pct, seed=config.seed)
     labels = stage_labels(config.stage, dataset.labels)
@@ -159,11 +205,12 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
     if len(y_val) == 0:
         raise DatasetError(f"{data_dir}: no validation examples (needed for checkpointing)")
 
-    if chief:
+    if chief:  # the data is good: only now is anything written (or a previous run moved aside)
+        previous[0] = open_output(out, resuming)
+        artifact.write_json(out / artifact.TRAIN_CONFIG, config.to_dict() | {"data": str(data_dir)})  # first: marks the run
         features.save(out / artifact.FEATURES)
         artifact.write_labels(out / artifact.LABELS, labels)
         stats.save(out / artifact.NORMALIZATION)
-        artifact.write_json(out / artifact.TRAIN_CONFIG, config.to_dict() | {"data": str(data_dir)})
 
     keras.utils.set_random_seed(config.seed)
     boost = {labels.index(KEYWORD): config.keyword_boost} if config.stage == 1 else None

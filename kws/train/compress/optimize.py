@@ -31,6 +31,7 @@ from cascade.runtime.stages import KEYWORD
 from data_prep.atomic import write_bytes_atomic
 from data_prep.errors import ConfigError, KwsError, ModelError
 from data_prep.features import mfcc
+from data_prep.outputs import make_dirs, refuse_existing
 from data_prep.speech_commands import load_dataset
 from data_prep.tensorflow_quiet import import_tensorflow
 from export.quantize import quantize
@@ -231,11 +232,10 @@ _TECHNIQUES: dict[str, Callable[..., tuple[Any, dict[str, Any]]]] = {
     "qat": _qat, "prune": _prune, "cluster": _cluster, "finetune": _finetune}
 
 def _prepare_out(out: Path, force: bool) -> None:
+    refuse_existing(out, force, marks=(OPTIMIZE_JSON, artifact.TRAIN_CONFIG, artifact.FEATURES), hint="replace it")
     if out.exists() and any(out.iterdir()):
-        if not force:
-            raise KwsError(f"{out}: already exists (use --force to replace it)")
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
 
 def optimize(model_dir: Path, out: Path, settings: OptimizeSettings, *, data_dir: Path | None = None,
              force: bool = False, cache_dir: Path | None = None, progress: bool = False,
