@@ -38,6 +38,19 @@ def make_dirs(path: Path) -> Path:
     return path
 
 
+def check_writable(path: Path) -> None:
+    """Fail before any costly work when ``path`` could not be created: its nearest existing
+    ancestor is a file or read-only (``os.access`` also sees a read-only mount, even as root)."""
+    path = Path(path)
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise DestinationError(f"{path}: cannot write ({ancestor} is not a folder)")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise DestinationError(f"{path}: cannot write ({ancestor} is not writable)")
+
+
 def is_kws_output(folder: Path, marks: Sequence[str]) -> bool:
     """True for a folder holding one of kws's manifests, or nothing at all."""
     folder = Path(folder)
@@ -58,6 +71,7 @@ def refuse_existing(path: Path | None, force: bool, *, marks: Sequence[str] = ()
     if path is None:
         return
     path = Path(path)
+    check_writable(path)
     if not (path.exists() or path.is_symlink()):
         return
     if marks and not path.is_dir():

@@ -28,7 +28,7 @@ from cascade.runtime.bundle import Bundle, kws_version
 from cascade.runtime.int8_model import TFLiteModel
 from data_prep.atomic import atomic_dir, write_bytes_atomic, write_text_atomic
 from data_prep.errors import ConfigError, ConfigMismatch, KwsError, ModelError
-from data_prep.outputs import is_kws_output
+from data_prep.outputs import check_writable, is_kws_output
 from export import frontend_c, header, tflm_ops
 from export import golden as golden_mod
 from export.c_array import model_array_sources
@@ -75,6 +75,7 @@ def template(name: str) -> str:
 def check_destination(out: Path, force: bool) -> None:
     """Refuse a non-empty folder without force, and anything but a previous export with it."""
     out = Path(out)
+    check_writable(out)
     if not out.exists():
         return
     if not out.is_dir():

@@ -143,3 +143,32 @@ def test_fine_tune_with_negatives_and_music_backgrounds(trained_models: dict[str
     assert np.array_equal(source.stats.mean, tuned.stats.mean) and np.array_equal(source.stats.std, tuned.stats.std)
     wrong = runner.invoke(app, args[:-3] + ["--init-from", str(trained_models["stage1"]), "--force", "--quiet"])
     assert wrong.exit_code != 0 and "labels" in wrong.output and "Traceback" not in wrong.output
+
+
+def test_a_damaged_newest_checkpoint_costs_one_epoch_not_the_run(tmp_path: Path) -> None:
+    """A kill (or power cut) while the epoch-3 checkpoint is written: resume at epoch 2, not 0."""
+    import keras
+
+    from kws.train.callbacks import TrainingBackup
+    from kws.train.distribute import make_placement
+
+    placement = make_placement("auto")
+    directory = tmp_path / "checkpoint"
+
+    def backup() -> TrainingBackup:
+        with placement.strategy.scope():
+            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+            optimizer = keras.optimizers.Adam(1e-3)
+            optimizer.build(model.trainable_variables)
+        return TrainingBackup(directory, model, optimizer, placement)
+
+    saver = backup()
+    for epoch in (1, 2, 3):
+        saver.save(epoch)
+    index = directory / "ckpt-3.index"
+    index.write_bytes(index.read_bytes()[: len(index.read_bytes()) // 2])  # cut short mid-write
+    (directory / "ckpt-4_temp").mkdir()  # a save killed before its files were merged
+    assert backup().restore() == 2
+    assert not (directory / "ckpt-4_temp").exists()
+    (directory / "checkpoint").write_text("")  # the state file naming them lost as well
+    assert backup().restore() == 2

@@ -20,7 +20,9 @@ from kws.train.distribute import Placement, broadcast_from_chief, write_dir
 
 class TrainingBackup:
     """Weights, optimizer state (slots, step count) and finished epochs, saved after every
-    epoch with ``tf.train.CheckpointManager`` (a crash mid-save leaves the previous one).
+    epoch with ``tf.train.CheckpointManager``. The previous checkpoint is kept beside the
+    newest one, and ``restore`` falls back to it when the newest is damaged or the state file
+    naming it is (a kill or power cut mid-save costs at most one epoch, never the run).
 
     Every worker saves, as TensorFlow requires of multi-worker checkpoints, but only the
     chief's copy in ``directory`` is kept; the others write to ``workertemp_<id>`` and delete
@@ -38,7 +40,12 @@ class TrainingBackup:
         # under a multi-worker strategy each variable creation is a collective broadcast.
         _ = self.checkpoint.save_counter
         self._write_dir = write_dir(self.directory, placement)
-        self._manager = tf.train.CheckpointManager(self.checkpoint, str(self._write_dir), max_to_keep=1)
+        if placement.is_chief:
+            for partial in self.directory.glob("ckpt-*_temp"):  # what a save killed mid-way leaves
+                shutil.rmtree(partial, ignore_errors=True)
+            if readable_state(self.directory) is None:  # damaged: restore() finds the files on disk
+                (self.directory / "checkpoint").unlink(missing_ok=True)
+        self._manager = tf.train.CheckpointManager(self.checkpoint, str(self._write_dir), max_to_keep=KEEP)
 
     def _state(self) -> list[Any]:
         return [*self.model.variables, *self.optimizer.variables, self.epochs_done]
@@ -47,9 +54,13 @@ class TrainingBackup:
         """Load the chief's latest backup (if any) on every worker; the finished epochs."""
         import tensorflow as tf
 
-        latest = tf.train.latest_checkpoint(str(self.directory)) if self.placement.is_chief else None
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        if self.placement.is_chief:
+            for candidate in checkpoint_candidates(self.directory):
+                try:
+                    self.checkpoint.restore(str(candidate)).assert_existing_objects_matched()
+                    break
+                except (tf.errors.OpError, ValueError, AssertionError):
+                    self.epochs_done.assign(0)  # damaged: try the one before
         if self.placement.num_workers > 1:
             state = self._state()
             for variable, value in zip(state, broadcast_from_chief(self.placement, state)):
@@ -61,6 +72,33 @@ class TrainingBackup:
         self._manager.save(checkpoint_number=epochs_done)
         if not self.placement.is_chief:
             shutil.rmtree(self._write_dir, ignore_errors=True)
+
+
+KEEP = 2  # the newest checkpoint and the one before it
+
+
+def readable_state(directory: Path):
+    """TensorFlow's checkpoint state file of ``directory``, or None when missing or damaged."""
+    import tensorflow as tf
+
+    try:
+        return tf.train.get_checkpoint_state(str(directory))
+    except (tf.errors.OpError, ValueError):
+        return None
+
+
+def checkpoint_candidates(directory: Path) -> list[Path]:
+    """Checkpoint prefixes in ``directory``, newest first: those the state file names and any
+    other complete-looking ``ckpt-N.index`` on disk (the state file itself may be damaged)."""
+    found: dict[int, Path] = {}
+    for index in Path(directory).glob("ckpt-*.index"):
+        number = index.name[len("ckpt-"):-len(".index")]
+        if number.isdigit():
+            found[int(number)] = index.with_suffix("")
+    state = readable_state(directory)
+    named = [Path(p) for p in (state.all_model_checkpoint_paths if state else [])]
+    ordered = sorted(found.items(), reverse=True)
+    return list(dict.fromkeys([p for _, p in ordered] + [p for p in reversed(named) if p.with_suffix(".index").is_file()]))
 
 
 class HistoryWriter(keras.callbacks.Callback):

@@ -28,7 +28,7 @@ from data_prep.example_features import example_clips, example_features
 from data_prep.features import mfcc
 from data_prep.labels import UNKNOWN
 from data_prep.normalize import FeatureStats
-from data_prep.outputs import is_kws_output, make_dirs
+from data_prep.outputs import check_writable, is_kws_output, make_dirs
 from data_prep.speech_commands import Dataset, load_dataset
 from export.quantize import quantize
 from kws.train.config import TrainConfig
@@ -46,6 +46,7 @@ def check_output(out: Path, data_dir: Path, config: TrainConfig, features: Featu
     """Refuse an ``out`` this run must not write; True when resuming an interrupted run.
     Changes nothing on disk but stale leftovers of killed runs: the data is not checked yet."""
     out = Path(out)
+    check_writable(out)
     remove_stale(out)
     if out.exists() and not out.is_dir():
         raise KwsError(f"{out}: exists and is not a folder")
