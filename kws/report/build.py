@@ -21,8 +21,9 @@ import shutil
 from pathlib import Path
 
 from cascade.runtime.bundle import kws_version
-from data_prep.atomic import write_bytes_atomic, write_text_atomic
+from data_prep.atomic import publish_dir, remove_stale, temp_sibling, write_bytes_atomic, write_text_atomic
 from data_prep.errors import KwsError
+from data_prep.outputs import make_dirs
 from kws.report.device import energy_section, export_section, is_cascade_energy, pareto_section, reference_profile
 from kws.report.doc import Headline, Report, count, days, num, pct, ratio
 from kws.report.find import Artefacts, find_artefacts
@@ -85,12 +86,6 @@ def _is_ours(path: Path) -> bool:
     head = path.read_text(errors="replace")[:2000]
     return (GENERATOR in head) if path.suffix == ".html" else head.startswith(MARKER)
 
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.unlink()
-
 def build_report(run_dir: Path, out: Path | None = None, *, force: bool = False) -> tuple[Path, Path]:
     """Write report.html, report.md and report_files/ into ``out`` (default: ``run_dir``)."""
 
@@ -101,18 +96,17 @@ def build_report(run_dir: Path, out: Path | None = None, *, force: bool = False)
         if not force and not _is_ours(path):
             raise KwsError(f"{path}: exists and is not a previous kws report (use --force to replace it)")
     report = make_report(run_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{FILES_DIR}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    make_dirs(out)
+    remove_stale(files)
+    tmp = temp_sibling(files)
     tmp.mkdir()
-    for fig in report.figures():
-        write_bytes_atomic(tmp / f"{fig.name}.png", fig.png)
-    old = out / f".{FILES_DIR}.old"
-    _remove(old)
-    if files.exists():
-        files.rename(old)
-    tmp.rename(files)
-    _remove(old)
+    try:
+        for fig in report.figures():
+            write_bytes_atomic(tmp / f"{fig.name}.png", fig.png)
+        publish_dir(tmp, files)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     write_text_atomic(md_path, render_md(report, FILES_DIR))
     write_text_atomic(html_path, render_html(report))
     return html_path, md_path
