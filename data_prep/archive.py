@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from data_prep.atomic import publish_dir, remove_stale, temp_sibling, write_text_atomic
-from data_prep.errors import DownloadError
+from data_prep.errors import DownloadError, first_line
 from data_prep.outputs import destination_error, make_dirs, refuse_existing
 
 MANIFEST_NAME = "SHA256SUMS"
@@ -137,7 +137,7 @@ def _extract_all(archive: Path, root: Path, progress: Progress | None,
             while stream.read(_CHUNK):  # drain, so gzip checks its CRC and length trailer
                 pass
         except (EOFError, gzip.BadGzipFile, zlib.error, tarfile.TarError) as exc:
-            raise CorruptArchive(f"{archive}: corrupt or truncated gzip/tar ({_describe(exc)})") from None
+            raise CorruptArchive(f"{archive}: corrupt or truncated gzip/tar ({first_line(exc)})") from None
     return hashes, nbytes
 
 
@@ -182,11 +182,6 @@ def sha256_file(path: Path) -> str:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0]
 
 
 def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root: Path,

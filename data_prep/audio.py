@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from data_prep.atomic import write_atomic
 from data_prep.config import FeatureConfig
 from data_prep.errors import AudioError, DatasetError
 from data_prep.resample import StreamResampler
@@ -103,6 +104,16 @@ def _check_riff_complete(path: Path) -> None:
                     )
                 return
             pos += 8 + declared + (declared & 1)
+
+
+def write_audio(path: Path, audio: np.ndarray, rate: int, format: str = "WAV") -> Path:
+    """16-bit PCM ``audio`` (float in [-1, 1) or int16) to ``path``, atomically: the one
+    writer of every clip, stream and negative kws makes (WAV, or FLAC for the corpus)."""
+    return write_atomic(path, lambda fh: sf.write(fh, audio, rate, subtype="PCM_16", format=format))
+
+
+def write_wav(path: Path, audio: np.ndarray, rate: int) -> Path:
+    return write_audio(path, audio, rate, "WAV")
 
 
 def _short(exc: Exception) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from data_prep.archive import CorruptArchive, Extracted, Progress, check_target, extract_tar_gz, sha256_file
-from data_prep.errors import DownloadError
+from data_prep.errors import DownloadError, first_line
 from data_prep.outputs import destination_error, make_dirs
 
 DEFAULT_BASE_URL = "https://download.tensorflow.org/data/"  # HTTPS: the v0.01 test set has no checksum to catch tampering
@@ -273,7 +273,7 @@ def _reason(exc: object, timeout: float) -> str:
         return f"cannot resolve host ({exc.strerror or exc})"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return first_line(exc)
 
 
 def _check_hex(sha256: str) -> str:

@@ -7,6 +7,13 @@ message must name the file (or value) and the problem on its own.
 from __future__ import annotations
 
 
+def first_line(exc: object) -> str:
+    """The first line of an exception's message (or its type when it has none): library
+    errors often carry a traceback-like tail that does not belong in a one-line error."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class KwsError(Exception):
     """Base of every error the CLI reports as one line."""
 

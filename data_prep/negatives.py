@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
-from data_prep.atomic import atomic_dir, write_atomic, write_text_atomic
-from data_prep.audio import audio_files, load_audio
+from data_prep.atomic import atomic_dir, write_text_atomic
+from data_prep.audio import audio_files, load_audio, write_audio
 from data_prep.config import FeatureConfig
 from data_prep.errors import KwsError
 from data_prep.synth import random_voices, speak
@@ -63,8 +62,7 @@ def sentences() -> list[str]:
     return [s for s in SENTENCES.read_text().splitlines() if s.strip() and not s.startswith("#")]
 
 def _write_flac(path: Path, audio: np.ndarray, sample_rate: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda fh: sf.write(fh, audio, sample_rate, subtype="PCM_16", format="FLAC"))
+    write_audio(path, audio, sample_rate, "FLAC")
 
 def _add_source(source: Source, root: Path, sample_rate: int, rows: list[dict[str, Any]],
                 skipped: list[str], tick: Callable[[], None]) -> None:

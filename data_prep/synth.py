@@ -16,10 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from data_prep.atomic import write_atomic
-from data_prep.audio import load_audio, pad_or_crop
+from data_prep.audio import load_audio, pad_or_crop, write_wav
 from data_prep.config import FeatureConfig
 from data_prep.errors import KwsError
 
@@ -86,7 +84,7 @@ def synthesize(words: Sequence[str], out: Path, *, voices: int = 40, seed: int =
             for word in words:
                 clip = place(speak(word, voice, config, Path(tmp)), config, rng)
                 path = Path(out) / word / f"{voice.speaker_id}_nohash_0.wav"
-                write_atomic(path, lambda fh: sf.write(fh, clip, config.sample_rate, subtype="PCM_16", format="WAV"))
+                write_wav(path, clip, config.sample_rate)
                 count += 1
                 if progress is not None:
                     progress()

@@ -22,8 +22,8 @@ from cascade.runtime.bundle import Bundle
 from cascade.runtime.int8_model import TFLiteModel
 from cascade.runtime.pipeline import StreamingCascade
 from data_prep.atomic import save_npy_atomic, write_text_atomic
-from data_prep.audio import load_audio, load_clip
-from data_prep.errors import DatasetError, ModelError
+from data_prep.audio import load_audio, load_clip, write_wav
+from data_prep.errors import DatasetError
 from data_prep.features import mfcc
 from data_prep.labels import RESERVED, SILENCE, UNKNOWN
 from data_prep.speech_commands import BACKGROUND_NOISE_DIR
@@ -83,38 +83,20 @@ def pick_clips(data: Path, bundle: Bundle) -> tuple[Clip, ...]:
         raise DatasetError(f"{data}: no keyword, word or background-noise WAVs for golden vectors")
     return tuple(clips)
 
-def _record_raw(model: TFLiteModel) -> list[np.ndarray]:
-    """Keep every raw int8 output row the model returns from now on: the real
-    StreamingCascade runs unchanged, and the C decision logic is fed exactly those rows."""
-    raw: list[np.ndarray] = []
-    invoke = model.invoke_int8
-
-    def recording(batch: np.ndarray) -> np.ndarray:
-        out = invoke(batch)
-        raw.extend(out)
-        return out
-
-    model.invoke_int8 = recording  # type: ignore[method-assign]
-    return raw
-
 def record_stream(bundle: Bundle, pcm: np.ndarray) -> dict[str, np.ndarray]:
-    """Every step of the streaming cascade on ``pcm`` with the stage outputs it used."""
+    """Every step of the streaming cascade on ``pcm`` with the raw stage outputs it used."""
 
-    stream = StreamingCascade(bundle)
-    raw1, raw2 = _record_raw(stream.cascade.stage1.tflite), _record_raw(stream.cascade.stage2.tflite)
-    steps = stream.push(to_float(pcm))
-    cfg, labels = bundle.config, bundle.labels
-    if len(raw1) != len(steps) or len(raw2) != sum(s.opened for s in steps):
-        raise ModelError("recording the streaming cascade failed: stage calls do not match its steps")
-    n2 = iter(raw2)
+    steps = StreamingCascade(bundle).push(to_float(pcm))
+    labels = bundle.labels
+    stage1 = np.zeros((len(steps), len(bundle.stage1.labels)), np.int8)
     stage2 = np.zeros((len(steps), len(labels)), np.int8)
     for i, step in enumerate(steps):
-        if step.opened:
-            stage2[i] = next(n2)
-    frames = [round((s.t * cfg.sample_rate - cfg.window_samples) / cfg.stride_samples) + 1 for s in steps]
+        stage1[i] = step.stage1_raw
+        if step.stage2_raw is not None:
+            stage2[i] = step.stage2_raw
     return {
-        "step_frame": np.asarray(frames, np.uint32),
-        "step_stage1": np.asarray(raw1, np.int8).reshape(len(steps), -1),
+        "step_frame": np.asarray([s.frame for s in steps], np.uint32),
+        "step_stage1": stage1,
         "step_open": np.asarray([s.opened for s in steps], np.uint8),
         "step_stage2": stage2,
         "step_label": np.asarray([labels.index(s.label) for s in steps], np.int16),
@@ -178,16 +160,12 @@ def golden_header(golden: Golden) -> str:
 
 def write_golden(golden: Golden, folder: Path, bundle: Bundle) -> list[Path]:
     """kws_golden.h, one .npy per array, golden.json describing them, and the clips as WAVs."""
-    import soundfile
-
     folder = Path(folder)
     written = [write_text_atomic(folder / GOLDEN_HEADER, golden_header(golden))]
     for key, arr in {**golden.arrays, **golden.steps, "gate": golden.gate}.items():
         written.append(save_npy_atomic(folder / f"{key}.npy", arr))
     for clip in golden.clips:
-        path = folder / f"{clip.name}.wav"
-        soundfile.write(path, clip.samples, bundle.config.sample_rate, subtype="PCM_16")
-        written.append(path)
+        written.append(write_wav(folder / f"{clip.name}.wav", clip.samples, bundle.config.sample_rate))
     meta = {
         "config_fingerprint": bundle.config.fingerprint(),
         "clips": [{"name": c.name, "label": c.label, "source": c.source, "wav": f"{c.name}.wav"} for c in golden.clips],

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.errors import ModelError
+from data_prep.errors import ModelError, first_line
 
 MODES = ("int8", "int16x8", "float16", "dynamic", "float32")
 NEEDS_REPRESENTATIVE = ("int8", "int16x8")
@@ -72,8 +72,7 @@ def quantize(model, representative: np.ndarray | None = None, mode: str = "int8"
         try:
             return bytes(converter.convert())
         except Exception as exc:  # the converter raises many types; name the model and mode
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"model {model.name!r}: {mode} conversion failed ({first})") from None
+            raise ModelError(f"model {model.name!r}: {mode} conversion failed ({first_line(exc)})") from None
 
 
 @dataclasses.dataclass(frozen=True)

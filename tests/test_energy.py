@@ -17,6 +17,7 @@ from cascade.energy.cost import LayerCost, ModelCost, fft_counts, frontend_cost
 from cascade.energy.estimate import estimate_cascade, estimate_single, frontend_stage, model_stage
 from cascade.energy.profiles import load_profile
 from cascade.energy.published import PUBLISHED, format_table, mlperf_ds_cnn, prediction_errors
+from cascade.energy.results import EnergyEstimate
 from data_prep.config import FeatureConfig
 from data_prep.errors import ConfigError
 
@@ -97,25 +98,25 @@ def test_energy_math_on_a_hand_computed_case(toy):
     out = estimate_cascade(stage1, stage2, TOY_CONFIG, toy, inference_stride_ms=32, stage2_rate_per_s=rate, battery="2xaa")
     duty = hops * t_front + infs * t1 + rate * 3.13e-3 + hops * 10e-6
     avg = 10.0 * duty + 1.0 * (1 - duty) + 0.5  # sleep 0.5 mA x 2 V = 1 mW
-    assert out["duty_cycle"] == pytest.approx(duty)
-    assert out["avg_power_mw"] == pytest.approx(avg)
-    assert out["energy_j_per_hour"] == pytest.approx(avg * 3.6)
-    assert out["battery_days"] == pytest.approx(2850 * 3.0 * 0.9 / avg / 24)
+    assert out.duty_cycle == pytest.approx(duty)
+    assert out.avg_power_mw == pytest.approx(avg)
+    assert out.energy_j_per_hour == pytest.approx(avg * 3.6)
+    assert out.battery_days == pytest.approx(2850 * 3.0 * 0.9 / avg / 24)
     duty2 = hops * t_front + infs * 3.13e-3 + hops * 10e-6
     avg2 = 10.0 * duty2 + (1 - duty2) + 0.5
-    assert out["stage2_always_on"]["avg_power_mw"] == pytest.approx(avg2)
-    assert out["cascade_vs_stage2_energy"] == pytest.approx(avg / avg2)
-    assert out["latency_ms"] == pytest.approx({"frontend": t_front * 1e3, "stage1": t1 * 1e3, "stage2": 3.13})
+    assert out.stage2_always_on.avg_power_mw == pytest.approx(avg2)
+    assert out.cascade_vs_stage2_energy == pytest.approx(avg / avg2)
+    assert out.latency_ms == pytest.approx({"frontend": t_front * 1e3, "stage1": t1 * 1e3, "stage2": 3.13})
     sram = 2000 * 2 + (256 + 128) * 2 + 2 * 256 * 4 + TOY_CONFIG.num_frames * 5 + 1000
-    assert out["fits"]["sram_bytes_needed"] == sram and out["fits"]["ok"]
-    assert out["realtime"]["ok"] and out["realtime"]["verdict"].startswith("keeps up")
+    assert out.fits.sram_bytes_needed == sram and out.fits.ok
+    assert out.realtime.ok and out.realtime.verdict.startswith("keeps up")
 
 
 def test_duty_cycle_rises_with_the_invocation_rate():
     profile = load_profile("nrf52840")
     stage1, stage2 = _model("s1", conv=20_000, dense=500), mlperf_ds_cnn()
     duties = [
-        estimate_cascade(stage1, stage2, FeatureConfig(), profile, inference_stride_ms=100, stage2_rate_per_s=r)["duty_cycle"]
+        estimate_cascade(stage1, stage2, FeatureConfig(), profile, inference_stride_ms=100, stage2_rate_per_s=r).duty_cycle
         for r in (0.0, 0.1, 0.5, 1.0, 2.0)
     ]
     assert all(a < b for a, b in zip(duties, duties[1:])), duties
@@ -127,19 +128,19 @@ def test_a_rarely_opened_cascade_costs_less_than_stage2_always_on(name):
         _model("s1", conv=20_000, depthwise=3_000, dense=500), mlperf_ds_cnn(), FeatureConfig(), load_profile(name),
         inference_stride_ms=100, stage2_rate_per_s=0.2,
     )
-    assert out["cascade_vs_stage2_compute_energy"] < out["cascade_vs_stage2_energy"] < 1.0
-    assert out["avg_power_mw"] < out["stage2_always_on"]["avg_power_mw"]
+    assert out.cascade_vs_stage2_compute_energy < out.cascade_vs_stage2_energy < 1.0
+    assert out.avg_power_mw < out.stage2_always_on.avg_power_mw
 
 
 def test_does_not_fit_and_cannot_keep_up_are_explained():
     profile = load_profile("rp2040")
     huge = ModelCost("huge", (LayerCost("c", "conv", 1000),), flash_bytes=4 << 20, arena_bytes=1 << 20)
     out = estimate_single(huge, FeatureConfig(), profile, inference_stride_ms=20)
-    assert not out["fits"]["ok"] and not out["fits"]["flash"] and not out["fits"]["sram"]
-    assert out["fits"]["reason"].startswith("does not fit: flash needs") and "SRAM needs" in out["fits"]["reason"]
+    assert not out.fits.ok and not out.fits.flash and not out.fits.sram
+    assert out.fits.reason.startswith("does not fit: flash needs") and "SRAM needs" in out.fits.reason
     slow = estimate_single(mlperf_ds_cnn(), FeatureConfig(), profile, inference_stride_ms=20)
-    assert not slow["realtime"]["ok"] and slow["realtime"]["verdict"].startswith("cannot keep up")
-    assert slow["duty_cycle"] > 1
+    assert not slow.realtime.ok and slow.realtime.verdict.startswith("cannot keep up")
+    assert slow.duty_cycle > 1
 
 
 def test_rates_are_checked():
@@ -249,3 +250,22 @@ def test_cli_errors_are_one_line(tiny_tflite, args, message):
     code = 2 if "not one of" in message else 1  # a choice typer checks is a usage error
     assert result.exit_code == code and message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_energy_estimate_json_keeps_the_keys_files_have_and_reads_back():
+    profile, m = load_profile("nrf52840"), mlperf_ds_cnn()
+    out = estimate_cascade(_model("s1", conv=20_000, dense=500), m, FeatureConfig(), profile,
+                           inference_stride_ms=100, stage2_rate_per_s=0.2)
+    data = json.loads(json.dumps(out.to_json()))
+    header = ["profile", "board", "runtime", "clock_mhz", "battery", "hop_ms", "inference_stride_ms"]
+    budget = ["duty_cycle", "avg_power_mw", "energy_j_per_hour", "compute_energy_j_per_hour", "battery_days",
+              "power_breakdown_mw"]
+    assert list(data) == [*header, "stage2_rate_per_s", "latency_ms", "energy_uj", *budget, "fits", "realtime",
+                          "stage2_always_on", "cascade_vs_stage2_energy", "cascade_vs_stage2_compute_energy"]
+    assert list(data["stage2_always_on"]) == ["duty_cycle", "avg_power_mw", "energy_j_per_hour", "battery_days", "realtime"]
+    assert EnergyEstimate.from_json(data) == out and out.is_cascade
+    single = estimate_single(m, FeatureConfig(), profile, inference_stride_ms=40)
+    assert list(single.to_json()) == [*header, "latency_ms", "energy_uj", *budget, "fits", "realtime"]
+    assert not single.is_cascade and EnergyEstimate.from_json(single.to_json()) == single
+    partial = EnergyEstimate.from_json({"profile": "x", "energy_j_per_hour": 1.0})  # an older or foreign file
+    assert partial.fits is None and partial.realtime is None and partial.latency_ms == {}

@@ -172,7 +172,7 @@ def test_energy_follows_the_measured_rate(live_bundle: Bundle) -> None:
     assert low.battery_days > high.battery_days and high.avg_power_mw > high.always_on_mw
     direct = estimate_cascade(energy.stage1, energy.stage2, live_bundle.config, energy.profile,
                               inference_stride_ms=live_bundle.inference_stride_ms, stage2_rate_per_s=1.0)
-    assert energy.at(1.0).avg_power_mw == direct["avg_power_mw"]
+    assert energy.at(1.0).avg_power_mw == direct.avg_power_mw
 
 
 def test_display_shows_the_state(live_bundle: Bundle, tmp_path: Path, speech: np.ndarray) -> None:

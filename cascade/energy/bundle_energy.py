@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from cascade.energy.battery import get_battery
 from cascade.energy.cost import ModelCost, layer_from_op
 from cascade.energy.estimate import estimate_cascade
 from cascade.energy.model_stats import collect_stats
 from cascade.energy.profiles import load_all
+from cascade.energy.results import EnergyEstimate
 from cascade.evaluation.calibrate import KEYWORD_FREE
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import read_json
@@ -35,7 +35,8 @@ def bundle_inputs(path: Path) -> tuple[Path, Path, float, float | None]:
     rate = read_json(free)["stage2_per_s"] if free.is_file() else None
     return bundle.stage2.path, bundle.stage1.path, bundle.inference_stride_ms, rate
 
-def bundle_energy(path: Path, profiles=None, battery: str = "cr2032", invocation_rate: float | None = None) -> dict[str, Any]:
+def bundle_energy(path: Path, profiles=None, battery: str = "cr2032",
+                  invocation_rate: float | None = None) -> dict[str, EnergyEstimate]:
 
     stage2_dir, stage1_dir, stride, measured = bundle_inputs(Path(path))
     rate = measured if invocation_rate is None else invocation_rate

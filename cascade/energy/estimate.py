@@ -22,6 +22,7 @@ import dataclasses
 from cascade.energy.battery import Battery, get_battery
 from cascade.energy.cost import ModelCost, frontend_cost
 from cascade.energy.profiles import Profile
+from cascade.energy.results import AlwaysOn, Budget, EnergyEstimate, Fit, Realtime
 from data_prep.config import FeatureConfig
 from data_prep.errors import ConfigError
 
@@ -75,7 +76,7 @@ def listening(
     config: FeatureConfig,
     work: list[tuple[StageCost, float]],
     battery: Battery,
-) -> dict:
+) -> Budget:
     """Per-second budget of a listener doing ``work`` = [(stage, runs per second), ...]
     besides one hop of features per stride."""
     hops = 1000.0 / config.stride_ms
@@ -92,18 +93,13 @@ def listening(
         "audio_frontend_mw": profile.frontend_mw,
     }
     avg = sum(breakdown.values())
-    return {
-        "duty_cycle": duty,
-        "avg_power_mw": avg,
-        "energy_j_per_hour": avg * 3.6,
-        "compute_energy_j_per_hour": (breakdown["compute_mw"] + breakdown["wakeup_mw"]) * 3.6,
-        "battery_days": battery.days(avg),
-        "power_breakdown_mw": breakdown,
-    }
+    return Budget(duty_cycle=duty, avg_power_mw=avg, energy_j_per_hour=avg * 3.6,
+                  compute_energy_j_per_hour=(breakdown["compute_mw"] + breakdown["wakeup_mw"]) * 3.6,
+                  battery_days=battery.days(avg), power_breakdown_mw=breakdown)
 
 
 def realtime(config: FeatureConfig, inference_stride_ms: float, hop_ms: float, always_ms: float, duty: float,
-             always_duty: float, stage2_ms: float = 0.0) -> dict:
+             always_duty: float, stage2_ms: float = 0.0) -> Realtime:
     """Can the board keep up? One hop's features must finish within the stride, the always-on
     step (features + the model run at every inference stride) within the inference stride,
     and a second's work within a second. Stage 2 of a cascade runs at low priority, preempted
@@ -120,11 +116,11 @@ def realtime(config: FeatureConfig, inference_stride_ms: float, hop_ms: float, a
     delay = stage2_ms / (1.0 - always_duty) if stage2_ms and always_duty < 1.0 else (float("inf") if stage2_ms else 0.0)
     if not problems and stage2_ms:
         verdict += f" (stage 2 answers {delay:.1f} ms after the gate opens)"
-    return {"ok": not problems, "verdict": verdict, "always_on_step_ms": always_ms, "budget_ms": inference_stride_ms,
-            "stage2_delay_ms": delay}
+    return Realtime(ok=not problems, verdict=verdict, always_on_step_ms=always_ms, budget_ms=inference_stride_ms,
+                    stage2_delay_ms=delay)
 
 
-def fits(profile: Profile, config: FeatureConfig, models: list[ModelCost]) -> dict:
+def fits(profile: Profile, config: FeatureConfig, models: list[ModelCost]) -> Fit:
     """Flash: every model + frontend tables + runtime/code estimate; SRAM: the SUM of the
     arenas (one TFLM interpreter per stage, each with its own arena, as the cascade runtime
     allocates them; sharing one arena would need only the largest) + frontend buffers +
@@ -137,15 +133,15 @@ def fits(profile: Profile, config: FeatureConfig, models: list[ModelCost]) -> di
         reasons.append(f"flash needs {flash:,} B > {profile.flash_bytes:,} B")
     if sram > profile.sram_bytes:
         reasons.append(f"SRAM needs {sram:,} B > {profile.sram_bytes:,} B (arenas {', '.join(f'{m.arena_bytes:,}' for m in models)} B)")
-    return {
-        "ok": not reasons,
-        "flash": flash <= profile.flash_bytes,
-        "sram": sram <= profile.sram_bytes,
-        "flash_bytes_needed": flash,
-        "sram_bytes_needed": sram,
-        "sram_if_shared_arena": max((m.arena_bytes for m in models), default=0) + front.total_ram_bytes + profile.runtime_sram_bytes,
-        "reason": "does not fit: " + "; ".join(reasons) if reasons else None,
-    }
+    return Fit(
+        ok=not reasons,
+        flash=flash <= profile.flash_bytes,
+        sram=sram <= profile.sram_bytes,
+        flash_bytes_needed=flash,
+        sram_bytes_needed=sram,
+        sram_if_shared_arena=max((m.arena_bytes for m in models), default=0) + front.total_ram_bytes + profile.runtime_sram_bytes,
+        reason="does not fit: " + "; ".join(reasons) if reasons else None,
+    )
 
 
 def _battery(battery: str | Battery) -> Battery:
@@ -172,26 +168,14 @@ def estimate_single(
     inference_stride_ms: float,
     battery: str | Battery = "cr2032",
     engine: str | None = None,
-) -> dict:
+) -> EnergyEstimate:
     """One model run at every inference stride (no gate): latency, energy, duty, life, fit."""
-    _check_rates(features, inference_stride_ms, 0.0)
-    bat = _battery(battery)
-    stage = model_stage(model, profile, engine)
-    front = frontend_stage(features, profile)
-    budget = listening(profile, features, [(stage, 1000.0 / inference_stride_ms)], bat)
-    return {
-        **_header(profile, engine, bat, features, inference_stride_ms),
-        "latency_ms": {"frontend": front.latency_ms, "model": stage.latency_ms},
-        "energy_uj": {"frontend": front.energy_uj, "model": stage.energy_uj},
-        **budget,
-        "fits": fits(profile, features, [model]),
-        "realtime": realtime(features, inference_stride_ms, front.latency_ms, front.latency_ms + stage.latency_ms,
-                             budget["duty_cycle"], budget["duty_cycle"]),
-    }
+    return estimate_cascade(None, model, features, profile, inference_stride_ms=inference_stride_ms,
+                            stage2_rate_per_s=0.0, battery=battery, engine=engine)
 
 
 def estimate_cascade(
-    stage1: ModelCost,
+    stage1: ModelCost | None,
     stage2: ModelCost,
     features: FeatureConfig,
     profile: Profile,
@@ -200,34 +184,37 @@ def estimate_cascade(
     stage2_rate_per_s: float,
     battery: str | Battery = "cr2032",
     engine: str | None = None,
-) -> dict:
+) -> EnergyEstimate:
     """The cascade (stage 1 every inference stride, stage 2 at ``stage2_rate_per_s``) and,
-    for comparison, stage 2 alone at every inference stride."""
+    for comparison, stage 2 alone at every inference stride. ``stage1`` None: no cascade,
+    ``stage2`` alone at every inference stride (``estimate_single``)."""
     _check_rates(features, inference_stride_ms, stage2_rate_per_s)
     bat = _battery(battery)
     inferences = 1000.0 / inference_stride_ms
-    s1, s2 = model_stage(stage1, profile, engine), model_stage(stage2, profile, engine)
+    s2 = model_stage(stage2, profile, engine)
     front = frontend_stage(features, profile)
-    cascade = listening(profile, features, [(s1, inferences), (s2, stage2_rate_per_s)], bat)
+    header = _header(profile, engine, bat, features, inference_stride_ms)
     always = listening(profile, features, [(s2, inferences)], bat)
-    gate_duty = listening(profile, features, [(s1, inferences)], bat)["duty_cycle"]
-    return {
-        **_header(profile, engine, bat, features, inference_stride_ms),
-        "stage2_rate_per_s": stage2_rate_per_s,
-        "latency_ms": {"frontend": front.latency_ms, "stage1": s1.latency_ms, "stage2": s2.latency_ms},
-        "energy_uj": {"frontend": front.energy_uj, "stage1": s1.energy_uj, "stage2": s2.energy_uj},
-        **cascade,
-        "fits": fits(profile, features, [stage1, stage2]),
-        "realtime": realtime(features, inference_stride_ms, front.latency_ms, front.latency_ms + s1.latency_ms,
-                             cascade["duty_cycle"], gate_duty, s2.latency_ms if stage2_rate_per_s > 0 else 0.0),
-        "stage2_always_on": {
-            "duty_cycle": always["duty_cycle"],
-            "avg_power_mw": always["avg_power_mw"],
-            "energy_j_per_hour": always["energy_j_per_hour"],
-            "battery_days": always["battery_days"],
-            "realtime": realtime(features, inference_stride_ms, front.latency_ms, front.latency_ms + s2.latency_ms,
-                                 always["duty_cycle"], always["duty_cycle"]),
-        },
-        "cascade_vs_stage2_energy": cascade["energy_j_per_hour"] / always["energy_j_per_hour"],
-        "cascade_vs_stage2_compute_energy": cascade["compute_energy_j_per_hour"] / always["compute_energy_j_per_hour"],
-    }
+    always_rt = realtime(features, inference_stride_ms, front.latency_ms, front.latency_ms + s2.latency_ms,
+                         always.duty_cycle, always.duty_cycle)
+    if stage1 is None:
+        return EnergyEstimate(**header, latency_ms={"frontend": front.latency_ms, "model": s2.latency_ms},
+                              energy_uj={"frontend": front.energy_uj, "model": s2.energy_uj}, **vars(always),
+                              fits=fits(profile, features, [stage2]), realtime=always_rt)
+    s1 = model_stage(stage1, profile, engine)
+    cascade = listening(profile, features, [(s1, inferences), (s2, stage2_rate_per_s)], bat)
+    gate_duty = listening(profile, features, [(s1, inferences)], bat).duty_cycle
+    return EnergyEstimate(
+        **header,
+        stage2_rate_per_s=stage2_rate_per_s,
+        latency_ms={"frontend": front.latency_ms, "stage1": s1.latency_ms, "stage2": s2.latency_ms},
+        energy_uj={"frontend": front.energy_uj, "stage1": s1.energy_uj, "stage2": s2.energy_uj},
+        **vars(cascade),
+        fits=fits(profile, features, [stage1, stage2]),
+        realtime=realtime(features, inference_stride_ms, front.latency_ms, front.latency_ms + s1.latency_ms,
+                          cascade.duty_cycle, gate_duty, s2.latency_ms if stage2_rate_per_s > 0 else 0.0),
+        stage2_always_on=AlwaysOn(always.duty_cycle, always.avg_power_mw, always.energy_j_per_hour,
+                                  always.battery_days, always_rt),
+        cascade_vs_stage2_energy=cascade.energy_j_per_hour / always.energy_j_per_hour,
+        cascade_vs_stage2_compute_energy=cascade.compute_energy_j_per_hour / always.compute_energy_j_per_hour,
+    )

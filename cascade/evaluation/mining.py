@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import write_json
 from cascade.runtime.pipeline import StreamingCascade
 from cascade.runtime.stream_run import run_blocks
-from data_prep.atomic import atomic_dir, write_atomic
-from data_prep.audio import audio_files, stream_audio
+from data_prep.atomic import atomic_dir
+from data_prep.audio import audio_files, stream_audio, write_wav
 from data_prep.labels import SILENCE, UNKNOWN
 
 MINED = "mined.json"
@@ -98,8 +97,7 @@ def mine(bundle: Bundle, folders: Sequence[Path], out: Path, config: MiningConfi
                 windows, length = mine_file(bundle, path, config, runner)
                 for window, row in windows:
                     target = tmp / Path(folder).name / f"{path.stem}_{int(row['t'] * 1000):07d}.wav"
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    write_atomic(target, lambda fh, w=window: sf.write(fh, w, bundle.config.sample_rate, subtype="PCM_16", format="WAV"))
+                    write_wav(target, window, bundle.config.sample_rate)
                     rows.append(row | {"clip": str(target.relative_to(tmp))})
                 seconds += length
                 tick()

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from cascade.evaluation.det import DET_THRESHOLDS
 from cascade.evaluation.stream_score import score_events
 from cascade.runtime.decision import SmoothingConfig
 from data_prep.labels import SILENCE, UNKNOWN
 
 WINDOWS_MS = (300.0, 500.0, 750.0, 1000.0)
 SUPPRESSIONS_MS = (750.0, 1000.0, 1500.0)
-THRESHOLDS = tuple(float(t) for t in np.round(np.concatenate([np.arange(0.3, 0.875, 0.05), np.arange(0.9, 0.995, 0.01)]), 3))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,20 +85,20 @@ def per_keyword_thresholds(traces: Sequence[Trace], labels: Sequence[str], base:
     """Coordinate ascent from the best global threshold: move one keyword's threshold at a
     time to wherever total hits rise within the false-accept target."""
     best_cfg, best = None, None
-    for th in THRESHOLDS:
+    for th in DET_THRESHOLDS:
         cfg = dataclasses.replace(base, threshold=th, label_thresholds=())
         s = score_traces(traces, labels, cfg, means)
         if _better(s, best, target):
             best_cfg, best = cfg, s
     if best_cfg is None:
-        return dataclasses.replace(base, threshold=THRESHOLDS[-1], label_thresholds=()), score_traces(
-            traces, labels, dataclasses.replace(base, threshold=THRESHOLDS[-1], label_thresholds=()), means)
+        return dataclasses.replace(base, threshold=DET_THRESHOLDS[-1], label_thresholds=()), score_traces(
+            traces, labels, dataclasses.replace(base, threshold=DET_THRESHOLDS[-1], label_thresholds=()), means)
     keywords = [name for name in labels if name not in (SILENCE, UNKNOWN)]
     current = {name: best_cfg.threshold for name in keywords}
     for _ in range(rounds):
         changed = False
         for name in keywords:
-            for th in THRESHOLDS:
+            for th in DET_THRESHOLDS:
                 if th == current[name]:
                     continue
                 trial = dict(current, **{name: th})

@@ -22,8 +22,9 @@ from cascade.energy.estimate import estimate_cascade
 from cascade.evaluation.figures import pyplot, save_png
 from cascade.evaluation.keyword_free import keyword_free_streams
 from cascade.runtime.decision import clip_predictions
+from cascade.runtime.gate import gate_open
 from cascade.runtime.model_dir import ModelDir
-from cascade.runtime.pipeline import StageRunner
+from cascade.runtime.pipeline import StageRunner, step_frames
 from cascade.runtime.stages import KEYWORD
 from data_prep.errors import ConfigError
 from data_prep.example_features import example_features
@@ -48,7 +49,7 @@ def stream_windows(audio: np.ndarray, model: ModelDir, every: int) -> np.ndarray
     front = StreamingFrontend(model.config)
     rows = front.push(audio)
     t = model.config.num_frames
-    ends = range(t, len(rows) + 1, every)
+    ends = step_frames(0, len(rows), t, every)
     return np.stack([rows[e - t : e] for e in ends]) if len(rows) >= t else np.zeros((0, *model.config.input_shape), np.float32)
 
 def keyword_free_windows(data_dir: Path, model: ModelDir, every: int, split: str) -> tuple[np.ndarray, float]:
@@ -88,14 +89,14 @@ def search(stage1_dirs: Sequence[Path], stage2_dir: Path, data_dir: Path, profil
         is_kw = np.array([e.label not in RESERVED for e in examples])
         grid = np.unique(np.quantile(p1[is_kw, k], np.linspace(0, 0.5, taus)))
         for tau in grid:
-            opened = p1[:, k] >= tau
+            opened = gate_open(p1[:, k], tau)
             preds = clip_predictions(p1, p2, opened, stage1.labels, labels)
-            rate = float(np.mean(free >= tau)) * len(free) / seconds
+            rate = float(np.mean(gate_open(free, tau))) * len(free) / seconds
             est = estimate_cascade(s1_cost, s2_cost, stage2.config, profile, inference_stride_ms=inference_stride_ms,
                                    stage2_rate_per_s=rate, battery=battery)
-            always = est["stage2_always_on"]["energy_j_per_hour"]
+            always = est.stage2_always_on.energy_j_per_hour
             candidates.append(Candidate(str(stage1_dir), float(tau), float(np.mean(preds == y)),
-                                        float(opened[is_kw].mean()), rate, est["energy_j_per_hour"],
+                                        float(opened[is_kw].mean()), rate, est.energy_j_per_hour,
                                         s1_cost.flash_bytes, s1_cost.total_macs))
     feasible = [c for c in candidates if c.accuracy >= need - 1e-9]
     best = min(feasible, key=lambda c: c.energy_j_per_hour) if feasible else None
@@ -108,25 +109,25 @@ def pareto_png(result: dict[str, Any], path: Path) -> Path:
     """Energy per hour against cascade accuracy, one colour per stage-1 model, the Pareto
     front drawn and the chosen point marked; stage 2 always on for reference."""
 
-    cands = result["candidates"]
+    cands = [Candidate(**c) for c in result["candidates"]]
     fig, ax = pyplot().subplots(figsize=(7, 4.5))
-    for name in sorted({c["stage1"] for c in cands}):
-        pts = [c for c in cands if c["stage1"] == name]
-        ax.scatter([c["energy_j_per_hour"] for c in pts], [c["accuracy"] for c in pts], s=14,
-                   label=f"stage 1 {Path(name).name} ({pts[0]['flash_bytes'] / 1024:.1f} KB)")
+    for name in sorted({c.stage1 for c in cands}):
+        pts = [c for c in cands if c.stage1 == name]
+        ax.scatter([c.energy_j_per_hour for c in pts], [c.accuracy for c in pts], s=14,
+                   label=f"stage 1 {Path(name).name} ({pts[0].flash_bytes / 1024:.1f} KB)")
     front, best_acc = [], -1.0
-    for c in sorted(cands, key=lambda c: c["energy_j_per_hour"]):
-        if c["accuracy"] > best_acc:
+    for c in sorted(cands, key=lambda c: c.energy_j_per_hour):
+        if c.accuracy > best_acc:
             front.append(c)
-            best_acc = c["accuracy"]
-    ax.plot([c["energy_j_per_hour"] for c in front], [c["accuracy"] for c in front], "k--", lw=1, label="Pareto front")
+            best_acc = c.accuracy
+    ax.plot([c.energy_j_per_hour for c in front], [c.accuracy for c in front], "k--", lw=1, label="Pareto front")
     if result["stage2_always_on_energy_j_per_hour"]:
         ax.scatter([result["stage2_always_on_energy_j_per_hour"]], [result["stage2_accuracy"]], marker="s", c="red",
                    s=40, label="stage 2 always on")
     if result["best"]:
-        b = result["best"]
-        ax.scatter([b["energy_j_per_hour"]], [b["accuracy"]], marker="*", s=160, c="gold", edgecolors="k",
-                   label=f"chosen: tau {b['tau']:.3f}", zorder=5)
+        b = Candidate(**result["best"])
+        ax.scatter([b.energy_j_per_hour], [b.accuracy], marker="*", s=160, c="gold", edgecolors="k",
+                   label=f"chosen: tau {b.tau:.3f}", zorder=5)
     ax.axhline(result["required_accuracy"], color="grey", lw=0.8, ls=":")
     ax.set_xlabel(f"energy per hour of listening on {result['profile']} (J)")
     ax.set_ylabel(f"cascade accuracy ({result['split']})")

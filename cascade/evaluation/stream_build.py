@@ -6,13 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import soundfile as sf
-
 from cascade.evaluation.stream_eval import TRUTH
 from cascade.evaluation.stream_make import StreamRecipe, make_stream
 from cascade.runtime.model_dir import write_json
-from data_prep.atomic import atomic_dir, write_atomic
-from data_prep.audio import audio_files, load_audio
+from data_prep.atomic import atomic_dir
+from data_prep.audio import audio_files, load_audio, write_wav
 from data_prep.config import FeatureConfig
 from data_prep.errors import DatasetError
 from data_prep.labels import RESERVED, UNKNOWN
@@ -41,6 +39,6 @@ def build_stream_folder(keywords_dir: Path, negative_dirs: list[Path], out: Path
     truth.update({"keywords_dir": str(keywords_dir), "split": split, "negatives": [str(d) for d in negative_dirs],
                   "bed": [str(d) for d in bed_dirs]})
     with atomic_dir(out, force, marks=(TRUTH,)) as tmp:
-        write_atomic(tmp / "stream.wav", lambda fh: sf.write(fh, audio, config.sample_rate, subtype="PCM_16", format="WAV"))
+        write_wav(tmp / "stream.wav", audio, config.sample_rate)
         write_json(tmp / TRUTH, truth)
     return truth

@@ -47,11 +47,11 @@ def energy_rows(bundle: Bundle, stage2_rate_per_s: float, profiles: Sequence[str
     for profile in [load_profile(p) for p in profiles] if profiles else load_all():
         est = estimate_cascade(s1, s2, bundle.config, profile, inference_stride_ms=bundle.inference_stride_ms,
                                stage2_rate_per_s=stage2_rate_per_s)
-        rows.append({"profile": profile.name, "energy_j_per_hour": est["energy_j_per_hour"],
-                     "stage2_always_on_j_per_hour": est["stage2_always_on"]["energy_j_per_hour"],
-                     "ratio": est["cascade_vs_stage2_energy"], "battery_days": est["battery_days"],
-                     "stage2_always_on_battery_days": est["stage2_always_on"]["battery_days"],
-                     "fits": est["fits"]["ok"]})
+        always = est.stage2_always_on
+        rows.append({"profile": profile.name, "energy_j_per_hour": est.energy_j_per_hour,
+                     "stage2_always_on_j_per_hour": always.energy_j_per_hour,
+                     "ratio": est.cascade_vs_stage2_energy, "battery_days": est.battery_days,
+                     "stage2_always_on_battery_days": always.battery_days, "fits": est.fits.ok})
     return rows
 
 def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_hour: float = 5.0,

@@ -26,20 +26,29 @@ def read_truth(path: Path) -> dict[str, Any]:
     return data
 
 
-def score_events(events: Sequence[dict[str, Any]], keywords: Sequence[dict[str, Any]], duration_s: float) -> dict[str, Any]:
-    """events: [{t, label}], keywords: [{start, end, label}] -> hit rate, FA/hour, counts."""
+def match_events(events: Sequence[tuple[float, str]], keywords: Sequence[dict[str, Any]]) -> list[int | None]:
+    """For each (t, label) event, in time order (ties keep input order): the index of the
+    keyword it hits, or None for a false accept. The one hit-matching rule (module doc)."""
     hit = [False] * len(keywords)
-    false_accepts = 0
-    for event in sorted(events, key=lambda e: e["t"]):
+    out: list[int | None] = [None] * len(events)
+    for e in sorted(range(len(events)), key=lambda e: events[e][0]):
+        t, label = events[e]
         match = next(
             (i for i, k in enumerate(keywords)
-             if not hit[i] and k["label"] == event["label"] and k["start"] - BEFORE_S <= event["t"] <= k["end"] + AFTER_S),
+             if not hit[i] and k["label"] == label and k["start"] - BEFORE_S <= t <= k["end"] + AFTER_S),
             None,
         )
-        if match is None:
-            false_accepts += 1
-        else:
+        if match is not None:
             hit[match] = True
+            out[e] = match
+    return out
+
+
+def score_events(events: Sequence[dict[str, Any]], keywords: Sequence[dict[str, Any]], duration_s: float) -> dict[str, Any]:
+    """events: [{t, label}], keywords: [{start, end, label}] -> hit rate, FA/hour, counts."""
+    matches = match_events([(e["t"], e["label"]) for e in events], keywords)
+    hit = [m is not None for m in matches]
+    false_accepts = len(matches) - sum(hit)
     hours = duration_s / 3600.0
     return {
         "keywords": len(keywords),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.errors import ModelError
+from data_prep.errors import ModelError, first_line
 
 TFLITE_IDENTIFIER = b"TFL3"
 
@@ -93,8 +93,7 @@ class TFLiteModel:
             )
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{self.source}: cannot load TFLite model ({first})") from None
+            raise ModelError(f"{self.source}: cannot load TFLite model ({first_line(exc)})") from None
         inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(

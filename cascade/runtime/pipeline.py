@@ -36,6 +36,13 @@ class StageRunner:
         self.invocations += len(batch)
         return self.tflite.predict(self.model.inputs(batch), workers=self.workers)
 
+    def raw(self, features: np.ndarray) -> np.ndarray:
+        """The int8 outputs (N, classes) themselves, as firmware sees them: what ``__call__``
+        dequantizes. A stream step keeps them so golden vectors replay exactly these."""
+        batch = features if features.ndim == 3 else features[None]
+        self.invocations += len(batch)
+        return self.tflite.invoke_int8(self.tflite.quantize_input(self.model.inputs(batch)))
+
 class Cascade:
     def __init__(self, bundle: Bundle, workers: int = 1) -> None:
         self.bundle = bundle
@@ -70,6 +77,17 @@ class Step:
     detection: Detection | None
     latency_ms: float  # host time to run the stage(s) for this step
     posterior: np.ndarray  # the step's posterior over the stage-2 labels (input of smoothing)
+    frame: int  # frames emitted by the frontend when the step ran (its window ends there)
+    stage1_raw: np.ndarray  # (stage-1 labels,) int8 output of stage 1
+    stage2_raw: np.ndarray | None  # (labels,) int8 output of stage 2, None when the gate stayed closed
+
+def step_frames(emitted: int, new: int, num_frames: int, every: int) -> list[int]:
+    """The frame counts among ``emitted + 1 .. emitted + new`` at which a stream runs a step:
+    once the first full window of ``num_frames`` is in, then every ``every`` frames. The one
+    schedule of the streaming cascade, of the firmware and of ``cascade search``'s windows."""
+    first = max(emitted + 1, num_frames)
+    first += (-(first - num_frames)) % every
+    return list(range(first, emitted + new + 1, every))
 
 class StreamingCascade:
     """Audio chunks in, one Step per inference stride out (after the first full window)."""
@@ -95,24 +113,24 @@ class StreamingCascade:
         full = np.concatenate([history, rows])
         t = cfg.num_frames
         steps = []
-        for k in range(len(rows)):
-            frame = before + k + 1  # frames emitted once this row is in
-            if frame < t or (frame - t) % every:
-                continue
-            end = len(history) + k + 1
+        for frame in step_frames(before, len(rows), t, every):
+            end = len(history) + frame - before
             t_end = ((frame - 1) * cfg.stride_samples + cfg.window_samples) / cfg.sample_rate
-            steps.append(self._step(full[end - t : end], t_end))
+            steps.append(self._step(full[end - t : end], t_end, frame))
         return steps
 
-    def _step(self, window: np.ndarray, t_end: float) -> Step:
+    def _step(self, window: np.ndarray, t_end: float, frame: int) -> Step:
         start = time.perf_counter()
-        p1 = self.cascade.stage1(window)[0]
+        s1, s2 = self.cascade.stage1, self.cascade.stage2
+        raw1 = s1.raw(window)[0]
+        p1 = s1.tflite.dequantize_output(raw1)
         p_kw = float(p1[self.cascade.keyword_index])
         opened = bool(gate_open(p_kw, self.bundle.tau))
-        p2 = self.cascade.stage2(window)[0] if opened else None
+        raw2 = s2.raw(window)[0] if opened else None
+        p2 = s2.tflite.dequantize_output(raw2) if raw2 is not None else None
         self.steps_run += 1
         self.stage2_runs += int(opened)
         posterior = step_posterior(p1, p2, self.bundle.stage1.labels, self.bundle.labels)
         detection, label, score = self.smoother.update(t_end, posterior)
         latency = (time.perf_counter() - start) * 1000.0
-        return Step(t_end, p_kw, opened, label, score, detection, latency, posterior)
+        return Step(t_end, p_kw, opened, label, score, detection, latency, posterior, frame, raw1, raw2)

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from cascade.evaluation.stream_make import StreamRecipe
-from cascade.evaluation.stream_score import AFTER_S, BEFORE_S
+from cascade.evaluation.stream_score import match_events
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.pipeline import StreamingCascade
+from data_prep.audio import write_wav
 from kws.live.blocks import BlockQueue
 from kws.live.loop import LiveEvent, LiveStatus
 from kws.live.report import summary_dict
@@ -47,16 +48,10 @@ def forced_open(bundle: Bundle) -> StreamingCascade:
 
 def matched_latencies(events: list[LiveEvent], keywords: list[dict[str, Any]]) -> list[tuple[float, float]]:
     """(t - word end, pipeline latency ms) of each event that hits a keyword, matched as
-    ``cascade.stream_score`` matches them (same label, inside [start - 0.25 s, end + 1.5 s])."""
-    hit = [False] * len(keywords)
-    out = []
-    for e in sorted(events, key=lambda e: e.t):
-        for i, k in enumerate(keywords):
-            if not hit[i] and k["label"] == e.label and k["start"] - BEFORE_S <= e.t <= k["end"] + AFTER_S:
-                hit[i] = True
-                out.append((e.t - k["end"], e.latency_ms))
-                break
-    return out
+    ``cascade.evaluation.stream_score`` matches them (same label, inside [start - 0.25 s, end + 1.5 s])."""
+    events = sorted(events, key=lambda e: e.t)
+    matches = match_events([(e.t, e.label) for e in events], keywords)
+    return [(e.t - keywords[m]["end"], e.latency_ms) for e, m in zip(events, matches) if m is not None]
 
 
 def hop_figures(status: LiveStatus, hop_ms: float) -> dict[str, float]:
@@ -69,7 +64,4 @@ def hop_figures(status: LiveStatus, hop_ms: float) -> dict[str, float]:
 
 
 def write_silence(path: Path, seconds: float, rate: int) -> Path:
-    import soundfile as sf
-
-    sf.write(str(path), np.zeros(int(seconds * rate), np.float32), rate, subtype="PCM_16")
-    return path
+    return write_wav(path, np.zeros(int(seconds * rate), np.float32), rate)

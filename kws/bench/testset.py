@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import soundfile as sf
-
+from data_prep.audio import write_wav
 from data_prep.config import FeatureConfig
 from data_prep.speech_commands import example_audio, load_dataset
 
@@ -27,6 +26,5 @@ def repeated_test_set(source: Path, dest: Path, clips: int = CANONICAL_TEST_CLIP
         example = examples[i % len(examples)]
         name = example.path.name if example.path is not None else "noise.wav"
         target = dest / example.label / f"r{i:06d}_{name}"
-        target.parent.mkdir(exist_ok=True)
-        sf.write(target, example_audio(example, config), config.sample_rate, subtype="PCM_16")
+        write_wav(target, example_audio(example, config), config.sample_rate)
     return dest

@@ -17,6 +17,7 @@ from cascade.energy.battery import get_battery
 from cascade.energy.bundle_energy import bundle_inputs, model_cost
 from cascade.energy.estimate import estimate_cascade, estimate_single
 from cascade.energy.profiles import load_all, load_profile
+from cascade.energy.results import EnergyEstimate, estimates_json
 from cascade.runtime.model_dir import FEATURES
 from data_prep.atomic import write_text_atomic
 from data_prep.errors import KwsError
@@ -44,7 +45,7 @@ def _profiles(names: list[str], all_: bool):
 def _days(days: float) -> str:
     return "inf" if days == float("inf") else f"{days:,.1f}"
 
-def _table(results: dict, cascade: bool):
+def _table(results: dict[str, EnergyEstimate], cascade: bool):
     from rich.table import Table
 
     table = Table(title="cascade" if cascade else "single model", show_lines=False)
@@ -57,16 +58,16 @@ def _table(results: dict, cascade: bool):
     if cascade:
         table.add_column("vs stage 2 always on", justify="right")
     for name, r in results.items():
-        cells = [name] + [f"{r['latency_ms'][s]:.2f} / {r['energy_uj'][s]:.1f}" for s in stages]
+        cells = [name] + [f"{r.latency_ms[s]:.2f} / {r.energy_uj[s]:.1f}" for s in stages]
         cells += [
-            f"{r['duty_cycle']:.2%}",
-            f"{r['avg_power_mw']:.3f}",
-            f"{_days(r['battery_days'])} ({r['battery']})",
-            "yes" if r["fits"]["ok"] else f"[red]{r['fits']['reason']}[/]",
-            "yes" if r["realtime"]["ok"] else f"[red]{r['realtime']['verdict']}[/]",
+            f"{r.duty_cycle:.2%}",
+            f"{r.avg_power_mw:.3f}",
+            f"{_days(r.battery_days)} ({r.battery})",
+            "yes" if r.fits.ok else f"[red]{r.fits.reason}[/]",
+            "yes" if r.realtime.ok else f"[red]{r.realtime.verdict}[/]",
         ]
         if cascade:
-            cells.append(f"{r['cascade_vs_stage2_energy']:.3f} (compute {r['cascade_vs_stage2_compute_energy']:.3f})")
+            cells.append(f"{r.cascade_vs_stage2_energy:.3f} (compute {r.cascade_vs_stage2_compute_energy:.3f})")
         table.add_row(*cells)
     return table
 
@@ -126,5 +127,5 @@ def energy(
     )
     console.print(_table(results, cascade=stage1 is not None))
     if json_out is not None:
-        write_text_atomic(json_out, json.dumps(results, indent=2, default=str) + "\n")
+        write_text_atomic(json_out, json.dumps(estimates_json(results), indent=2, default=str) + "\n")
         console.print(f"wrote {json_out}")

@@ -16,6 +16,7 @@ import numpy as np
 
 from cascade.energy.arena import measure_arena
 from cascade.energy.bundle_energy import bundle_energy
+from cascade.energy.results import estimates_json
 from cascade.evaluation.bundle_eval import evaluate_bundle
 from cascade.evaluation.calibrate import build_cascade
 from cascade.evaluation.model_eval import confusion_png
@@ -148,9 +149,9 @@ def energy_step(root: Path):
     def run(out: Path) -> dict[str, Any]:
 
         results = bundle_energy(root / "cascade" / "bundle")
-        write_json(out / "energy.json", results)
-        return {name: {"cascade_vs_stage2_energy": r["cascade_vs_stage2_energy"], "battery_days": r["battery_days"],
-                       "fits": r["fits"]["ok"]} for name, r in results.items()}
+        write_json(out / "energy.json", estimates_json(results))
+        return {name: {"cascade_vs_stage2_energy": r.cascade_vs_stage2_energy, "battery_days": r.battery_days,
+                       "fits": r.fits.ok} for name, r in results.items()}
     return run
 
 def export_step(root: Path, cfg: DemoConfig):

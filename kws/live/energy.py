@@ -46,6 +46,6 @@ class LiveEnergy:
         r = estimate_cascade(self.stage1, self.stage2, self.bundle.config, self.profile,
                              inference_stride_ms=self.bundle.inference_stride_ms, stage2_rate_per_s=rate,
                              battery=self.battery)
-        always = r["stage2_always_on"]
-        return EnergyFigures(self.profile.name, self.battery.name, rate, r["duty_cycle"], r["avg_power_mw"],
-                             r["battery_days"], always["avg_power_mw"], always["battery_days"])
+        always = r.stage2_always_on
+        return EnergyFigures(self.profile.name, self.battery.name, rate, r.duty_cycle, r.avg_power_mw,
+                             r.battery_days, always.avg_power_mw, always.battery_days)

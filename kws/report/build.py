@@ -56,9 +56,9 @@ def headline(a: Artefacts) -> tuple[Headline, ...]:
         name = reference_profile(a.energy)
         r = a.energy[name]
         items += [
-            Headline(f"Energy ratio ({name})", ratio(r["cascade_vs_stage2_energy"]), "cascade / stage 2 always on"),
-            Headline(f"Battery life ({name})", days(r["battery_days"]),
-                     f"vs {days(r['stage2_always_on']['battery_days'])} always on, {r.get('battery', '?')}"),
+            Headline(f"Energy ratio ({name})", ratio(r.cascade_vs_stage2_energy), "cascade / stage 2 always on"),
+            Headline(f"Battery life ({name})", days(r.battery_days),
+                     f"vs {days(r.stage2_always_on.battery_days)} always on, {r.battery or '?'}"),
         ]
     else:
         items += [Headline("Energy ratio", ratio(None), "no cascade energy in this run"),

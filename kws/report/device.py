@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
+from cascade.energy.results import AlwaysOn, EnergyEstimate
 from kws.report import plots
 from kws.report.doc import DASH, Figure, Row, Section, Table, Text, count, days, num, omitted, pct, ratio
 from kws.report.find import Artefacts
@@ -15,11 +15,11 @@ from kws.report.sections import rel
 REFERENCE_PROFILE = "nrf52840"
 
 
-def is_cascade_energy(energy: dict[str, Any] | None) -> bool:
-    return bool(energy) and all("stage2_always_on" in r for r in energy.values())
+def is_cascade_energy(energy: dict[str, EnergyEstimate] | None) -> bool:
+    return bool(energy) and all(r.is_cascade for r in energy.values())
 
 
-def reference_profile(energy: dict[str, Any]) -> str:
+def reference_profile(energy: dict[str, EnergyEstimate]) -> str:
     """The profile the headline quotes: the nRF52840 when present (a common BLE board)."""
     return REFERENCE_PROFILE if REFERENCE_PROFILE in energy else next(iter(energy))
 
@@ -32,16 +32,16 @@ def _uj(x: float | None) -> str:
     return DASH if x is None else f"{x:,.1f} µJ"
 
 
-def _fit(r: dict[str, Any]) -> str:
-    f = r.get("fits") or {}
-    if not f:
+def _fit(r: EnergyEstimate) -> str:
+    f = r.fits
+    if f is None:
         return DASH
-    return "yes" if f.get("ok") else ("no: " + ", ".join(k for k in ("flash", "sram") if not f.get(k, True)))
+    return "yes" if f.ok else ("no: " + ", ".join(k for k in ("flash", "sram") if getattr(f, k) is False))
 
 
-def _keeps_up(r: dict[str, Any]) -> str:
-    rt = r.get("realtime") or {}
-    return DASH if not rt else ("yes" if rt.get("ok") else "no")
+def _keeps_up(r: EnergyEstimate | AlwaysOn) -> str:
+    rt = r.realtime
+    return DASH if rt is None else ("yes" if rt.ok else "no")
 
 
 def energy_section(a: Artefacts) -> Section:
@@ -51,36 +51,36 @@ def energy_section(a: Artefacts) -> Section:
         return omitted(key, title, "no energy JSON (from `kws energy --json`) found")
     first = next(iter(energy.values()))
     if not is_cascade_energy(energy):
-        rows = tuple((name, r.get("board", DASH), f"{r.get('clock_mhz', 0):g} MHz",
-                      _ms(r.get("latency_ms", {}).get("model")), _uj(r.get("energy_uj", {}).get("model")),
-                      pct(r.get("duty_cycle"), 2), num(r.get("avg_power_mw"), 3), days(r.get("battery_days")),
+        rows = tuple((name, r.board or DASH, f"{r.clock_mhz or 0:g} MHz",
+                      _ms(r.latency_ms.get("model")), _uj(r.energy_uj.get("model")),
+                      pct(r.duty_cycle, 2), num(r.avg_power_mw, 3), days(r.battery_days),
                       _fit(r), _keeps_up(r)) for name, r in energy.items())
         return Section(key, title, (
             Text("A single model running at every inference stride (no cascade in this energy file)."),
             Table(("profile", "board", "clock", "latency", "energy / inference", "duty cycle", "avg power (mW)",
-                   f"battery ({first.get('battery', '?')})", "fits", "keeps up"), rows)))
+                   f"battery ({first.battery or '?'})", "fits", "keeps up"), rows)))
     per_inference = tuple(
-        (name, f"{r.get('clock_mhz', 0):g} MHz", _ms(r["latency_ms"].get("stage1")), _ms(r["latency_ms"].get("stage2")),
-         _uj(r["energy_uj"].get("stage1")), _uj(r["energy_uj"].get("stage2")), _fit(r),
-         f"{r.get('board', DASH)}; {r.get('runtime', DASH)}")
+        (name, f"{r.clock_mhz or 0:g} MHz", _ms(r.latency_ms.get("stage1")), _ms(r.latency_ms.get("stage2")),
+         _uj(r.energy_uj.get("stage1")), _uj(r.energy_uj.get("stage2")), _fit(r),
+         f"{r.board or DASH}; {r.runtime or DASH}")
         for name, r in energy.items())
     listening = tuple(
-        (name, pct(r["duty_cycle"], 2), pct(r["stage2_always_on"]["duty_cycle"], 1),
-         f"{num(r['avg_power_mw'], 3)} / {num(r['stage2_always_on']['avg_power_mw'], 3)}",
-         f"{num(r['energy_j_per_hour'], 2)} / {num(r['stage2_always_on']['energy_j_per_hour'], 2)}",
-         ratio(r["cascade_vs_stage2_energy"]),
-         f"{num(r['battery_days'], 1)} / {num(r['stage2_always_on']['battery_days'], 1)}",
-         f"{_keeps_up(r)} / {_keeps_up(r['stage2_always_on'])}")
+        (name, pct(r.duty_cycle, 2), pct(r.stage2_always_on.duty_cycle, 1),
+         f"{num(r.avg_power_mw, 3)} / {num(r.stage2_always_on.avg_power_mw, 3)}",
+         f"{num(r.energy_j_per_hour, 2)} / {num(r.stage2_always_on.energy_j_per_hour, 2)}",
+         ratio(r.cascade_vs_stage2_energy),
+         f"{num(r.battery_days, 1)} / {num(r.stage2_always_on.battery_days, 1)}",
+         f"{_keeps_up(r)} / {_keeps_up(r.stage2_always_on)}")
         for name, r in energy.items())
     return Section(key, title, (
-        Text(f"Stage 1 runs every {first.get('inference_stride_ms', 0):g} ms; stage 2 at "
-             f"{num(first.get('stage2_rate_per_s'), 3)} calls per second (measured on keyword-free audio); features "
-             f"every {first.get('hop_ms', 0):g} ms hop. 'Stage 2 always on' runs stage 2 at every inference stride "
-             f"with no gate. Battery: {first.get('battery', '?')}."),
+        Text(f"Stage 1 runs every {first.inference_stride_ms or 0:g} ms; stage 2 at "
+             f"{num(first.stage2_rate_per_s, 3)} calls per second (measured on keyword-free audio); features "
+             f"every {first.hop_ms or 0:g} ms hop. 'Stage 2 always on' runs stage 2 at every inference stride "
+             f"with no gate. Battery: {first.battery or '?'}."),
         Table(("profile", "clock", "stage 1 latency", "stage 2 latency", "stage 1 energy", "stage 2 energy",
                "fits flash + SRAM", "board; runtime"), per_inference, "Per inference"),
         Table(("profile", "duty cycle", "always-on duty", "power (mW)", "J / hour", "energy ratio",
-               f"battery days ({first.get('battery', '?')})", "keeps up in real time"),
+               f"battery days ({first.battery or '?'})", "keeps up in real time"),
               listening, "Listening for an hour: cascade / stage 2 always on"),
         Figure("energy", plots.energy_bars_png(energy),
                "Energy per hour of listening; each bar is labelled with the battery life it gives. "

@@ -27,6 +27,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cascade.energy.results import EnergyEstimate
 from cascade.runtime.bundle import MANIFEST as BUNDLE_MANIFEST
 from cascade.runtime.model_dir import HISTORY, METRICS, MODEL_INT8, MODEL_KERAS
 from data_prep.errors import KwsError
@@ -55,7 +56,7 @@ class Artefacts:
     tflm: dict[str, Any] | None = None
     evaluation: dict[str, Any] | None = None
     evaluation_path: Path | None = None
-    energy: dict[str, Any] | None = None
+    energy: dict[str, EnergyEstimate] | None = None  # per profile, read back from energy JSON
     truth: dict[str, Any] | None = None
     detections: dict[str, Any] | None = None  # {"events": [...], "score": {...} | None, ...}
     trace: Path | None = None
@@ -198,7 +199,7 @@ def find_artefacts(run_dir: Path) -> Artefacts:
         tflm=_first(found, "tflm")[1],
         evaluation=evaluation,
         evaluation_path=eval_path,
-        energy=energy,
+        energy={name: EnergyEstimate.from_json(r) for name, r in energy.items()} if energy else None,
         truth=_first(found, "truth")[1],
         detections=detections,
         trace=traces[0] if traces else None,

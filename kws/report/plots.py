@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from cascade.energy.results import EnergyEstimate
 from cascade.evaluation.figures import png_bytes, pyplot
 from cascade.evaluation.model_eval import confusion_png
 from cascade.evaluation.search import pareto_png
@@ -129,33 +130,33 @@ def timeline_png(duration_s: float, keywords: Sequence[dict[str, Any]], events: 
     return _png(fig)
 
 @_styled
-def energy_bars_png(energy: dict[str, dict[str, Any]]) -> bytes:
+def energy_bars_png(energy: dict[str, EnergyEstimate]) -> bytes:
     """Energy per hour of listening, cascade vs stage 2 always on, per profile; each bar is
     labelled with the battery life it gives; hatched when the board cannot keep up."""
     names = list(energy)
     y = np.arange(len(names))
-    casc = [energy[n]["energy_j_per_hour"] for n in names]
-    always = [energy[n]["stage2_always_on"]["energy_j_per_hour"] for n in names]
+    casc = [energy[n].energy_j_per_hour for n in names]
+    always = [energy[n].stage2_always_on.energy_j_per_hour for n in names]
     fig, ax = _subplots(figsize=(10, 0.75 * len(names) + 1.3))
     h = 0.38
     bars = [(y - h / 2, casc, CASCADE, "cascade", lambda n: energy[n]),
-            (y + h / 2, always, ALWAYS, "stage 2 always on", lambda n: energy[n]["stage2_always_on"])]
+            (y + h / 2, always, ALWAYS, "stage 2 always on", lambda n: energy[n].stage2_always_on)]
     top, floor = max(always + casc), min(always + casc) / 3
     for pos, values, colour, label, rec in bars:
         drawn = ax.barh(pos, [v - floor for v in values], h, left=floor, color=colour, alpha=0.85, label=label)
         for bar, n, v in zip(drawn, names, values):
             r = rec(n)
-            slow = not r.get("realtime", {}).get("ok", True)
+            slow = r.realtime is not None and not r.realtime.ok
             if slow:
                 bar.set_hatch("///")
                 bar.set_edgecolor("white")
-            ax.text(v * 1.06, bar.get_y() + h / 2, f"{r['battery_days']:.1f} days" + ("  (cannot keep up)" if slow else ""),
+            ax.text(v * 1.06, bar.get_y() + h / 2, f"{r.battery_days:.1f} days" + ("  (cannot keep up)" if slow else ""),
                     va="center", fontsize=8)
-    ax.set_yticks(y, [f"{n}\n{energy[n]['clock_mhz']:g} MHz" for n in names])
+    ax.set_yticks(y, [f"{n}\n{energy[n].clock_mhz:g} MHz" for n in names])
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlim(floor, top * 6)
-    battery = next(iter(energy.values())).get("battery", "battery")
+    battery = next(iter(energy.values())).battery or "battery"
     ax.set_xlabel(f"energy per hour of listening (J, log scale); labels: {battery} battery life")
     ax.set_title("Cascade vs stage 2 always on, per MCU profile")
     ax.grid(axis="y", visible=False)
@@ -164,7 +165,7 @@ def energy_bars_png(energy: dict[str, dict[str, Any]]) -> bytes:
     return _png(fig)
 
 @_styled
-def pareto_points_png(energy: dict[str, dict[str, Any]], cascade_accuracy: float, stage2_accuracy: float) -> bytes:
+def pareto_points_png(energy: dict[str, EnergyEstimate], cascade_accuracy: float, stage2_accuracy: float) -> bytes:
     """Accuracy against energy per hour: per profile, stage 2 always on (square) and the
     cascade (circle), an arrow from one to the other; log energy axis (profiles differ a lot)."""
     plt = pyplot()
@@ -172,7 +173,7 @@ def pareto_points_png(energy: dict[str, dict[str, Any]], cascade_accuracy: float
     cmap = plt.get_cmap("tab10")
     for i, (name, r) in enumerate(energy.items()):
         c = cmap(i % 10)
-        x0, x1 = r["stage2_always_on"]["energy_j_per_hour"], r["energy_j_per_hour"]
+        x0, x1 = r.stage2_always_on.energy_j_per_hour, r.energy_j_per_hour
         ax.annotate("", (x1, cascade_accuracy), (x0, stage2_accuracy),
                     arrowprops={"arrowstyle": "->", "color": c, "lw": 1.2, "alpha": 0.8})
         ax.scatter([x0], [stage2_accuracy], marker="s", s=45, color=c, edgecolors="k", lw=0.5, zorder=4)

@@ -27,6 +27,7 @@ from data_prep.config import FeatureConfig
 from data_prep.features import mfcc
 from data_prep.normalize import FeatureStats
 from data_prep.spec_augment import MaskConfig, spec_augment
+from kws.train.config import TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,15 @@ class TrainingArrays:
     targets: np.ndarray  # (N,) int32 class indices
     noise_pool: tuple[np.ndarray, ...]
     noise_weights: tuple[float, ...] | None = None  # draw share of each pool entry (None: uniform)
+
+
+def representative_mfcc(arrays: TrainingArrays, config: TrainConfig, features: FeatureConfig) -> np.ndarray:
+    """Raw MFCC (N, T, n_mfcc) of the int8 calibration clips: ``representative_samples``
+    training clips in a seeded order. One pick for ``kws train`` and ``kws optimize``, so a
+    model converted again is calibrated on the same clips."""
+    rng = np.random.default_rng(config.seed)
+    pick = rng.permutation(len(arrays.clips))[: config.representative_samples]
+    return mfcc(arrays.clips[pick], features)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:

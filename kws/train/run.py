@@ -32,7 +32,7 @@ from data_prep.outputs import check_writable, is_kws_output, make_dirs
 from data_prep.speech_commands import Dataset, load_dataset
 from export.quantize import quantize
 from kws.train.config import TrainConfig
-from kws.train.data import TrainingArrays, balanced_class_weights, steps_per_epoch, training_dataset
+from kws.train.data import TrainingArrays, balanced_class_weights, representative_mfcc, steps_per_epoch, training_dataset
 from kws.train.distribute import Placement, broadcast_from_chief, lost_worker_is_one_line, make_placement
 from kws.train.loop import run_epochs, synchronise_batch_norm
 
@@ -261,9 +261,7 @@ def finish(out: Path, dataset: Dataset, config: TrainConfig, features: FeatureCo
            arrays: TrainingArrays, stats: FeatureStats, cache_dir: Path | None) -> dict[str, Any]:
     """Quantize the best model and measure float and int8 accuracy; metrics.json marks done."""
     best = load_keras(out / artifact.MODEL_KERAS)
-    rng = np.random.default_rng(config.seed)
-    pick = rng.permutation(len(arrays.clips))[: config.representative_samples]
-    representative = stats.apply(mfcc(arrays.clips[pick], features))
+    representative = stats.apply(representative_mfcc(arrays, config, features))
     write_bytes_atomic(out / artifact.MODEL_INT8, quantize(best, representative, "int8"))
     metrics: dict[str, Any] = {"stage": config.stage, "arch": config.arch, "labels": list(stage_labels(config.stage, dataset.labels))}
     for split in ("validation", "testing"):

@@ -30,9 +30,8 @@ from cascade.runtime.model_dir import ModelDir, load_keras
 from cascade.runtime.stages import KEYWORD
 from data_prep.atomic import write_bytes_atomic
 from data_prep.errors import ConfigError, KwsError, ModelError
-from data_prep.features import mfcc
 from data_prep.outputs import make_dirs, refuse_existing
-from data_prep.speech_commands import load_dataset
+from data_prep.speech_commands import Dataset, load_dataset
 from data_prep.tensorflow_quiet import import_tensorflow
 from export.quantize import quantize
 from export.tflm import verify_bit_exact
@@ -40,7 +39,7 @@ from kws.train.compress.cluster import cluster_model, projection_callback, uniqu
 from kws.train.compress.prune import transfer_channels
 from kws.train.compress.qat import calibrate, qat_model
 from kws.train.config import TrainConfig
-from kws.train.data import balanced_class_weights, steps_per_epoch, training_dataset
+from kws.train.data import TrainingArrays, balanced_class_weights, representative_mfcc, steps_per_epoch, training_dataset
 from kws.train.run import split_arrays, training_arrays
 from kws.train.width import keras_macs, width_for_macs
 
@@ -91,9 +90,9 @@ class FineTuneData:
     """A model's training recipe, loaded: what fine-tuning and conversion need."""
 
     source: ModelDir
-    config: Any  # kws.train_config.TrainConfig
-    dataset: Any  # data_prep.speech_commands.Dataset
-    arrays: Any  # kws.train_data.TrainingArrays
+    config: TrainConfig
+    dataset: Dataset
+    arrays: TrainingArrays
     class_weights: list[float]
     validation: tuple[np.ndarray, np.ndarray]  # normalised features, targets
     cache_dir: Path | None
@@ -106,9 +105,7 @@ class FineTuneData:
     def representative(self) -> np.ndarray:
         """Calibration features picked as ``kws train`` picks them (same seed, same count)."""
 
-        rng = np.random.default_rng(self.config.seed)
-        pick = rng.permutation(len(self.arrays.clips))[: self.config.representative_samples]
-        return self.source.inputs(mfcc(self.arrays.clips[pick], self.source.config))
+        return self.source.inputs(representative_mfcc(self.arrays, self.config, self.source.config))
 
 def train_config_of(source: ModelDir):
     """The TrainConfig a model directory was trained with, and the data folder it names."""

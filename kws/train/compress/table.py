@@ -67,7 +67,7 @@ def _cost_per_profile(model_bytes: bytes, features, profiles, inference_stride_m
     out = {}
     for profile in profiles:
         est = estimate_single(cost, features, profile, inference_stride_ms=inference_stride_ms)
-        out[profile.name] = {"latency_ms": est["latency_ms"]["model"], "energy_uj": est["energy_uj"]["model"]}
+        out[profile.name] = {"latency_ms": est.latency_ms["model"], "energy_uj": est.energy_uj["model"]}
     return out
 
 def measure_row(technique: str, model_bytes: bytes, float_accuracy: float | None, x: np.ndarray, y: np.ndarray,
