@@ -18,6 +18,7 @@ runs in the wake-up of the hop it falls in, so there is one wake-up per hop. "St
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from cascade.energy.battery import Battery, get_battery
 from cascade.energy.cost import ModelCost, frontend_cost
@@ -160,18 +161,12 @@ def _header(profile: Profile, engine: str | None, battery: Battery, config: Feat
     }
 
 
-def estimate_single(
-    model: ModelCost,
-    features: FeatureConfig,
-    profile: Profile,
-    *,
-    inference_stride_ms: float,
-    battery: str | Battery = "cr2032",
-    engine: str | None = None,
-) -> EnergyEstimate:
-    """One model run at every inference stride (no gate): latency, energy, duty, life, fit."""
+def estimate_single(model: ModelCost, features: FeatureConfig, profile: Profile, *, inference_stride_ms: float,
+                    **options: Any) -> EnergyEstimate:
+    """One model run at every inference stride (no gate): latency, energy, duty, life, fit.
+    ``options``: ``battery`` and ``engine``, as for ``estimate_cascade``."""
     return estimate_cascade(None, model, features, profile, inference_stride_ms=inference_stride_ms,
-                            stage2_rate_per_s=0.0, battery=battery, engine=engine)
+                            stage2_rate_per_s=0.0, **options)
 
 
 def estimate_cascade(

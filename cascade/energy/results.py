@@ -24,12 +24,6 @@ class Fit:
     sram_if_shared_arena: int
     reason: str | None
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> Fit | None:
-        if not data:
-            return None
-        return cls(*(data.get(f.name) for f in dataclasses.fields(cls)))
-
 
 @dataclasses.dataclass(frozen=True)
 class Realtime:
@@ -41,11 +35,10 @@ class Realtime:
     budget_ms: float
     stage2_delay_ms: float
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> Realtime | None:
-        if not data:
-            return None
-        return cls(*(data.get(f.name) for f in dataclasses.fields(cls)))
+
+def _flat(cls: type, data: dict[str, Any] | None) -> Any:
+    """A flat result (Fit, Realtime) from JSON; None when the file has none."""
+    return cls(*(data.get(f.name) for f in dataclasses.fields(cls))) if data else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +68,7 @@ class AlwaysOn:
         if data is None:
             return None
         return cls(data.get("duty_cycle"), data.get("avg_power_mw"), data.get("energy_j_per_hour"),
-                   data.get("battery_days"), Realtime.from_json(data.get("realtime")))
+                   data.get("battery_days"), _flat(Realtime, data.get("realtime")))
 
 
 _CASCADE_ONLY = ("stage2_rate_per_s", "stage2_always_on", "cascade_vs_stage2_energy", "cascade_vs_stage2_compute_energy")
@@ -126,7 +119,7 @@ class EnergyEstimate:
         plain.setdefault("profile", "?")
         for key in ("latency_ms", "energy_uj", "power_breakdown_mw"):
             plain[key] = dict(plain.get(key) or {})
-        return cls(**plain, fits=Fit.from_json(data.get("fits")), realtime=Realtime.from_json(data.get("realtime")),
+        return cls(**plain, fits=_flat(Fit, data.get("fits")), realtime=_flat(Realtime, data.get("realtime")),
                    stage2_always_on=AlwaysOn.from_json(data.get("stage2_always_on")))
 
 

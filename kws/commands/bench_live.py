@@ -11,17 +11,16 @@ from typing import Annotated, Optional
 import typer
 
 from cascade.evaluation.stream_build import build_stream_folder
-from cascade.runtime.bundle import Bundle
 from data_prep.outputs import refuse_existing
 from kws.bench.live import LATENCY_RECIPE, forced_open, hop_figures, matched_latencies, play_file, write_silence
 from kws.commands.bench import blas_threads, default_data_dir, write_json
-from kws.commands.common import default_bundle
+from kws.commands.common import BundleOption, open_bundle
 
 REALTIME_X, LATENCY_MS, CPU_PERCENT = 20.0, 300.0, 15.0
 
 
 def bench_live(
-    model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Cascade bundle (default: samples/cascade).")] = None,
+    model: BundleOption = None,
     data_dir: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Speech Commands folder for the keyword stream (default: the shared dev set, else samples/).")] = None,
     minutes: Annotated[float, typer.Option(min=0.1, help="Length of the keyword stream timed --fast.")] = 2.0,
     repeat: Annotated[int, typer.Option(min=1, help="Rounds of each --fast run; the fastest counts.")] = 2,
@@ -42,7 +41,7 @@ def bench_live(
 
     refuse_existing(json_out, force)
     console = Console()
-    bundle = Bundle.open(model or default_bundle())
+    bundle = open_bundle(model)
     cfg = bundle.config
     data_dir = data_dir if data_dir is not None else default_data_dir()
     recipe = dataclasses.replace(LATENCY_RECIPE, minutes=minutes, seed=seed)

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
-from cascade.runtime.bundle import SAMPLES, default_bundle, is_bundle  # noqa: F401  (re-exported for the commands)
+import typer
+
+from cascade.runtime.bundle import SAMPLES, Bundle, default_bundle, is_bundle  # noqa: F401  (re-exported for the commands)
 from data_prep.config import FeatureConfig
+
+# --model of every command that runs a cascade bundle
+BundleOption = Annotated[Optional[Path], typer.Option("--model", exists=True, file_okay=False,
+                                                      help="Cascade bundle (default: samples/cascade).")]
+
+
+def open_bundle(model: Optional[Path]) -> Bundle:
+    """The bundle a user named with --model, or the shipped one."""
+    return Bundle.open(model or default_bundle())
 
 
 def load_feature_config(path: Optional[Path]) -> FeatureConfig:

@@ -9,17 +9,16 @@ from typing import Annotated, Optional
 import typer
 
 from cascade.evaluation.stream_score import read_truth, score_events
-from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import write_json
 from cascade.runtime.stream_run import detect_file
 from data_prep.atomic import write_text_atomic
 from data_prep.outputs import refuse_existing
-from kws.commands.common import default_bundle
+from kws.commands.common import BundleOption, open_bundle
 
 
 def detect(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Audio file of any length (resampled, mixed to mono).")],
-    model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Cascade bundle (default: samples/cascade).")] = None,
+    model: BundleOption = None,
     events: Annotated[Optional[Path], typer.Option(help="Write detections as JSON lines.")] = None,
     truth: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Truth file from `kws stream make`: score the run.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write a summary (and score) as JSON.")] = None,
@@ -30,7 +29,7 @@ def detect(
 
     for path in (events, json_out):
         refuse_existing(path, force)
-    bundle = Bundle.open(model or default_bundle())
+    bundle = open_bundle(model)
     result = detect_file(bundle, file, trace=False)
     console = Console()
     rows = [e.to_dict() for e in result.events]

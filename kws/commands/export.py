@@ -10,7 +10,7 @@ import typer
 from cascade.runtime.bundle import Bundle
 from export.firmware import Layout, check_destination, export_firmware
 from kws.commands.choices import Target
-from kws.commands.common import SAMPLES, default_bundle
+from kws.commands.common import SAMPLES, BundleOption, default_bundle
 
 
 def golden_data(explicit: Optional[Path], calibration: dict) -> Path:
@@ -26,7 +26,7 @@ def golden_data(explicit: Optional[Path], calibration: dict) -> Path:
 
 def export(
     out: Annotated[Path, typer.Option(help="Folder to write (must be empty or absent unless --force).")],
-    model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Cascade bundle (default: samples/cascade).")] = None,
+    model: BundleOption = None,
     target: Annotated[Target, typer.Option(
         help="tflm: C sources + TFLite Micro driver (default); c: without the driver; "
              "arduino: an Arduino library.")] = "tflm",

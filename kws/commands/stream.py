@@ -15,13 +15,12 @@ from cascade.evaluation.stream_build import build_stream_folder
 from cascade.evaluation.stream_eval import calibrate_bundle, evaluate_streams
 from cascade.evaluation.stream_make import StreamRecipe
 from cascade.evaluation.stream_score import read_truth, score_events
-from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import write_json
 from data_prep.audio import audio_files
 from data_prep.errors import DatasetError
 from data_prep.outputs import refuse_existing
 from kws.commands.choices import Split
-from kws.commands.common import default_bundle
+from kws.commands.common import BundleOption, open_bundle
 from kws.commands.train import db_range
 
 app = typer.Typer(help="Long test streams: build them, score detections on them.", no_args_is_help=True)
@@ -71,7 +70,7 @@ def _write_report(path: Optional[Path], data: dict, force: bool) -> None:
 @app.command("eval")
 def evaluate(
     streams: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Stream folders from `kws stream make` (stream.wav + truth.json).")],
-    model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Cascade bundle (default: samples/cascade).")] = None,
+    model: BundleOption = None,
     target_fa: Annotated[float, typer.Option(help="False accepts per hour at which to report the hit rate.")] = 5.0,
     hit_target: Annotated[float, typer.Option(help="Hit rate at which to report false accepts per hour.")] = 0.95,
     profile: Annotated[Optional[list[str]], typer.Option(help="MCU profiles for the energy table (default: all).")] = None,
@@ -84,7 +83,7 @@ def evaluate(
 
     for path in (json_out, det):
         refuse_existing(path, force)
-    bundle = Bundle.open(model or default_bundle())
+    bundle = open_bundle(model)
     report = evaluate_streams(bundle, streams, target_fa_per_hour=target_fa, hit_target=hit_target, profiles=profile)
     console = Console()
     for row in report["streams"]:
@@ -110,14 +109,14 @@ def evaluate(
 def calibrate(
     streams: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Validation stream folders (never the test streams).")],
     out: Annotated[Path, typer.Option(help="New bundle with the calibrated smoothing.")],
-    model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Cascade bundle (default: samples/cascade).")] = None,
+    model: BundleOption = None,
     target_fa: Annotated[float, typer.Option(help="False accepts per hour to stay within.")] = 5.0,
     per_keyword: Annotated[bool, typer.Option(help="A threshold per keyword (else one for all).")] = True,
     force: Annotated[bool, typer.Option(help="Replace an existing output bundle.")] = False,
 ) -> None:
     """Choose smoothing window, suppression and per-keyword thresholds for a false-accept target."""
 
-    result = calibrate_bundle(Bundle.open(model or default_bundle()), streams, out, target_fa_per_hour=target_fa,
+    result = calibrate_bundle(open_bundle(model), streams, out, target_fa_per_hour=target_fa,
                               per_keyword=per_keyword, force=force)
     s, v = result["smoothing"], result["validation"]
     typer.echo(f"window {s['window_ms']:g} ms, suppression {s['suppression_ms']:g} ms, threshold {s['threshold']:g}, "
@@ -129,14 +128,14 @@ def calibrate(
 def mine(
     negatives: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Folders of keyword-free TRAINING audio (music, speech).")],
     out: Annotated[Path, typer.Option(help="Output folder of mined 1-s clips (use with kws train --negatives).")],
-    model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Cascade bundle (default: samples/cascade).")] = None,
+    model: BundleOption = None,
     min_score: Annotated[float, typer.Option(help="Keep windows whose keyword posterior reaches this.")] = 0.5,
     force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """Hard-negative mining: the windows the cascade would fire on, as training clips."""
     from rich.progress import Progress
 
-    bundle = Bundle.open(model or default_bundle())
+    bundle = open_bundle(model)
     with Progress() as progress:
         task = progress.add_task("mining", total=sum(len(audio_files(f)) for f in negatives))
         summary = run(bundle, negatives, out, MiningConfig(min_score=min_score), force=force,
