@@ -40,21 +40,21 @@ def test_resolution_sets_mfcc_and_frames_through_the_stride():
 def test_grid_scales_the_width_parameter_of_each_family():
     from kws.search.arch import SearchSpec, candidates
 
-    spec = SearchSpec(data="d", profile="nrf52840", flash_limit=1, sram_limit=1, arch="tc_resnet",
-                      widths=(0.5, 1.0), resolutions=((10, 49), (8, 32)))
+    spec = SearchSpec.from_dict({"data": "d", "profile": "nrf52840", "flash_limit": 1, "sram_limit": 1,
+                                 "arch": "tc_resnet", "widths": (0.5, 1.0), "resolutions": ((10, 49), (8, 32))})
     grid = candidates(spec)
     assert [c.id for c in grid] == ["w0.5_m10_t49", "w1_m10_t49", "w0.5_m8_t32", "w1_m8_t32"]
     assert [c.arch_params["width"] for c in grid] == [0.375, 0.75, 0.375, 0.75]
     assert grid[2].features.input_shape == (32, 8)
     with pytest.raises(ConfigError, match="--stage2"):
-        SearchSpec(data="d", profile="p", flash_limit=1, sram_limit=1, stage=1)
+        SearchSpec.from_dict({"data": "d", "profile": "p", "flash_limit": 1, "sram_limit": 1, "stage": 1})
 
 
 def test_search_rejects_before_training_and_resumes_without_retraining(samples_dir, tmp_path):
     from kws.search.arch import SearchSpec, model_path
     from kws.search.run import run_search
 
-    spec = SearchSpec(data=str(samples_dir / "speech_commands"), profile="nrf52840", **BASE)
+    spec = SearchSpec.from_dict({"data": str(samples_dir / "speech_commands"), "profile": "nrf52840", **BASE})
     out = tmp_path / "search"
     # budget 0: everything is measured, nothing trains
     first = run_search(spec, out, budget_s=0)
@@ -109,8 +109,8 @@ def test_interrupted_training_resumes_from_its_checkpoint(samples_dir, tmp_path)
     from kws.search.arch import SearchSpec, model_path
     from kws.search.run import run_search
 
-    spec = SearchSpec(data=str(samples_dir / "speech_commands"), profile="nrf52840",
-                      **{**BASE, "widths": (0.5,), "epochs": 3})
+    spec = SearchSpec.from_dict({"data": str(samples_dir / "speech_commands"), "profile": "nrf52840",
+                                 **BASE, "widths": (0.5,), "epochs": 3})
     out = tmp_path / "search"
     first = run_search(spec, out, budget_s=4)  # TF alone takes longer than this to start
     assert first["this_run"]["interrupted"] == 1 and first["candidates"]["w0.5_m8_t32"]["status"] == "interrupted"
@@ -135,3 +135,24 @@ def test_stage1_search_picks_gate_and_tau_through_cascade_search(app, trained_mo
     rows = saved["candidates"].values()
     assert all(r["flash_bytes"] > r["model_bytes"] for r in rows)  # the stage-2 model shares the flash
     assert saved["cascade"]["best"] is not None and "cascade: stage 1" in result.output
+
+
+def test_a_search_saved_with_the_flat_spec_of_older_kws_resumes(tmp_path):
+    from kws.search.arch import SEARCH_JSON, SearchSpec, SearchState
+    from kws.train.config import TrainConfig
+
+    flat = {"data": "d", "profile": "nrf52840", "flash_limit": 5_000, "sram_limit": 200_000, "stage": 2,
+            "arch": "ds_cnn", "arch_params": {"filters": 8}, "widths": [0.5], "resolutions": [[8, 32]],
+            "base_features": {}, "labels": "12", "epochs": 3, "batch_size": 32, "learning_rate": 3e-3,
+            "unknown_pct": 10.0, "silence_pct": 10.0, "keyword_boost": 2.0, "seed": 0, "stage2": None}
+    spec = SearchSpec.from_dict(flat)
+    assert spec.train == TrainConfig(arch_params={"filters": 8}, epochs=3, patience=3, batch_size=32)
+    assert SearchSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    out = tmp_path / "search"
+    out.mkdir()
+    (out / SEARCH_JSON).write_text(json.dumps({"spec": flat, "candidates": {}, "training_seconds": 0.0}))
+    state = SearchState(out, spec)  # the same search: resumes, saved in today's form
+    assert state.data["spec"] == spec.to_dict()
+    (out / SEARCH_JSON).write_text(json.dumps({"spec": {**flat, "colour": "red"}, "candidates": {}}))
+    with pytest.raises(KwsError, match="not a search state this kws can resume.*--force"):
+        SearchState(out, spec)

@@ -15,6 +15,7 @@ from kws.commands.choices import Arch, Stage
 from kws.commands.common import load_feature_config
 from kws.search.arch import DEFAULT_RESOLUTIONS, DEFAULT_WIDTHS, SearchSpec, parse_resolution
 from kws.search.run import run_search
+from kws.train.config import TrainConfig
 
 
 def search(
@@ -69,12 +70,13 @@ def search(
         second = ModelDir.open(stage2)
         features, labels = second.config, second.dataset_labels().spec
         resolutions = ((features.n_mfcc, features.num_frames),)
+    train = TrainConfig(stage=stage, arch=arch or ("tiny" if stage == 1 else "ds_cnn"), arch_params=params, labels=labels,
+                        epochs=epochs, patience=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                        unknown_pct=unknown_pct, silence_pct=silence_pct, keyword_boost=keyword_boost, seed=seed)
     spec = SearchSpec(
-        data=str(data.resolve()), profile=str(profile), stage=stage, arch=arch or ("tiny" if stage == 1 else "ds_cnn"),
-        arch_params=params, widths=tuple(width) if width else DEFAULT_WIDTHS, resolutions=resolutions,
-        base_features=features.to_dict(), labels=labels, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, unknown_pct=unknown_pct, silence_pct=silence_pct, keyword_boost=keyword_boost,
-        seed=seed, stage2=str(stage2.resolve()) if stage2 else None,
+        data=str(data.resolve()), profile=str(profile), train=train,
+        widths=tuple(width) if width else DEFAULT_WIDTHS, resolutions=resolutions,
+        base_features=features.to_dict(), stage2=str(stage2.resolve()) if stage2 else None,
         flash_limit=round(flash_kb * 1024) if flash_kb is not None else board.flash_bytes - board.runtime_flash_bytes,
         sram_limit=round(sram_kb * 1024) if sram_kb is not None else board.sram_bytes - board.runtime_sram_bytes,
     )
@@ -87,9 +89,9 @@ def search(
 def print_result(result: dict, console) -> None:
     from rich.table import Table
 
-    spec = result["spec"]
-    table = Table(title=f"stage {spec['stage']} {spec['arch']} on {spec['profile']}: flash <= {spec['flash_limit'] / 1024:.0f} KB, "
-                        f"SRAM <= {spec['sram_limit'] / 1024:.0f} KB")
+    spec = SearchSpec.from_dict(result["spec"])
+    table = Table(title=f"stage {spec.train.stage} {spec.train.arch} on {spec.profile}: flash <= {spec.flash_limit / 1024:.0f} KB, "
+                        f"SRAM <= {spec.sram_limit / 1024:.0f} KB")
     for name in ("candidate", "params", "MACs", "flash KB", "SRAM KB", "fits", "status", "val int8 %", "test int8 %"):
         table.add_column(name, justify="left" if name in ("candidate", "status") else "right")
     best_id = (result.get("best") or {}).get("id")
@@ -104,7 +106,7 @@ def print_result(result: dict, console) -> None:
     console.print(table)
     best = result.get("best")
     if best:
-        what = "most accurate gate (on its own 3-class task)" if spec["stage"] == 1 else "best that fits"
+        what = "most accurate gate (on its own 3-class task)" if spec.train.stage == 1 else "best that fits"
         console.print(f"{what}: {best['id']} (W {best['width']:g}, {best['n_mfcc']} MFCC x {best['frames']} frames, "
                       f"stride {best['stride_ms']:g} ms): val {pct(best['val_accuracy'])} %, test {pct(best.get('test_accuracy'))} %, "
                       f"{best['model_bytes']:,} B flash, {best['arena_bytes']:,} B arena"
@@ -117,7 +119,7 @@ def print_result(result: dict, console) -> None:
     if cascade and cascade.get("best"):
         c = cascade["best"]
         console.print(f"cascade: stage 1 {Path(c['stage1']).name} at tau {c['tau']:.4f}: accuracy {c['accuracy']:.4f} "
-                      f"(stage 2 alone {cascade['stage2_accuracy']:.4f}), {c['energy_j_per_hour']:.2f} J/h on {spec['profile']} "
+                      f"(stage 2 alone {cascade['stage2_accuracy']:.4f}), {c['energy_j_per_hour']:.2f} J/h on {spec.profile} "
                       f"(stage 2 always on {cascade['stage2_always_on_energy_j_per_hour']:.2f} J/h)", soft_wrap=True)
     elif cascade:
         console.print(f"cascade: no trained stage 1 reaches accuracy {cascade['required_accuracy']:.4f}")

@@ -52,6 +52,7 @@ from data_prep.errors import ConfigError, KwsError, ModelError
 from data_prep.labels import parse_labels
 from data_prep.outputs import make_dirs
 from export.quantize import quantize
+from kws.train.config import TrainConfig
 from kws.train.width import scaled_params
 
 SEARCH_JSON = "search.json"
@@ -80,41 +81,32 @@ def parse_resolution(text: str) -> tuple[int, int]:
         raise ConfigError(f"resolution {text!r}: expected N_MFCCxFRAMES, e.g. 10x49") from None
     return n_mfcc, frames
 
+SEARCH_EPOCHS = 12  # a short training per candidate: enough to rank them
+_TRAIN_KEYS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SearchSpec:
-    """Everything that decides the candidates and their results (a rerun must match it)."""
+    """Everything that decides the candidates and their results (a rerun must match it):
+    the grid, the limits and the ``TrainConfig`` every candidate trains with."""
 
     data: str
     profile: str
     flash_limit: int
     sram_limit: int
-    stage: int = 2
-    arch: str = "ds_cnn"
-    arch_params: dict[str, Any] = dataclasses.field(default_factory=dict)
     widths: tuple[float, ...] = DEFAULT_WIDTHS
     resolutions: tuple[tuple[int, int], ...] = DEFAULT_RESOLUTIONS
     base_features: dict[str, Any] = dataclasses.field(default_factory=lambda: FeatureConfig().to_dict())
-    labels: str = "12"
-    epochs: int = 12
-    batch_size: int = 64
-    learning_rate: float = 3e-3
-    unknown_pct: float = 10.0
-    silence_pct: float = 10.0
-    keyword_boost: float = 2.0
-    seed: int = 0
     stage2: str | None = None  # stage 1: the stage-2 model directory it gates
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=SEARCH_EPOCHS, patience=SEARCH_EPOCHS))
 
     def __post_init__(self) -> None:
-        if self.stage not in (1, 2):
-            raise ConfigError(f"stage must be 1 or 2, got {self.stage}")
-        if self.stage == 1 and not self.stage2:
+        if self.train.stage == 1 and not self.stage2:
             raise ConfigError("a stage-1 search needs --stage2 (the model the cascade runs behind the gate)")
         if not self.widths or min(self.widths) <= 0:
             raise ConfigError(f"widths must be positive, got {list(self.widths)}")
         if not self.resolutions:
             raise ConfigError("no resolutions to search")
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         if self.flash_limit <= 0 or self.sram_limit <= 0:
             raise ConfigError("flash and SRAM limits must be positive")
 
@@ -122,14 +114,27 @@ class SearchSpec:
         data = dataclasses.asdict(self)
         data["widths"] = list(self.widths)
         data["resolutions"] = [list(r) for r in self.resolutions]
+        data["train"] = self.train.to_dict()
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchSpec:
+        """The nested form ``to_dict`` writes; training settings given at the top level (the
+        flat form search.json had before the spec embedded a TrainConfig, or an override)
+        are merged into ``train``, so searches saved by an older kws resume."""
         data = dict(data)
-        data["widths"] = tuple(data["widths"])
-        data["resolutions"] = tuple(tuple(r) for r in data["resolutions"])
-        return cls(**data)
+        flat = {k: data.pop(k) for k in list(data) if k in _TRAIN_KEYS}
+        if "train" in data:
+            train = {**data.pop("train"), **flat}
+        else:  # the flat form: the search trained with patience = epochs
+            train = {"epochs": SEARCH_EPOCHS, **flat}
+            train.setdefault("patience", train["epochs"])
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"search spec: unknown keys {unknown}")
+        data["widths"] = tuple(data.get("widths", DEFAULT_WIDTHS))
+        data["resolutions"] = tuple(tuple(r) for r in data.get("resolutions", DEFAULT_RESOLUTIONS))
+        return cls(**data, train=TrainConfig.from_dict(train))
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
@@ -153,7 +158,7 @@ def candidates(spec: SearchSpec) -> list[Candidate]:
         same = (frames, n_mfcc) == base.input_shape  # keep the base itself (stage 1 must match stage 2)
         features = base if same else resolution_config(base, n_mfcc, frames)
         for width in spec.widths:
-            out.append(Candidate(width, n_mfcc, frames, scaled_params(spec.arch, spec.arch_params, width), features))
+            out.append(Candidate(width, n_mfcc, frames, scaled_params(spec.train.arch, spec.train.arch_params, width), features))
     ids = [c.id for c in out]
     if len(set(ids)) != len(ids):
         raise ConfigError("the grid repeats a (width, resolution) pair")
@@ -161,11 +166,11 @@ def candidates(spec: SearchSpec) -> list[Candidate]:
 
 def num_classes(spec: SearchSpec) -> int:
 
-    return len(stage_labels(spec.stage, parse_labels(spec.labels).names))
+    return len(stage_labels(spec.train.stage, parse_labels(spec.train.labels).names))
 
 def _stage2_usage(spec: SearchSpec) -> tuple[int, int]:
     """(flash, arena) of the stage-2 model a stage-1 candidate shares the board with."""
-    if spec.stage != 1:
+    if spec.train.stage != 1:
         return 0, 0
 
     stage2 = ModelDir.open(Path(spec.stage2))
@@ -176,8 +181,8 @@ def measure(candidate: Candidate, spec: SearchSpec, classes: int, shared: tuple[
     """Flash, arena, frontend RAM, MACs of one candidate, and whether it fits (no training)."""
     from kws.train.models import build_model  # lazy: the model zoo imports Keras (seconds); only training needs it
 
-    model = build_model(spec.arch, candidate.features.input_shape, classes, **candidate.arch_params)
-    rng = np.random.default_rng(spec.seed)
+    model = build_model(spec.train.arch, candidate.features.input_shape, classes, **candidate.arch_params)
+    rng = np.random.default_rng(spec.train.seed)
     calibration = rng.standard_normal((_CALIBRATION_CLIPS, *candidate.features.input_shape)).astype(np.float32)
     int8 = quantize(model, calibration, "int8")
     layers, _ = graph_layers(int8)
@@ -207,13 +212,14 @@ def judge(row: dict[str, Any], spec: SearchSpec) -> dict[str, Any]:
 
 def train_command(spec: SearchSpec, candidate: dict[str, Any], out: Path) -> list[str]:
     """The ``kws train`` arguments that train (or resume) one candidate."""
-    return ["train", spec.data, "--out", str(model_path(out, candidate["id"])), "--stage", str(spec.stage),
-            "--arch", spec.arch, "--arch-params", json.dumps(candidate["arch_params"], sort_keys=True),
-            "--config", str(config_path(out, candidate["id"])), "--labels", spec.labels,
-            "--epochs", str(spec.epochs), "--patience", str(spec.epochs), "--batch-size", str(spec.batch_size),
-            "--learning-rate", str(spec.learning_rate), "--seed", str(spec.seed),
-            "--unknown-pct", str(spec.unknown_pct), "--silence-pct", str(spec.silence_pct),
-            "--keyword-boost", str(spec.keyword_boost), "--quiet"]
+    t = spec.train
+    return ["train", spec.data, "--out", str(model_path(out, candidate["id"])), "--stage", str(t.stage),
+            "--arch", t.arch, "--arch-params", json.dumps(candidate["arch_params"], sort_keys=True),
+            "--config", str(config_path(out, candidate["id"])), "--labels", t.labels,
+            "--epochs", str(t.epochs), "--patience", str(t.patience), "--batch-size", str(t.batch_size),
+            "--learning-rate", str(t.learning_rate), "--seed", str(t.seed),
+            "--unknown-pct", str(t.unknown_pct), "--silence-pct", str(t.silence_pct),
+            "--keyword-boost", str(t.keyword_boost), "--quiet"]
 
 def model_path(out: Path, cid: str) -> Path:
     return Path(out) / "models" / cid
@@ -228,6 +234,13 @@ def _training_key(spec: dict[str, Any]) -> dict[str, Any]:
     """What the measurements and trained models depend on: all but the limits."""
     return {k: v for k, v in spec.items() if k not in _LIMITS}
 
+def _saved_spec(path: Path, saved: dict[str, Any]) -> dict[str, Any]:
+    """The spec of a saved search in today's form (older kws wrote it flat)."""
+    try:
+        return SearchSpec.from_dict(saved["spec"]).to_dict()
+    except (KeyError, TypeError, ValueError, KwsError) as exc:
+        raise KwsError(f"{path}: not a search state this kws can resume ({exc}); use --force to start over") from None
+
 class SearchState:
     """OUT/search.json: the spec, every candidate's measurements, status and results."""
 
@@ -237,7 +250,7 @@ class SearchState:
         self.data: dict[str, Any] = {"spec": spec.to_dict(), "candidates": {}, "training_seconds": 0.0}
         if self.path.is_file() and not force:
             saved = artifact.read_json(self.path)
-            if _training_key(saved.get("spec", {})) != _training_key(spec.to_dict()):
+            if _training_key(_saved_spec(self.path, saved)) != _training_key(spec.to_dict()):
                 raise KwsError(f"{self.path}: holds a search with different settings (use --force to start over, "
                                "or rerun with the same options to resume; only the limits and profile may change)")
             self.data = saved

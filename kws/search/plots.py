@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cascade.evaluation.figures import pyplot, save_png
+from kws.search.arch import SearchSpec
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -33,18 +34,18 @@ def memory_map_png(result: dict[str, Any], path: Path) -> Path:
     for r in rows:
         ax.annotate(_label(r), (r["flash_bytes"] / kb, r["sram_bytes"] / kb), fontsize=6, xytext=(3, 3),
                     textcoords="offset points")
-    spec = result["spec"]
-    ax.axvline(spec["flash_limit"] / kb, color="red", ls="--", lw=1, label=f"flash limit {spec['flash_limit'] / kb:.0f} KB")
-    ax.axhline(spec["sram_limit"] / kb, color="orange", ls="--", lw=1, label=f"SRAM limit {spec['sram_limit'] / kb:.0f} KB")
+    spec = SearchSpec.from_dict(result["spec"])
+    ax.axvline(spec.flash_limit / kb, color="red", ls="--", lw=1, label=f"flash limit {spec.flash_limit / kb:.0f} KB")
+    ax.axhline(spec.sram_limit / kb, color="orange", ls="--", lw=1, label=f"SRAM limit {spec.sram_limit / kb:.0f} KB")
     best = result.get("best")
     if best:
         ax.scatter([best["flash_bytes"] / kb], [best["sram_bytes"] / kb], marker="*", s=260, c="gold", edgecolors="k",
                    zorder=4, label=f"best: {_label(best)}")
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
-    ax.set_xlabel("flash needed (KB, int8 model" + (" + stage 2" if result["spec"]["stage"] == 1 else "") + ")")
+    ax.set_xlabel("flash needed (KB, int8 model" + (" + stage 2" if spec.train.stage == 1 else "") + ")")
     ax.set_ylabel("SRAM needed (KB, arena + frontend buffers)")
-    ax.set_title(f"stage {result['spec']['stage']} {result['spec']['arch']} on {result['spec']['profile']}")
+    ax.set_title(f"stage {spec.train.stage} {spec.train.arch} on {spec.profile}")
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3)
     return save_png(fig, path)
@@ -74,7 +75,8 @@ def pareto_png(result: dict[str, Any], path: Path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("MACs per inference")
     ax.set_ylabel("int8 validation accuracy (%)")
-    ax.set_title(f"stage {result['spec']['stage']} {result['spec']['arch']}: accuracy vs MACs")
+    spec = SearchSpec.from_dict(result["spec"])
+    ax.set_title(f"stage {spec.train.stage} {spec.train.arch}: accuracy vs MACs")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return save_png(fig, path)

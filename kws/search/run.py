@@ -133,7 +133,7 @@ def run_search(spec: SearchSpec, out: Path, *, budget_s: float, parallel: int = 
     state.data["complete"] = all(r["status"] == "trained" for r in fitting)
     state.data["this_run"] = counts
     state.data["best"] = best(state)
-    if spec.stage == 1:
+    if spec.train.stage == 1:
         state.data["cascade"] = cascade_choice(state, inference_stride_ms, max_drop)
     state.save()
     memory_map_png(state.data, state.out / "memory_map.png")
