@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_prep.audio import load_audio, load_clip, pad_or_crop
+from data_prep.audio import load_audio, load_clip, pad_or_crop, read_audio, write_audio, write_wav
 from data_prep.config import FeatureConfig
-from data_prep.errors import AudioError
+from data_prep.errors import AudioError, first_line
 
 
 @pytest.fixture()
@@ -114,3 +114,20 @@ def test_copied_release_file_is_byte_identical_input(tmp_path: Path, keyword_wav
     copy = tmp_path / "copy.wav"
     shutil.copy(keyword_wav, copy)
     np.testing.assert_array_equal(load_clip(copy, config), load_clip(keyword_wav, config))
+
+
+def test_first_line_of_an_exception_names_the_problem_in_one_line():
+    assert first_line(ValueError("bad header\n  at offset 12")) == "bad header"
+    assert first_line(RuntimeError("\n  leading blank line\nmore")) == "leading blank line"  # was "" in the archive copy
+    assert first_line(OSError()) == "OSError"
+
+
+def test_write_wav_is_exact_atomic_16_bit_pcm(tmp_path):
+    pcm = np.array([0, 1, -1, 32767, -32768, 1234], np.int16)
+    path = write_wav(tmp_path / "sub" / "clip.wav", pcm, 16000)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["clip.wav"]  # no temp file left
+    samples, rate = read_audio(path)
+    assert rate == 16000 and np.array_equal(np.round(samples * 32768).astype(np.int16), pcm)
+    flac = write_audio(tmp_path / "x.flac", samples, 8000, "FLAC")
+    again, rate = read_audio(flac)
+    assert rate == 8000 and np.array_equal(again, samples)

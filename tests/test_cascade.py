@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -15,12 +16,15 @@ from cascade.evaluation.stream_build import build_stream_folder
 from cascade.evaluation.stream_make import StreamRecipe
 from cascade.evaluation.stream_score import score_events
 from cascade.runtime.bundle import Bundle
-from cascade.runtime.pipeline import Cascade, StreamingCascade
+from cascade.evaluation.search import stream_windows
+from cascade.runtime.pipeline import Cascade, StageRunner, StreamingCascade, step_frames
 from data_prep.audio import load_clip
 from data_prep.config import FeatureConfig
 from data_prep.errors import KwsError, ModelError
 from data_prep.features import mfcc
+from kws.bench.live import matched_latencies
 from kws.cli import app
+from kws.live.loop import LiveEvent
 
 runner = CliRunner()
 
@@ -82,6 +86,37 @@ def test_steps_come_every_inference_stride(bundle_dir: Path, rng: np.random.Gene
     assert times[0] == pytest.approx(1.0)
 
 
+def test_a_step_carries_its_frame_and_the_raw_outputs_it_decided_on(bundle_dir: Path, rng: np.random.Generator) -> None:
+    """Golden vectors replay these in C: the frame that completed the window and the int8
+    outputs of the stages the step ran, the very values its probabilities came from."""
+    bundle = Bundle.open(bundle_dir)
+    cfg, audio = bundle.config, (rng.standard_normal(2 * bundle.config.sample_rate) * 0.05).astype(np.float32)
+    stream = StreamingCascade(dataclasses.replace(bundle, tau=0.0))  # every gate opens: stage 2 runs too
+    steps = stream.push(audio[:7000]) + stream.push(audio[7000:])
+    every = bundle.inference_stride_frames
+    assert [s.frame for s in steps] == list(range(cfg.num_frames, steps[-1].frame + 1, every))
+    assert [s.frame for s in steps] == step_frames(0, steps[-1].frame, cfg.num_frames, every)
+    for s in steps:
+        assert s.t == pytest.approx(((s.frame - 1) * cfg.stride_samples + cfg.window_samples) / cfg.sample_rate)
+        assert s.stage1_raw.dtype == np.int8 and s.stage2_raw is not None and s.stage2_raw.dtype == np.int8
+        p1 = stream.cascade.stage1.tflite.dequantize_output(s.stage1_raw)
+        assert s.p_keyword == float(p1[stream.cascade.keyword_index])
+        np.testing.assert_array_equal(s.posterior, stream.cascade.stage2.tflite.dequantize_output(s.stage2_raw))
+    closed = StreamingCascade(dataclasses.replace(bundle, tau=1.1)).push(audio)
+    assert all(not s.opened and s.stage2_raw is None for s in closed)
+
+
+def test_cascade_search_sees_the_windows_the_stream_runs_on(bundle_dir: Path, rng: np.random.Generator) -> None:
+    bundle = Bundle.open(bundle_dir)
+    audio = (rng.standard_normal(3 * bundle.config.sample_rate) * 0.05).astype(np.float32)
+    windows = stream_windows(audio, bundle.stage1, bundle.inference_stride_frames)
+    stream = StreamingCascade(bundle)
+    steps = stream.push(audio)
+    assert len(windows) == len(steps)
+    p1 = StageRunner(bundle.stage1)(windows)[:, stream.cascade.keyword_index]
+    assert [float(p) for p in p1] == [s.p_keyword for s in steps]
+
+
 def test_detect_on_a_built_stream(bundle_dir: Path, samples_dir: Path, tmp_path: Path) -> None:
     stream = tmp_path / "stream"
     truth = build_stream_folder(samples_dir / "speech_commands", [], stream, StreamRecipe(minutes=0.5, seed=1))
@@ -108,6 +143,9 @@ def test_stream_scoring_rules() -> None:
     score = score_events(events, keywords, 3600.0)
     assert (score["hits"], score["false_accepts"], score["hit_rate"], score["false_accepts_per_hour"]) == (2, 2, 1.0, 2.0)
     assert score_events([{"t": 22.1, "label": "no"}], keywords, 3600.0)["hits"] == 0
+    # kws bench live measures latency on exactly the events that score as hits
+    live = [LiveEvent(e["t"], e["label"], 0.9, 0.5, float(i), 0.0) for i, e in enumerate(events)]
+    assert matched_latencies(live, keywords) == [(9.8 - 10.6, 0.0), (21.9 - 20.5, 2.0)]
 
 
 def test_det_replay_reproduces_the_live_detections(bundle_dir: Path, samples_dir: Path, tmp_path: Path) -> None:
