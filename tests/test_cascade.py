@@ -12,11 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from cascade.evaluation.bundle_eval import evaluate_bundle
+from cascade.evaluation.search import stream_windows
 from cascade.evaluation.stream_build import build_stream_folder
 from cascade.evaluation.stream_make import StreamRecipe
 from cascade.evaluation.stream_score import score_events
 from cascade.runtime.bundle import Bundle
-from cascade.evaluation.search import stream_windows
 from cascade.runtime.pipeline import Cascade, StageRunner, StreamingCascade, step_frames
 from data_prep.audio import load_clip
 from data_prep.config import FeatureConfig
@@ -61,7 +61,7 @@ def test_eval_reports_cascade_and_stage2(bundle_dir: Path, samples_dir: Path, tm
         assert key in report
     assert report["n"] == 60 and 0 <= report["stage2_invocation_rate"] <= 1
     direct = evaluate_bundle(Bundle.open(bundle_dir), samples_dir / "speech_commands")
-    assert direct["accuracy"] == report["accuracy"]
+    assert direct.accuracy == report["accuracy"] and direct.to_json() == report | {"model": direct.model}
 
 
 def test_stream_equals_batch_on_one_clip(bundle_dir: Path, keyword_wav: Path) -> None:
@@ -141,8 +141,9 @@ def test_stream_scoring_rules() -> None:
         {"t": 30.0, "label": "up"},  # false accept
     ]
     score = score_events(events, keywords, 3600.0)
-    assert (score["hits"], score["false_accepts"], score["hit_rate"], score["false_accepts_per_hour"]) == (2, 2, 1.0, 2.0)
-    assert score_events([{"t": 22.1, "label": "no"}], keywords, 3600.0)["hits"] == 0
+    assert (score.hits, score.false_accepts, score.hit_rate, score.false_accepts_per_hour) == (2, 2, 1.0, 2.0)
+    assert list(score.to_json()) == ["keywords", "hits", "hit_rate", "false_accepts", "false_accepts_per_hour", "duration_s"]
+    assert score_events([{"t": 22.1, "label": "no"}], keywords, 3600.0).hits == 0
     # kws bench live measures latency on exactly the events that score as hits
     live = [LiveEvent(e["t"], e["label"], 0.9, 0.5, float(i), 0.0) for i, e in enumerate(events)]
     assert matched_latencies(live, keywords) == [(9.8 - 10.6, 0.0), (21.9 - 20.5, 2.0)]

@@ -44,5 +44,5 @@ def test_evaluation_does_not_depend_on_the_stream_batch(trained_models: dict[str
     default = reports()
     monkeypatch.setattr(example_features_module, "STREAM_BATCH", 9)  # many batches, a short last one
     streamed = reports()
-    assert default[0]["n"] == streamed[0]["n"] > 9
+    assert default[0].n == streamed[0].n > 9
     assert streamed == default

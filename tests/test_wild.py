@@ -82,8 +82,8 @@ def test_calibration_meets_its_target_on_the_streams_it_saw(stream_trace) -> Non
     from cascade.evaluation.stream_score import score_events
 
     score = score_events(events, trace.keywords, trace.duration_s)
-    assert score["false_accepts_per_hour"] <= 60.0  # <= 1 false accept in this minute
-    assert score["hits"] == free["score"]["hits"]
+    assert score.false_accepts_per_hour <= 60.0  # <= 1 false accept in this minute
+    assert score.hits == free["score"]["hits"]
     single = calibrate_operating_point([trace], bundle.labels, 60.0, windows_ms=(500.0,), suppressions_ms=(1000.0,),
                                        per_keyword=False)
     assert single["smoothing"].label_thresholds == ()

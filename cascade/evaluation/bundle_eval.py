@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from cascade.evaluation.eval_report import EvalReport
 from cascade.evaluation.model_eval import classification_report
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.pipeline import Cascade
@@ -17,10 +17,10 @@ from data_prep.speech_commands import load_dataset
 
 
 def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cache_dir: Path | None = None,
-                    use_cache: bool = True, workers: int = 1) -> dict[str, Any]:
-    """Keys: accuracy (cascade), stage2_accuracy, stage1_recall, stage2_invocation_rate, n,
-    plus the cascade's per-class report and confusion matrix. Features stream through in
-    bounded batches; only per-clip predictions are kept."""
+                    use_cache: bool = True, workers: int = 1) -> EvalReport:
+    """The cascade's per-class report and confusion matrix, stage 2 alone, the gate's recall
+    and invocation rates. Features stream through in bounded batches; only per-clip
+    predictions are kept."""
 
     dataset = load_dataset(data_dir, bundle.stage2.dataset_labels())
     examples = dataset.examples(split)
@@ -38,15 +38,14 @@ def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cach
         opened.append(result["opened"])
         stage2_preds.append(stage2_probs.argmax(-1))
     opened, stage2_preds = np.concatenate(opened), np.concatenate(stage2_preds)
-    report = classification_report(y, np.concatenate(predictions), labels)
-    report.update({
-        "model": str(bundle.path),
-        "data": str(data_dir),
-        "split": split,
-        "tau": bundle.tau,
-        "stage2_accuracy": float(np.mean(stage2_preds == y)),
-        "stage1_recall": float(opened[is_kw].mean()) if is_kw.any() else 0.0,
-        "stage2_invocation_rate": float(opened.mean()),
-        "stage2_invocation_rate_non_keyword": float(opened[~is_kw].mean()) if (~is_kw).any() else 0.0,
-    })
-    return report
+    return EvalReport(
+        cascade=classification_report(y, np.concatenate(predictions), labels),
+        model=str(bundle.path),
+        data=str(data_dir),
+        split=split,
+        tau=bundle.tau,
+        stage2_accuracy=float(np.mean(stage2_preds == y)),
+        stage1_recall=float(opened[is_kw].mean()) if is_kw.any() else 0.0,
+        stage2_invocation_rate=float(opened.mean()),
+        stage2_invocation_rate_non_keyword=float(opened[~is_kw].mean()) if (~is_kw).any() else 0.0,
+    )

@@ -45,9 +45,9 @@ def det_curve(times: np.ndarray, posteriors: np.ndarray, smoothing: SmoothingCon
     for th in thresholds:
         cfg = shifted(smoothing, float(th) - smoothing.threshold)
         score = score_events(replay(times, posteriors, cfg, labels), keywords, duration_s)
-        curve.append({"threshold": cfg.threshold, "miss_rate": 1.0 - score["hit_rate"],
-                      "false_accepts_per_hour": score["false_accepts_per_hour"], "hit_rate": score["hit_rate"],
-                      "false_accepts": score["false_accepts"], "hits": score["hits"]})
+        curve.append({"threshold": cfg.threshold, "miss_rate": 1.0 - score.hit_rate,
+                      "false_accepts_per_hour": score.false_accepts_per_hour, "hit_rate": score.hit_rate,
+                      "false_accepts": score.false_accepts, "hits": score.hits})
     return curve
 
 def rate_at_hits(curve: Sequence[dict[str, float]], hit_rate: float) -> float | None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from cascade.evaluation.eval_report import ClassMetrics, ClassReport, ModelEvalReport
 from cascade.evaluation.figures import pyplot, save_png
 from cascade.runtime.int8_model import TFLiteModel
 from cascade.runtime.model_dir import ModelDir, load_keras
@@ -21,7 +22,7 @@ from data_prep.example_features import iter_example_features
 from data_prep.speech_commands import load_dataset
 
 
-def classification_report(targets: np.ndarray, predictions: np.ndarray, labels: tuple[str, ...]) -> dict[str, Any]:
+def classification_report(targets: np.ndarray, predictions: np.ndarray, labels: tuple[str, ...]) -> ClassReport:
     """accuracy, n, per_class {label: precision, recall, support}, confusion (rows = truth)."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
@@ -30,16 +31,16 @@ def classification_report(targets: np.ndarray, predictions: np.ndarray, labels: 
     precision, recall, f1, support = precision_recall_fscore_support(
         targets, predictions, labels=idx, zero_division=0
     )
-    return {
-        "accuracy": float(np.mean(targets == predictions)) if len(targets) else 0.0,
-        "n": int(len(targets)),
-        "labels": list(labels),
-        "per_class": {
-            label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+    return ClassReport(
+        accuracy=float(np.mean(targets == predictions)) if len(targets) else 0.0,
+        n=int(len(targets)),
+        labels=tuple(labels),
+        per_class={
+            label: ClassMetrics(float(precision[i]), float(recall[i]), float(f1[i]), int(support[i]))
             for i, label in enumerate(labels)
         },
-        "confusion": conf.tolist(),
-    }
+        confusion=conf.tolist(),
+    )
 
 def stage_of(model: ModelDir) -> int:
     return 1 if KEYWORD in model.labels else 2
@@ -64,7 +65,7 @@ def accuracy_of(model: ModelDir, x: np.ndarray, y: np.ndarray, keras_model=None)
     return out
 
 def evaluate(model: ModelDir, data_dir: Path, split: str = "testing", cache_dir: Path | None = None,
-             use_cache: bool = True, workers: int = 1) -> dict[str, Any]:
+             use_cache: bool = True, workers: int = 1) -> ModelEvalReport:
     """Reports for the int8 model (and the float one when present) on ``split`` of ``data_dir``.
 
     Features stream through batch by batch and only the predicted labels are kept, so the
@@ -85,18 +86,15 @@ def evaluate(model: ModelDir, data_dir: Path, split: str = "testing", cache_dir:
         int8_preds.append(int8_model.predict(x, workers=workers).argmax(-1))
         if keras_model is not None:
             float_preds.append(predict_float(model, x, keras_model).argmax(-1))
-    result: dict[str, Any] = {"model": str(model.path), "data": str(data_dir), "split": split, "stage": stage}
-    int8 = classification_report(y, np.concatenate(int8_preds), model.labels)
-    result.update(int8)
-    result["int8"] = {"accuracy": int8["accuracy"]}
-    if keras_model is not None:
-        result["float"] = classification_report(y, np.concatenate(float_preds), model.labels)
-    return result
+    return ModelEvalReport(
+        model=str(model.path), data=str(data_dir), split=split, stage=stage,
+        int8=classification_report(y, np.concatenate(int8_preds), model.labels),
+        float_=classification_report(y, np.concatenate(float_preds), model.labels) if keras_model is not None else None)
 
-def confusion_png(report: dict[str, Any], path: Path, title: str) -> Path:
+def confusion_png(report: ClassReport, path: Path, title: str) -> Path:
     """Confusion matrix as a PNG (rows: truth, columns: prediction), written atomically."""
 
-    labels, conf = report["labels"], np.asarray(report["confusion"])
+    labels, conf = report.labels, np.asarray(report.confusion)
     fig, ax = pyplot().subplots(figsize=(1.0 + 0.55 * len(labels), 0.8 + 0.5 * len(labels)))
     ax.imshow(conf, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right")
@@ -109,8 +107,8 @@ def confusion_png(report: dict[str, Any], path: Path, title: str) -> Path:
     ax.set_title(title)
     return save_png(fig, path)
 
-def confusion_text(report: dict[str, Any]) -> str:
-    labels, conf = report["labels"], report["confusion"]
+def confusion_text(report: ClassReport) -> str:
+    labels, conf = report.labels, report.confusion
     width = max(6, *(len(l) for l in labels)) + 1
     lines = ["true\\pred".ljust(width) + "".join(l[:6].rjust(7) for l in labels)]
     for label, row in zip(labels, conf):

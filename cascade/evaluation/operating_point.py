@@ -68,7 +68,7 @@ def score_traces(traces: Sequence[Trace], labels: Sequence[str], smoothing: Smoo
     seconds = 0.0
     for k, trace in enumerate(traces):
         s = score_events(fast_events(trace, labels, smoothing, means[k] if means else None), trace.keywords, trace.duration_s)
-        hits, keywords, fa, seconds = hits + s["hits"], keywords + s["keywords"], fa + s["false_accepts"], seconds + trace.duration_s
+        hits, keywords, fa, seconds = hits + s.hits, keywords + s.keywords, fa + s.false_accepts, seconds + trace.duration_s
     return {"hits": hits, "keywords": keywords, "hit_rate": hits / keywords if keywords else 0.0,
             "false_accepts": fa, "false_accepts_per_hour": fa * 3600.0 / seconds if seconds else 0.0}
 

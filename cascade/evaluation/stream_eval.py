@@ -64,7 +64,7 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
         trace, result = trace_stream(bundle, folder)
         events = [{"t": d.t, "label": d.label} for d in result.detections]
         score = score_events(events, trace.keywords, result.duration_s)
-        per_stream.append({"stream": str(folder), **score, "stage2_runs": result.stage2_runs,
+        per_stream.append({"stream": str(folder), **score.to_json(), "stage2_runs": result.stage2_runs,
                            "stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty})
         traces.append(trace)
         curves.append(det_curve(trace.times, trace.posteriors, bundle.smoothing, bundle.labels,

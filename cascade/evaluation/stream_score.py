@@ -7,6 +7,7 @@ triggers and wrong labels included) is a false accept.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,17 +45,33 @@ def match_events(events: Sequence[tuple[float, str]], keywords: Sequence[dict[st
     return out
 
 
-def score_events(events: Sequence[dict[str, Any]], keywords: Sequence[dict[str, Any]], duration_s: float) -> dict[str, Any]:
-    """events: [{t, label}], keywords: [{start, end, label}] -> hit rate, FA/hour, counts."""
+@dataclasses.dataclass(frozen=True)
+class StreamScore:
+    """Detections on one stream against its truth: counts, and the rates that follow."""
+
+    keywords: int
+    hits: int
+    false_accepts: int
+    duration_s: float
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.keywords if self.keywords else 0.0
+
+    @property
+    def false_accepts_per_hour(self) -> float:
+        hours = self.duration_s / 3600.0
+        return self.false_accepts / hours if hours else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The form ``kws stream score`` prints and detections JSON files hold."""
+        return {"keywords": self.keywords, "hits": self.hits, "hit_rate": self.hit_rate,
+                "false_accepts": self.false_accepts, "false_accepts_per_hour": self.false_accepts_per_hour,
+                "duration_s": self.duration_s}
+
+
+def score_events(events: Sequence[dict[str, Any]], keywords: Sequence[dict[str, Any]], duration_s: float) -> StreamScore:
+    """events: [{t, label}], keywords: [{start, end, label}] -> hits and false accepts."""
     matches = match_events([(e["t"], e["label"]) for e in events], keywords)
-    hit = [m is not None for m in matches]
-    false_accepts = len(matches) - sum(hit)
-    hours = duration_s / 3600.0
-    return {
-        "keywords": len(keywords),
-        "hits": int(sum(hit)),
-        "hit_rate": sum(hit) / len(keywords) if keywords else 0.0,
-        "false_accepts": false_accepts,
-        "false_accepts_per_hour": false_accepts / hours if hours else 0.0,
-        "duration_s": duration_s,
-    }
+    hits = sum(m is not None for m in matches)
+    return StreamScore(keywords=len(keywords), hits=hits, false_accepts=len(matches) - hits, duration_s=duration_s)

@@ -42,10 +42,10 @@ def bench_eval(
             else:
                 report = evaluate(ModelDir.open(model), test_set, cache_dir=root / "cache", workers=workers)
             times[key] = time.perf_counter() - start
-    measurements = [Measurement(k, f"eval pass, {k}", report["n"], s) for k, s in times.items()]
+    measurements = [Measurement(k, f"eval pass, {k}", report.n, s) for k, s in times.items()]
     targets = [Target("cold_30s", "cold pass within 30 s (30 s / measured)", 30.0 / times["cold"], 1.0),
                Target("cached_10s", "cached pass within 10 s (10 s / measured)", 10.0 / times["cached"], 1.0)]
-    print_report(f"kws eval on {report['n']} clips ({workers} workers)", measurements, targets,
-                 [f"model {model}; accuracy {report['accuracy']:.4f} (repeated clips: a speed test, not a score)"])
+    print_report(f"kws eval on {report.n} clips ({workers} workers)", measurements, targets,
+                 [f"model {model}; accuracy {report.accuracy:.4f} (repeated clips: a speed test, not a score)"])
     if json_out is not None:
         write_json(json_out, report_dict("eval", measurements, targets, model=str(model), workers=workers), force)

@@ -38,15 +38,15 @@ def detect(
     summary = {"file": str(file), "model": str(bundle.path), "duration_s": result.duration_s,
                "detections": len(rows), "steps": result.steps, "stage2_runs": result.stage2_runs,
                "stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty}
-    if truth is not None:
-        summary["score"] = score_events(rows, read_truth(truth)["keywords"], result.duration_s)
+    score = score_events(rows, read_truth(truth)["keywords"], result.duration_s) if truth is not None else None
+    if score is not None:
+        summary["score"] = score.to_json()
     console.print(
         f"{len(rows)} detections in {result.duration_s:.1f} s; stage 2 ran on {result.stage2_runs} of "
         f"{result.steps} steps ({result.stage2_per_hour:.0f}/hour)", soft_wrap=True)
-    if "score" in summary:
-        s = summary["score"]
-        console.print(f"hit rate {s['hit_rate']:.3f} ({s['hits']}/{s['keywords']}), "
-                      f"false accepts {s['false_accepts']} ({s['false_accepts_per_hour']:.1f}/hour)")
+    if score is not None:
+        console.print(f"hit rate {score.hit_rate:.3f} ({score.hits}/{score.keywords}), "
+                      f"false accepts {score.false_accepts} ({score.false_accepts_per_hour:.1f}/hour)")
     if events is not None:
         write_text_atomic(events, "".join(json.dumps(r) + "\n" for r in rows))
     if json_out is not None:

@@ -43,24 +43,26 @@ def evaluate(
         if config is not None:
             bundle.require_config(load_feature_config(config), str(config))
         report = evaluate_bundle(bundle, data, split, use_cache=not no_cache, workers=workers)
-        acc = (f"cascade accuracy {report['accuracy']:.4f}  stage 2 alone {report['stage2_accuracy']:.4f}  "
-               f"stage-1 recall {report['stage1_recall']:.3f} at tau {report['tau']:.3f}  "
-               f"stage-2 invocation rate {report['stage2_invocation_rate']:.3f}")
+        acc = (f"cascade accuracy {report.accuracy:.4f}  stage 2 alone {report.stage2_accuracy:.4f}  "
+               f"stage-1 recall {report.stage1_recall:.3f} at tau {report.tau:.3f}  "
+               f"stage-2 invocation rate {report.stage2_invocation_rate:.3f}")
+        classes = report.cascade
     else:
         model_dir = ModelDir.open(model)
         if config is not None:
             load_feature_config(config).require_same(model_dir.config, f"{config} vs model {model}")
         report = run(model_dir, data, split, use_cache=not no_cache, workers=workers)
-        acc = f"int8 accuracy {report['accuracy']:.4f}"
-        if "float" in report:
-            acc = f"float accuracy {report['float']['accuracy']:.4f}  " + acc
-    console.print(f"[bold]{model}[/] on {data} ({split}, n={report['n']}): {acc}", soft_wrap=True)
+        acc = f"int8 accuracy {report.accuracy:.4f}"
+        if report.float_ is not None:
+            acc = f"float accuracy {report.float_.accuracy:.4f}  " + acc
+        classes = report.int8
+    console.print(f"[bold]{model}[/] on {data} ({split}, n={report.n}): {acc}", soft_wrap=True)
     table = Table("label", "precision", "recall", "support")
-    for label, m in report["per_class"].items():
-        table.add_row(label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", str(m["support"]))
+    for label, m in classes.per_class.items():
+        table.add_row(label, f"{m.precision:.3f}", f"{m.recall:.3f}", str(m.support))
     console.print(table)
-    console.print(confusion_text(report), soft_wrap=True)
+    console.print(confusion_text(classes), soft_wrap=True)
     if json_out is not None:
-        write_json(json_out, report)
+        write_json(json_out, report.to_json())
     if png is not None:
-        confusion_png(report, png, f"{model.name} int8, {split}")
+        confusion_png(classes, png, f"{model.name} int8, {split}")

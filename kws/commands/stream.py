@@ -58,7 +58,7 @@ def score(
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{events}: not a JSON-lines events file ({exc})") from None
     result = score_events(rows, data["keywords"], data["duration_s"])
-    typer.echo(json.dumps(result, indent=2))
+    typer.echo(json.dumps(result.to_json(), indent=2))
 
 def _write_report(path: Optional[Path], data: dict, force: bool) -> None:
 

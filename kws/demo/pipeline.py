@@ -124,9 +124,11 @@ def evaluate_step(root: Path, cfg: DemoConfig):
     def run(out: Path) -> dict[str, Any]:
 
         report = evaluate_bundle(Bundle.open(root / "cascade" / "bundle"), Path(cfg.data))
-        write_json(out / "eval.json", report)
-        confusion_png(report, out / "confusion.png", "cascade (int8), test speakers")
-        return {k: report[k] for k in ("accuracy", "stage2_accuracy", "stage1_recall", "stage2_invocation_rate", "n")}
+        write_json(out / "eval.json", report.to_json())
+        confusion_png(report.cascade, out / "confusion.png", "cascade (int8), test speakers")
+        return {"accuracy": report.accuracy, "stage2_accuracy": report.stage2_accuracy,
+                "stage1_recall": report.stage1_recall, "stage2_invocation_rate": report.stage2_invocation_rate,
+                "n": report.n}
     return run
 
 def stream_step(root: Path, cfg: DemoConfig):
@@ -137,7 +139,7 @@ def stream_step(root: Path, cfg: DemoConfig):
                                     StreamRecipe(minutes=cfg.stream_minutes, seed=cfg.seed), config=bundle.config)
         result = detect_file(bundle, out / "recording" / "stream.wav")
         events = [{"t": d.t, "label": d.label, "score": d.score} for d in result.detections]
-        score = score_events(events, truth["keywords"], result.duration_s)
+        score = score_events(events, truth["keywords"], result.duration_s).to_json()
         np.savez_compressed(out / "trace.npz", t=result.trace_t, p_keyword=result.trace_p_keyword,
                             opened=result.trace_opened, latency_ms=result.latency_ms)
         write_json(out / "detections.json", {"events": events, "score": score, "tau": bundle.tau,

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from cascade.energy.results import EnergyEstimate
+from cascade.evaluation.eval_report import ClassReport
 from cascade.evaluation.figures import png_bytes, pyplot
 from cascade.evaluation.model_eval import confusion_png
 from cascade.evaluation.search import pareto_png
@@ -218,4 +219,4 @@ def confusion_matrix_png(evaluation: dict[str, Any], title: str) -> bytes:
     from pathlib import Path
 
     with tempfile.TemporaryDirectory() as tmp:
-        return confusion_png(evaluation, Path(tmp) / "confusion.png", title).read_bytes()
+        return confusion_png(ClassReport.from_json(evaluation), Path(tmp) / "confusion.png", title).read_bytes()

@@ -215,7 +215,7 @@ def mark_hits(events: list[dict[str, Any]], keywords: list[dict[str, Any]], dura
     ordered = sorted(events, key=lambda e: e["t"])
     out, before = [], 0
     for i, e in enumerate(ordered):
-        now = score_events(ordered[: i + 1], keywords, duration_s)["false_accepts"]
+        now = score_events(ordered[: i + 1], keywords, duration_s).false_accepts
         out.append({**e, "hit": now == before})
         before = now
     return out
