@@ -42,8 +42,24 @@ class ClassReport:
                    confusion=data["confusion"])
 
 
+class _Headline:
+    """accuracy and n of a report: those of its main classifier (``classes``)."""
+
+    @property
+    def classes(self) -> ClassReport:
+        raise NotImplementedError
+
+    @property
+    def accuracy(self) -> float:
+        return self.classes.accuracy
+
+    @property
+    def n(self) -> int:
+        return self.classes.n
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class EvalReport:
+class EvalReport(_Headline):
     """A cascade bundle on clips: the cascade's report, stage 2 alone, and the gate."""
 
     cascade: ClassReport
@@ -57,12 +73,8 @@ class EvalReport:
     stage2_invocation_rate_non_keyword: float
 
     @property
-    def accuracy(self) -> float:
-        return self.cascade.accuracy
-
-    @property
-    def n(self) -> int:
-        return self.cascade.n
+    def classes(self) -> ClassReport:
+        return self.cascade
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -71,7 +83,7 @@ class EvalReport:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ModelEvalReport:
+class ModelEvalReport(_Headline):
     """One model directory on clips: its int8 report (the default) and the float one when
     the Keras model is there."""
 
@@ -83,12 +95,8 @@ class ModelEvalReport:
     float_: ClassReport | None = None  # "float" in JSON
 
     @property
-    def accuracy(self) -> float:
-        return self.int8.accuracy
-
-    @property
-    def n(self) -> int:
-        return self.int8.n
+    def classes(self) -> ClassReport:
+        return self.int8
 
     def to_json(self) -> dict[str, Any]:
         out = {"model": self.model, "data": self.data, "split": self.split, "stage": self.stage,

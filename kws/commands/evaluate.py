@@ -46,7 +46,6 @@ def evaluate(
         acc = (f"cascade accuracy {report.accuracy:.4f}  stage 2 alone {report.stage2_accuracy:.4f}  "
                f"stage-1 recall {report.stage1_recall:.3f} at tau {report.tau:.3f}  "
                f"stage-2 invocation rate {report.stage2_invocation_rate:.3f}")
-        classes = report.cascade
     else:
         model_dir = ModelDir.open(model)
         if config is not None:
@@ -55,7 +54,7 @@ def evaluate(
         acc = f"int8 accuracy {report.accuracy:.4f}"
         if report.float_ is not None:
             acc = f"float accuracy {report.float_.accuracy:.4f}  " + acc
-        classes = report.int8
+    classes = report.classes
     console.print(f"[bold]{model}[/] on {data} ({split}, n={report.n}): {acc}", soft_wrap=True)
     table = Table("label", "precision", "recall", "support")
     for label, m in classes.per_class.items():
