@@ -7,7 +7,10 @@ same way everywhere: one ``AudioError`` naming the file and the problem.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +23,32 @@ from data_prep.config import FeatureConfig
 from data_prep.errors import AudioError, DatasetError
 from data_prep.resample import StreamResampler
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")  # what libsndfile (>= 1.1) decodes
 BLOCK_FRAMES = 1 << 16  # frames per read of a long file: ~4 s at 16 kHz, ~0.5 MB of stereo float32
 CLIP_MARGIN_S = 0.1  # read past a clip's end: the resampler's filter reaches this far at most
+
+
+def _check_file(path: Path) -> os.stat_result:
+    """The file's status, or one precise ``AudioError`` for what is not a readable regular
+    file. Never opens it: opening a FIFO for reading would block until a writer comes."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            raise AudioError(f"{path}: broken symbolic link (points to {os.readlink(path)})") from None
+        if exc.errno == errno.ELOOP:
+            raise AudioError(f"{path}: symbolic link loop") from None
+        if exc.errno == errno.ENOENT:
+            raise AudioError(f"{path}: no such file") from None
+        raise AudioError(f"{path}: cannot read ({exc.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "device"
+        raise AudioError(f"{path}: is a {kind}, not a regular audio file")
+    if st.st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+    return st
 
 
 def read_audio(path: Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
@@ -58,15 +84,12 @@ def stream_audio(path: Path, sample_rate: int, block_frames: int = BLOCK_FRAMES)
 
 
 def checked_audio_path(path: Path) -> Path:
-    """The checks a file gets before decoding: exists, a file, not empty, not a cut-off WAV."""
+    """The checks a file gets before decoding: a regular file (not a FIFO, a broken link, ...),
+    not empty, readable, not a cut-off WAV."""
     path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a directory, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file (0 bytes)")
-    _check_riff_complete(path)
+    _check_file(path)
+    with _decode_errors(path):
+        _check_riff_complete(path)
     return path
 
 
@@ -77,6 +100,8 @@ def _decode_errors(path: Path) -> Iterator[None]:
         yield
     except sf.LibsndfileError as exc:
         raise AudioError(f"{path}: not a readable audio file ({_short(exc)})") from None
+    except OSError as exc:  # permission denied, I/O error, ... (the file itself, not a bug)
+        raise AudioError(f"{path}: cannot read ({exc.strerror or _short(exc)})") from None
     except (RuntimeError, ValueError, EOFError) as exc:
         raise AudioError(f"{path}: truncated or corrupt audio ({_short(exc)})") from None
 

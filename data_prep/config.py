@@ -19,6 +19,15 @@ from data_prep.errors import ConfigError, ConfigMismatch
 from data_prep.toml_io import dumps
 
 WINDOWS = ("hann", "hamming", "blackman", "boxcar")
+SUFFIXES = (".toml", ".json")
+# Upper bounds: far above any keyword-spotting front end (multi-word wake phrases need clips
+# of ~1.5-3 s), far below what would try to allocate gigabytes for one clip.
+MAX_SAMPLE_RATE = 192_000
+MAX_CLIP_MS = 10_000.0
+MAX_WINDOW_MS = 1_000.0
+MAX_N_FFT = 65_536
+MAX_N_MELS = 512
+MAX_SPECTRUM_VALUES = 1_000_000  # frames x bins of one clip (default config: 49 x 513)
 
 
 def _next_pow2(n: int) -> int:
@@ -56,7 +65,10 @@ class FeatureConfig:
                     value = float(value)
                 else:
                     raise ConfigError(f"invalid feature config: {f.name}={value!r} is not {f.type}")
+            if kind is float and not math.isfinite(value):
+                raise ConfigError(f"invalid feature config: {f.name}={value} is not a finite number")
             object.__setattr__(self, f.name, value)
+        self._check_bounds()
         if self.n_fft == 0:
             object.__setattr__(self, "n_fft", _next_pow2(self.window_samples))
         self._validate()
@@ -97,6 +109,14 @@ class FeatureConfig:
             )
         return n
 
+    def _check_bounds(self) -> None:
+        """Before any size is derived from them: values that would allocate gigabytes."""
+        for name, value, upper in (("sample_rate", self.sample_rate, MAX_SAMPLE_RATE), ("clip_ms", self.clip_ms, MAX_CLIP_MS),
+                                   ("window_ms", self.window_ms, MAX_WINDOW_MS), ("n_fft", self.n_fft, MAX_N_FFT),
+                                   ("n_mels", self.n_mels, MAX_N_MELS)):
+            if value > upper:
+                raise ConfigError(f"invalid feature config: {name}={value} above the supported maximum {upper:g}")
+
     def _validate(self) -> None:
         def bad(msg: str) -> ConfigError:
             return ConfigError(f"invalid feature config: {msg}")
@@ -109,6 +129,9 @@ class FeatureConfig:
             raise bad(f"window ({self.window_samples} samples) longer than clip ({self.clip_samples})")
         if self.n_fft < self.window_samples:
             raise bad(f"n_fft={self.n_fft} shorter than the window ({self.window_samples} samples)")
+        if self.num_frames * self.n_bins > MAX_SPECTRUM_VALUES:
+            raise bad(f"{self.num_frames} frames x {self.n_bins} bins per clip is above the supported "
+                      f"{MAX_SPECTRUM_VALUES} (a longer stride_ms or a smaller n_fft)")
         if self.window not in WINDOWS:
             raise bad(f"window={self.window!r} not one of {', '.join(WINDOWS)}")
         if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
@@ -131,7 +154,7 @@ class FeatureConfig:
             raise ConfigError(f"{source}: unknown feature config keys {unknown}")
         try:
             return cls(**data)
-        except TypeError as exc:
+        except (TypeError, ConfigError) as exc:
             raise ConfigError(f"{source}: {exc}") from None
 
     def fingerprint(self) -> str:
@@ -155,12 +178,17 @@ class FeatureConfig:
     @classmethod
     def load(cls, path: Path) -> "FeatureConfig":
         path = Path(path)
+        if path.suffix.lower() not in SUFFIXES:
+            raise ConfigError(f"{path}: unsupported config format {path.suffix or '(no extension)'!r} "
+                              f"(use {' or '.join(SUFFIXES)})")
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a text file (not UTF-8)") from None
         try:
-            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+            data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from None
         if not isinstance(data, dict):

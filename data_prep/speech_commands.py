@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from data_prep.audio import load_audio, load_clip
+from data_prep.audio import AUDIO_SUFFIXES, load_audio, load_clip
 from data_prep.config import FeatureConfig
 from data_prep.errors import ConfigError, DatasetError
 from data_prep.labels import SILENCE, UNKNOWN, LabelSet, parse_labels, twelve_class
@@ -45,7 +45,7 @@ LAYOUTS = {
 
 @dataclasses.dataclass(frozen=True)
 class Scan:
-    """What is on disk, before any labelling: clips as relative ``word/file.wav`` paths."""
+    """What is on disk, before any labelling: clips as relative ``word/file.wav`` paths (any audio format)."""
 
     root: Path
     layout: str
@@ -140,8 +140,11 @@ class Dataset:
 
 
 # --- I/O: what is on disk -----------------------------------------------------------------------
-def _wavs(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
+def _clips(folder: Path) -> list[str]:
+    """Names of the audio entries of a folder, in every format the loader reads. Anything
+    that is not a folder counts (a broken link, a FIFO): loading it reports what is wrong
+    with it, by name, instead of the file silently vanishing from the listing."""
+    return sorted(p.name for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and not p.is_dir())
 
 
 def scan_folder(root: Path) -> Scan:
@@ -156,15 +159,15 @@ def scan_folder(root: Path) -> Scan:
     )
     if not word_dirs:
         raise DatasetError(f"{root}: no word folders (expected one folder of .wav clips per word)")
-    clips = tuple(f"{d.name}/{name}" for d in word_dirs for name in _wavs(d))
+    clips = tuple(f"{d.name}/{name}" for d in word_dirs for name in _clips(d))
     if not clips:
-        raise DatasetError(f"{root}: no .wav files in any of its {len(word_dirs)} word folders")
+        raise DatasetError(f"{root}: no audio files ({'/'.join(AUDIO_SUFFIXES)}) in any of its {len(word_dirs)} word folders")
     noise_files: tuple[Path, ...] = ()
     noise_dir = root / BACKGROUND_NOISE_DIR
     if noise_dir.is_dir():
-        noise_files = tuple(noise_dir / n for n in _wavs(noise_dir))
+        noise_files = tuple(noise_dir / n for n in _clips(noise_dir))
         if not noise_files:
-            raise DatasetError(f"{noise_dir}: no .wav files (remove the folder or add the noise files)")
+            raise DatasetError(f"{noise_dir}: no audio files (remove the folder or add the noise files)")
     has_lists = [(root / n).is_file() for n in (VALIDATION_LIST, TESTING_LIST)]
     special = sorted({d.name for d in word_dirs} & {SILENCE, UNKNOWN})
     if special:

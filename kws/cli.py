@@ -48,7 +48,11 @@ from kws.commands import (
 
 
 class _OneLineErrors(TyperGroup):
-    """Root group that reports user errors as one line instead of a traceback."""
+    """Root group that reports user errors as one line instead of a traceback.
+
+    Last net: an ``OSError`` that names a file (permission denied, disk full, a path that
+    vanished) is about the user's files, not a bug, so it is one line too. Errors without a
+    file name keep their traceback, and ``KWS_DEBUG=1`` keeps every traceback."""
 
     def invoke(self, ctx: typer.Context):  # type: ignore[override]
         try:
@@ -62,6 +66,11 @@ class _OneLineErrors(TyperGroup):
             ctx.exit(2)
         except KwsError as exc:
             typer.secho(f"error: {exc}", err=True, fg="red")
+            ctx.exit(1)
+        except OSError as exc:
+            if exc.filename is None or os.environ.get("KWS_DEBUG") == "1":
+                raise
+            typer.secho(f"error: {exc.filename}: {exc.strerror or exc}", err=True, fg="red")
             ctx.exit(1)
         except KeyboardInterrupt:
             typer.secho("interrupted", err=True)

@@ -94,8 +94,13 @@ def test_display_mode_shows_panel_and_summary(model: Path, stream: Path) -> None
         (["--input", "{tmp}/missing.wav"], "missing.wav' does not exist"),  # typer's check: exit code 2
         (["--input", "{stream}", "--device", "0"], "--device/--device-rate apply to a microphone only"),
         (["--input", "{stream}", "--profile", "no-such-board"], "unknown profile 'no-such-board'"),
-        (["--input", "{stream}", "--seconds", "0"], "--seconds 0.0: must be > 0"),
-        (["--input", "{stream}", "--block-ms", "0"], "--block-ms 0.0: must be > 0"),
+        (["--input", "{stream}", "--seconds", "0"], "--seconds 0.0: must be a finite number > 0"),
+        (["--input", "{stream}", "--block-ms", "0"], "--block-ms 0.0: must be a finite number > 0"),
+        # D10 (issue 18): NaN passes every comparison, Inf overflowed into a traceback
+        (["--input", "{stream}", "--fast", "--seconds", "nan"], "--seconds nan: must be a finite number > 0"),
+        (["--input", "{stream}", "--fast", "--seconds", "inf"], "--seconds inf: must be a finite number > 0"),
+        (["--input", "{stream}", "--fast", "--block-ms", "nan"], "--block-ms nan: must be a finite number > 0"),
+        (["--input", "{stream}", "--fast", "--block-ms", "inf"], "--block-ms inf: must be a finite number > 0"),
     ],
 )
 def test_bad_options_are_one_line_errors(model: Path, stream: Path, tmp_path: Path, args, expected) -> None:

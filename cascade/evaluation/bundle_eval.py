@@ -11,7 +11,7 @@ from cascade.evaluation.model_eval import classification_report
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.pipeline import Cascade
 from data_prep.errors import DatasetError
-from data_prep.example_features import iter_example_features
+from data_prep.example_features import Skipped, iter_example_features, kept_mask
 from data_prep.labels import RESERVED
 from data_prep.speech_commands import load_dataset
 
@@ -19,7 +19,8 @@ from data_prep.speech_commands import load_dataset
 def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cache_dir: Path | None = None,
                     use_cache: bool = True, workers: int = 1) -> EvalReport:
     """The cascade's per-class report and confusion matrix, stage 2 alone, the gate's recall
-    and invocation rates. Features stream through in bounded batches; only per-clip
+    and invocation rates, and the clips ``skipped`` because they could not be read (n counts
+    only the clips evaluated). Features stream through in bounded batches; only per-clip
     predictions are kept."""
 
     dataset = load_dataset(data_dir, bundle.stage2.dataset_labels())
@@ -31,12 +32,17 @@ def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cach
     is_kw = np.array([e.label not in RESERVED for e in examples])
     cascade = Cascade(bundle, workers)
     predictions, opened, stage2_preds = [], [], []
-    for features in iter_example_features(examples, bundle.config, cache_dir, use_cache):  # bounded memory
+    skipped: list[Skipped] = []
+    for features in iter_example_features(examples, bundle.config, cache_dir, use_cache, skipped=skipped):  # bounded memory
         stage2_probs = cascade.stage2_only(features)
         result = cascade.classify_clips(features, stage2_probs)
         predictions.append(result["predictions"])
         opened.append(result["opened"])
         stage2_preds.append(stage2_probs.argmax(-1))
+    keep = kept_mask(len(examples), skipped)
+    if not keep.any():
+        raise DatasetError(f"{data_dir}: none of the {len(examples)} {split} clips could be read ({skipped[0].reason})")
+    y, is_kw = y[keep], is_kw[keep]
     opened, stage2_preds = np.concatenate(opened), np.concatenate(stage2_preds)
     return EvalReport(
         cascade=classification_report(y, np.concatenate(predictions), labels),
@@ -48,4 +54,5 @@ def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cach
         stage1_recall=float(opened[is_kw].mean()) if is_kw.any() else 0.0,
         stage2_invocation_rate=float(opened.mean()),
         stage2_invocation_rate_non_keyword=float(opened[~is_kw].mean()) if (~is_kw).any() else 0.0,
+        skipped=tuple(skipped),
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from data_prep.example_features import Skipped
+
 
 @dataclasses.dataclass(frozen=True)
 class ClassMetrics:
@@ -71,6 +73,7 @@ class EvalReport(_Headline):
     stage1_recall: float  # share of keyword clips the gate passes
     stage2_invocation_rate: float  # share of all clips that run stage 2
     stage2_invocation_rate_non_keyword: float
+    skipped: tuple[Skipped, ...] = ()  # clips that could not be read, left out of n
 
     @property
     def classes(self) -> ClassReport:
@@ -79,6 +82,7 @@ class EvalReport(_Headline):
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         del data["cascade"]
+        data["skipped"] = [s.to_dict() for s in self.skipped]
         return {**self.cascade.to_json(), **data}
 
 
@@ -93,6 +97,7 @@ class ModelEvalReport(_Headline):
     stage: int
     int8: ClassReport
     float_: ClassReport | None = None  # "float" in JSON
+    skipped: tuple[Skipped, ...] = ()  # clips that could not be read, left out of n
 
     @property
     def classes(self) -> ClassReport:
@@ -103,4 +108,5 @@ class ModelEvalReport(_Headline):
                **self.int8.to_json(), "int8": {"accuracy": self.int8.accuracy}}
         if self.float_ is not None:
             out["float"] = self.float_.to_json()
+        out["skipped"] = [s.to_dict() for s in self.skipped]
         return out

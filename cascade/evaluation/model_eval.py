@@ -18,7 +18,7 @@ from cascade.runtime.int8_model import TFLiteModel
 from cascade.runtime.model_dir import ModelDir, load_keras
 from cascade.runtime.stages import KEYWORD, stage_targets
 from data_prep.errors import DatasetError
-from data_prep.example_features import iter_example_features
+from data_prep.example_features import Skipped, iter_example_features, kept_mask
 from data_prep.speech_commands import load_dataset
 
 
@@ -78,18 +78,24 @@ def evaluate(model: ModelDir, data_dir: Path, split: str = "testing", cache_dir:
         raise DatasetError(f"{data_dir}: no {split} examples for labels {list(dataset.labels)}")
     stage = stage_of(model)
     y = np.asarray(stage_targets(stage, dataset.labels, [e.label for e in examples]), np.int32)
-    int8_model = TFLiteModel(model.int8_path)
+    int8_model = model.check_int8()
     keras_model = _load_keras(model) if model.keras_path.is_file() else None
     int8_preds, float_preds = [], []
-    for features in iter_example_features(examples, model.config, cache_dir, use_cache):
+    skipped: list[Skipped] = []
+    for features in iter_example_features(examples, model.config, cache_dir, use_cache, skipped=skipped):
         x = model.inputs(features)
         int8_preds.append(int8_model.predict(x, workers=workers).argmax(-1))
         if keras_model is not None:
             float_preds.append(predict_float(model, x, keras_model).argmax(-1))
+    keep = kept_mask(len(examples), skipped)
+    if not keep.any():
+        raise DatasetError(f"{data_dir}: none of the {len(examples)} {split} clips could be read ({skipped[0].reason})")
+    y = y[keep]
     return ModelEvalReport(
         model=str(model.path), data=str(data_dir), split=split, stage=stage,
         int8=classification_report(y, np.concatenate(int8_preds), model.labels),
-        float_=classification_report(y, np.concatenate(float_preds), model.labels) if keras_model is not None else None)
+        float_=classification_report(y, np.concatenate(float_preds), model.labels) if keras_model is not None else None,
+        skipped=tuple(skipped))
 
 def confusion_png(report: ClassReport, path: Path, title: str) -> Path:
     """Confusion matrix as a PNG (rows: truth, columns: prediction), written atomically."""

@@ -7,7 +7,8 @@
                       features.toml, metrics.json)
 
 Everything that runs a cascade (eval, detect, live, energy, export) opens it through
-``Bundle.open``, which refuses a bundle whose files are missing or whose stages disagree.
+``Bundle.open``, which refuses a bundle whose files are missing or whose stages disagree,
+and checks each int8 model against its labels and the feature config (once, on open).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from cascade.runtime.decision import SmoothingConfig
 from cascade.runtime.model_dir import FEATURES, LABELS, METRICS, MODEL_INT8, NORMALIZATION, TRAIN_CONFIG, ModelDir
-from cascade.runtime.stages import KEYWORD
+from cascade.runtime.stages import KEYWORD, STAGE1_LABELS
 from data_prep.atomic import atomic_dir, write_text_atomic
 from data_prep.config import FeatureConfig
 from data_prep.errors import ConfigError, KwsError, ModelError
@@ -96,8 +97,13 @@ class Bundle:
             stage.config.require_same(config, f"{stage.path} vs {path / head['features']}")
         if head.get("fingerprint") and head["fingerprint"] != config.fingerprint():
             raise ModelError(f"{manifest}: fingerprint {head['fingerprint']} does not match {path / head['features']}")
-        if KEYWORD not in stage1.labels:
-            raise ModelError(f"{stage1.path}: not a stage-1 model (labels {list(stage1.labels)} lack {KEYWORD!r})")
+        if KEYWORD not in stage1.labels or [l for l in STAGE1_LABELS if l in stage1.labels] != list(stage1.labels):
+            raise ModelError(f"{stage1.path}: not a stage-1 model (labels {list(stage1.labels)}, expected "
+                             f"{KEYWORD!r} and the gate classes {list(STAGE1_LABELS)} in that order)")
+        if KEYWORD in stage2.labels:
+            raise ModelError(f"{stage2.path}: a stage-1 model in the stage-2 slot (labels {list(stage2.labels)})")
+        for stage in (stage1, stage2):
+            stage.check_int8()
         if list(stage2.labels) != list(head.get("labels", stage2.labels)):
             raise ModelError(f"{manifest}: labels do not match {stage2.path / LABELS}")
         bundle = cls(path, config, stage1, stage2, tau, stride, smoothing, dict(data.get("calibration", {})))

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cascade.runtime.int8_model import TFLiteModel
 from data_prep.atomic import write_text_atomic
 from data_prep.config import FeatureConfig
 from data_prep.errors import KwsError, ModelError
@@ -49,17 +51,25 @@ def read_json(path: Path) -> Any:
 
 def load_keras(path: Path, *, compile: bool = True):
     """A ``.keras`` model, always with Keras's ``safe_mode=True`` stated: a model file is then
-    data only, and one carrying Python code (a ``Lambda`` layer) is refused, not run."""
+    data only, and one carrying Python code (a ``Lambda`` layer) is refused, not run. A damaged
+    file is one ``ModelError`` naming it (Keras itself says "File not found" for a file that is
+    there but is not a zip archive, which sends the user looking in the wrong place)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such Keras model file")
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: corrupt or not a Keras model (not a .keras zip archive)")
     import_tensorflow()
     import keras  # lazy: Keras/TensorFlow load only for commands that need the float model
 
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
-    except ValueError as exc:
+    except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
         if "safe_mode" in str(exc):
             raise ModelError(f"{path}: refused: the model holds Python code (a Lambda layer), which kws does not "
                              "run (Keras safe_mode=True)") from None
-        raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: corrupt Keras model ({first[:200]})") from None
 
 
 def write_labels(path: Path, labels: tuple[str, ...] | list[str]) -> None:
@@ -92,6 +102,22 @@ class ModelDir:
         if len(labels) < 2:
             raise ModelError(f"{path / LABELS}: needs at least two class names")
         return cls(path, config, labels, stats)
+
+    def check_int8(self) -> TFLiteModel:
+        """The int8 model, after checking it is the model these files describe: int8 in and
+        out, one output per label, the feature config's input shape. A model swapped in from
+        another directory otherwise runs and gives silently wrong answers (or crashes later)."""
+        model = TFLiteModel(self.int8_path)
+        if model.input.dtype != np.int8 or model.output.dtype != np.int8 or not model.input.quantized:
+            raise ModelError(f"{self.int8_path}: not a full-integer int8 model "
+                             f"(input {model.input.dtype}, output {model.output.dtype})")
+        if model.input_shape != self.config.input_shape:
+            raise ModelError(f"{self.int8_path}: input shape {model.input_shape} does not match "
+                             f"{self.path / FEATURES} (T, n_mfcc) = {self.config.input_shape}")
+        if model.num_classes != len(self.labels):
+            raise ModelError(f"{self.int8_path}: {model.num_classes} outputs but {len(self.labels)} labels in "
+                             f"{self.path / LABELS}")
+        return model
 
     @property
     def int8_path(self) -> Path:

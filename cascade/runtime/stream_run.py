@@ -64,14 +64,20 @@ def run_blocks(
 ) -> StreamResult:
     """Feed blocks of any size (float32 mono at the bundle's rate) through the streaming cascade.
     The steps do not depend on how the audio is cut. ``trace=False`` keeps only the detections
-    and counts (the trace arrays come back empty), so memory does not grow with the length."""
+    and counts (the trace arrays come back empty), so memory does not grow with the length.
+
+    A recording shorter than one clip is valid input too (one short word): it is followed by
+    one clip of silence, as a word in a stream is, so the window slides over the word and the
+    smoother sees it in several steps (padding to one clip only would give one step, too few
+    for ``min_count``). ``duration_s`` stays the recording's own."""
     detector = Detector(bundle, runner=runner)
     times, p_keyword, latency = array.array("d"), array.array("f"), array.array("f")
     opened, posteriors = array.array("b"), array.array("f")
     detections: list[Detection] = []
-    samples = steps = stage2_runs = 0
-    for block in blocks:
-        samples += len(block)
+    steps = stage2_runs = 0
+
+    def feed(block: np.ndarray) -> None:
+        nonlocal steps, stage2_runs
         for step in detector.steps(block):
             steps += 1
             stage2_runs += step.opened
@@ -85,6 +91,13 @@ def run_blocks(
                 posteriors.extend(np.asarray(step.posterior, np.float32))
             if on_step is not None:
                 on_step(step)
+
+    samples = 0
+    for block in blocks:
+        samples += len(block)
+        feed(block)
+    if samples < bundle.config.clip_samples:
+        feed(np.zeros(bundle.config.clip_samples, np.float32))
     return StreamResult(
         detections=tuple(detections),
         duration_s=samples / bundle.config.sample_rate,

@@ -12,6 +12,7 @@ from cascade.evaluation.model_eval import confusion_png, confusion_text
 from cascade.evaluation.model_eval import evaluate as run
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import ModelDir, write_json
+from data_prep.example_features import skipped_note
 from data_prep.outputs import refuse_existing
 from kws.commands.choices import Split
 from kws.commands.common import default_bundle, is_bundle, load_feature_config
@@ -30,6 +31,7 @@ def evaluate(
 ) -> None:
     """Evaluate a model directory or a cascade bundle on a Speech Commands split."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     for path in (json_out, png):
@@ -56,6 +58,8 @@ def evaluate(
             acc = f"float accuracy {report.float_.accuracy:.4f}  " + acc
     classes = report.classes
     console.print(f"[bold]{model}[/] on {data} ({split}, n={report.n}): {acc}", soft_wrap=True)
+    if report.skipped:
+        console.print(f"[yellow]{escape(skipped_note([s.reason for s in report.skipped]))}[/]", soft_wrap=True)
     table = Table("label", "precision", "recall", "support")
     for label, m in classes.per_class.items():
         table.add_row(label, f"{m.precision:.3f}", f"{m.recall:.3f}", str(m.support))

@@ -38,5 +38,7 @@ def report(
     """
     from rich.console import Console
 
-    html_path, md_path = build_report(run_dir, out, force=force)
-    Console().print(f"wrote {html_path} and {md_path}", soft_wrap=True)
+    console = Console()
+    html_path, md_path = build_report(run_dir, out, force=force,
+                                      log=lambda note: console.print(f"note: {note}", soft_wrap=True, markup=False))
+    console.print(f"wrote {html_path} and {md_path}", soft_wrap=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,14 +18,22 @@ from kws.live.loop import LiveEvent, LiveLoop, LiveStatus
 from kws.live.sources import FileSource, MicSource
 
 DEFAULT_BLOCK_MS = 20.0
+MAX_BLOCK_MS = 10_000.0  # a callback block longer than this is a typo, not a latency choice
+
+
+def require_positive(value: float, option: str, upper: float | None = None) -> None:
+    """A finite number > 0 (and <= ``upper``): NaN passes every comparison, and NaN or Inf
+    would fail later as a traceback, when turned into a sample count."""
+    if not math.isfinite(value) or value <= 0 or (upper is not None and value > upper):
+        bound = f" and <= {upper:g}" if upper is not None else ""
+        raise KwsError(f"{option} {value}: must be a finite number > 0{bound}")
 
 
 def make_source(bundle: Bundle, blocks: BlockQueue, *, input_file: Path | None = None, fast: bool = False,
                 device: str | None = None, device_rate: int | None = None, block_ms: float = DEFAULT_BLOCK_MS):
     """A FileSource for ``input_file``, else the PortAudio input ``device`` (default input) at
     the model's rate when offered, else at its native rate."""
-    if block_ms <= 0:
-        raise KwsError(f"--block-ms {block_ms}: must be > 0")
+    require_positive(block_ms, "--block-ms", MAX_BLOCK_MS)
     if input_file is not None:
         if device is not None or device_rate is not None:
             raise KwsError("--input plays a file: --device/--device-rate apply to a microphone only")
@@ -61,8 +70,8 @@ def run_live(
     on_update: Callable[[LiveStatus], None] | None = None,
     on_start: Callable[[], None] | None = None,
 ) -> LiveStatus:
-    if seconds is not None and seconds <= 0:
-        raise KwsError(f"--seconds {seconds}: must be > 0")
+    if seconds is not None:
+        require_positive(seconds, "--seconds")
     runner = warmed(runner or StreamingCascade(bundle))
     source.start()  # before the loop: a microphone knows its input latency once open
     try:

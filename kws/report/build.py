@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from cascade.runtime.bundle import kws_version
@@ -65,10 +66,13 @@ def headline(a: Artefacts) -> tuple[Headline, ...]:
                   Headline("Battery life", days(None), "no cascade energy in this run")]
     return tuple(items)
 
-def make_report(run_dir: Path) -> Report:
-    """Find the artefacts and build every section (plots rendered in memory)."""
+def make_report(run_dir: Path, log: Callable[[str], None] | None = None) -> Report:
+    """Find the artefacts and build every section (plots rendered in memory); ``log`` hears
+    about each artefact skipped for a malformed value."""
 
     a = find_artefacts(run_dir)
+    for note in a.notes:
+        (log or (lambda line: None))(note)
     sections = tuple(build(a) for build in (
         features_section, models_section, evaluation_section, gate_section, stream_section, energy_section,
         pareto_section, export_section))
@@ -86,7 +90,8 @@ def _is_ours(path: Path) -> bool:
     head = path.read_text(errors="replace")[:2000]
     return (GENERATOR in head) if path.suffix == ".html" else head.startswith(MARKER)
 
-def build_report(run_dir: Path, out: Path | None = None, *, force: bool = False) -> tuple[Path, Path]:
+def build_report(run_dir: Path, out: Path | None = None, *, force: bool = False,
+                 log: Callable[[str], None] | None = None) -> tuple[Path, Path]:
     """Write report.html, report.md and report_files/ into ``out`` (default: ``run_dir``)."""
 
     run_dir = Path(run_dir)
@@ -95,7 +100,7 @@ def build_report(run_dir: Path, out: Path | None = None, *, force: bool = False)
     for path in (html_path, md_path, files):
         if not force and not _is_ours(path):
             raise KwsError(f"{path}: exists and is not a previous kws report (use --force to replace it)")
-    report = make_report(run_dir)
+    report = make_report(run_dir, log)
     make_dirs(out)
     remove_stale(files)
     tmp = temp_sibling(files)

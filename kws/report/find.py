@@ -62,6 +62,7 @@ class Artefacts:
     trace: Path | None = None
     search: dict[str, Any] | None = None
     export_dir: Path | None = None
+    notes: tuple[str, ...] = ()  # artefacts skipped because a value has the wrong type
 
 
 def _is_entries(data: Any, *keys: str) -> bool:
@@ -87,6 +88,47 @@ def json_kind(data: Any) -> str | None:
             return "energy"
         if _is_entries(data, "bit_exact", "arena_bytes"):
             return "tflm"
+    return None
+
+
+# Keys the report reads as numbers (or as tables of numbers: ``latency_ms`` per stage, a
+# detection's ``score``, a truth file's ``keywords``). A JSON edited by hand
+# (``"accuracy": "high"``) is skipped with a note instead of failing deep inside a table or plot.
+NUMERIC_KEYS = frozenset({
+    "accuracy", "arena_bytes", "avg_power_mw", "battery_days", "cascade_vs_stage2_energy", "duration_s",
+    "duty_cycle", "end", "energy_j_per_hour", "energy_uj", "epoch", "f1", "false_accepts", "false_accepts_per_hour",
+    "false_open_rate", "flash_bytes", "hit_rate", "hits", "invocation_rate", "keywords", "latency_ms", "n",
+    "p_keyword", "precision", "recall", "score", "stage", "stage1_recall", "stage2_accuracy",
+    "stage2_invocation_rate", "stage2_runs", "start", "steps", "support", "t", "target_recall", "tau",
+})
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def malformed(data: Any, where: str = "") -> str | None:
+    """The first value of a JSON artefact whose type the report cannot use, described; else None."""
+    if isinstance(data, list):
+        for i, item in enumerate(data):
+            if problem := malformed(item, f"{where}[{i}]"):
+                return problem
+        return None
+    if not isinstance(data, dict):
+        return None
+    for key, value in data.items():
+        name = f"{where}.{key}" if where else str(key)
+        if key in NUMERIC_KEYS and isinstance(value, (str, bool)):
+            return f"{name} is {json.dumps(value)[:40]}, not a number"
+        if key == "labels" and not (isinstance(value, list) and all(isinstance(x, str) for x in value)):
+            return f"{name} is not a list of names"
+        if key == "confusion" and not (isinstance(value, list) and all(
+                isinstance(row, list) and all(_number(x) for x in row) for row in value)):
+            return f"{name} is not a matrix of counts"
+        if key == "per_class" and not (isinstance(value, dict) and all(isinstance(v, dict) for v in value.values())):
+            return f"{name} is not a table of classes"
+        if problem := malformed(value, name):
+            return problem
     return None
 
 
@@ -154,12 +196,21 @@ def find_artefacts(run_dir: Path) -> Artefacts:
     if not run_dir.is_dir():
         raise KwsError(f"{run_dir}: no such run directory")
     found: dict[str, list[tuple[Path, Any]]] = {}
-    models, bundles, exports, configs, traces = [], [], [], [], []
+    models, bundles, exports, configs, traces, notes = [], [], [], [], [], []
+
+    def usable(path: Path, data: Any) -> bool:
+        problem = malformed(data)
+        if problem:
+            notes.append(f"{path}: {problem}; skipped")
+        return problem is None
+
     for root, dirs, files in os.walk(run_dir):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS)
         folder, names = Path(root), set(files)
         if METRICS in names and MODEL_INT8 in names:
-            models.append(_model_info(folder))
+            model = _model_info(folder)
+            if usable(folder / METRICS, model.metrics) and usable(folder / HISTORY, model.history):
+                models.append(model)
         if BUNDLE_MANIFEST in names:
             bundles.append(folder)
         if EXPORT_MANIFEST in names:
@@ -173,12 +224,12 @@ def find_artefacts(run_dir: Path) -> Artefacts:
                 traces.append(path)
             elif name.endswith((".jsonl", ".ndjson")):
                 events = _read_events(path)
-                if events is not None:
+                if events is not None and usable(path, events):
                     found.setdefault("events", []).append((path, events))
             elif name.endswith(".json") and name not in ("step.json", METRICS, HISTORY, EXPORT_MANIFEST):
                 data = _read_json(path)
                 kind = json_kind(data)
-                if kind:
+                if kind and usable(path, data):
                     found.setdefault(kind, []).append((path, data))
     eval_path, evaluation = _first(found, "evaluation", prefer=lambda d: "stage1_recall" in d)
     _, energy = _first(found, "energy", prefer=lambda d: all("stage2_always_on" in v for v in d.values()))
@@ -205,4 +256,5 @@ def find_artefacts(run_dir: Path) -> Artefacts:
         trace=traces[0] if traces else None,
         search=_first(found, "search")[1],
         export_dir=exports[0] if exports else None,
+        notes=tuple(notes),
     )

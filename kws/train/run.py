@@ -8,6 +8,7 @@ Re-running the same command after Ctrl-C or a crash resumes from the last finish
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,15 +22,15 @@ from cascade.runtime.model_dir import load_keras
 from cascade.runtime.stages import KEYWORD, stage_labels, stage_targets
 from data_prep.atomic import remove_stale, temp_sibling, write_bytes_atomic
 from data_prep.audio import audio_files, load_audio, loudest_window
-from data_prep.augment import rms
+from data_prep.augment import AugmentConfig, rms
 from data_prep.config import FeatureConfig
 from data_prep.errors import DatasetError, KwsError
-from data_prep.example_features import example_clips, example_features
+from data_prep.example_features import Skipped, example_clips, example_features, kept_mask, skipped_note
 from data_prep.features import mfcc
 from data_prep.labels import UNKNOWN
 from data_prep.normalize import FeatureStats
 from data_prep.outputs import check_writable, is_kws_output, make_dirs
-from data_prep.speech_commands import Dataset, load_dataset
+from data_prep.speech_commands import BACKGROUND_NOISE_DIR, Dataset, load_dataset
 from export.quantize import quantize
 from kws.train.config import TrainConfig
 from kws.train.data import TrainingArrays, balanced_class_weights, representative_mfcc, steps_per_epoch, training_dataset
@@ -95,18 +96,24 @@ def settle_previous(out: Path, old: Path | None, succeeded: bool) -> None:
         shutil.rmtree(out, ignore_errors=True)
         old.rename(out)
 
-def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConfig) -> TrainingArrays:
+def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConfig,
+                    skipped: list[Skipped] | None = None) -> TrainingArrays:
     """Training clips of the dataset, plus every clip of the extra folders, plus negatives
     (clip-length windows of each file) as ``_unknown_``; the noise pool is the dataset's
-    background noise plus the ``backgrounds`` folders."""
+    background noise plus the ``backgrounds`` folders. With ``skipped``, unreadable clips
+    are left out and recorded there."""
     examples = list(dataset.examples("training"))
     if not examples:
         raise DatasetError(f"{dataset.root}: no training examples")
     for folder in config.extra_data:
         extra = load_dataset(Path(folder), dataset.label_set, silence_pct=0.0, unknown_pct=config.unknown_pct, seed=config.seed)
         examples += [e for e in extra.all_examples if e.path is not None]
-    labels = [e.label for e in examples]
-    clips = [example_clips(examples, features)]
+    bad: list[Skipped] = []
+    clips = [example_clips(examples, features, bad if skipped is not None else None)]
+    unreadable = {s.index for s in bad}
+    labels = [e.label for i, e in enumerate(examples) if i not in unreadable]
+    if skipped is not None:
+        skipped.extend(bad)
     for folder in config.negatives:
         negatives = negative_clips(Path(folder), features)
         clips.append(negatives)
@@ -120,6 +127,25 @@ def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConf
         share = config.background_share if noise else 1.0
         weights = tuple([(1.0 - share) / max(len(noise), 1)] * len(noise) + [share / len(extra_noise)] * len(extra_noise))
     return TrainingArrays(np.concatenate(clips), np.asarray(targets, np.int32), tuple(noise + extra_noise), weights)
+
+def require_unknown(arrays: TrainingArrays, labels: Sequence[str], data_dir: Path) -> None:
+    """A detector never shown other words fires on every word: refuse to train one."""
+    if UNKNOWN in labels and not np.any(arrays.targets == labels.index(UNKNOWN)):
+        raise DatasetError(f"{data_dir}: no {UNKNOWN} training clips (the dataset has no word folders besides "
+                           f"the keywords); add other words' folders, or --negatives, so the model learns to reject them")
+
+def noise_plan(augment: AugmentConfig, arrays: TrainingArrays, data_dir: Path,
+               log: Callable[[str], None]) -> AugmentConfig:
+    """The augmentation the run can do, decided before the input pipeline starts (an error
+    inside it surfaces as a TensorFlow traceback): without any background noise, the default
+    recipe trains without noise and says so; an explicit SNR mix cannot, and is refused."""
+    if arrays.noise_pool or augment.noise_prob == 0:
+        return augment
+    if augment.noise_mode != AugmentConfig().noise_mode:
+        raise DatasetError(f"{data_dir}: no {BACKGROUND_NOISE_DIR} folder (and no --backgrounds), "
+                           f"but --noise-mode {augment.noise_mode} needs background noise")
+    log(f"{data_dir}: no {BACKGROUND_NOISE_DIR} folder: training without background noise")
+    return dataclasses.replace(augment, noise_prob=0.0)
 
 MAX_WINDOWS_PER_FILE = 24
 
@@ -140,10 +166,16 @@ def negative_clips(folder: Path, features: FeatureConfig) -> np.ndarray:
     return np.concatenate([negative_windows(load_audio(p, features.sample_rate), features.clip_samples)
                            for p in audio_files(folder)])
 
-def split_arrays(dataset: Dataset, split: str, config: TrainConfig, features: FeatureConfig, cache_dir: Path | None):
+def split_arrays(dataset: Dataset, split: str, config: TrainConfig, features: FeatureConfig, cache_dir: Path | None,
+                 skipped: list[Skipped] | None = None):
+    """(x, y) of a split; unreadable clips are left out and recorded in ``skipped``."""
     examples = dataset.examples(split)
-    x = example_features(examples, features, cache_dir)
-    y = np.asarray(stage_targets(config.stage, dataset.labels, [e.label for e in examples]), np.int32)
+    bad: list[Skipped] = []
+    x = example_features(examples, features, cache_dir, skipped=bad)
+    keep = kept_mask(len(examples), bad)
+    y = np.asarray(stage_targets(config.stage, dataset.labels, [e.label for e in examples]), np.int32)[keep]
+    if skipped is not None:
+        skipped.extend(bad)
     return x, y
 
 def train(
@@ -198,11 +230,16 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
     dataset = load_dataset(data_dir, config.labels, silence_pct=config.silence_pct,
                            unknown_pct=config.unknown_pct, seed=config.seed)
     labels = stage_labels(config.stage, dataset.labels)
-    arrays = training_arrays(dataset, config, features)
+    skipped: list[Skipped] = []
+    arrays = training_arrays(dataset, config, features, skipped)
+    require_unknown(arrays, labels, data_dir)
+    augment = noise_plan(config.augment, arrays, data_dir, log)
     init = artifact.ModelDir.open(Path(config.init_from)) if config.init_from else None
     # A warm start keeps the normalisation its weights were trained under.
     stats = init.stats if init is not None else FeatureStats.measure(mfcc(arrays.clips, features))
-    x_val, y_val = split_arrays(dataset, "validation", config, features, cache_dir)
+    x_val, y_val = split_arrays(dataset, "validation", config, features, cache_dir, skipped)
+    if skipped:
+        log(skipped_note([s.reason for s in skipped]))
     if len(y_val) == 0:
         raise DatasetError(f"{data_dir}: no validation examples (needed for checkpointing)")
 
@@ -237,7 +274,7 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
         log(f"resuming at epoch {first_epoch} of {config.epochs} from {out / CHECKPOINT_DIR}")
 
     def make_dataset(context):
-        return training_dataset(arrays, features, stats, config.augment, config.masks,
+        return training_dataset(arrays, features, stats, augment, config.masks,
                                 batch_size=config.batch_size, seed=config.seed, class_weights=weights,
                                 first_epoch=first_epoch, epochs=config.epochs, input_context=context)
 
@@ -265,9 +302,12 @@ def finish(out: Path, dataset: Dataset, config: TrainConfig, features: FeatureCo
     write_bytes_atomic(out / artifact.MODEL_INT8, quantize(best, representative, "int8"))
     metrics: dict[str, Any] = {"stage": config.stage, "arch": config.arch, "labels": list(stage_labels(config.stage, dataset.labels))}
     for split in ("validation", "testing"):
-        x, y = split_arrays(dataset, split, config, features, cache_dir)
+        skipped: list[Skipped] = []
+        x, y = split_arrays(dataset, split, config, features, cache_dir, skipped)
         if len(y):
             metrics[split] = accuracy_of(artifact.ModelDir.open(out), stats.apply(x), y, best)
+            if skipped:
+                metrics[split]["skipped"] = [s.to_dict() for s in skipped]
     artifact.write_json(out / artifact.METRICS, metrics)
     shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     return metrics

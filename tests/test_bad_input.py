@@ -1,0 +1,291 @@
+"""Issue 18: hostile and unusual inputs get one clear line (or are handled), never a traceback.
+
+Every test drives the real CLI (typer's CliRunner on ``kws.cli.app``) on real audio and real
+int8 models: the shipped cascade and models when present, else the session's trained ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tomllib
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from data_prep.config import MAX_CLIP_MS, FeatureConfig
+from data_prep.toml_io import dumps
+from kws.cli import app
+from kws.commands.common import SAMPLES, is_bundle
+
+runner = CliRunner()
+YES = SAMPLES / "speech_commands" / "yes" / "189cbabe_nohash_2.wav"
+
+
+@pytest.fixture(scope="module")
+def bundle(request) -> Path:
+    """The shipped cascade when there is one (no training needed), else the session's."""
+    path = SAMPLES / "cascade"
+    return path if is_bundle(path) else request.getfixturevalue("bundle_dir")
+
+
+@pytest.fixture(scope="module")
+def stage2(request) -> Path:
+    path = SAMPLES / "models" / "stage2"
+    return path if (path / "metrics.json").is_file() else request.getfixturevalue("trained_models")["stage2"]
+
+
+def kws(*args) -> object:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_line_error(result, *expected: str) -> str:
+    """Exit 1, no traceback, and one line (``error: ...``) holding every expected part."""
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.output
+    for part in expected:
+        assert part in lines[0], result.output
+    return lines[0]
+
+
+def ok(result) -> str:
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "Traceback" not in result.output
+    return result.output
+
+
+def _clip(path: Path, seconds: float) -> Path:
+    data, rate = sf.read(YES, dtype="float32")
+    sf.write(path, data[: int(rate * seconds)], rate, subtype="PCM_16")
+    return path
+
+
+# --- D1: short recordings are valid input ----------------------------------------------------------
+def test_detect_on_a_clip_shorter_than_one_second_detects_it(bundle: Path, tmp_path: Path) -> None:
+    out = ok(kws("detect", _clip(tmp_path / "half.wav", 0.5), "--model", bundle, "--json", tmp_path / "s.json"))
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["duration_s"] == pytest.approx(0.5)
+    assert summary["steps"] > 1  # followed by silence: the window slides over the word
+    assert " yes " in out, out
+    ok(kws("detect", _clip(tmp_path / "blip.wav", 0.01), "--model", bundle))
+
+
+# --- D2 + datasets: unreadable clips are skipped, counted and named --------------------------------
+def _hostile_dataset(root: Path) -> tuple[Path, list[str]]:
+    """A copy of the shipped dataset with bad clips in the testing list, and clips in every
+    format the loader reads."""
+    shutil.copytree(SAMPLES / "speech_commands", root)
+    yes = root / "yes"
+    (yes / "corrupt_nohash_0.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")
+    (yes / "loop_nohash_0.wav").symlink_to("loop_nohash_0.wav")
+    (yes / "dangling_nohash_0.wav").symlink_to("gone.wav")
+    os.mkfifo(yes / "fifo_nohash_0.wav")
+    data, rate = sf.read(YES, dtype="float32")
+    for fmt in ("flac", "ogg", "mp3"):
+        sf.write(yes / f"fmt{fmt}_nohash_0.{fmt}", data, rate)
+    bad = ["corrupt_nohash_0.wav", "loop_nohash_0.wav", "dangling_nohash_0.wav", "fifo_nohash_0.wav"]
+    listed = [f"yes/{n}" for n in bad] + [f"yes/fmt{f}_nohash_0.{f}" for f in ("flac", "ogg", "mp3")]
+    with (root / "testing_list.txt").open("a") as fh:
+        fh.write("".join(f"{entry}\n" for entry in listed))
+    return root, bad
+
+
+@pytest.mark.parametrize("which", ["bundle", "stage2"])
+def test_eval_skips_unreadable_clips_and_names_them(which: str, request, tmp_path: Path) -> None:
+    model = request.getfixturevalue(which)
+    data, bad = _hostile_dataset(tmp_path / "data")
+    plain = ok(kws("eval", SAMPLES / "speech_commands", "--model", model, "--json", tmp_path / "plain.json"))
+    out = ok(kws("eval", data, "--model", model, "--json", tmp_path / "r.json"))
+    assert "skipped 4 unreadable clips" in out and "corrupt_nohash_0.wav" in out, out
+    report = json.loads((tmp_path / "r.json").read_text())
+    reasons = {Path(s["file"]).name: s["reason"] for s in report["skipped"]}
+    assert sorted(reasons) == sorted(bad)
+    assert "symbolic link loop" in reasons["loop_nohash_0.wav"]
+    assert "broken symbolic link" in reasons["dangling_nohash_0.wav"]
+    assert "FIFO" in reasons["fifo_nohash_0.wav"]  # refused without opening it (that would block)
+    assert "not a readable audio file" in reasons["corrupt_nohash_0.wav"]
+    # The FLAC, OGG and MP3 clips were found by the scan and evaluated.
+    before = json.loads((tmp_path / "plain.json").read_text())["per_class"]["yes"]["support"]
+    assert report["per_class"]["yes"]["support"] == before + 3, plain
+
+
+def test_dataset_scan_finds_every_audio_format(tmp_path: Path) -> None:
+    data, _ = _hostile_dataset(tmp_path / "data")
+    out = ok(kws("data", "info", data, "--json", tmp_path / "info.json"))
+    info = json.loads((tmp_path / "info.json").read_text())
+    base = ok(kws("data", "info", SAMPLES / "speech_commands", "--json", tmp_path / "base.json"))
+    before = json.loads((tmp_path / "base.json").read_text())["counts"]["testing"]["yes"]
+    assert info["counts"]["testing"]["yes"] == before + 7, out + base  # 3 formats + 4 named, unreadable
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda p: p.symlink_to(p.name), "symbolic link loop"),
+    (lambda p: os.mkfifo(p), "is a FIFO (named pipe), not a regular audio file"),
+    (lambda p: p.symlink_to("nowhere.wav"), "broken symbolic link"),
+    (lambda p: p.mkdir(), "is a directory"),
+])
+def test_special_files_get_a_precise_message(make, expected: str, tmp_path: Path) -> None:
+    path = tmp_path / "clip.wav"
+    make(path)
+    one_line_error(kws("features", path), str(path), expected)
+
+
+# --- D3 + one-class data: train refuses or adapts before the input pipeline starts ------------------
+def _small_dataset(root: Path, words: tuple[str, ...], noise: bool) -> Path:
+    src = SAMPLES / "speech_commands"
+    root.mkdir()
+    for word in words:
+        shutil.copytree(src / word, root / word)
+    for name in ("validation_list.txt", "testing_list.txt"):
+        lines = [line for line in (src / name).read_text().splitlines() if line.split("/")[0] in words]
+        (root / name).write_text("".join(f"{line}\n" for line in lines))
+    if noise:
+        shutil.copytree(src / "_background_noise_", root / "_background_noise_")
+    return root
+
+
+def test_train_on_one_class_data_is_refused(tmp_path: Path) -> None:
+    data = _small_dataset(tmp_path / "one", ("yes",), noise=True)
+    one_line_error(kws("train", data, "--labels", "yes", "--stage", "2", "--arch", "tiny", "--epochs", "1",
+                       "--out", tmp_path / "out"), str(data), "no _unknown_ training clips")
+
+
+def test_train_without_noise_refuses_an_explicit_snr_mix(tmp_path: Path) -> None:
+    data = _small_dataset(tmp_path / "quiet", ("yes", "no", "bed"), noise=False)
+    one_line_error(kws("train", data, "--labels", "yes,no", "--stage", "2", "--arch", "tiny", "--epochs", "1",
+                       "--noise-mode", "snr", "--out", tmp_path / "out"), str(data), "_background_noise_")
+
+
+@pytest.mark.slow
+def test_train_without_noise_and_with_a_corrupt_clip_trains_and_says_so(tmp_path: Path) -> None:
+    data = _small_dataset(tmp_path / "quiet", ("yes", "no", "bed", "cat"), noise=False)
+    (data / "yes" / "corrupt_nohash_0.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")
+    out = ok(kws("train", data, "--labels", "yes,no", "--stage", "2", "--arch", "tiny", "--epochs", "1",
+                 "--out", tmp_path / "out"))
+    assert out.count("training without background noise") == 1, out
+    assert out.count("skipped 1 unreadable clip") == 1 and "corrupt_nohash_0.wav" in out, out
+    assert (tmp_path / "out" / "model_int8.tflite").is_file()
+
+
+# --- D7 / D8 / D9: every bundle and model is checked once, on open ---------------------------------
+def _swap_stage2_into_stage1(b: Path) -> None:
+    shutil.copy(b / "stage2" / "model_int8.tflite", b / "stage1" / "model_int8.tflite")
+
+
+def _drop_last_label(b: Path) -> None:
+    labels = (b / "stage2" / "labels.txt").read_text().split()
+    (b / "stage2" / "labels.txt").write_text("".join(f"{label}\n" for label in labels[:-1]))
+    manifest = tomllib.loads((b / "cascade.toml").read_text())
+    manifest["cascade"]["labels"] = manifest["stage2"]["labels"] = labels[:-1]
+    (b / "cascade.toml").write_text(dumps(manifest))
+
+
+def _stage1_labels_in_stage2(b: Path) -> None:
+    for name in ("labels.txt", "model_int8.tflite"):
+        shutil.copy(b / "stage1" / name, b / "stage2" / name)
+    manifest = tomllib.loads((b / "cascade.toml").read_text())
+    manifest["cascade"]["labels"] = manifest["stage2"]["labels"] = manifest["stage1"]["labels"]
+    (b / "cascade.toml").write_text(dumps(manifest))
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (_swap_stage2_into_stage1, "stage1/model_int8.tflite: 12 outputs but 3 labels"),  # D8
+    (_drop_last_label, "stage2/model_int8.tflite: 12 outputs but 11 labels"),  # D7
+    (_stage1_labels_in_stage2, "a stage-1 model in the stage-2 slot"),
+])
+@pytest.mark.parametrize("command", ["eval", "detect", "energy"])
+def test_inconsistent_bundles_are_refused_by_every_command(damage, expected: str, command: str, bundle: Path,
+                                                           tmp_path: Path) -> None:
+    if bundle != SAMPLES / "cascade":
+        pytest.skip("the expected label counts are those of the shipped 12-class cascade")
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle, broken)
+    damage(broken)
+    args = {"eval": ["eval", SAMPLES / "speech_commands", "--model", broken],
+            "detect": ["detect", YES, "--model", broken],
+            "energy": ["energy", "--model", broken]}[command]
+    one_line_error(kws(*args), expected)
+
+
+def test_a_bundle_built_for_other_features_is_refused(bundle: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle, broken)
+    other = FeatureConfig(clip_ms=1500.0)
+    for path in (broken / "features.toml", broken / "stage1" / "features.toml", broken / "stage2" / "features.toml"):
+        other.save(path)
+    manifest = tomllib.loads((broken / "cascade.toml").read_text())
+    manifest["cascade"]["fingerprint"] = other.fingerprint()
+    (broken / "cascade.toml").write_text(dumps(manifest))
+    one_line_error(kws("detect", YES, "--model", broken), "model_int8.tflite: input shape", "does not match")
+
+
+@pytest.mark.parametrize("content", [b"not a zip at all", b"PK\x03\x04broken"])
+def test_a_corrupt_keras_model_is_one_clear_line(content: bytes, stage2: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(stage2, model)
+    (model / "model.keras").write_bytes(content)
+    line = one_line_error(kws("eval", SAMPLES / "speech_commands", "--model", model), str(model / "model.keras"), "corrupt")
+    assert "File not found" not in line
+
+
+def test_a_keras_archive_with_a_broken_config_is_one_clear_line(stage2: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(stage2, model)
+    with zipfile.ZipFile(model / "model.keras", "w") as z:
+        z.writestr("config.json", "{not json")
+    one_line_error(kws("eval", SAMPLES / "speech_commands", "--model", model), str(model / "model.keras"), "corrupt Keras model")
+
+
+# --- D11: feature configs -------------------------------------------------------------------------
+@pytest.mark.parametrize("name, text, expected", [
+    ("binary.toml", bytes(range(256)), "not a text file"),
+    ("nan.toml", b"[features]\nwindow_ms = nan\n", "window_ms=nan is not a finite number"),
+    ("inf.toml", b"[features]\nstride_ms = inf\n", "stride_ms=inf is not a finite number"),
+    ("clip.toml", b"[features]\nclip_ms = 1e9\n", "clip_ms=1000000000.0 above the supported maximum"),
+    ("mels.toml", b"[features]\nn_mels = 100000\n", "n_mels=100000 above the supported maximum"),
+    ("fft.toml", b"[features]\nn_fft = 4294967296\n", "n_fft=4294967296 above the supported maximum"),
+    ("tiny_stride.toml", b"[features]\nclip_ms = 3000\nstride_ms = 0.0625\n", "bins per clip is above the supported"),
+    ("c.yaml", b"window_ms: 30\n", "unsupported config format '.yaml'"),
+    ("c.json", b'{"window_ms": NaN}', "window_ms=nan is not a finite number"),
+])
+def test_bad_feature_configs_are_one_line(name: str, text: bytes, expected: str, tmp_path: Path) -> None:
+    config = tmp_path / name
+    config.write_bytes(text)
+    one_line_error(kws("features", YES, "--config", config), str(config), expected)
+
+
+def test_multi_word_clip_lengths_stay_allowed(tmp_path: Path) -> None:
+    assert MAX_CLIP_MS >= 3000
+    config = tmp_path / "phrase.toml"
+    FeatureConfig(clip_ms=3000.0).save(config)
+    ok(kws("features", YES, "--config", config))
+
+
+# --- D13: kws report on a run with a malformed artefact ---------------------------------------------
+def test_report_skips_an_artefact_with_a_wrong_type(bundle: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    ok(kws("eval", SAMPLES / "speech_commands", "--model", bundle, "--json", run / "eval.json"))
+    report = json.loads((run / "eval.json").read_text())
+    (run / "eval.json").write_text(json.dumps(report | {"accuracy": "high"}))
+    out = ok(kws("report", run))
+    assert f"{run / 'eval.json'}: accuracy is \"high\", not a number; skipped" in out, out
+    assert (run / "report.html").is_file()
+
+
+# --- the CLI's last net: an OSError about a user's file ---------------------------------------------
+def test_an_os_error_naming_a_file_is_one_line_unless_debugging(bundle: Path, tmp_path: Path, monkeypatch) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    args = ["detect", YES, "--model", bundle, "--json", blocker / "summary.json"]
+    one_line_error(kws(*args), str(blocker))
+    monkeypatch.setenv("KWS_DEBUG", "1")
+    assert isinstance(kws(*args).exception, OSError)
