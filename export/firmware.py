@@ -27,7 +27,7 @@ from cascade.energy.arena import measure_arena
 from cascade.runtime.bundle import Bundle, kws_version
 from cascade.runtime.int8_model import TFLiteModel
 from data_prep.atomic import atomic_dir, write_bytes_atomic, write_text_atomic
-from data_prep.errors import ConfigError, ConfigMismatch, KwsError, ModelError
+from data_prep.errors import ConfigError, KwsError, ModelError
 from data_prep.outputs import check_writable, is_kws_output
 from export import frontend_c, header, tflm_ops
 from export import golden as golden_mod
@@ -91,17 +91,8 @@ def stage_facts(bundle: Bundle, stage: int) -> header.StageFacts:
     """Check one stage's model against the bundle's config and measure its arena."""
 
     model_dir = bundle.stage1 if stage == 1 else bundle.stage2
-    data = model_dir.int8_path.read_bytes()
-    model = TFLiteModel(data)
-    path = model_dir.int8_path
-    if model.input.dtype != np.int8 or model.output.dtype != np.int8 or not model.input.quantized:
-        raise ModelError(f"{path}: not a full-integer int8 model (input {model.input.dtype}, output {model.output.dtype})")
-    if model.input_shape != bundle.config.input_shape:
-        raise ConfigMismatch(f"{path}: input shape {model.input_shape} does not match the bundle's feature config "
-                             f"(T, n_mfcc) = {bundle.config.input_shape}")
-    if model.num_classes != len(model_dir.labels):
-        raise ConfigMismatch(f"{path}: {model.num_classes} outputs but {len(model_dir.labels)} labels in "
-                             f"{model_dir.path / 'labels.txt'}")
+    model = model_dir.check_int8()  # int8, input shape, one output per label (as Bundle.open)
+    data = model.model_bytes
     return header.StageFacts(stage, model_dir.labels, model_dir.stats, model.input, model.output, len(data),
                              measure_arena(data), tflm_ops.model_ops(data))
 

@@ -126,6 +126,32 @@ def test_dataset_scan_finds_every_audio_format(tmp_path: Path) -> None:
     assert info["counts"]["testing"]["yes"] == before + 7, out + base  # 3 formats + 4 named, unreadable
 
 
+def _unreadable_for_root() -> Path:
+    """A regular, non-empty file even root cannot read (tests run as root, so chmod 000 does
+    not stop them): a write-only sysfs attribute. Skip where the kernel offers none."""
+    for path in sorted(Path("/sys/kernel/mm/hugepages").glob("*/demote")):
+        try:
+            path.open("rb").read(1)
+        except PermissionError:
+            return path
+        except OSError:
+            continue
+    pytest.skip("no regular file that root cannot read on this machine")
+
+
+@pytest.mark.parametrize("which", ["bundle", "stage2"])
+def test_a_clip_nobody_may_read_is_skipped_not_a_traceback(which: str, request, tmp_path: Path) -> None:
+    model = request.getfixturevalue(which)
+    data, _ = _hostile_dataset(tmp_path / "data")
+    (data / "yes" / "perm_nohash_0.wav").symlink_to(_unreadable_for_root())
+    with (data / "testing_list.txt").open("a") as fh:
+        fh.write("yes/perm_nohash_0.wav\n")
+    out = ok(kws("eval", data, "--model", model, "--json", tmp_path / "r.json"))
+    assert "skipped 5 unreadable clips" in out, out
+    reasons = {Path(s["file"]).name: s["reason"] for s in json.loads((tmp_path / "r.json").read_text())["skipped"]}
+    assert "Permission denied" in reasons["perm_nohash_0.wav"]
+
+
 @pytest.mark.parametrize("make, expected", [
     (lambda p: p.symlink_to(p.name), "symbolic link loop"),
     (lambda p: os.mkfifo(p), "is a FIFO (named pipe), not a regular audio file"),

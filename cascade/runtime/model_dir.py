@@ -22,7 +22,7 @@ import numpy as np
 from cascade.runtime.int8_model import TFLiteModel
 from data_prep.atomic import write_text_atomic
 from data_prep.config import FeatureConfig
-from data_prep.errors import KwsError, ModelError
+from data_prep.errors import ConfigMismatch, KwsError, ModelError
 from data_prep.labels import RESERVED, SILENCE, UNKNOWN, LabelSet, parse_labels
 from data_prep.normalize import FeatureStats
 from data_prep.tensorflow_quiet import import_tensorflow
@@ -112,7 +112,7 @@ class ModelDir:
             raise ModelError(f"{self.int8_path}: not a full-integer int8 model "
                              f"(input {model.input.dtype}, output {model.output.dtype})")
         if model.input_shape != self.config.input_shape:
-            raise ModelError(f"{self.int8_path}: input shape {model.input_shape} does not match "
+            raise ConfigMismatch(f"{self.int8_path}: input shape {model.input_shape} does not match "
                              f"{self.path / FEATURES} (T, n_mfcc) = {self.config.input_shape}")
         if model.num_classes != len(self.labels):
             raise ModelError(f"{self.int8_path}: {model.num_classes} outputs but {len(self.labels)} labels in "
