@@ -7,7 +7,6 @@ same way everywhere: one ``AudioError`` naming the file and the problem.
 from __future__ import annotations
 
 import contextlib
-import errno
 import math
 import os
 import stat
@@ -21,6 +20,7 @@ import soxr
 from data_prep.atomic import write_atomic
 from data_prep.config import FeatureConfig
 from data_prep.errors import AudioError, DatasetError
+from data_prep.path_errors import stat_failure
 from data_prep.resample import StreamResampler
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")  # what libsndfile (>= 1.1) decodes
@@ -34,13 +34,7 @@ def _check_file(path: Path) -> os.stat_result:
     try:
         st = os.stat(path)
     except OSError as exc:
-        if exc.errno == errno.ENOENT and os.path.islink(path):
-            raise AudioError(f"{path}: broken symbolic link (points to {os.readlink(path)})") from None
-        if exc.errno == errno.ELOOP:
-            raise AudioError(f"{path}: symbolic link loop") from None
-        if exc.errno == errno.ENOENT:
-            raise AudioError(f"{path}: no such file") from None
-        raise AudioError(f"{path}: cannot read ({exc.strerror})") from None
+        raise AudioError(f"{path}: {stat_failure(path, exc)}") from None
     if stat.S_ISDIR(st.st_mode):
         raise AudioError(f"{path}: is a directory, not an audio file")
     if not stat.S_ISREG(st.st_mode):

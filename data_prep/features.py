@@ -94,7 +94,7 @@ def mfcc(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
 def features(audio: np.ndarray | str | Path, config: FeatureConfig | None = None) -> np.ndarray:
     """MFCC of a recording, as the models and the firmware compute them: (T, n_mfcc) float32.
 
-    ``audio``: a file path (WAV/FLAC/OGG, any rate, mixed to mono and resampled to
+    ``audio``: a file path (WAV/FLAC/OGG/MP3, any rate, mixed to mono and resampled to
     ``config.sample_rate``) or float32 mono samples of shape (n,) at that rate. ``config``:
     default ``FeatureConfig()`` (16 kHz, 40/20 ms, 40 mels, 10 MFCC). T = 1 + (n - l) // s
     rows for n samples, window l, stride s (0 rows when n < l); a 1-s clip gives the

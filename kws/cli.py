@@ -9,6 +9,7 @@ not offered, an input path that does not exist) one line and exit code 2.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 
 # Quiet TensorFlow's C++ start-up chatter (users can still set their own level).
@@ -19,7 +20,8 @@ import typer  # noqa: E402
 from typer._click.exceptions import MissingParameter  # noqa: E402  (typer vendors click; not re-exported)
 from typer.core import TyperGroup
 
-from data_prep.errors import KwsError  # noqa: E402
+from data_prep.errors import KwsError
+from data_prep.path_errors import missing_path_reason  # noqa: E402
 from kws.commands import (
     bench,
     bench_detect,  # noqa: F401  (adds `kws bench detect-memory` to bench.app)
@@ -47,6 +49,16 @@ from kws.commands import (
 )
 
 
+_DOES_NOT_EXIST = re.compile(r"'(?P<path>[^']+)' does not exist\.?$")
+
+
+def _precise(message: str) -> str:
+    """typer's "'PATH' does not exist" for a symlink loop or a broken link says which."""
+    match = _DOES_NOT_EXIST.search(message)
+    reason = missing_path_reason(match["path"]) if match else None
+    return f"{match['path']}: {reason}" if reason and reason != "no such file" else message
+
+
 class _OneLineErrors(TyperGroup):
     """Root group that reports user errors as one line instead of a traceback.
 
@@ -62,7 +74,7 @@ class _OneLineErrors(TyperGroup):
                 raise  # typer's usage panel: which option is missing and how to call the command
             # A value outside its choices or a path that does not exist: one line, the whole
             # path (typer's panel would wrap it), exit code 2 as for every usage error.
-            typer.secho(f"error: {exc.format_message().replace('Value error, ', '')}", err=True, fg="red")
+            typer.secho(f"error: {_precise(exc.format_message().replace('Value error, ', ''))}", err=True, fg="red")
             ctx.exit(2)
         except KwsError as exc:
             typer.secho(f"error: {exc}", err=True, fg="red")

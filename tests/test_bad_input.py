@@ -13,7 +13,6 @@ import tomllib
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 from typer.testing import CliRunner
@@ -44,9 +43,10 @@ def kws(*args) -> object:
     return runner.invoke(app, [str(a) for a in args])
 
 
-def one_line_error(result, *expected: str) -> str:
-    """Exit 1, no traceback, and one line (``error: ...``) holding every expected part."""
-    assert result.exit_code == 1, result.output
+def one_line_error(result, *expected: str, code: int = 1) -> str:
+    """Exit ``code`` (2: refused by the CLI's own checks), no traceback, and one line
+    (``error: ...``) holding every expected part."""
+    assert result.exit_code == code, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
     lines = [line for line in result.output.splitlines() if line.startswith("error:")]
@@ -152,16 +152,17 @@ def test_a_clip_nobody_may_read_is_skipped_not_a_traceback(which: str, request, 
     assert "Permission denied" in reasons["perm_nohash_0.wav"]
 
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda p: p.symlink_to(p.name), "symbolic link loop"),
-    (lambda p: os.mkfifo(p), "is a FIFO (named pipe), not a regular audio file"),
-    (lambda p: p.symlink_to("nowhere.wav"), "broken symbolic link"),
-    (lambda p: p.mkdir(), "is a directory"),
+@pytest.mark.parametrize("make, expected, code", [
+    (lambda p: p.symlink_to(p.name), "symbolic link loop", 2),  # refused as typer checks the path exists
+    (lambda p: os.mkfifo(p), "is a FIFO (named pipe), not a regular audio file", 1),  # never opened: it would block
+    (lambda p: p.symlink_to("nowhere.wav"), "broken symbolic link (points to nowhere.wav)", 2),
+    (lambda p: p.mkdir(), "is a directory", 2),
 ])
-def test_special_files_get_a_precise_message(make, expected: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["features", "detect"])
+def test_special_files_get_a_precise_message(command: str, make, expected: str, code: int, tmp_path: Path) -> None:
     path = tmp_path / "clip.wav"
     make(path)
-    one_line_error(kws("features", path), str(path), expected)
+    one_line_error(kws(command, path), str(path), expected, code=code)
 
 
 # --- D3 + one-class data: train refuses or adapts before the input pipeline starts ------------------

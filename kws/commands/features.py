@@ -15,7 +15,7 @@ from kws.commands.common import load_feature_config
 
 
 def features(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Audio file (WAV/FLAC/OGG, any rate, mono or stereo).")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Audio file (WAV/FLAC/OGG/MP3, any rate, mono or stereo).")],
     config: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="FeatureConfig as .toml or .json.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write the (T, n_mfcc) float32 array to .npy.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing --out file.")] = False,
