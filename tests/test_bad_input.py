@@ -310,9 +310,18 @@ def test_report_skips_an_artefact_with_a_wrong_type(bundle: Path, tmp_path: Path
 
 # --- the CLI's last net: an OSError about a user's file ---------------------------------------------
 def test_an_os_error_naming_a_file_is_one_line_unless_debugging(bundle: Path, tmp_path: Path, monkeypatch) -> None:
-    blocker = tmp_path / "afile"
-    blocker.write_text("x")
-    args = ["detect", YES, "--model", bundle, "--json", blocker / "summary.json"]
-    one_line_error(kws(*args), str(blocker))
+    broken = tmp_path / "bundle"
+    shutil.copytree(bundle, broken)
+    (broken / "cascade.toml").unlink()
+    (broken / "cascade.toml").symlink_to(_unreadable_for_root())  # read, not parsed: no precise check there
+    args = ["detect", YES, "--model", broken]
+    one_line_error(kws(*args), str(broken / "cascade.toml"), "Permission denied")
     monkeypatch.setenv("KWS_DEBUG", "1")
-    assert isinstance(kws(*args).exception, OSError)
+    assert isinstance(kws(*args).exception, PermissionError)
+
+
+def test_unreadable_labels_are_one_precise_line(stage2: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(stage2, model)
+    (model / "labels.txt").write_bytes(b"\xff\xfe\x00binary")
+    one_line_error(kws("eval", SAMPLES / "speech_commands", "--model", model), str(model / "labels.txt"), "cannot read")

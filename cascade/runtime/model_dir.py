@@ -98,7 +98,11 @@ class ModelDir:
             stats = FeatureStats.load(path / NORMALIZATION, config.n_mfcc)
         except KwsError as exc:
             raise ModelError(str(exc)) from None
-        labels = tuple(line.strip() for line in (path / LABELS).read_text().splitlines() if line.strip())
+        try:
+            text = (path / LABELS).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{path / LABELS}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+        labels = tuple(line.strip() for line in text.splitlines() if line.strip())
         if len(labels) < 2:
             raise ModelError(f"{path / LABELS}: needs at least two class names")
         return cls(path, config, labels, stats)
