@@ -118,6 +118,60 @@ def test_custom_labels_and_temperature(teacher, dev_testing) -> None:
     assert np.array_equal(warm.argmax(axis=1), probs.argmax(axis=1)) and soften(probs, 1.0) is probs
 
 
+class _Context:
+    """What tf.distribute passes to a dataset function (its InputContext's fields)."""
+
+    def __init__(self, replicas: int, pipelines: int, pipeline: int) -> None:
+        self.num_replicas_in_sync, self.num_input_pipelines, self.input_pipeline_id = replicas, pipelines, pipeline
+
+
+def test_soft_targets_through_replicas_and_the_loop(teacher, dev_testing, config: FeatureConfig) -> None:
+    """Soft targets travel with their examples into each replica's slice of a global batch,
+    and one-hot soft targets train exactly as hard labels do (the loop's one other branch)."""
+    import keras
+
+    from data_prep.augment import AugmentConfig
+    from data_prep.normalize import FeatureStats
+    from data_prep.spec_augment import MaskConfig
+    from kws.train.data import TrainingArrays, training_dataset
+    from kws.train.distribute import make_placement
+    from kws.train.loop import make_train_step
+    from kws.train.models import build_model
+
+    dataset, audio, examples = dev_testing
+    labels = [e.label for e in examples[:10]]
+    y = np.asarray(stage_targets(2, dataset.labels, labels), np.int32)
+    arrays = TrainingArrays(audio[:10], y, (audio[10:14].reshape(-1),), clip_labels=tuple(labels))
+    distill = Distillation.build(teacher, dataset.labels, 2, labels, weight=0.7, temperature=1.0)
+
+    def elements(context, distill):
+        ds = training_dataset(arrays, config, FeatureStats.identity(config.n_mfcc), AugmentConfig(), MaskConfig(),
+                              batch_size=4, seed=3, class_weights=[1.0] * 12, epochs=1, input_context=context,
+                              distill=distill)
+        return [tuple(t.numpy() for t in element) for element in ds]
+
+    whole, halves = elements(None, distill), elements(_Context(2, 1, 0), distill)
+    assert len(halves) == 2 * len(whole) and all(len(e) == 5 for e in whole)
+    for step, (x, yb, w, length, soft) in enumerate(whole):
+        np.testing.assert_allclose(soft.sum(axis=1), 1.0, atol=1e-5)
+        assert not np.allclose(soft, np.eye(12)[yb])  # the teacher did speak
+        np.testing.assert_array_equal(np.concatenate([halves[2 * step][4], halves[2 * step + 1][4]]), soft)
+
+    placement = make_placement("one-device")
+    hard = [e[:4] for e in elements(None, None)]
+    runs = []
+    for batch in (hard[0], (*hard[0], np.eye(12, dtype=np.float32)[hard[0][1]])):
+        keras.utils.set_random_seed(0)
+        model = build_model("tiny", config.input_shape, 12)
+        optimizer = keras.optimizers.SGD(0.1)
+        step = make_train_step(model, optimizer, placement)
+        totals = step(iter([tuple(np.asarray(t) for t in batch)])).numpy()
+        runs.append((totals, [w.numpy() for w in model.trainable_variables]))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-5)
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 def _history(path: Path) -> list[dict]:
     try:
         return json.loads((path / "history.json").read_text())
