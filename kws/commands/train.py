@@ -14,6 +14,7 @@ from kws.commands.choices import Arch, NoiseMode, Stage, Strategy
 from kws.commands.common import load_feature_config
 from kws.train.config import TrainConfig
 from kws.train.run import train as run
+from kws.train.teacher import recognise_teacher
 
 
 def db_range(text: str, option: str) -> tuple[float, float]:
@@ -50,6 +51,12 @@ def train(
     noise_mode: Annotated[NoiseMode, typer.Option(help="volume (reference recipe) or snr (noise level relative to the clip).")] = "volume",
     snr_db: Annotated[str, typer.Option(help="SNR range in dB for --noise-mode snr, LOW,HIGH.")] = "5,20",
     keyword_boost: Annotated[float, typer.Option(help="Stage 1: weight multiplier of the keyword class (recall).")] = 2.0,
+    teacher: Annotated[Optional[Path], typer.Option(
+        exists=True, file_okay=False,
+        help="Distil from this teacher (e.g. teachers/mlperf_tiny_ds_cnn): it hears the same augmented clips "
+             "through its own front end; its probabilities, mapped onto this run's labels, become soft targets.")] = None,
+    teacher_weight: Annotated[float, typer.Option(help="Targets = A x teacher + (1 - A) x one-hot.")] = 0.7,
+    temperature: Annotated[float, typer.Option(help="Softens the teacher's logits (1: as it is).")] = 1.0,
     config: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="FeatureConfig .toml/.json (default: 49x10 MFCC).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
@@ -75,7 +82,10 @@ def train(
                       extra_data=tuple(str(p) for p in extra_data or ()),
                       negatives=tuple(str(p) for p in negatives or ()),
                       backgrounds=tuple(str(p) for p in background or ()), background_share=background_share,
-                      init_from=str(init_from) if init_from else "", augment=augment_config(noise_mode, snr_db))
+                      init_from=str(init_from) if init_from else "", augment=augment_config(noise_mode, snr_db),
+                      teacher=str(teacher.resolve()) if teacher else "",
+                      teacher_adapter=recognise_teacher(teacher) if teacher else "",
+                      teacher_weight=teacher_weight, temperature=temperature)
     console = Console()
     metrics = run(data, out, cfg, load_feature_config(config), force=force, progress=not quiet,
                   strategy=strategy, log=lambda line: console.print(line, soft_wrap=True, markup=False))

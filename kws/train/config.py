@@ -40,6 +40,13 @@ class TrainConfig:
     backgrounds: tuple[str, ...] = ()
     background_share: float = 0.5
     init_from: str = ""  # a trained model dir of the same arch/labels: start from its weights and normalisation
+    # Distillation (kws.train.teacher): targets = teacher_weight * teacher soft targets
+    # + (1 - teacher_weight) * one-hot; the adapter name says how the teacher at ``teacher``
+    # hears a waveform and names its classes ("": recognised from the files). "" = no teacher.
+    teacher: str = ""
+    teacher_adapter: str = ""
+    teacher_weight: float = 0.7
+    temperature: float = 1.0
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     masks: MaskConfig = dataclasses.field(default_factory=MaskConfig)
 
@@ -53,6 +60,10 @@ class TrainConfig:
             raise ConfigError(f"train config: background_share={self.background_share} not in [0, 1]")
         if not self.learning_rate > 0:
             raise ConfigError(f"train config: learning_rate={self.learning_rate} must be > 0")
+        if not 0.0 <= self.teacher_weight <= 1.0:
+            raise ConfigError(f"train config: teacher_weight={self.teacher_weight} not in [0, 1]")
+        if not self.temperature > 0:
+            raise ConfigError(f"train config: temperature={self.temperature} must be > 0")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -2,7 +2,8 @@
 
 Each batch is built by numpy code (shift + background noise + gain, then the *same* MFCC
 function as every other path, normalisation, SpecAugment masking), wrapped in
-``tf.numpy_function``.
+``tf.numpy_function``. With a teacher (kws.train.teacher) the same step runs it, batched, on
+the same augmented waveforms through its own front end, and the batch carries soft targets.
 
 A training example is fully determined by (run seed, epoch, clip index): the epoch's order is
 a permutation seeded by (seed, epoch) and each clip's augmentation by (seed, epoch, clip).
@@ -22,12 +23,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from data_prep.augment import AugmentConfig, augment
+from data_prep.augment import AugmentConfig, augment, ms_to_samples
 from data_prep.config import FeatureConfig
 from data_prep.features import mfcc
 from data_prep.normalize import FeatureStats
 from data_prep.spec_augment import MaskConfig, spec_augment
 from kws.train.config import TrainConfig
+from kws.train.teacher import Distillation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +40,7 @@ class TrainingArrays:
     targets: np.ndarray  # (N,) int32 class indices
     noise_pool: tuple[np.ndarray, ...]
     noise_weights: tuple[float, ...] | None = None  # draw share of each pool entry (None: uniform)
+    clip_labels: tuple[str, ...] = ()  # dataset label of each clip (what a teacher is trusted on)
 
 
 def representative_mfcc(arrays: TrainingArrays, config: TrainConfig, features: FeatureConfig) -> np.ndarray:
@@ -65,6 +68,12 @@ def replica_slice(batch_len: int, replica: int, replicas: int) -> tuple[int, int
     return batch_len * replica // replicas, batch_len * (replica + 1) // replicas
 
 
+def is_identity(config: AugmentConfig, sample_rate: int) -> bool:
+    """True when augmentation leaves every clip as it is (no noise, shift or gain)."""
+    silent_noise = config.noise_prob == 0 or (config.noise_mode == "volume" and config.volume_range == (0.0, 0.0))
+    return silent_noise and ms_to_samples(config.shift_ms, sample_rate) == 0 and config.gain_db_range == (0.0, 0.0)
+
+
 def augmented_examples(
     arrays: TrainingArrays,
     indices: np.ndarray,
@@ -74,11 +83,14 @@ def augmented_examples(
     augment_config: AugmentConfig,
     masks: MaskConfig,
     seed: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(B, T, n_mfcc) normalised features and (B,) targets of the clips ``indices`` in ``epoch``.
+    distill: Distillation | None = None,
+) -> tuple[np.ndarray, ...]:
+    """(B, T, n_mfcc) normalised features and (B,) targets of the clips ``indices`` in ``epoch``,
+    plus (B, K) soft targets with ``distill``.
 
     Each clip draws from its own generator, seeded by (seed, epoch, clip index); MFCC and
-    normalisation run on the whole batch at once.
+    normalisation run on the whole batch at once. The teacher hears the augmented waveform
+    (before our MFCC and SpecAugment), so both see the same sound.
     """
     indices = np.asarray(indices, dtype=np.int64)
     rngs = [np.random.default_rng([seed, int(epoch), int(i)]) for i in indices]
@@ -89,7 +101,11 @@ def augmented_examples(
     x = stats.apply(mfcc(audio, features)) if len(indices) else np.zeros((0, *features.input_shape), np.float32)
     for row, rng in enumerate(rngs):
         x[row : row + 1] = spec_augment(x[row : row + 1], masks, rng)
-    return x, arrays.targets[indices]
+    y = arrays.targets[indices]
+    if distill is None:
+        return x, y
+    clean = is_identity(augment_config, features.sample_rate)
+    return x, y, distill.soft_targets(audio, indices, y, clean=clean)
 
 
 def training_dataset(
@@ -105,9 +121,11 @@ def training_dataset(
     first_epoch: int = 0,
     epochs: int = 1,
     input_context=None,
+    distill: Distillation | None = None,
 ):
     """``tf.data.Dataset`` of (x, y, sample_weight, global_batch_len) for epochs
-    ``first_epoch .. epochs-1`` back to back (``steps_per_epoch`` elements each per replica).
+    ``first_epoch .. epochs-1`` back to back (``steps_per_epoch`` elements each per replica);
+    with ``distill`` each element also carries (B, K) soft targets, last.
 
     ``input_context`` (a ``tf.distribute.InputContext``, as given by
     ``strategy.distribute_datasets_from_function``) makes it this worker's pipeline: per global
@@ -135,16 +153,21 @@ def training_dataset(
         return tf.data.Dataset.from_tensor_slices((starts, ends)).map(
             lambda s, e: (epoch, idx[s:e], length))
 
-    def make(epoch: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x, y = augmented_examples(arrays, indices, int(epoch), features, stats, augment_config, masks, seed)
-        return x, y.astype(np.int32), weights[y]
+    def make(epoch: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, ...]:
+        x, y, *soft = augmented_examples(arrays, indices, int(epoch), features, stats, augment_config, masks, seed,
+                                         distill)
+        return (x, y.astype(np.int32), weights[y], *soft)
+
+    types = (tf.float32, tf.int32, tf.float32) + ((tf.float32,) if distill is not None else ())
 
     def to_tensors(epoch, indices, length):
-        x, y, w = tf.numpy_function(make, [epoch, indices], (tf.float32, tf.int32, tf.float32), stateful=False)
+        x, y, w, *soft = tf.numpy_function(make, [epoch, indices], types, stateful=False)
         x.set_shape((None, t, c))
         y.set_shape((None,))
         w.set_shape((None,))
-        return x, y, w, length
+        for targets in soft:
+            targets.set_shape((None, len(weights)))
+        return (x, y, w, length, *soft)
 
     ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(order).flat_map(my_slices)
     ds = ds.map(to_tensors, num_parallel_calls=2, deterministic=True).prefetch(2)

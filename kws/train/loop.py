@@ -5,7 +5,9 @@ first batch and the step logs with collective calls that fail, keras-team/keras#
 training runs TensorFlow's own way: ``strategy.run`` of a step on each replica's slice,
 gradients summed across replicas by the optimizer, the loss of each slice divided by the
 *global* batch size (``tf.nn.compute_average_loss``), and BatchNormalization synchronised
-across replicas, so N replicas compute what one device computes on the whole batch.
+across replicas, so N replicas compute what one device computes on the whole batch. Under
+distillation the per-example loss is the cross-entropy against the batch's soft targets;
+class weights and the division by the global batch apply unchanged.
 
 The Keras callbacks of the run (history, best model, progress) still receive the usual
 ``loss``/``accuracy``/``val_loss``/``val_accuracy`` logs, on the chief only; whether to stop
@@ -45,7 +47,11 @@ def _loss_fn(model):
     import keras
     import tensorflow as tf
 
-    def per_example(y, probs):
+    def per_example(y, probs, soft=None):
+        """Cross-entropy against the class index, or against soft targets (B, K) when given
+        (distillation: the teacher's probabilities mixed with the one-hot)."""
+        if soft is not None:
+            return keras.losses.categorical_crossentropy(soft, probs)
         return keras.losses.sparse_categorical_crossentropy(y, probs)
 
     def regularization():
@@ -61,13 +67,16 @@ def make_train_step(model, optimizer, placement: Placement) -> Callable[[Any], A
     strategy = placement.strategy
     per_example, regularization = _loss_fn(model)
 
-    def replica_step(x, y, w, global_len):
+    def replica_step(x, y, w, global_len, soft=None):
+        # soft: the element's optional 5th field (kws.train.data); fixed per dataset, so
+        # each trace takes one branch
         with tf.GradientTape() as tape:
             probs = model(x, training=True)
-            loss = tf.nn.compute_average_loss(per_example(y, probs), sample_weight=w, global_batch_size=global_len)
+            loss = tf.nn.compute_average_loss(per_example(y, probs, soft), sample_weight=w, global_batch_size=global_len)
             loss += tf.nn.scale_regularization_loss(regularization())
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        # accuracy against the true label, also under distillation
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, -1, output_type=tf.int32), y), tf.float32))
         n = tf.cast(tf.shape(y)[0], tf.float32)
         # loss is this replica's share of the global batch loss: the shares sum to it

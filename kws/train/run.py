@@ -36,6 +36,7 @@ from kws.train.config import TrainConfig
 from kws.train.data import TrainingArrays, balanced_class_weights, representative_mfcc, steps_per_epoch, training_dataset
 from kws.train.distribute import Placement, broadcast_from_chief, lost_worker_is_one_line, make_placement
 from kws.train.loop import run_epochs, synchronise_batch_norm
+from kws.train.teacher import Distillation, load_teacher, recognise_teacher, teacher_accuracy
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -126,7 +127,8 @@ def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConf
     if extra_noise:
         share = config.background_share if noise else 1.0
         weights = tuple([(1.0 - share) / max(len(noise), 1)] * len(noise) + [share / len(extra_noise)] * len(extra_noise))
-    return TrainingArrays(np.concatenate(clips), np.asarray(targets, np.int32), tuple(noise + extra_noise), weights)
+    return TrainingArrays(np.concatenate(clips), np.asarray(targets, np.int32), tuple(noise + extra_noise), weights,
+                          clip_labels=tuple(labels))
 
 def require_unknown(arrays: TrainingArrays, labels: Sequence[str], data_dir: Path) -> None:
     """A detector never shown other words fires on every word: refuse to train one."""
@@ -198,6 +200,8 @@ def train(
     """
 
     log = log or (lambda line: None)
+    if config.teacher and not config.teacher_adapter:  # saved with the run: it must say how to hear the teacher
+        config = dataclasses.replace(config, teacher_adapter=recognise_teacher(Path(config.teacher)))
     placement = make_placement(strategy)  # first: a multi-worker strategy configures TF itself
     log(placement.describe(config.batch_size))
     out = Path(out)
@@ -205,11 +209,11 @@ def train(
     previous: list[Path | None] = [None]  # a run moved aside by --force, once this one starts writing
     try:
         with lost_worker_is_one_line(placement):
-            dataset, arrays, stats = _train_on(placement, data_dir, out, config, features, resuming=resuming,
+            dataset, arrays, stats, notes = _train_on(placement, data_dir, out, config, features, resuming=resuming,
                                                previous=previous, progress=progress, cache_dir=cache_dir, log=log)
         if not placement.is_chief:
             return {}
-        metrics = finish(out, dataset, config, features, arrays, stats, cache_dir)
+        metrics = finish(out, dataset, config, features, arrays, stats, cache_dir, notes)
     except Exception:
         settle_previous(out, previous[0], succeeded=False)
         raise
@@ -219,7 +223,8 @@ def train(
 def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConfig, features: FeatureConfig, *,
               resuming: bool, previous: list[Path | None], progress: bool, cache_dir: Path | None,
               log: Callable[[str], None]):
-    """Every worker's part of ``train``: (dataset, training arrays, feature stats) for finish."""
+    """Every worker's part of ``train``: (dataset, training arrays, feature stats, extra
+    metrics) for finish."""
     import keras
 
     from kws.train.callbacks import BestAndStop, HistoryWriter, TrainingBackup  # lazy: Keras callbacks: import Keras (seconds)
@@ -242,6 +247,7 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
         log(skipped_note([s.reason for s in skipped]))
     if len(y_val) == 0:
         raise DatasetError(f"{data_dir}: no validation examples (needed for checkpointing)")
+    distill, notes = distillation(config, dataset, arrays, features, y_val if chief else None, log)
 
     if chief:  # the data is good: only now is anything written (or a previous run moved aside)
         previous[0] = open_output(out, resuming)
@@ -276,13 +282,38 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
     def make_dataset(context):
         return training_dataset(arrays, features, stats, augment, config.masks,
                                 batch_size=config.batch_size, seed=config.seed, class_weights=weights,
-                                first_epoch=first_epoch, epochs=config.epochs, input_context=context)
+                                first_epoch=first_epoch, epochs=config.epochs, input_context=context, distill=distill)
 
     callbacks = [history, best, RichProgress(config.epochs, steps, enabled=progress)]
     if first_epoch < config.epochs:
         run_epochs(model, optimizer, placement, make_dataset, first_epoch=first_epoch, epochs=config.epochs,
                    steps=steps, validation=(stats.apply(x_val), y_val), callbacks=callbacks, save=backup.save)
-    return dataset, arrays, stats
+    return dataset, arrays, stats, notes
+
+
+def distillation(config: TrainConfig, dataset: Dataset, arrays: TrainingArrays, features: FeatureConfig,
+                 y_val: np.ndarray | None, log: Callable[[str], None]) -> tuple[Distillation | None, dict[str, Any]]:
+    """The run's teacher (None without one) and what to record about it. With ``y_val`` (the
+    chief) the teacher's accuracy on the validation clips is measured first: a wrong front end
+    or label order shows up here, before it teaches anything."""
+    if not config.teacher:
+        return None, {}
+    teacher = load_teacher(Path(config.teacher), config.teacher_adapter)
+    if (teacher.sample_rate, teacher.clip_samples) != (features.sample_rate, features.clip_samples):
+        raise KwsError(f"--teacher {config.teacher}: hears {teacher.clip_samples} samples at {teacher.sample_rate} Hz, "
+                       f"this run's clips are {features.clip_samples} at {features.sample_rate} Hz")
+    distill = Distillation.build(teacher, dataset.labels, config.stage, arrays.clip_labels,
+                                 config.teacher_weight, config.temperature)
+    notes: dict[str, Any] = {"adapter": teacher.name, "model": teacher.source,
+                             "trusted_clips": int(distill.trusted.sum()), "training_clips": len(distill.trusted)}
+    if y_val is not None:
+        audio = example_clips(dataset.examples("validation"), features)
+        notes["validation_accuracy"] = teacher_accuracy(teacher, audio, y_val, dataset.labels, config.stage)
+        notes["validation_n"] = len(y_val)
+        log(f"teacher {teacher.name} ({teacher.source}): {notes['validation_accuracy']:.4f} on validation "
+            f"(n={len(y_val)}); weight {config.teacher_weight}, temperature {config.temperature}; "
+            f"{notes['trusted_clips']} of {notes['training_clips']} training clips get soft targets")
+    return distill, {"teacher": notes}
 
 def load_weights_from(model, init: artifact.ModelDir, labels: Sequence[str]) -> None:
     """Copy the weights of a trained model of the same architecture and labels."""
@@ -295,12 +326,14 @@ def load_weights_from(model, init: artifact.ModelDir, labels: Sequence[str]) -> 
     model.set_weights(source.get_weights())
 
 def finish(out: Path, dataset: Dataset, config: TrainConfig, features: FeatureConfig,
-           arrays: TrainingArrays, stats: FeatureStats, cache_dir: Path | None) -> dict[str, Any]:
+           arrays: TrainingArrays, stats: FeatureStats, cache_dir: Path | None,
+           notes: dict[str, Any] | None = None) -> dict[str, Any]:
     """Quantize the best model and measure float and int8 accuracy; metrics.json marks done."""
     best = load_keras(out / artifact.MODEL_KERAS)
     representative = stats.apply(representative_mfcc(arrays, config, features))
     write_bytes_atomic(out / artifact.MODEL_INT8, quantize(best, representative, "int8"))
     metrics: dict[str, Any] = {"stage": config.stage, "arch": config.arch, "labels": list(stage_labels(config.stage, dataset.labels))}
+    metrics |= notes or {}
     for split in ("validation", "testing"):
         skipped: list[Skipped] = []
         x, y = split_arrays(dataset, split, config, features, cache_dir, skipped)

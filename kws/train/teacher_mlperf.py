@@ -1,0 +1,185 @@
+"""The MLPerf Tiny reference DS-CNN as a distillation teacher: its own front end and model.
+
+Its front end is not ours (teachers/mlperf_tiny_ds_cnn/README.md): each clip is divided by its
+own peak, then ``tf.signal.stft`` (hann, 640/320, FFT 1024), magnitude, TF's mel matrix (40
+bands, 20-4000 Hz), ``log(mel + 1e-6)`` and TF's MFCC (unnormalised DCT-II / sqrt(2 * 40)), first
+10. It is computed here in numpy (a test checks it against those TF ops) because it runs inside
+the tf.data ``numpy_function`` of every training batch, where eager TF calls are slow. The model
+is the float32 .tflite when present (batched, ~8k clips/s on one core, unquantised soft targets),
+else the int8 one with its input quantization.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import threading
+from pathlib import Path
+
+import numpy as np
+import scipy.fft
+
+from data_prep.errors import ModelError
+
+NAME = "mlperf_tiny_ds_cnn"
+LABELS = ("down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "_silence_", "_unknown_")
+MODEL_FILES = ("kws_ref_model_float32.tflite", "kws_ref_model.tflite")  # first found wins
+_CHUNK = 32  # clips per FFT call: keeps the working set in cache
+
+
+@dataclasses.dataclass(frozen=True)
+class MlperfFrontEnd:
+    """The teacher's feature recipe (MLPerf Tiny ``get_dataset.py``, feature_type "mfcc")."""
+
+    sample_rate: int = 16000
+    clip_samples: int = 16000
+    window_samples: int = 640
+    stride_samples: int = 320
+    n_fft: int = 1024
+    n_mels: int = 40
+    fmin: float = 20.0
+    fmax: float = 4000.0
+    log_offset: float = 1e-6
+    n_mfcc: int = 10
+
+    @property
+    def num_frames(self) -> int:
+        return 1 + (self.clip_samples - self.window_samples) // self.stride_samples
+
+
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    """HTK mel scale, as ``tf.signal.linear_to_mel_weight_matrix`` uses."""
+    return 1127.0 * np.log1p(np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+@functools.lru_cache(maxsize=4)
+def tables(recipe: MlperfFrontEnd) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(periodic hann (l,), TF's mel matrix (n_fft/2+1, n_mels), TF's MFCC DCT (n_mels, n_mfcc))."""
+    l = recipe.window_samples
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(l) / l)
+    bins = recipe.n_fft // 2 + 1
+    mel = hz_to_mel(np.linspace(0.0, recipe.sample_rate / 2.0, bins)[1:])[:, None]  # TF zeroes the DC bin
+    edges = np.linspace(hz_to_mel(recipe.fmin), hz_to_mel(recipe.fmax), recipe.n_mels + 2)
+    lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
+    weights = np.maximum(0.0, np.minimum((mel - lower) / (center - lower), (upper - mel) / (upper - center)))
+    weights = np.vstack([np.zeros((1, recipe.n_mels)), weights])
+    n, k = np.arange(recipe.n_mels)[:, None], np.arange(recipe.n_mfcc)[None]
+    dct = 2.0 * np.cos(np.pi * k * (2 * n + 1) / (2 * recipe.n_mels)) / np.sqrt(2.0 * recipe.n_mels)
+    out = tuple(np.ascontiguousarray(t, dtype=np.float32) for t in (window, weights, dct))
+    for t in out:
+        t.setflags(write=False)
+    return out  # type: ignore[return-value]
+
+
+def peak_normalise(wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(wav / its own max, rows with a positive max). The reference divides by ``max`` (not the
+    absolute peak); a row without a positive sample (digital silence) stays as it is and is
+    reported invalid: the reference would turn it into NaN, so the teacher has no opinion on it."""
+    peak = wav.max(axis=-1, keepdims=True)
+    valid = peak[..., 0] > 0
+    return wav / np.where(peak > 0, peak, 1.0).astype(np.float32), valid
+
+
+def features(wav: np.ndarray, recipe: MlperfFrontEnd) -> np.ndarray:
+    """(B, L) float waveforms -> (B, T, n_mfcc) float32 teacher MFCC (invalid rows included)."""
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.ndim != 2 or wav.shape[1] != recipe.clip_samples:
+        raise ValueError(f"teacher front end expects (B, {recipe.clip_samples}) audio, got {wav.shape}")
+    window, mel, dct = tables(recipe)
+    out = np.empty((len(wav), recipe.num_frames, recipe.n_mfcc), dtype=np.float32)
+    for start in range(0, len(wav), _CHUNK):
+        chunk, _ = peak_normalise(wav[start : start + _CHUNK])
+        frames = np.lib.stride_tricks.sliding_window_view(chunk, recipe.window_samples, axis=-1)
+        frames = frames[:, :: recipe.stride_samples][:, : recipe.num_frames]
+        magnitude = np.abs(scipy.fft.rfft(frames * window, n=recipe.n_fft, axis=-1))
+        out[start : start + _CHUNK] = np.log(magnitude @ mel + recipe.log_offset) @ dct
+    return out
+
+
+def model_file(path: Path) -> Path | None:
+    """The teacher model in ``path`` (a folder holding the MLPerf files, or one of them)."""
+    if path.is_file():
+        return path if path.name in MODEL_FILES else None
+    return next((path / name for name in MODEL_FILES if (path / name).is_file()), None)
+
+
+class MlperfTeacher:
+    """Waveform batch -> teacher probabilities (B, 12) in ``LABELS`` order, batched.
+
+    tf.data calls it from parallel native threads, whose Python thread state (and so any
+    ``threading.local``) does not outlive one call: interpreters are kept in a pool instead,
+    each used by one call at a time, so there are as many as there are concurrent calls.
+    """
+
+    def __init__(self, path: Path, recipe: MlperfFrontEnd = MlperfFrontEnd()):
+        found = model_file(path)
+        if found is None:
+            raise ModelError(f"{path}: no MLPerf Tiny KWS model ({' or '.join(MODEL_FILES)})")
+        self.file, self.recipe = found, recipe
+        self.model_bytes = found.read_bytes()
+        self._idle: list[_Sized] = []
+        self._lock = threading.Lock()
+        first = self._take()
+        shape, classes = tuple(first.input["shape"][1:]), int(first.output["shape"][-1])
+        self._give(first)
+        if shape != (recipe.num_frames, recipe.n_mfcc, 1) or classes != len(LABELS):
+            raise ModelError(f"{found}: input {shape} / {classes} outputs are not the MLPerf KWS model's "
+                             f"({recipe.num_frames}, {recipe.n_mfcc}, 1) -> {len(LABELS)}")
+
+    def _take(self) -> "_Sized":
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        from ai_edge_litert import interpreter as litert
+
+        try:
+            return _Sized(litert.Interpreter(model_content=self.model_bytes, num_threads=1))
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{self.file}: cannot load TFLite model ({exc})") from None
+
+    def _give(self, sized: "_Sized") -> None:
+        with self._lock:
+            self._idle.append(sized)
+
+    def __call__(self, wav: np.ndarray) -> np.ndarray:
+        """(B, L) audio -> (B, 12) float32 probabilities; NaN rows where the clip has no
+        positive sample (see ``peak_normalise``)."""
+        wav = np.asarray(wav, dtype=np.float32)
+        x = features(wav, self.recipe)[..., None]
+        if len(x) == 0:
+            return np.zeros((0, len(LABELS)), np.float32)
+        sized = self._take()
+        try:
+            inp, out = sized.resize(len(x))
+            if inp["dtype"] == np.int8:
+                scale, zero = inp["quantization"]
+                x = np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
+            sized.interpreter.set_tensor(inp["index"], x)
+            sized.interpreter.invoke()
+            probs = sized.interpreter.get_tensor(out["index"])
+        finally:
+            self._give(sized)
+        if out["dtype"] == np.int8:
+            scale, zero = out["quantization"]
+            probs = (probs.astype(np.float32) - zero) * scale
+        probs = np.asarray(probs, dtype=np.float32).copy()
+        probs[~peak_normalise(wav)[1]] = np.nan
+        return probs
+
+
+class _Sized:
+    """An interpreter and the batch size its tensors are allocated for (resized on change)."""
+
+    def __init__(self, interpreter) -> None:
+        self.interpreter, self.batch = interpreter, 1
+        self.interpreter.allocate_tensors()
+        self.input, self.output = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+    def resize(self, batch: int) -> tuple[dict, dict]:
+        if batch != self.batch:
+            shape = [batch, *self.input["shape"][1:]]
+            self.interpreter.resize_tensor_input(self.input["index"], shape)
+            self.interpreter.allocate_tensors()
+            self.batch = batch
+            self.input, self.output = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]
+        return self.input, self.output
