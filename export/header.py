@@ -95,6 +95,11 @@ def label_thresholds_init(smoothing: SmoothingConfig, labels: tuple[str, ...]) -
     return c_initializer(np.float64(values), fmt=c_double, per_line=8).replace("\n", " \\\n    ")
 
 
+def label_releases_init(smoothing: SmoothingConfig, labels: tuple[str, ...]) -> str:
+    """``{...}`` of each label's release level (``smoothing.release_levels``) as double literals."""
+    return c_initializer(smoothing.release_levels(labels), fmt=c_double, per_line=8).replace("\n", " \\\n    ")
+
+
 def _stage_block(facts: StageFacts) -> list[str]:
     p = f"KWS_STAGE{facts.stage}"
     a, b = fold_quantization(facts.stats, facts.input)
@@ -179,6 +184,9 @@ def cascade_config_header(bundle: Bundle, stage1: StageFacts, stage2: StageFacts
         _define("KWS_SMOOTHING_THRESHOLD", c_double(smooth.threshold), "default; per label: KWS_LABEL_THRESHOLD_INIT"),
         _define("KWS_LABEL_THRESHOLD_INIT", label_thresholds_init(smooth, labels),
                 "threshold_for(label) per stage-2 label (per-keyword overrides)"),
+        _define("KWS_SMOOTHING_RELEASE_RATIO", c_double(smooth.release_ratio), "release level / threshold"),
+        _define("KWS_LABEL_RELEASE_INIT", label_releases_init(smooth, labels),
+                "a detected label re-arms once its smoothed score < this"),
         _define("KWS_SUPPRESSION_MS", c_double(smooth.suppression_ms)),
         _define("KWS_SMOOTHING_MIN_COUNT", str(smooth.min_count)),
         _define("KWS_SMOOTHING_CAPACITY", str(capacity), "posteriors the window can hold"),

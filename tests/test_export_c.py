@@ -330,13 +330,23 @@ def test_c_per_keyword_thresholds_equal_python(tmp_path):
         row = [-128] * len(labels)
         row[labels.index(word)], row[labels.index(UNKNOWN)] = q, q_unknown
         o2 += [[0] * len(labels)] * 25 + [row] * 8
+    c_dets, py_dets = _detections(tmp_path, bundle, o1, o2, {"per_label": smoothing, "global": SmoothingConfig(threshold=0.7)})
+    assert [lab for _, lab in py_dets["global"]] == ["yes", "up", "yes"]
+    assert [lab for _, lab in py_dets["per_label"]] == ["no", "up", "yes", "no"]
+    assert c_dets == py_dets["per_label"]
+
+
+def _detections(tmp_path, bundle, o1, o2, smoothings: dict) -> tuple[list, dict]:
+    """(time, label) detections of the C decision (the bundle's smoothing) and of a Python
+    Smoother per named config, on int8 stage outputs o1/o2 (scale 1/256, zero point -128)."""
+    cfg, labels, labels1 = bundle.config, bundle.labels, bundle.stage1.labels
+    out = _info(1 / 256, -128)
     frames = cfg.num_frames + bundle.inference_stride_frames * np.arange(len(o1))
     stdin = "".join(f"{f} {' '.join(map(str, a))} {' '.join(map(str, b))}\n" for f, a, b in zip(frames, o1, o2))
     lines = subprocess.run([build(tmp_path, DECISION_MAIN, ["kws_decision.c"])], input=stdin, capture_output=True,
                            text=True, check=True).stdout.splitlines()
     c_dets = [(float(x[5]), labels[int(x[2])]) for x in map(str.split, lines) if x[4] == "1"]
-    py = {name: Smoother(sm, labels) for name, sm in (("per_label", smoothing),
-                                                      ("global", SmoothingConfig(threshold=0.7)))}
+    py = {name: Smoother(sm, labels) for name, sm in smoothings.items()}
     py_dets = {name: [] for name in py}
     for frame, a, b in zip(frames, o1, o2):
         t = ((frame - 1) * cfg.stride_samples + cfg.window_samples) / cfg.sample_rate
@@ -346,9 +356,30 @@ def test_c_per_keyword_thresholds_equal_python(tmp_path):
         for name, smoother in py.items():
             det = smoother.update(t, post)[0]
             py_dets[name] += [(det.t, det.label)] if det else []
-    assert [lab for _, lab in py_dets["global"]] == ["yes", "up", "yes"]
-    assert [lab for _, lab in py_dets["per_label"]] == ["no", "up", "yes", "no"]
-    assert c_dets == py_dets["per_label"]
+    return c_dets, py_dets
+
+
+@needs_gcc
+def test_c_one_word_fires_once_like_python(tmp_path):
+    """A word held for 2.5 s fired again after every suppression time before the re-arming
+    rule (a double trigger); now once, in C as in Python. Another keyword right after it
+    still fires once the suppression time passed, and the same word spoken again after a
+    pause fires again."""
+    smoothing = SmoothingConfig(threshold=0.7, suppression_ms=750.0)
+    bundle = synthetic_export(tmp_path, FeatureConfig(), smoothing=smoothing)
+    labels = bundle.labels
+    header_text = (tmp_path / header.HEADER).read_text()
+    assert "#define KWS_LABEL_RELEASE_INIT {0.35, 0.35, 0.35, 0.35, 0.35}" in header_text
+    o1, o2 = [], []
+    for word, steps, pause in (("yes", 25, 0), ("no", 8, 25), ("yes", 8, 25)):  # 100-ms steps
+        row = [-128] * len(labels)
+        row[labels.index(word)] = 127
+        o1 += [[-128, -128, 127]] * steps + [[102, -102, -128]] * pause
+        o2 += [row] * steps + [[0] * len(labels)] * pause
+    c_dets, py_dets = _detections(tmp_path, bundle, o1, o2, {"rearm": smoothing})
+    assert [lab for _, lab in py_dets["rearm"]] == ["yes", "no", "yes"]  # before: yes yes yes no yes
+    assert c_dets == py_dets["rearm"]
+    assert py_dets["rearm"][1][0] <= 1.0 + 2.5 + 0.5  # "no" right after "yes": not held back by its latch
 
 
 @needs_gcc
