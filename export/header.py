@@ -100,6 +100,18 @@ def label_releases_init(smoothing: SmoothingConfig, labels: tuple[str, ...]) -> 
     return c_initializer(smoothing.release_levels(labels), fmt=c_double, per_line=8).replace("\n", " \\\n    ")
 
 
+def _operating_point_block(bundle: Bundle) -> list[str]:
+    """Which named point's thresholds are compiled in, and what it measured (comments)."""
+    point = bundle.operating_point
+    m = point.measured
+    figures = (" * not measured on validation streams" if m is None else
+               f" * validation: hit rate {m.hit_rate:.4f} ({m.hits}/{m.keywords}), {m.false_accepts} false accepts in "
+               f"{m.hours:.3f} h = {m.false_accepts_per_hour:.2f}/h\n * (exact Poisson 95 % interval "
+               f"{m.false_accepts_per_hour_ci95[0]:.2f}-{m.false_accepts_per_hour_ci95[1]:.2f}/h)")
+    return [f"/* operating point {point.name} of {', '.join(bundle.operating_points)} (kws export --sensitivity):",
+            *figures.split("\n"), " */", _define("KWS_OPERATING_POINT", c_string(point.name))]
+
+
 def _stage_block(facts: StageFacts) -> list[str]:
     p = f"KWS_STAGE{facts.stage}"
     a, b = fold_quantization(facts.stats, facts.input)
@@ -180,6 +192,7 @@ def cascade_config_header(bundle: Bundle, stage1: StageFacts, stage2: StageFacts
         "/* ---- schedule and smoothing (cascade/decision.py) ---- */",
         _define("KWS_INFERENCE_STRIDE_MS", c_double(bundle.inference_stride_ms)),
         _define("KWS_INFERENCE_STRIDE_FRAMES", str(bundle.inference_stride_frames), "a step every this many frames"),
+        *_operating_point_block(bundle),
         _define("KWS_SMOOTHING_WINDOW_MS", c_double(smooth.window_ms)),
         _define("KWS_SMOOTHING_THRESHOLD", c_double(smooth.threshold), "default; per label: KWS_LABEL_THRESHOLD_INIT"),
         _define("KWS_LABEL_THRESHOLD_INIT", label_thresholds_init(smooth, labels),

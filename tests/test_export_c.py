@@ -18,6 +18,7 @@ from cascade.runtime.decision import Smoother, SmoothingConfig, step_posterior
 from cascade.runtime.gate import gate_open
 from cascade.runtime.int8_model import TensorInfo
 from cascade.runtime.model_dir import ModelDir
+from cascade.runtime.operating_points import Measured, OperatingPoint
 from data_prep.config import FeatureConfig
 from data_prep.features import feature_tables, mfcc
 from data_prep.labels import SILENCE, UNKNOWN
@@ -39,15 +40,16 @@ def _info(scale: float, zp: int, shape=(1, 3)) -> TensorInfo:
 
 def synthetic_export(folder: Path, config: FeatureConfig, *, tau=0.5, smoothing=SmoothingConfig(),
                      stride_ms: float | None = None, silence=True, out_scale=1 / 256, out_zp=-128,
-                     stats: FeatureStats | None = None) -> Bundle:
+                     stats: FeatureStats | None = None, points: dict | None = None, sensitivity: str | None = None) -> Bundle:
     """Config header, frontend tables and the C templates for a bundle that exists only in
     memory (the stage models are not needed by the frontend or the decision logic)."""
     reserved = ((SILENCE,) if silence else ()) + (UNKNOWN,)
     stats = stats or FeatureStats.identity(config.n_mfcc)
     s1 = ModelDir(folder / "s1", config, reserved + ("keyword",), stats)
     s2 = ModelDir(folder / "s2", config, reserved + KEYWORDS, stats)
-    bundle = Bundle(folder, config, s1, s2, tau, stride_ms or 5 * config.stride_ms, smoothing, {})
+    bundle = Bundle(folder, config, s1, s2, tau, stride_ms or 5 * config.stride_ms, smoothing, {}, points or {})
     bundle.validate()
+    bundle = bundle.at(sensitivity)
     facts = [header.StageFacts(n, m.labels, stats, _info(0.05 * n, n - 2, (1, *config.input_shape)),
                                _info(out_scale, out_zp, (1, len(m.labels))), 100, 1000, ("SOFTMAX",))
              for n, m in ((1, s1), (2, s2))]
@@ -380,6 +382,26 @@ def test_c_one_word_fires_once_like_python(tmp_path):
     assert [lab for _, lab in py_dets["rearm"]] == ["yes", "no", "yes"]  # before: yes yes yes no yes
     assert c_dets == py_dets["rearm"]
     assert py_dets["rearm"][1][0] <= 1.0 + 2.5 + 0.5  # "no" right after "yes": not held back by its latch
+
+
+@needs_gcc
+def test_header_compiles_in_the_chosen_operating_point(tmp_path):
+    """kws export --sensitivity high: the header carries high's thresholds, its name as
+    KWS_OPERATING_POINT and its measured figures as a comment; C reads the same table."""
+    measured = Measured(keywords=200, hits=196, false_accepts=9, hours=1.5)
+    points = {"high": OperatingPoint(name="high", threshold=0.6, label_thresholds=(("yes", 0.8),), measured=measured),
+              "balanced": OperatingPoint(name="balanced", threshold=0.7), "low": OperatingPoint(name="low", threshold=0.9)}
+    bundle = synthetic_export(tmp_path, FeatureConfig(), points=points, sensitivity="high")
+    text = (tmp_path / header.HEADER).read_text()
+    assert '#define KWS_OPERATING_POINT "high"' in text and "operating point high of high, balanced, low" in text
+    assert "hit rate 0.9800 (196/200), 9 false accepts in 1.500 h = 6.00/h" in text
+    assert "(exact Poisson 95 % interval 2.74-11.39/h)" in text
+    src = ('#include <stdio.h>\n#include "kws_cascade_config.h"\nstatic const double v[] = KWS_LABEL_THRESHOLD_INIT;\n'
+           'int main(void) { unsigned i; printf("%s\\n", KWS_OPERATING_POINT); for (i = 0; i < KWS_NUM_LABELS; ++i) '
+           'printf("%a\\n", v[i]); return 0; }\n')
+    out = subprocess.run([build(tmp_path, src, [])], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "high" and [float.fromhex(x) for x in out[1:]] == [0.6, 0.6, 0.8, 0.6, 0.6]
+    assert bundle.smoothing.threshold_for("yes") == 0.8
 
 
 @needs_gcc
