@@ -20,13 +20,12 @@ from cascade.runtime.int8_model import TensorInfo
 from cascade.runtime.model_dir import ModelDir
 from cascade.runtime.operating_points import Measured, OperatingPoint
 from data_prep.config import FeatureConfig
-from data_prep.features import feature_tables, mfcc
+from data_prep.features import mfcc
 from data_prep.labels import SILENCE, UNKNOWN
 from data_prep.normalize import FeatureStats
 from export import frontend_c, header
-from export.c_array import c_float, model_array_sources, parse_c_bytes, xxd_name
+from export.c_array import c_float
 from export.firmware import template
-from export.tflm_ops import ops_header, resolver_method
 
 GCC, GXX = shutil.which("gcc"), shutil.which("g++")
 needs_gcc = pytest.mark.skipif(GCC is None or GXX is None, reason="gcc/g++ not installed")
@@ -68,21 +67,7 @@ def build(folder: Path, main_source: str, sources: list[str]) -> Path:
     return exe
 
 
-# ---- C arrays --------------------------------------------------------------------------------
-def test_model_array_is_the_file_with_xxd_names(tmp_path, rng):
-    data = bytes(rng.integers(0, 256, 1000, dtype=np.uint8))
-    h, cc = model_array_sources(data, "kws_stage1.tflite", "kws_stage1_model")
-    assert parse_c_bytes(cc, "kws_stage1_tflite") == data
-    assert "alignas(16) const unsigned char kws_stage1_tflite[]" in cc
-    assert "const unsigned int kws_stage1_tflite_len = 1000;" in cc and "#define KWS_STAGE1_TFLITE_LEN 1000u" in h
-    assert xxd_name("1st model.tflite") == "__1st_model_tflite"
-    if shutil.which("xxd"):
-        (tmp_path / "kws_stage1.tflite").write_bytes(data)
-        dump = subprocess.run(["xxd", "-i", "kws_stage1.tflite"], cwd=tmp_path, capture_output=True, text=True,
-                              check=True).stdout
-        assert parse_c_bytes(dump, "kws_stage1_tflite") == data and "kws_stage1_tflite_len = 1000" in dump
-
-
+# ---- C literals ----------------------------------------------------------------------------------
 @needs_gcc
 def test_float_literals_parse_back_exactly(tmp_path, rng):
     values = np.concatenate([rng.normal(0, 100, 50), rng.uniform(0, 1e-6, 10), [1e-6, 0.7, 1 / 3, 4000]]).astype(np.float32)
@@ -130,26 +115,6 @@ def test_round_half_away_from_zero_twin():
 def test_arena_margin():
     assert header.arena_with_margin(3880) == 4272 and header.arena_with_margin(1600) % 16 == 0
     assert header.arena_with_margin(1600) >= 1760
-
-
-# ---- tables and resolver ---------------------------------------------------------------------
-def test_sparse_mel_and_twiddles(config):
-    _, mel, _ = feature_tables(config)
-    sparse = frontend_c.sparse_mel(mel)
-    assert np.array_equal(sparse.dense(config.n_bins), mel)
-    assert sparse.weights.size < mel.size / 10
-    tw = frontend_c.twiddles(8)
-    assert np.allclose(tw, [[1, 0], [0.70710677, 0.70710677], [0, 1], [-0.70710677, 0.70710677]], atol=1e-7)
-
-
-def test_resolver_methods_and_header():
-    assert [resolver_method(o) for o in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D",
-                                        "RELU6", "L2_NORMALIZATION", "BATCH_MATMUL", "PADV2")] == [
-        "AddConv2D", "AddDepthwiseConv2D", "AddFullyConnected", "AddAveragePool2D", "AddRelu6",
-        "AddL2Normalization", "AddBatchMatMul", "AddPadV2"]
-    text = ops_header(("RESHAPE", "SOFTMAX"))
-    assert "MicroMutableOpResolver<KWS_NUM_OPS>" in text and "#define KWS_NUM_OPS 2" in text
-    assert text.count("resolver.Add") == 2
 
 
 # ---- the frontend on several feature configs ----------------------------------------------------
@@ -315,14 +280,13 @@ def test_c_per_keyword_thresholds_equal_python(tmp_path):
     exactly on one): C reports the same (time, label) list as Python, from the header's table."""
     smoothing = SmoothingConfig(threshold=0.7, label_thresholds=(("yes", 0.95), ("no", 0.375)))
     bundle = synthetic_export(tmp_path, FeatureConfig(), smoothing=smoothing)
-    cfg, labels, labels1 = bundle.config, bundle.labels, bundle.stage1.labels
+    labels = bundle.labels
     assert labels == (SILENCE, UNKNOWN, "yes", "no", "up")
     assert "#define KWS_LABEL_THRESHOLD_INIT {0.7, 0.7, 0.95, 0.375, 0.7}" in (tmp_path / header.HEADER).read_text()
     src = ('#include <stdio.h>\n#include "kws_cascade_config.h"\nstatic const double v[] = KWS_LABEL_THRESHOLD_INIT;\n'
            'int main(void) { unsigned i; for (i = 0; i < KWS_NUM_LABELS; ++i) printf("%a\\n", v[i]); return 0; }\n')
     table = subprocess.run([build(tmp_path, src, [])], capture_output=True, text=True, check=True).stdout.split()
     assert [float.fromhex(x) for x in table] == [smoothing.threshold_for(label) for label in labels]
-    out = _info(1 / 256, -128)
     # 8-step episodes, 2.5 s apart: (word, its int8 stage-2 output, _unknown_'s); yes 0.80 and
     # no 0.50 flip against the global 0.7, no 96/256 = 0.375 sits exactly on its bar, 95/256 misses.
     episodes = [("yes", 77, -78), ("no", 0, -1), ("up", 90, -91), ("yes", 123, -124), ("no", -32, -64), ("no", -33, -64)]

@@ -123,7 +123,7 @@ def per_keyword_thresholds(traces: Sequence[Trace], labels: Sequence[str], base:
 
 
 def calibrate_operating_point(traces: Sequence[Trace], labels: Sequence[str], target_fa_per_hour: float, *,
-                              min_count: int = 2, windows_ms: Sequence[float] = WINDOWS_MS,
+                              min_count: int = 2, release_ratio: float = 0.5, windows_ms: Sequence[float] = WINDOWS_MS,
                               suppressions_ms: Sequence[float] = SUPPRESSIONS_MS, per_keyword: bool = True) -> dict[str, Any]:
     """The smoothing settings with the most validation hits at <= ``target_fa_per_hour``."""
     best: dict[str, Any] | None = None
@@ -131,7 +131,8 @@ def calibrate_operating_point(traces: Sequence[Trace], labels: Sequence[str], ta
     for window in windows_ms:
         means = [window_means(t.times, t.posteriors, window) for t in traces]
         for suppression in suppressions_ms:
-            base = SmoothingConfig(window_ms=window, suppression_ms=suppression, min_count=min_count)
+            base = SmoothingConfig(window_ms=window, suppression_ms=suppression, min_count=min_count,
+                                   release_ratio=release_ratio)
             if per_keyword:
                 cfg, s = per_keyword_thresholds(traces, labels, base, target_fa_per_hour, means)
             else:

@@ -117,7 +117,8 @@ def calibrate_bundle(bundle: Bundle, folders: Sequence[Path], out: Path, *, targ
     refuse_existing(out, force, marks=(MANIFEST,), hint="replace it")  # before the costly tracing
     traces = [trace_stream(bundle, folder)[0] for folder in folders]
     chosen = calibrate_operating_point(traces, bundle.labels, target_fa_per_hour,
-                                       min_count=bundle.smoothing.min_count, per_keyword=per_keyword)
+                                       min_count=bundle.smoothing.min_count, release_ratio=bundle.smoothing.release_ratio,
+                                       per_keyword=per_keyword)
     points = operating_points(traces, bundle.labels, chosen["smoothing"], hit_target=hit_target,
                               high_hit_target=high_hit_target, target_fa_per_hour=target_fa_per_hour)
     smoothing = points["balanced"].smoothing(chosen["smoothing"])
