@@ -132,6 +132,10 @@ def test_calibrate_writes_three_measured_points_and_commands_run_them(stream: Pa
                                  "--truth", str(stream / "truth.json")])
     assert result.exit_code == 0, result.output
     assert points["low"].describe() in result.output
+    live = runner.invoke(app, ["live", "--model", str(out), "--sensitivity", "high", "--input", str(stream / "stream.wav"),
+                               "--fast", "--json-events", "--seconds", "3"])
+    assert live.exit_code == 0, live.output
+    assert points["high"].describe() in live.stderr and points["high"].describe() not in live.stdout
 
 
 def test_a_bundle_without_points_runs_its_thresholds_as_balanced(samples_dir: Path) -> None:
