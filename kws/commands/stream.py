@@ -30,7 +30,7 @@ app = typer.Typer(help="Long test streams: build them, score detections on them.
 def make(
     keywords: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Speech Commands folder: keyword clips of --split.")],
     out: Annotated[Path, typer.Option(help="Output folder (stream.wav + truth.json).")],
-    negatives: Annotated[Optional[list[Path]], typer.Option(exists=True, file_okay=False, help="Folders of non-keyword audio (repeatable).")] = None,
+    negatives: Annotated[Optional[list[Path]], typer.Option(exists=True, file_okay=False, help="Folders of non-keyword audio (repeatable); the source (music, synth, speech...) is read from folder names.")] = None,
     bed: Annotated[Optional[list[Path]], typer.Option(exists=True, file_okay=False, help="Folders of long recordings (music) added to the noise bed (repeatable).")] = None,
     split: Annotated[Split, typer.Option(help="Which split's keywords (and _unknown_ words) to use.")] = "testing",
     minutes: Annotated[float, typer.Option()] = 5.0,
