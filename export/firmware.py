@@ -216,11 +216,12 @@ def _manifest(bundle: Bundle, layout: Layout, stages, memory: Memory, verificati
     return json.dumps(data, indent=2) + "\n"
 
 def export_firmware(bundle_path: Path, out: Path, *, data: Path, target: str = DEFAULT_TARGET,
-                    force: bool = False) -> ExportResult:
+                    force: bool = False, sensitivity: str | None = None) -> ExportResult:
+    """``sensitivity``: the operating point compiled into the header (default: balanced)."""
     layout = Layout.of(target)
     out = Path(out)
     check_destination(out, force)
-    bundle = Bundle.open(bundle_path)
+    bundle = Bundle.open(bundle_path).at(sensitivity)
     stages = (stage_facts(bundle, 1), stage_facts(bundle, 2))
     golden = golden_mod.make_golden(bundle, golden_mod.pick_clips(data, bundle))
     verification = verify_outputs(bundle, golden)

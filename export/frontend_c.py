@@ -148,6 +148,6 @@ def ram_bytes(config: FeatureConfig, n_labels: int, smoothing_capacity: int) -> 
                 + 4 * config.n_mels + 4 * config.n_mfcc)
     ring = _round_up(config.num_frames * config.n_mfcc, 4) + 2 * 4
     posteriors = _round_up(smoothing_capacity * n_labels * 4, 8)
-    smoother = _round_up(posteriors + smoothing_capacity * 8 + 3 * 4, 8) + 8
+    smoother = _round_up(_round_up(posteriors + smoothing_capacity * 8 + 3 * 4, 8) + 8 + n_labels, 8)
     return {"frontend": frontend, "feature_ring": ring, "smoother": smoother}
 

@@ -95,6 +95,23 @@ def label_thresholds_init(smoothing: SmoothingConfig, labels: tuple[str, ...]) -
     return c_initializer(np.float64(values), fmt=c_double, per_line=8).replace("\n", " \\\n    ")
 
 
+def label_releases_init(smoothing: SmoothingConfig, labels: tuple[str, ...]) -> str:
+    """``{...}`` of each label's release level (``smoothing.release_levels``) as double literals."""
+    return c_initializer(smoothing.release_levels(labels), fmt=c_double, per_line=8).replace("\n", " \\\n    ")
+
+
+def _operating_point_block(bundle: Bundle) -> list[str]:
+    """Which named point's thresholds are compiled in, and what it measured (comments)."""
+    point = bundle.operating_point
+    m = point.measured
+    figures = (" * not measured on validation streams" if m is None else
+               f" * validation: hit rate {m.hit_rate:.4f} ({m.hits}/{m.keywords}), {m.false_accepts} false accepts in "
+               f"{m.hours:.3f} h = {m.false_accepts_per_hour:.2f}/h\n * (exact Poisson 95 % interval "
+               f"{m.false_accepts_per_hour_ci95[0]:.2f}-{m.false_accepts_per_hour_ci95[1]:.2f}/h)")
+    return [f"/* operating point {point.name} of {', '.join(bundle.operating_points)} (kws export --sensitivity):",
+            *figures.split("\n"), " */", _define("KWS_OPERATING_POINT", c_string(point.name))]
+
+
 def _stage_block(facts: StageFacts) -> list[str]:
     p = f"KWS_STAGE{facts.stage}"
     a, b = fold_quantization(facts.stats, facts.input)
@@ -175,10 +192,14 @@ def cascade_config_header(bundle: Bundle, stage1: StageFacts, stage2: StageFacts
         "/* ---- schedule and smoothing (cascade/decision.py) ---- */",
         _define("KWS_INFERENCE_STRIDE_MS", c_double(bundle.inference_stride_ms)),
         _define("KWS_INFERENCE_STRIDE_FRAMES", str(bundle.inference_stride_frames), "a step every this many frames"),
+        *_operating_point_block(bundle),
         _define("KWS_SMOOTHING_WINDOW_MS", c_double(smooth.window_ms)),
         _define("KWS_SMOOTHING_THRESHOLD", c_double(smooth.threshold), "default; per label: KWS_LABEL_THRESHOLD_INIT"),
         _define("KWS_LABEL_THRESHOLD_INIT", label_thresholds_init(smooth, labels),
                 "threshold_for(label) per stage-2 label (per-keyword overrides)"),
+        _define("KWS_SMOOTHING_RELEASE_RATIO", c_double(smooth.release_ratio), "release level / threshold"),
+        _define("KWS_LABEL_RELEASE_INIT", label_releases_init(smooth, labels),
+                "a detected label re-arms once its smoothed score < this"),
         _define("KWS_SUPPRESSION_MS", c_double(smooth.suppression_ms)),
         _define("KWS_SMOOTHING_MIN_COUNT", str(smooth.min_count)),
         _define("KWS_SMOOTHING_CAPACITY", str(capacity), "posteriors the window can hold"),

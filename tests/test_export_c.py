@@ -18,14 +18,14 @@ from cascade.runtime.decision import Smoother, SmoothingConfig, step_posterior
 from cascade.runtime.gate import gate_open
 from cascade.runtime.int8_model import TensorInfo
 from cascade.runtime.model_dir import ModelDir
+from cascade.runtime.operating_points import Measured, OperatingPoint
 from data_prep.config import FeatureConfig
-from data_prep.features import feature_tables, mfcc
+from data_prep.features import mfcc
 from data_prep.labels import SILENCE, UNKNOWN
 from data_prep.normalize import FeatureStats
 from export import frontend_c, header
-from export.c_array import c_float, model_array_sources, parse_c_bytes, xxd_name
+from export.c_array import c_float
 from export.firmware import template
-from export.tflm_ops import ops_header, resolver_method
 
 GCC, GXX = shutil.which("gcc"), shutil.which("g++")
 needs_gcc = pytest.mark.skipif(GCC is None or GXX is None, reason="gcc/g++ not installed")
@@ -39,15 +39,16 @@ def _info(scale: float, zp: int, shape=(1, 3)) -> TensorInfo:
 
 def synthetic_export(folder: Path, config: FeatureConfig, *, tau=0.5, smoothing=SmoothingConfig(),
                      stride_ms: float | None = None, silence=True, out_scale=1 / 256, out_zp=-128,
-                     stats: FeatureStats | None = None) -> Bundle:
+                     stats: FeatureStats | None = None, points: dict | None = None, sensitivity: str | None = None) -> Bundle:
     """Config header, frontend tables and the C templates for a bundle that exists only in
     memory (the stage models are not needed by the frontend or the decision logic)."""
     reserved = ((SILENCE,) if silence else ()) + (UNKNOWN,)
     stats = stats or FeatureStats.identity(config.n_mfcc)
     s1 = ModelDir(folder / "s1", config, reserved + ("keyword",), stats)
     s2 = ModelDir(folder / "s2", config, reserved + KEYWORDS, stats)
-    bundle = Bundle(folder, config, s1, s2, tau, stride_ms or 5 * config.stride_ms, smoothing, {})
+    bundle = Bundle(folder, config, s1, s2, tau, stride_ms or 5 * config.stride_ms, smoothing, {}, points or {})
     bundle.validate()
+    bundle = bundle.at(sensitivity)
     facts = [header.StageFacts(n, m.labels, stats, _info(0.05 * n, n - 2, (1, *config.input_shape)),
                                _info(out_scale, out_zp, (1, len(m.labels))), 100, 1000, ("SOFTMAX",))
              for n, m in ((1, s1), (2, s2))]
@@ -66,21 +67,7 @@ def build(folder: Path, main_source: str, sources: list[str]) -> Path:
     return exe
 
 
-# ---- C arrays --------------------------------------------------------------------------------
-def test_model_array_is_the_file_with_xxd_names(tmp_path, rng):
-    data = bytes(rng.integers(0, 256, 1000, dtype=np.uint8))
-    h, cc = model_array_sources(data, "kws_stage1.tflite", "kws_stage1_model")
-    assert parse_c_bytes(cc, "kws_stage1_tflite") == data
-    assert "alignas(16) const unsigned char kws_stage1_tflite[]" in cc
-    assert "const unsigned int kws_stage1_tflite_len = 1000;" in cc and "#define KWS_STAGE1_TFLITE_LEN 1000u" in h
-    assert xxd_name("1st model.tflite") == "__1st_model_tflite"
-    if shutil.which("xxd"):
-        (tmp_path / "kws_stage1.tflite").write_bytes(data)
-        dump = subprocess.run(["xxd", "-i", "kws_stage1.tflite"], cwd=tmp_path, capture_output=True, text=True,
-                              check=True).stdout
-        assert parse_c_bytes(dump, "kws_stage1_tflite") == data and "kws_stage1_tflite_len = 1000" in dump
-
-
+# ---- C literals ----------------------------------------------------------------------------------
 @needs_gcc
 def test_float_literals_parse_back_exactly(tmp_path, rng):
     values = np.concatenate([rng.normal(0, 100, 50), rng.uniform(0, 1e-6, 10), [1e-6, 0.7, 1 / 3, 4000]]).astype(np.float32)
@@ -128,26 +115,6 @@ def test_round_half_away_from_zero_twin():
 def test_arena_margin():
     assert header.arena_with_margin(3880) == 4272 and header.arena_with_margin(1600) % 16 == 0
     assert header.arena_with_margin(1600) >= 1760
-
-
-# ---- tables and resolver ---------------------------------------------------------------------
-def test_sparse_mel_and_twiddles(config):
-    _, mel, _ = feature_tables(config)
-    sparse = frontend_c.sparse_mel(mel)
-    assert np.array_equal(sparse.dense(config.n_bins), mel)
-    assert sparse.weights.size < mel.size / 10
-    tw = frontend_c.twiddles(8)
-    assert np.allclose(tw, [[1, 0], [0.70710677, 0.70710677], [0, 1], [-0.70710677, 0.70710677]], atol=1e-7)
-
-
-def test_resolver_methods_and_header():
-    assert [resolver_method(o) for o in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D",
-                                        "RELU6", "L2_NORMALIZATION", "BATCH_MATMUL", "PADV2")] == [
-        "AddConv2D", "AddDepthwiseConv2D", "AddFullyConnected", "AddAveragePool2D", "AddRelu6",
-        "AddL2Normalization", "AddBatchMatMul", "AddPadV2"]
-    text = ops_header(("RESHAPE", "SOFTMAX"))
-    assert "MicroMutableOpResolver<KWS_NUM_OPS>" in text and "#define KWS_NUM_OPS 2" in text
-    assert text.count("resolver.Add") == 2
 
 
 # ---- the frontend on several feature configs ----------------------------------------------------
@@ -313,14 +280,13 @@ def test_c_per_keyword_thresholds_equal_python(tmp_path):
     exactly on one): C reports the same (time, label) list as Python, from the header's table."""
     smoothing = SmoothingConfig(threshold=0.7, label_thresholds=(("yes", 0.95), ("no", 0.375)))
     bundle = synthetic_export(tmp_path, FeatureConfig(), smoothing=smoothing)
-    cfg, labels, labels1 = bundle.config, bundle.labels, bundle.stage1.labels
+    labels = bundle.labels
     assert labels == (SILENCE, UNKNOWN, "yes", "no", "up")
     assert "#define KWS_LABEL_THRESHOLD_INIT {0.7, 0.7, 0.95, 0.375, 0.7}" in (tmp_path / header.HEADER).read_text()
     src = ('#include <stdio.h>\n#include "kws_cascade_config.h"\nstatic const double v[] = KWS_LABEL_THRESHOLD_INIT;\n'
            'int main(void) { unsigned i; for (i = 0; i < KWS_NUM_LABELS; ++i) printf("%a\\n", v[i]); return 0; }\n')
     table = subprocess.run([build(tmp_path, src, [])], capture_output=True, text=True, check=True).stdout.split()
     assert [float.fromhex(x) for x in table] == [smoothing.threshold_for(label) for label in labels]
-    out = _info(1 / 256, -128)
     # 8-step episodes, 2.5 s apart: (word, its int8 stage-2 output, _unknown_'s); yes 0.80 and
     # no 0.50 flip against the global 0.7, no 96/256 = 0.375 sits exactly on its bar, 95/256 misses.
     episodes = [("yes", 77, -78), ("no", 0, -1), ("up", 90, -91), ("yes", 123, -124), ("no", -32, -64), ("no", -33, -64)]
@@ -330,13 +296,23 @@ def test_c_per_keyword_thresholds_equal_python(tmp_path):
         row = [-128] * len(labels)
         row[labels.index(word)], row[labels.index(UNKNOWN)] = q, q_unknown
         o2 += [[0] * len(labels)] * 25 + [row] * 8
+    c_dets, py_dets = _detections(tmp_path, bundle, o1, o2, {"per_label": smoothing, "global": SmoothingConfig(threshold=0.7)})
+    assert [lab for _, lab in py_dets["global"]] == ["yes", "up", "yes"]
+    assert [lab for _, lab in py_dets["per_label"]] == ["no", "up", "yes", "no"]
+    assert c_dets == py_dets["per_label"]
+
+
+def _detections(tmp_path, bundle, o1, o2, smoothings: dict) -> tuple[list, dict]:
+    """(time, label) detections of the C decision (the bundle's smoothing) and of a Python
+    Smoother per named config, on int8 stage outputs o1/o2 (scale 1/256, zero point -128)."""
+    cfg, labels, labels1 = bundle.config, bundle.labels, bundle.stage1.labels
+    out = _info(1 / 256, -128)
     frames = cfg.num_frames + bundle.inference_stride_frames * np.arange(len(o1))
     stdin = "".join(f"{f} {' '.join(map(str, a))} {' '.join(map(str, b))}\n" for f, a, b in zip(frames, o1, o2))
     lines = subprocess.run([build(tmp_path, DECISION_MAIN, ["kws_decision.c"])], input=stdin, capture_output=True,
                            text=True, check=True).stdout.splitlines()
     c_dets = [(float(x[5]), labels[int(x[2])]) for x in map(str.split, lines) if x[4] == "1"]
-    py = {name: Smoother(sm, labels) for name, sm in (("per_label", smoothing),
-                                                      ("global", SmoothingConfig(threshold=0.7)))}
+    py = {name: Smoother(sm, labels) for name, sm in smoothings.items()}
     py_dets = {name: [] for name in py}
     for frame, a, b in zip(frames, o1, o2):
         t = ((frame - 1) * cfg.stride_samples + cfg.window_samples) / cfg.sample_rate
@@ -346,9 +322,50 @@ def test_c_per_keyword_thresholds_equal_python(tmp_path):
         for name, smoother in py.items():
             det = smoother.update(t, post)[0]
             py_dets[name] += [(det.t, det.label)] if det else []
-    assert [lab for _, lab in py_dets["global"]] == ["yes", "up", "yes"]
-    assert [lab for _, lab in py_dets["per_label"]] == ["no", "up", "yes", "no"]
-    assert c_dets == py_dets["per_label"]
+    return c_dets, py_dets
+
+
+@needs_gcc
+def test_c_one_word_fires_once_like_python(tmp_path):
+    """A word held for 2.5 s fired again after every suppression time before the re-arming
+    rule (a double trigger); now once, in C as in Python. Another keyword right after it
+    still fires once the suppression time passed, and the same word spoken again after a
+    pause fires again."""
+    smoothing = SmoothingConfig(threshold=0.7, suppression_ms=750.0)
+    bundle = synthetic_export(tmp_path, FeatureConfig(), smoothing=smoothing)
+    labels = bundle.labels
+    header_text = (tmp_path / header.HEADER).read_text()
+    assert "#define KWS_LABEL_RELEASE_INIT {0.35, 0.35, 0.35, 0.35, 0.35}" in header_text
+    o1, o2 = [], []
+    for word, steps, pause in (("yes", 25, 0), ("no", 8, 25), ("yes", 8, 25)):  # 100-ms steps
+        row = [-128] * len(labels)
+        row[labels.index(word)] = 127
+        o1 += [[-128, -128, 127]] * steps + [[102, -102, -128]] * pause
+        o2 += [row] * steps + [[0] * len(labels)] * pause
+    c_dets, py_dets = _detections(tmp_path, bundle, o1, o2, {"rearm": smoothing})
+    assert [lab for _, lab in py_dets["rearm"]] == ["yes", "no", "yes"]  # before: yes yes yes no yes
+    assert c_dets == py_dets["rearm"]
+    assert py_dets["rearm"][1][0] <= 1.0 + 2.5 + 0.5  # "no" right after "yes": not held back by its latch
+
+
+@needs_gcc
+def test_header_compiles_in_the_chosen_operating_point(tmp_path):
+    """kws export --sensitivity high: the header carries high's thresholds, its name as
+    KWS_OPERATING_POINT and its measured figures as a comment; C reads the same table."""
+    measured = Measured(keywords=200, hits=196, false_accepts=9, hours=1.5)
+    points = {"high": OperatingPoint(name="high", threshold=0.6, label_thresholds=(("yes", 0.8),), measured=measured),
+              "balanced": OperatingPoint(name="balanced", threshold=0.7), "low": OperatingPoint(name="low", threshold=0.9)}
+    bundle = synthetic_export(tmp_path, FeatureConfig(), points=points, sensitivity="high")
+    text = (tmp_path / header.HEADER).read_text()
+    assert '#define KWS_OPERATING_POINT "high"' in text and "operating point high of high, balanced, low" in text
+    assert "hit rate 0.9800 (196/200), 9 false accepts in 1.500 h = 6.00/h" in text
+    assert "(exact Poisson 95 % interval 2.74-11.39/h)" in text
+    src = ('#include <stdio.h>\n#include "kws_cascade_config.h"\nstatic const double v[] = KWS_LABEL_THRESHOLD_INIT;\n'
+           'int main(void) { unsigned i; printf("%s\\n", KWS_OPERATING_POINT); for (i = 0; i < KWS_NUM_LABELS; ++i) '
+           'printf("%a\\n", v[i]); return 0; }\n')
+    out = subprocess.run([build(tmp_path, src, [])], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "high" and [float.fromhex(x) for x in out[1:]] == [0.6, 0.6, 0.8, 0.6, 0.6]
+    assert bundle.smoothing.threshold_for("yes") == 0.8
 
 
 @needs_gcc

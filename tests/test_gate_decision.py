@@ -68,3 +68,19 @@ def test_smoother_averages_over_the_window() -> None:
     assert label == "yes" and score == pytest.approx(0.75) and det is not None
     _, _, score = sm.update(0.5, np.array([0, 0, 0.6, 0.4], np.float32))  # the first two left the window
     assert score == pytest.approx(0.6)
+
+
+def test_smoother_fires_once_per_word_until_its_score_falls_below_release() -> None:
+    """A word held past the suppression time used to fire again (a double trigger, a false
+    accept); it re-arms only once its smoothed score drops below release_ratio x threshold."""
+    sm = Smoother(SmoothingConfig(window_ms=300, threshold=0.6, suppression_ms=500, min_count=1, release_ratio=0.5), LABELS)
+    yes, half, no = (np.array(v, np.float32) for v in ([0, 0, 1, 0], [0.6, 0, 0.4, 0], [0, 0, 0, 1]))
+    fired = [sm.update(t / 10, yes)[0] is not None for t in range(30)]  # 3 s of one word
+    assert fired.count(True) == 1
+    assert sm.update(3.5, half)[0] is None and sm.update(3.6, yes)[0] is None  # 0.4 > 0.3: still latched
+    assert sm.update(3.7, no)[0] is None and sm.update(3.8, no)[0].label == "no"
+    assert sm._latched[LABELS.index("yes")]  # "no" fired while "yes" was still latched (1/3 > 0.3)
+    assert sm.update(4.5, np.array([1, 0, 0, 0], np.float32))[0] is None  # "yes" fell to 0: re-armed
+    assert sm.update(4.6, yes)[0] is None and sm.update(4.7, yes)[0].label == "yes"
+    with pytest.raises(ConfigError):
+        SmoothingConfig(release_ratio=0.0)

@@ -34,35 +34,45 @@ class Trace:
     duration_s: float
 
 
-def window_means(times: np.ndarray, posteriors: np.ndarray, window_ms: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(top label (steps,), its mean score (steps,), steps averaged (steps,)): the average of the
-    posteriors of the steps in (t - window, t], as the Smoother's queue holds them."""
+Means = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def window_means(times: np.ndarray, posteriors: np.ndarray, window_ms: float) -> Means:
+    """(top label (steps,), its mean score (steps,), steps averaged (steps,), every label's mean
+    (steps, labels)): the average of the posteriors of the steps in (t - window, t], as the
+    Smoother's queue holds them."""
     sums = np.concatenate([np.zeros((1, posteriors.shape[1])), np.cumsum(posteriors, axis=0, dtype=np.float64)])
     first = np.searchsorted(times, times - window_ms / 1000.0, side="right")
     counts = np.arange(1, len(times) + 1) - first
     mean = (sums[1:] - sums[first]) / np.maximum(counts, 1)[:, None]
     top = np.argmax(mean, axis=1)
-    return top, mean[np.arange(len(top)), top], counts
+    return top, mean[np.arange(len(top)), top], counts, mean
 
 
 def fast_events(trace: Trace, labels: Sequence[str], smoothing: SmoothingConfig,
-                means: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> list[dict[str, Any]]:
-    """Detections of ``Smoother`` with these settings on a recorded trace (to float rounding)."""
-    top, score, counts = means if means is not None else window_means(trace.times, trace.posteriors, smoothing.window_ms)
+                means: Means | None = None) -> list[dict[str, Any]]:
+    """Detections of ``Smoother`` with these settings on a recorded trace (to float rounding),
+    its re-arming rule included: a label detected at step i is latched until the first later
+    step where its mean falls below its release level (at that step it cannot be above its bar)."""
+    top, score, counts, mean = means if means is not None else window_means(trace.times, trace.posteriors, smoothing.window_ms)
     bar = np.array([2.0 if name in (SILENCE, UNKNOWN) else smoothing.threshold_for(name) for name in labels])
+    release = smoothing.release_levels(tuple(labels))
     candidates = np.flatnonzero((counts >= smoothing.min_count) & (score >= bar[top]))
     events, last = [], -np.inf
+    armed_from = np.zeros(len(labels), dtype=np.int64)  # first step index at which each label may fire
     gap = smoothing.suppression_ms / 1000.0
     for i in candidates:
-        t = float(trace.times[i])
-        if t - last >= gap:
-            events.append({"t": t, "label": labels[top[i]], "score": float(score[i])})
+        t, k = float(trace.times[i]), int(top[i])
+        if t - last >= gap and i >= armed_from[k]:
+            events.append({"t": t, "label": labels[k], "score": float(score[i])})
+            below = np.flatnonzero(mean[i + 1 :, k] < release[k])
+            armed_from[k] = i + 1 + below[0] if len(below) else len(top)
             last = t
     return events
 
 
 def score_traces(traces: Sequence[Trace], labels: Sequence[str], smoothing: SmoothingConfig,
-                 means: Sequence[tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, float]:
+                 means: Sequence[Means] | None = None) -> dict[str, float]:
     """Hits and false accepts summed over several streams."""
     hits = keywords = fa = 0
     seconds = 0.0
@@ -113,7 +123,7 @@ def per_keyword_thresholds(traces: Sequence[Trace], labels: Sequence[str], base:
 
 
 def calibrate_operating_point(traces: Sequence[Trace], labels: Sequence[str], target_fa_per_hour: float, *,
-                              min_count: int = 2, windows_ms: Sequence[float] = WINDOWS_MS,
+                              min_count: int = 2, release_ratio: float = 0.5, windows_ms: Sequence[float] = WINDOWS_MS,
                               suppressions_ms: Sequence[float] = SUPPRESSIONS_MS, per_keyword: bool = True) -> dict[str, Any]:
     """The smoothing settings with the most validation hits at <= ``target_fa_per_hour``."""
     best: dict[str, Any] | None = None
@@ -121,7 +131,8 @@ def calibrate_operating_point(traces: Sequence[Trace], labels: Sequence[str], ta
     for window in windows_ms:
         means = [window_means(t.times, t.posteriors, window) for t in traces]
         for suppression in suppressions_ms:
-            base = SmoothingConfig(window_ms=window, suppression_ms=suppression, min_count=min_count)
+            base = SmoothingConfig(window_ms=window, suppression_ms=suppression, min_count=min_count,
+                                   release_ratio=release_ratio)
             if per_keyword:
                 cfg, s = per_keyword_thresholds(traces, labels, base, target_fa_per_hour, means)
             else:

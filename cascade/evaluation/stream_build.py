@@ -8,6 +8,7 @@ from typing import Any
 
 from cascade.evaluation.stream_eval import TRUTH
 from cascade.evaluation.stream_make import StreamRecipe, make_stream
+from cascade.evaluation.stream_sources import source_kind
 from cascade.runtime.model_dir import write_json
 from data_prep.atomic import atomic_dir
 from data_prep.audio import audio_files, load_audio, write_wav
@@ -22,19 +23,22 @@ def build_stream_folder(keywords_dir: Path, negative_dirs: list[Path], out: Path
                         *, split: str = "testing", config: FeatureConfig | None = None, force: bool = False,
                         bed_dirs: Sequence[Path] = ()) -> dict[str, Any]:
     """``bed_dirs``: long recordings (music) that join the background-noise files as the bed
-    the words are spoken over, one recording per bed entry."""
+    the words are spoken over, one recording per bed entry. Source kinds come from folder names
+    (stream_sources.source_kind); otherwise negatives count as other speech, bed recordings
+    as music."""
     config = config or FeatureConfig()
     refuse_existing(out, force, marks=(TRUTH,), hint="replace it")  # before the costly build, not only at publishing
     dataset = load_dataset(keywords_dir)
     examples = [e for e in dataset.examples(split) if e.path is not None]
     keywords = [(e.path, e.label) for e in examples if e.label not in RESERVED]
-    negatives = [e.path for e in examples if e.label == UNKNOWN]
+    negatives = [(e.path, "speech") for e in examples if e.label == UNKNOWN]
     for folder in negative_dirs:
-        negatives += audio_files(folder)
+        negatives += [(p, source_kind(p, folder, "speech")) for p in audio_files(folder)]
     if not keywords:
         raise DatasetError(f"{keywords_dir}: no keyword clips in the {split} split")
-    noise = [load_audio(p, config.sample_rate) for p in dataset.background_noise_files]
-    noise += [load_audio(p, config.sample_rate) for folder in bed_dirs for p in audio_files(folder)]
+    noise = [(load_audio(p, config.sample_rate), "noise") for p in dataset.background_noise_files]
+    noise += [(load_audio(p, config.sample_rate), source_kind(p, folder, "music"))
+              for folder in bed_dirs for p in audio_files(folder)]
     audio, truth = make_stream(keywords, negatives, noise, config.sample_rate, recipe)
     truth.update({"keywords_dir": str(keywords_dir), "split": split, "negatives": [str(d) for d in negative_dirs],
                   "bed": [str(d) for d in bed_dirs]})

@@ -19,7 +19,9 @@ from cascade.energy.profiles import load_all, load_profile
 from cascade.evaluation.calibrate import CURVE, KEYWORD_FREE
 from cascade.evaluation.det import det_curve, hits_at_rate, rate_at_hits
 from cascade.evaluation.operating_point import Trace, calibrate_operating_point
-from cascade.evaluation.stream_score import read_truth, score_events
+from cascade.evaluation.sensitivity import operating_points
+from cascade.evaluation.stream_score import match_events, read_truth, score_events
+from cascade.evaluation.stream_sources import by_source, pool_sources
 from cascade.runtime.bundle import MANIFEST, Bundle, write_bundle
 from cascade.runtime.model_dir import write_json
 from cascade.runtime.stream_run import StreamResult, detect_file
@@ -29,11 +31,12 @@ TRUTH, AUDIO = "truth.json", "stream.wav"
 OPERATING_POINT = "operating_point.json"
 
 
-def trace_stream(bundle: Bundle, folder: Path) -> tuple[Trace, StreamResult]:
-    """Run the cascade over ``folder``/stream.wav; its trace with the folder's truth."""
+def trace_stream(bundle: Bundle, folder: Path) -> tuple[Trace, StreamResult, dict[str, Any]]:
+    """Run the cascade over ``folder``/stream.wav; its trace with the folder's truth, the run,
+    and the truth file."""
     truth = read_truth(Path(folder) / TRUTH)
     result = detect_file(bundle, Path(folder) / AUDIO)
-    return Trace(result.trace_t, result.trace_posterior, tuple(truth["keywords"]), result.duration_s), result
+    return Trace(result.trace_t, result.trace_posterior, tuple(truth["keywords"]), result.duration_s), result, truth
 
 def model_costs(bundle: Bundle) -> tuple[Any, Any]:
 
@@ -61,11 +64,15 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
     per_stream, traces, curves = [], [], []
     seconds = steps = runs = 0.0
     for folder in folders:
-        trace, result = trace_stream(bundle, folder)
+        trace, result, truth = trace_stream(bundle, folder)
         events = [{"t": d.t, "label": d.label} for d in result.detections]
         score = score_events(events, trace.keywords, result.duration_s)
+        matches = match_events([(e["t"], e["label"]) for e in events], trace.keywords)
+        sources = by_source(truth, result.trace_t, result.trace_opened,
+                            [e["t"] for e, m in zip(events, matches) if m is None], result.duration_s)
         per_stream.append({"stream": str(folder), **score.to_json(), "stage2_runs": result.stage2_runs,
-                           "stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty})
+                           "stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty,
+                           "by_source": pool_sources([sources])})
         traces.append(trace)
         curves.append(det_curve(trace.times, trace.posteriors, bundle.smoothing, bundle.labels,
                                 trace.keywords, trace.duration_s))
@@ -76,11 +83,13 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
     fa = sum(s["false_accepts"] for s in per_stream)
     rate = runs / seconds if seconds else 0.0
     return {
-        "model": str(bundle.path), "smoothing": bundle.smoothing.to_dict(), "streams": per_stream,
+        "model": str(bundle.path), "smoothing": bundle.smoothing.to_dict(),
+        "operating_point": {"name": bundle.sensitivity, **bundle.operating_point.to_dict()}, "streams": per_stream,
         "total": {"hours": seconds / 3600.0, "keywords": keywords, "hits": hits, "hit_rate": hits / keywords if keywords else 0.0,
                   "false_accepts": fa, "false_accepts_per_hour": fa * 3600.0 / seconds if seconds else 0.0,
                   "stage2_runs": int(runs), "stage2_duty": runs / steps if steps else 0.0,
                   "stage2_per_hour": rate * 3600.0},
+        "by_source": pool_sources([s["by_source"] for s in per_stream]),
         "det": pooled,
         f"false_accepts_per_hour_at_{round(hit_target * 100)}pct_hits": rate_at_hits(pooled, hit_target),
         f"hit_rate_at_{target_fa_per_hour:g}_fa_per_hour": hits_at_rate(pooled, target_fa_per_hour),
@@ -100,27 +109,36 @@ def pool_curves(curves: Sequence[Sequence[dict[str, float]]], seconds: Sequence[
     return pooled
 
 def calibrate_bundle(bundle: Bundle, folders: Sequence[Path], out: Path, *, target_fa_per_hour: float,
-                     per_keyword: bool = True, force: bool = False) -> dict[str, Any]:
-    """Choose window, suppression and per-keyword thresholds on validation streams and write
-    a new bundle carrying them (and how they were chosen)."""
+                     per_keyword: bool = True, force: bool = False, hit_target: float = 0.95,
+                     high_hit_target: float = 0.98) -> dict[str, Any]:
+    """Choose window, suppression and per-keyword thresholds on validation streams, then the
+    named operating points around them (cascade/evaluation/sensitivity.py), and write a new
+    bundle carrying them (and how they were chosen); balanced is its default."""
     refuse_existing(out, force, marks=(MANIFEST,), hint="replace it")  # before the costly tracing
     traces = [trace_stream(bundle, folder)[0] for folder in folders]
     chosen = calibrate_operating_point(traces, bundle.labels, target_fa_per_hour,
-                                       min_count=bundle.smoothing.min_count, per_keyword=per_keyword)
-    smoothing = chosen["smoothing"]
+                                       min_count=bundle.smoothing.min_count, release_ratio=bundle.smoothing.release_ratio,
+                                       per_keyword=per_keyword)
+    points = operating_points(traces, bundle.labels, chosen["smoothing"], hit_target=hit_target,
+                              high_hit_target=high_hit_target, target_fa_per_hour=target_fa_per_hour)
+    smoothing = points["balanced"].smoothing(chosen["smoothing"])
     calibration = dict(bundle.calibration)
     calibration["operating_point"] = {
         "target_false_accepts_per_hour": target_fa_per_hour, "per_keyword": per_keyword,
         "streams": [str(f) for f in folders], "validation": chosen["score"],
         "hours": sum(t.duration_s for t in traces) / 3600.0,
+        "hit_target": hit_target, "high_hit_target": high_hit_target,
     }
 
     def figures(draft: Bundle) -> None:
         for name in (CURVE, KEYWORD_FREE):  # the gate's calibration is unchanged: carry its figures over
             if (bundle.path / name).is_file():
                 shutil.copy2(bundle.path / name, draft.path / name)
-        write_json(draft.path / OPERATING_POINT, {"chosen": smoothing.to_dict(), "validation": chosen["score"], "grid": chosen["grid"]})
+        write_json(draft.path / OPERATING_POINT, {"chosen": chosen["smoothing"].to_dict(), "validation": chosen["score"],
+                                                  "grid": chosen["grid"], "operating_points": named})
 
+    named = {name: point.to_dict() for name, point in points.items()}
     write_bundle(out, bundle.stage1.path, bundle.stage2.path, tau=bundle.tau, inference_stride_ms=bundle.inference_stride_ms,
-                 smoothing=smoothing, calibration=calibration, force=force, extras=figures)
-    return {"smoothing": smoothing.to_dict(), "validation": chosen["score"], "grid": chosen["grid"]}
+                 smoothing=smoothing, calibration=calibration, force=force, extras=figures, operating_points=points)
+    return {"smoothing": smoothing.to_dict(), "validation": chosen["score"], "grid": chosen["grid"],
+            "operating_points": points}

@@ -1,5 +1,7 @@
 """Long test streams: keyword clips and non-keyword audio over a background-noise bed,
-with a truth file of where each keyword is. What false accepts per hour are measured on."""
+with a truth file of where each keyword, each non-keyword event and each stretch of the bed is
+(with its source kind: cascade/evaluation/stream_sources.py). What false accepts per hour are
+measured on."""
 
 from __future__ import annotations
 
@@ -35,31 +37,40 @@ def active_region(clip: np.ndarray, sample_rate: int, floor_db: float = -30.0) -
     return int(loud[0] * hop), int(min(len(clip), (loud[-1] + 1) * hop))
 
 
-def _noise_bed(noise: Sequence[np.ndarray], length: int, level: float, rng: np.random.Generator) -> np.ndarray:
+def _noise_bed(noise: Sequence[tuple[np.ndarray, str]], length: int, level: float, rng: np.random.Generator,
+               sample_rate: int) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """(bed, its segments: {start, end, source} in seconds)."""
     bed = np.zeros(length, np.float32)
+    segments: list[dict[str, Any]] = []
     pos = 0
     while pos < length:
-        src = noise[rng.integers(len(noise))]
+        src, kind = noise[rng.integers(len(noise))]
         take = min(length - pos, len(src), int(rng.integers(len(src) // 4 + 1, len(src) + 1)))
         start = int(rng.integers(0, len(src) - take + 1))
         seg = src[start : start + take]
         bed[pos : pos + take] = seg * (level / max(float(rms(seg)), 1e-6))
+        segments.append({"start": pos / sample_rate, "end": (pos + take) / sample_rate, "source": kind})
         pos += take
-    return bed
+    return bed, segments
 
 
 def make_stream(
     keywords: Sequence[tuple[Path, str]],
-    negatives: Sequence[Path],
-    noise: Sequence[np.ndarray],
+    negatives: Sequence[tuple[Path, str]],
+    noise: Sequence[tuple[np.ndarray, str]],
     sample_rate: int,
     recipe: StreamRecipe,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """(audio, truth). Keywords are (file, label); each keyword and negative is used at most
-    once per pass through its list, in a seeded order."""
+    """(audio, truth). Keywords are (file, label), negatives (file, source kind), noise
+    (recording, source kind); each keyword and negative is used at most once per pass through
+    its list, in a seeded order. Without noise the bed is silence."""
     rng = np.random.default_rng(recipe.seed)
     length = int(recipe.minutes * 60 * sample_rate)
-    audio = _noise_bed(noise, length, recipe.noise_rms, rng) if noise else np.zeros(length, np.float32)
+    if noise:
+        audio, bed = _noise_bed(noise, length, recipe.noise_rms, rng, sample_rate)
+    else:
+        audio, bed = np.zeros(length, np.float32), [{"start": 0.0, "end": length / sample_rate, "source": "silence"}]
+    negative_events: list[dict[str, Any]] = []
     kw_order, neg_order = list(rng.permutation(len(keywords))), list(rng.permutation(len(negatives)))
     truth: list[dict[str, Any]] = []
     events = 0
@@ -70,7 +81,7 @@ def make_stream(
         if not order:
             order.extend(rng.permutation(len(pool)))
         item = pool[order.pop()]
-        path, label = item if is_kw else (item, None)
+        path, label = item if is_kw else (item[0], None)
         clip = load_audio(path, sample_rate)
         if pos + len(clip) > length:
             break
@@ -83,9 +94,13 @@ def make_stream(
         if label is not None:
             truth.append({"start": (pos + lo) / sample_rate, "end": (pos + hi) / sample_rate,
                           "label": label, "file": str(path)})
+        else:
+            negative_events.append({"start": (pos + lo) / sample_rate, "end": (pos + hi) / sample_rate,
+                                    "source": item[1], "file": str(path)})
         events += 1
         pos += len(clip) + int(rng.uniform(*recipe.gap_s) * sample_rate)
     np.clip(audio, -1.0, 1.0, out=audio)
     meta = {"duration_s": length / sample_rate, "sample_rate": sample_rate, "events": events,
-            "keywords": truth, "recipe": dataclasses.asdict(recipe)}
+            "keywords": truth, "negative_events": negative_events, "bed_segments": bed,
+            "recipe": dataclasses.asdict(recipe)}
     return audio, meta

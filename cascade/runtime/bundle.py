@@ -1,7 +1,9 @@
 """A cascade bundle: one directory with both int8 stages and every constant they run with.
 
     cascade.toml      manifest: feature config fingerprint, labels, gate tau, inference
-                      stride, smoothing, calibration figures, kws version
+                      stride, smoothing, named operating points ([operating_points.high|
+                      balanced|low], thresholds + measured figures), calibration figures,
+                      kws version
     features.toml     the FeatureConfig shared by both stages
     stage1/, stage2/  model directories (labels.txt, normalization.json, model_int8.tflite,
                       features.toml, metrics.json)
@@ -22,6 +24,7 @@ from typing import Any
 
 from cascade.runtime.decision import SmoothingConfig
 from cascade.runtime.model_dir import FEATURES, LABELS, METRICS, MODEL_INT8, NORMALIZATION, TRAIN_CONFIG, ModelDir
+from cascade.runtime.operating_points import DEFAULT_SENSITIVITY, OperatingPoint, read_points
 from cascade.runtime.stages import KEYWORD, STAGE1_LABELS
 from data_prep.atomic import atomic_dir, write_text_atomic
 from data_prep.config import FeatureConfig
@@ -64,8 +67,28 @@ class Bundle:
     stage2: ModelDir
     tau: float
     inference_stride_ms: float
-    smoothing: SmoothingConfig
+    smoothing: SmoothingConfig  # with the thresholds of ``sensitivity``
     calibration: dict[str, Any]
+    operating_points: dict[str, OperatingPoint] = dataclasses.field(default_factory=dict)
+    sensitivity: str = DEFAULT_SENSITIVITY
+
+    def __post_init__(self) -> None:
+        if not self.operating_points:  # built in memory without points: its smoothing is the one point
+            object.__setattr__(self, "operating_points", {DEFAULT_SENSITIVITY: OperatingPoint.of(DEFAULT_SENSITIVITY, self.smoothing)})
+
+    @property
+    def operating_point(self) -> OperatingPoint:
+        """The point this bundle runs at."""
+        return self.operating_points[self.sensitivity]
+
+    def at(self, sensitivity: str | None) -> "Bundle":
+        """This bundle running at the named operating point (None: the default, balanced)."""
+        name = sensitivity or DEFAULT_SENSITIVITY
+        if name not in self.operating_points:
+            raise ModelError(f"{self.path}: no operating point {name!r} (has: {', '.join(self.operating_points)}; "
+                             "`kws stream calibrate` writes high, balanced and low)")
+        point = self.operating_points[name]
+        return dataclasses.replace(self, smoothing=point.smoothing(self.smoothing), sensitivity=name)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -89,6 +112,7 @@ class Bundle:
             stage2 = ModelDir.open(path / data["stage2"]["dir"])
             smoothing = SmoothingConfig.from_dict(data.get("smoothing", {}))
             tau, stride = float(gate["tau"]), float(head["inference_stride_ms"])
+            points = read_points(data, smoothing, dict(data.get("calibration", {})), str(manifest))
         except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
             raise ModelError(f"{manifest}: invalid manifest ({type(exc).__name__}: {exc})") from None
         except KwsError as exc:
@@ -106,9 +130,9 @@ class Bundle:
             stage.check_int8()
         if list(stage2.labels) != list(head.get("labels", stage2.labels)):
             raise ModelError(f"{manifest}: labels do not match {stage2.path / LABELS}")
-        bundle = cls(path, config, stage1, stage2, tau, stride, smoothing, dict(data.get("calibration", {})))
+        bundle = cls(path, config, stage1, stage2, tau, stride, smoothing, dict(data.get("calibration", {})), points)
         bundle.validate()
-        return bundle
+        return bundle.at(DEFAULT_SENSITIVITY)
 
     def validate(self) -> None:
         if not 0.0 <= self.tau <= 1.0:
@@ -135,6 +159,7 @@ def write_bundle(
     calibration: dict[str, Any],
     force: bool = False,
     extras: Callable[[Bundle], None] | None = None,
+    operating_points: dict[str, OperatingPoint] | None = None,
 ) -> Bundle:
     """Copy both stages into a new bundle directory, atomically (temp dir + rename).
 
@@ -146,7 +171,7 @@ def write_bundle(
     out = Path(out)
     with atomic_dir(out, force, marks=(MANIFEST,)) as tmp:
         _write_contents(tmp, stage1, stage2, tau=tau, inference_stride_ms=inference_stride_ms,
-                        smoothing=smoothing, calibration=calibration)
+                        smoothing=smoothing, calibration=calibration, operating_points=operating_points)
         draft = Bundle.open(tmp)  # refuse to publish a bundle that would not open
         if extras is not None:
             extras(draft)
@@ -154,7 +179,8 @@ def write_bundle(
 
 
 def _write_contents(tmp: Path, stage1: ModelDir, stage2: ModelDir, *, tau: float, inference_stride_ms: float,
-                    smoothing: SmoothingConfig, calibration: dict[str, Any]) -> None:
+                    smoothing: SmoothingConfig, calibration: dict[str, Any],
+                    operating_points: dict[str, OperatingPoint] | None) -> None:
     for name, stage in (("stage1", stage1), ("stage2", stage2)):
         (tmp / name).mkdir(parents=True)
         for file in (*STAGE_FILES, METRICS, TRAIN_CONFIG):
@@ -176,4 +202,7 @@ def _write_contents(tmp: Path, stage1: ModelDir, stage2: ModelDir, *, tau: float
         "stage2": {"dir": "stage2", "labels": list(stage2.labels)},
         "calibration": calibration,
     }
+    if operating_points:  # [smoothing] holds the default's thresholds: what older kws versions run
+        manifest["smoothing"] = operating_points[DEFAULT_SENSITIVITY].smoothing(smoothing).to_dict()
+        manifest["operating_points"] = {name: point.to_dict() for name, point in operating_points.items()}
     write_text_atomic(tmp / MANIFEST, dumps(manifest))

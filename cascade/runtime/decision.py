@@ -3,7 +3,8 @@
 A step has stage-1 probabilities over (_silence_, _unknown_, keyword) and, when the gate
 opened, stage-2 probabilities over the full label set. ``step_posterior`` turns both into
 one posterior over the stage-2 labels; ``Smoother`` is TFLite Micro's RecognizeCommands
-(average over a window, minimum count, threshold, suppression) on those posteriors.
+(average over a window, minimum count, threshold, suppression) on those posteriors, plus a
+re-arming rule so that one spoken word cannot fire twice (module doc of ``Smoother``).
 """
 
 from __future__ import annotations
@@ -33,17 +34,30 @@ class SmoothingConfig:
     # false-accept rate (cascade/operating_point.py): a keyword that music or speech imitates
     # often needs a higher bar than one they never do. Sorted (label, threshold) pairs.
     label_thresholds: tuple[tuple[str, float], ...] = ()
+    # Hysteresis against double triggers: after a detection, the same label fires again only
+    # once its smoothed score has fallen below ``release_ratio`` x its threshold (the word
+    # ended) as well as after the suppression time. 1.0: "below its threshold" at least.
+    release_ratio: float = 0.5
 
     def __post_init__(self) -> None:
         pairs = tuple(sorted((str(k), float(v)) for k, v in dict(self.label_thresholds).items()))
         object.__setattr__(self, "label_thresholds", pairs)
         values = [self.threshold, *(v for _, v in pairs)]
-        if self.window_ms <= 0 or self.suppression_ms < 0 or self.min_count < 1 or not all(0 <= v <= 1 for v in values):
+        if (self.window_ms <= 0 or self.suppression_ms < 0 or self.min_count < 1 or not all(0 <= v <= 1 for v in values)
+                or not 0 < self.release_ratio <= 1):
             raise ConfigError(f"invalid smoothing config: {self}")
 
     def threshold_for(self, label: str) -> float:
         """The bar a smoothed score of ``label`` must reach to be reported."""
         return dict(self.label_thresholds).get(label, self.threshold)
+
+    def release_for(self, label: str) -> float:
+        """The level a detected label's smoothed score must fall below before it re-arms."""
+        return self.threshold_for(label) * self.release_ratio
+
+    def release_levels(self, labels: tuple[str, ...]) -> np.ndarray:
+        """``release_for`` per label as float64: what the Smoother, the replay and C compare with."""
+        return np.array([self.release_for(name) for name in labels], dtype=np.float64)
 
     def to_dict(self) -> dict:
         """TOML/JSON form: per-keyword thresholds as a table."""
@@ -96,7 +110,14 @@ def clip_predictions(p1: np.ndarray, p2: np.ndarray, opened: np.ndarray, stage1_
 
 
 class Smoother:
-    """RecognizeCommands: average recent posteriors, report a keyword once per suppression."""
+    """RecognizeCommands: average recent posteriors, report a keyword once per suppression.
+
+    Suppression alone lets a long word (or a window still full of it) fire again once the
+    suppression time has passed: a double trigger, which scores as a false accept. So a
+    detected label is *latched* until its smoothed score drops below its release level
+    (``SmoothingConfig.release_for``); only then, and after the suppression time, may it fire
+    again. Another keyword is not latched: it may fire as soon as the suppression time passed.
+    """
 
     def __init__(self, config: SmoothingConfig, labels: tuple[str, ...]) -> None:
         self.config, self.labels = config, labels
@@ -105,6 +126,8 @@ class Smoother:
     def reset(self) -> None:
         self._queue: collections.deque[tuple[float, np.ndarray]] = collections.deque()
         self._last_time = -np.inf
+        self._latched = np.zeros(len(self.labels), dtype=bool)
+        self._release = self.config.release_levels(self.labels)
 
     def update(self, t: float, posterior: np.ndarray) -> tuple[Detection | None, str, float]:
         """Add the posterior of the window ending at ``t`` seconds; returns (detection or
@@ -116,6 +139,9 @@ class Smoother:
         mean = np.mean([p for _, p in self._queue], axis=0)
         top = int(np.argmax(mean))
         label, score = self.labels[top], float(mean[top])
+        self._latched &= ~(mean < self._release)  # a label whose word ended re-arms
+        if self._latched[top]:
+            return None, label, score
         if len(self._queue) < cfg.min_count or label in (SILENCE, UNKNOWN) or score < cfg.threshold_for(label):
             return None, label, score
         # Stricter than RecognizeCommands: no second detection of *any* label inside the
@@ -123,4 +149,5 @@ class Smoother:
         if t - self._last_time < cfg.suppression_ms / 1000.0:
             return None, label, score
         self._last_time = t
+        self._latched[top] = True
         return Detection(t, label, score), label, score

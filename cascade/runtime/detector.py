@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from cascade.runtime.bundle import Bundle, default_bundle
+from cascade.runtime.operating_points import OperatingPoint
 from cascade.runtime.pipeline import Step, StreamingCascade
 from data_prep.errors import AudioError, ConfigError
 from data_prep.resample import StreamResampler
@@ -93,9 +94,19 @@ class Detector:
         self._resampler = StreamResampler(self.sample_rate, self.model_rate)
 
     @classmethod
-    def open(cls, path: Path | str | None = None, *, sample_rate: int | None = None) -> "Detector":
-        """A detector for the bundle directory ``path`` (default: the shipped samples/cascade)."""
-        return cls(Bundle.open(Path(path) if path is not None else default_bundle()), sample_rate=sample_rate)
+    def open(cls, path: Path | str | None = None, *, sample_rate: int | None = None,
+             sensitivity: str | None = None) -> "Detector":
+        """A detector for the bundle directory ``path`` (default: the shipped samples/cascade) at
+        the operating point ``sensitivity``: "high", "balanced" (default) or "low" (bundles
+        calibrated by `kws stream calibrate` carry all three; ``operating_point`` says what
+        each was measured to do)."""
+        bundle = Bundle.open(Path(path) if path is not None else default_bundle()).at(sensitivity)
+        return cls(bundle, sample_rate=sample_rate)
+
+    @property
+    def operating_point(self) -> OperatingPoint:
+        """The point this detector runs at: name, thresholds, measured hit rate and FA/h."""
+        return self.bundle.operating_point
 
     @property
     def labels(self) -> tuple[str, ...]:

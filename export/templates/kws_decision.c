@@ -12,6 +12,9 @@ static const uint8_t kws_label_is_background[KWS_NUM_LABELS] = KWS_LABEL_IS_BACK
 /* The bar each label's smoothed score must reach: KWS_SMOOTHING_THRESHOLD unless the bundle
  * overrides it for that keyword (SmoothingConfig.threshold_for). */
 static const double kws_label_threshold[KWS_NUM_LABELS] = KWS_LABEL_THRESHOLD_INIT;
+/* The level a detected label's smoothed score must fall below before it may fire again
+ * (SmoothingConfig.release_for): one spoken word cannot trigger twice. */
+static const double kws_label_release[KWS_NUM_LABELS] = KWS_LABEL_RELEASE_INIT;
 
 int kws_step_due(uint32_t frames_emitted)
 {
@@ -108,10 +111,18 @@ void kws_smoother_update(kws_smoother_t *s, double t, const float *posterior, kw
             top = i;
         }
     }
+    for (i = 0; i < KWS_NUM_LABELS; ++i) { /* a label whose word ended re-arms */
+        if (s->latched[i] && (double)mean[i] < kws_label_release[i]) {
+            s->latched[i] = 0;
+        }
+    }
     out->t = t;
     out->label = (int)top;
     out->score = mean[top];
     out->detected = 0;
+    if (s->latched[top]) {
+        return;
+    }
     if (s->count < KWS_SMOOTHING_MIN_COUNT || kws_label_is_background[top] ||
         (double)mean[top] < kws_label_threshold[top]) {
         return;
@@ -122,6 +133,7 @@ void kws_smoother_update(kws_smoother_t *s, double t, const float *posterior, kw
     }
     s->has_last = 1;
     s->last_time = t;
+    s->latched[top] = 1;
     out->detected = 1;
 }
 

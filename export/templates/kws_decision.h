@@ -12,8 +12,10 @@
  *   - smoothing (RecognizeCommands): average the posteriors of the last
  *     KWS_SMOOTHING_WINDOW_MS, report the top label when at least KWS_SMOOTHING_MIN_COUNT are
  *     averaged, it is a keyword, its score >= its own threshold (KWS_LABEL_THRESHOLD_INIT:
- *     the per-keyword override, else KWS_SMOOTHING_THRESHOLD) and no detection of any label
- *     happened within KWS_SUPPRESSION_MS.
+ *     the per-keyword override, else KWS_SMOOTHING_THRESHOLD), no detection of any label
+ *     happened within KWS_SUPPRESSION_MS, and the label is not latched: after a detection a
+ *     label stays latched until its smoothed score falls below KWS_LABEL_RELEASE_INIT (the word
+ *     ended), so one spoken word cannot trigger twice.
  *
  * Posteriors are float32 and times are double seconds computed from frame counts, with the
  * same operations in the same order as the Python code, so results match bit for bit (a
@@ -41,6 +43,7 @@ typedef struct {
     uint32_t count; /* entries in the window */
     int has_last;   /* a detection happened since the reset */
     double last_time;
+    uint8_t latched[KWS_NUM_LABELS]; /* 1: detected, its score has not fallen below release yet */
 } kws_smoother_t;
 
 typedef struct {

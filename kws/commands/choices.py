@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Literal
 
 from cascade.energy.battery import BATTERIES
+from cascade.runtime.operating_points import SENSITIVITIES
 from data_prep.augment import NOISE_MODES
 from data_prep.splits import SPLITS
 from export.firmware import TARGETS
@@ -22,5 +23,6 @@ NoiseMode = Literal[NOISE_MODES]  # type: ignore[valid-type]
 Strategy = Literal[STRATEGIES]  # type: ignore[valid-type]
 Battery = Literal[tuple(BATTERIES)]  # type: ignore[valid-type]
 Target = Literal[TARGETS]  # type: ignore[valid-type]
+Sensitivity = Literal[SENSITIVITIES]  # type: ignore[valid-type]
 # typer takes no Literal inside a list: a repeatable choice is an Enum (a str: compares equal to its value).
 Method = StrEnum("Method", {name: name for name in METHODS})  # type: ignore[misc]

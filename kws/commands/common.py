@@ -9,15 +9,25 @@ import typer
 
 from cascade.runtime.bundle import SAMPLES, Bundle, default_bundle, is_bundle  # noqa: F401  (re-exported for the commands)
 from data_prep.config import FeatureConfig
+from kws.commands.choices import Sensitivity
 
 # --model of every command that runs a cascade bundle
 BundleOption = Annotated[Optional[Path], typer.Option("--model", exists=True, file_okay=False,
                                                       help="Cascade bundle (default: samples/cascade).")]
 
 
-def open_bundle(model: Optional[Path]) -> Bundle:
-    """The bundle a user named with --model, or the shipped one."""
-    return Bundle.open(model or default_bundle())
+# --sensitivity of every command that runs (or compiles) a bundle's decisions
+SensitivityOption = Annotated[Optional[Sensitivity], typer.Option(
+    help="Operating point: high (finds more, more false accepts), balanced (default), low.")]
+
+
+def open_bundle(model: Optional[Path], sensitivity: Optional[str] = None, *, announce: bool = False) -> Bundle:
+    """The bundle a user named with --model, or the shipped one, at the named operating point;
+    ``announce``: say on stderr which point runs and what it measured (stdout may be JSON)."""
+    bundle = Bundle.open(model or default_bundle()).at(sensitivity)
+    if announce:
+        typer.echo(bundle.operating_point.describe(), err=True)
+    return bundle
 
 
 def load_feature_config(path: Optional[Path]) -> FeatureConfig:

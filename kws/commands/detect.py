@@ -13,12 +13,13 @@ from cascade.runtime.model_dir import write_json
 from cascade.runtime.stream_run import detect_file
 from data_prep.atomic import write_text_atomic
 from data_prep.outputs import refuse_existing
-from kws.commands.common import BundleOption, open_bundle
+from kws.commands.common import BundleOption, SensitivityOption, open_bundle
 
 
 def detect(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Audio file of any length (resampled, mixed to mono).")],
     model: BundleOption = None,
+    sensitivity: SensitivityOption = None,
     events: Annotated[Optional[Path], typer.Option(help="Write detections as JSON lines.")] = None,
     truth: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Truth file from `kws stream make`: score the run.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write a summary (and score) as JSON.")] = None,
@@ -29,13 +30,13 @@ def detect(
 
     for path in (events, json_out):
         refuse_existing(path, force)
-    bundle = open_bundle(model)
+    bundle = open_bundle(model, sensitivity, announce=True)
     result = detect_file(bundle, file, trace=False)
     console = Console()
     rows = [e.to_dict() for e in result.events]
     for row in rows:
         console.print(f"{row['t']:9.2f} s  {row['label']:10s} {row['score']:.3f}")
-    summary = {"file": str(file), "model": str(bundle.path), "duration_s": result.duration_s,
+    summary = {"file": str(file), "model": str(bundle.path), "operating_point": bundle.sensitivity, "duration_s": result.duration_s,
                "detections": len(rows), "steps": result.steps, "stage2_runs": result.stage2_runs,
                "stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty}
     score = score_events(rows, read_truth(truth)["keywords"], result.duration_s) if truth is not None else None

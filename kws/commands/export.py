@@ -7,10 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from cascade.runtime.bundle import Bundle
 from export.firmware import Layout, check_destination, export_firmware
 from kws.commands.choices import Target
-from kws.commands.common import SAMPLES, BundleOption, default_bundle
+from kws.commands.common import SAMPLES, BundleOption, SensitivityOption, default_bundle, open_bundle
 
 
 def golden_data(explicit: Optional[Path], calibration: dict) -> Path:
@@ -27,6 +26,7 @@ def golden_data(explicit: Optional[Path], calibration: dict) -> Path:
 def export(
     out: Annotated[Path, typer.Option(help="Folder to write (must be empty or absent unless --force).")],
     model: BundleOption = None,
+    sensitivity: SensitivityOption = None,
     target: Annotated[Target, typer.Option(
         help="tflm: C sources + TFLite Micro driver (default); c: without the driver; "
              "arduino: an Arduino library.")] = "tflm",
@@ -43,10 +43,11 @@ def export(
     Layout.of(target)  # a bad target fails before anything slow runs
     check_destination(out, force)
     bundle_path = model or default_bundle()
+    bundle = open_bundle(bundle_path, sensitivity, announce=True)  # an unknown point fails before the slow part
     console = Console()
     with console.status("exporting: checking models, measuring TFLite Micro arenas, making golden vectors"):
-        result = export_firmware(bundle_path, out, target=target, force=force,
-                                 data=golden_data(data, Bundle.open(bundle_path).calibration))
+        result = export_firmware(bundle_path, out, target=target, force=force, sensitivity=bundle.sensitivity,
+                                 data=golden_data(data, bundle.calibration))
     table = Table(title=f"flash and RAM (bytes), target {target}")
     for col in ("part", "flash", "arena\nmeasured", "arena\n+ margin", "other\nRAM", "RAM\ntotal"):
         table.add_column(col, justify="left" if col == "part" else "right", no_wrap=col == "part")

@@ -12,7 +12,7 @@ import typer
 from data_prep.atomic import write_text_atomic
 from data_prep.outputs import refuse_existing
 from kws.commands.choices import Battery
-from kws.commands.common import BundleOption, open_bundle
+from kws.commands.common import BundleOption, SensitivityOption, open_bundle
 from kws.live.blocks import BlockQueue
 from kws.live.devices import input_devices
 from kws.live.display import render
@@ -38,6 +38,7 @@ def _list_devices() -> None:
 
 def live(
     model: BundleOption = None,
+    sensitivity: SensitivityOption = None,
     device: Annotated[Optional[str], typer.Option(help="Input device: index or part of its name (default: the system's default input).")] = None,
     profile: Annotated[str, typer.Option(help="MCU profile for the energy estimate (name or .toml).")] = "nrf52840",
     battery: Annotated[Battery, typer.Option(case_sensitive=False, help="Battery for the life estimate.")] = "cr2032",
@@ -58,7 +59,7 @@ def live(
     from rich.console import Console
 
     refuse_existing(summary_json, force)
-    bundle = open_bundle(model)
+    bundle = open_bundle(model, sensitivity, announce=True)
     energy = LiveEnergy(bundle, profile, battery)
     blocks = BlockQueue()
     source = make_source(bundle, blocks, input_file=input_file, fast=fast, device=device,

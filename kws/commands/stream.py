@@ -20,7 +20,7 @@ from data_prep.audio import audio_files
 from data_prep.errors import DatasetError
 from data_prep.outputs import refuse_existing
 from kws.commands.choices import Split
-from kws.commands.common import BundleOption, open_bundle
+from kws.commands.common import BundleOption, SensitivityOption, open_bundle
 from kws.commands.train import db_range
 
 app = typer.Typer(help="Long test streams: build them, score detections on them.", no_args_is_help=True)
@@ -30,7 +30,7 @@ app = typer.Typer(help="Long test streams: build them, score detections on them.
 def make(
     keywords: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Speech Commands folder: keyword clips of --split.")],
     out: Annotated[Path, typer.Option(help="Output folder (stream.wav + truth.json).")],
-    negatives: Annotated[Optional[list[Path]], typer.Option(exists=True, file_okay=False, help="Folders of non-keyword audio (repeatable).")] = None,
+    negatives: Annotated[Optional[list[Path]], typer.Option(exists=True, file_okay=False, help="Folders of non-keyword audio (repeatable); the source (music, synth, speech...) is read from folder names.")] = None,
     bed: Annotated[Optional[list[Path]], typer.Option(exists=True, file_okay=False, help="Folders of long recordings (music) added to the noise bed (repeatable).")] = None,
     split: Annotated[Split, typer.Option(help="Which split's keywords (and _unknown_ words) to use.")] = "testing",
     minutes: Annotated[float, typer.Option()] = 5.0,
@@ -60,6 +60,17 @@ def score(
     result = score_events(rows, data["keywords"], data["duration_s"])
     typer.echo(json.dumps(result.to_json(), indent=2))
 
+def sources_table(rows: dict):
+    """False accepts and stage-2 duty per source of negative material (stream_sources.py)."""
+    from rich.table import Table
+
+    table = Table("source", "hours", "false accepts", "per hour", "stage 2 duty",
+                  title="false accepts and stage 2 by source")
+    for name, r in sorted(rows.items(), key=lambda kv: -kv[1]["seconds"]):
+        table.add_row(name, f"{r['hours']:.3f}", str(r["false_accepts"]), f"{r['false_accepts_per_hour']:.1f}",
+                      f"{r['stage2_duty']:.1%}")
+    return table
+
 def _write_report(path: Optional[Path], data: dict, force: bool) -> None:
 
     if path is None:
@@ -71,6 +82,7 @@ def _write_report(path: Optional[Path], data: dict, force: bool) -> None:
 def evaluate(
     streams: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Stream folders from `kws stream make` (stream.wav + truth.json).")],
     model: BundleOption = None,
+    sensitivity: SensitivityOption = None,
     target_fa: Annotated[float, typer.Option(help="False accepts per hour at which to report the hit rate.")] = 5.0,
     hit_target: Annotated[float, typer.Option(help="Hit rate at which to report false accepts per hour.")] = 0.95,
     profile: Annotated[Optional[list[str]], typer.Option(help="MCU profiles for the energy table (default: all).")] = None,
@@ -83,7 +95,7 @@ def evaluate(
 
     for path in (json_out, det):
         refuse_existing(path, force)
-    bundle = open_bundle(model)
+    bundle = open_bundle(model, sensitivity, announce=True)
     report = evaluate_streams(bundle, streams, target_fa_per_hour=target_fa, hit_target=hit_target, profiles=profile)
     console = Console()
     for row in report["streams"]:
@@ -93,6 +105,7 @@ def evaluate(
     t = report["total"]
     console.print(f"[bold]total[/] {t['hours']:.2f} h: hit rate {t['hit_rate']:.3f}, {t['false_accepts_per_hour']:.1f} false "
                   f"accepts/h, stage 2 {t['stage2_per_hour']:.0f} runs/h ({t['stage2_duty']:.1%} of steps)")
+    console.print(sources_table(report["by_source"]))
     at_hits = report[f"false_accepts_per_hour_at_{round(hit_target * 100)}pct_hits"]
     at_fa = report[f"hit_rate_at_{target_fa:g}_fa_per_hour"]
     console.print(f"DET: {'not reached' if at_hits is None else f'{at_hits:.1f} false accepts/h'} at {hit_target:.0%} hits; "
@@ -112,16 +125,20 @@ def calibrate(
     model: BundleOption = None,
     target_fa: Annotated[float, typer.Option(help="False accepts per hour to stay within.")] = 5.0,
     per_keyword: Annotated[bool, typer.Option(help="A threshold per keyword (else one for all).")] = True,
+    hit_target: Annotated[float, typer.Option(help="balanced: fewest false accepts finding at least this share of keywords.")] = 0.95,
+    high_hit_target: Annotated[float, typer.Option(help="high: fewest false accepts finding at least this share.")] = 0.98,
     force: Annotated[bool, typer.Option(help="Replace an existing output bundle.")] = False,
 ) -> None:
-    """Choose smoothing window, suppression and per-keyword thresholds for a false-accept target."""
+    """Choose smoothing window, suppression and per-keyword thresholds for a false-accept target,
+    then the operating points high / balanced (default) / low around them."""
 
     result = calibrate_bundle(open_bundle(model), streams, out, target_fa_per_hour=target_fa,
-                              per_keyword=per_keyword, force=force)
-    s, v = result["smoothing"], result["validation"]
-    typer.echo(f"window {s['window_ms']:g} ms, suppression {s['suppression_ms']:g} ms, threshold {s['threshold']:g}, "
-               f"per keyword {s['label_thresholds'] or '-'}")
-    typer.echo(f"validation: hits {v['hits']}/{v['keywords']} ({v['hit_rate']:.3f}), {v['false_accepts_per_hour']:.1f} false accepts/h")
+                              per_keyword=per_keyword, force=force, hit_target=hit_target, high_hit_target=high_hit_target)
+    s = result["smoothing"]
+    typer.echo(f"window {s['window_ms']:g} ms, suppression {s['suppression_ms']:g} ms, balanced threshold "
+               f"{s['threshold']:g}, per keyword {s['label_thresholds'] or '-'}")
+    for point in result["operating_points"].values():
+        typer.echo(point.describe())
     typer.echo(f"wrote {out}")
 
 @app.command("mine")

@@ -197,7 +197,21 @@ def gate_section(a: Artefacts) -> Section:
                              "Stage-1 threshold curve on the calibration split; the star is the chosen tau."))
     else:
         blocks.append(Text(f"(No {CURVE} in the bundle: threshold curve not shown.)"))
+    blocks.append(operating_points_table(bundle))
     return Section(key, title, tuple(blocks))
+
+def operating_points_table(bundle) -> Table:
+    """The bundle's named operating points and what each measured on validation streams."""
+    rows = []
+    for name, p in bundle.operating_points.items():
+        m = p.measured
+        figures = ("-",) * 4 if m is None else (
+            f"{pct(m.hit_rate)} ({m.hits}/{m.keywords})", f"{m.false_accepts_per_hour:.1f}",
+            "{:.1f}-{:.1f}".format(*m.false_accepts_per_hour_ci95), f"{m.hours:.2f}")
+        rows.append((name + (" (default)" if name == "balanced" else ""), f"{p.threshold:g}",
+                     ", ".join(f"{k} {v:g}" for k, v in p.label_thresholds) or "-", *figures))
+    return Table(("operating point", "threshold", "per keyword", "hit rate", "false accepts / h", "95 % CI", "hours"),
+                 tuple(rows), "Operating points (kws live/detect/export --sensitivity), measured on validation streams")
 
 def _trace(a: Artefacts) -> dict[str, Any] | None:
     import numpy as np

@@ -1,0 +1,132 @@
+"""Named operating points a person can choose: ``high``, ``balanced`` (the default), ``low``.
+
+Each point is a set of detection thresholds (a default and per-keyword overrides) over the
+bundle's one smoothing (window, suppression, release), with what it was measured to do on
+validation streams: hit rate, false accepts per hour, the hours they were measured on and an
+exact Poisson 95 % interval on the false-accept rate. A bundle written before points existed
+has one: ``balanced`` = its smoothing thresholds (with the figures of its calibration, if any).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from cascade.runtime.decision import SmoothingConfig
+from data_prep.errors import ModelError
+
+SENSITIVITIES = ("high", "balanced", "low")
+DEFAULT_SENSITIVITY = "balanced"
+
+
+def poisson_interval(count: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Garwood) interval on the mean of a Poisson count: the means under which seeing
+    ``count`` or fewer / ``count`` or more events has probability (1 - level) / 2."""
+    tail = (1.0 - level) / 2.0
+
+    def at_most(k: int, mean: float) -> float:  # P(X <= k)
+        if k < 0:
+            return 0.0
+        if mean == 0.0:
+            return 1.0
+        return sum(math.exp(-mean + i * math.log(mean) - math.lgamma(i + 1)) for i in range(k + 1))
+
+    def solve(f, target: float) -> float:  # f decreasing in the mean: bisection
+        lo, hi = 0.0, count + 10.0 + 10.0 * math.sqrt(count + 1)
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if f(mid) > target else (lo, mid)
+        return (lo + hi) / 2
+
+    lower = 0.0 if count == 0 else solve(lambda m: at_most(count - 1, m), 1.0 - tail)
+    return lower, solve(lambda m: at_most(count, m), tail)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Measured:
+    """What a point did on validation streams."""
+
+    keywords: int
+    hits: int
+    false_accepts: int
+    hours: float
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.keywords if self.keywords else 0.0
+
+    @property
+    def false_accepts_per_hour(self) -> float:
+        return self.false_accepts / self.hours if self.hours else 0.0
+
+    @property
+    def false_accepts_per_hour_ci95(self) -> tuple[float, float]:
+        lo, hi = poisson_interval(self.false_accepts)
+        return (lo / self.hours, hi / self.hours) if self.hours else (0.0, math.inf)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"keywords": self.keywords, "hits": self.hits, "hit_rate": self.hit_rate,
+                "false_accepts": self.false_accepts, "false_accepts_per_hour": self.false_accepts_per_hour,
+                "false_accepts_per_hour_ci95": list(self.false_accepts_per_hour_ci95), "hours": self.hours}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Measured":
+        return cls(keywords=int(data["keywords"]), hits=int(data["hits"]), false_accepts=int(data["false_accepts"]),
+                   hours=float(data["hours"]))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OperatingPoint:
+    name: str
+    threshold: float
+    label_thresholds: tuple[tuple[str, float], ...] = ()
+    measured: Measured | None = None
+
+    @classmethod
+    def of(cls, name: str, smoothing: SmoothingConfig, measured: Measured | None = None) -> "OperatingPoint":
+        return cls(name=name, threshold=smoothing.threshold, label_thresholds=smoothing.label_thresholds, measured=measured)
+
+    def smoothing(self, base: SmoothingConfig) -> SmoothingConfig:
+        """``base`` (window, suppression, release) with this point's thresholds."""
+        return dataclasses.replace(base, threshold=self.threshold, label_thresholds=self.label_thresholds)
+
+    def describe(self) -> str:
+        """The line every command prints about the point it runs."""
+        head = f"operating point {self.name} (threshold {self.threshold:g}" + (
+            f", {len(self.label_thresholds)} per-keyword)" if self.label_thresholds else ")")
+        m = self.measured
+        if m is None:
+            return head + ": not measured on validation streams"
+        lo, hi = m.false_accepts_per_hour_ci95
+        return (f"{head}: hit rate {m.hit_rate:.3f} ({m.hits}/{m.keywords}), {m.false_accepts_per_hour:.1f} false "
+                f"accepts/h (95 % CI {lo:.1f}-{hi:.1f}) on {m.hours:.2f} h of validation streams")
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"threshold": self.threshold, "label_thresholds": dict(self.label_thresholds)}
+        if self.measured is not None:
+            data["measured"] = self.measured.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict[str, Any]) -> "OperatingPoint":
+        measured = Measured.from_dict(data["measured"]) if "measured" in data else None
+        pairs = tuple(sorted((str(k), float(v)) for k, v in dict(data.get("label_thresholds", {})).items()))
+        return cls(name=name, threshold=float(data["threshold"]), label_thresholds=pairs, measured=measured)
+
+
+def read_points(manifest: dict[str, Any], smoothing: SmoothingConfig, calibration: dict[str, Any],
+                where: str) -> dict[str, OperatingPoint]:
+    """The points of a manifest; for a bundle without them, its smoothing as ``balanced``."""
+    table = manifest.get("operating_points")
+    if table is None:
+        old = calibration.get("operating_point", {})
+        measured = None
+        if "validation" in old and "hours" in old:
+            measured = Measured.from_dict({**old["validation"], "hours": old["hours"]})
+        return {DEFAULT_SENSITIVITY: OperatingPoint.of(DEFAULT_SENSITIVITY, smoothing, measured)}
+    unknown = sorted(set(table) - set(SENSITIVITIES))
+    if unknown or DEFAULT_SENSITIVITY not in table:
+        raise ModelError(f"{where}: operating points {sorted(table)}: expected {', '.join(SENSITIVITIES)} "
+                         f"(with {DEFAULT_SENSITIVITY})")
+    return {name: OperatingPoint.from_dict(name, table[name]) for name in SENSITIVITIES if name in table}
