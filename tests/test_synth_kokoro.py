@@ -108,6 +108,13 @@ def test_missing_model_is_one_line_without_traceback(tmp_path):
     assert len(lines) == 1 and kokoro.MODEL_FILE in lines[0] and kokoro.VOICES_FILE in lines[0]
 
 
+def test_missing_package_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "kokoro_onnx", None)  # as if not installed
+    result = CliRunner().invoke(app, ["data", "synth", str(tmp_path / "out"), "--engine", "kokoro"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "pip install 'kws[tts]'" in result.output and len(result.output.strip().splitlines()) == 1
+
+
 def test_unrelated_folder_needs_force(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     result = CliRunner().invoke(app, ["data", "synth", str(tmp_path), "--words", "yes", "--voices", "1"])

@@ -60,9 +60,12 @@ def synth(
         return
 
     from data_prep import synth_kokoro as kokoro
+    from data_prep.synth_output import check_output_folder
 
+    kokoro.check_packages()
     run = kokoro.plan(chosen, kokoro.voice_names(model_dir), voices=voices or "all", blend=blend, speeds=speeds,
                       validation_share=validation_share, testing_share=testing_share, seed=seed, config=config)
+    check_output_folder(out, run.settings, force=force)  # before the progress bar: errors print alone
     with Progress(*columns) as progress:
         task = progress.add_task("synthesizing (kokoro)", total=len(run.tasks()))
         manifest = kokoro.synthesize_kokoro(run, out, model_dir=model_dir, jobs=jobs, force=force, config=config,
