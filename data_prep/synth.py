@@ -17,9 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.audio import load_audio, pad_or_crop, write_wav
+from data_prep.audio import load_audio, write_wav
 from data_prep.config import FeatureConfig
 from data_prep.errors import KwsError
+from data_prep.synth_clips import clip_path, place, trim_silence
+
+__all__ = ["Voice", "espeak_binary", "place", "random_voices", "speak", "synthesize"]
 
 BASE_VOICES = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
 VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3",
@@ -60,17 +63,7 @@ def speak(word: str, voice: Voice, config: FeatureConfig, workdir: Path) -> np.n
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     if proc.returncode != 0 or not wav.is_file():
         raise KwsError(f"espeak-ng failed for voice {voice.name}: {proc.stderr.strip()[:200]}")
-    audio = load_audio(wav, config.sample_rate)
-    loud = np.flatnonzero(np.abs(audio) > 0.02 * max(float(np.abs(audio).max()), 1e-6))
-    return audio[loud[0] : loud[-1] + 1] if loud.size else audio
-
-
-def place(utterance: np.ndarray, config: FeatureConfig, rng: np.random.Generator) -> np.ndarray:
-    """Put the word at a random position inside one clip, at a random level, as recorded clips are."""
-    length = config.clip_samples
-    utterance = utterance[:length] * np.float32(rng.uniform(0.15, 0.9) / max(float(np.abs(utterance).max()), 1e-6))
-    start = int(rng.integers(0, length - len(utterance) + 1))
-    return pad_or_crop(np.concatenate([np.zeros(start, np.float32), utterance]), length)
+    return trim_silence(load_audio(wav, config.sample_rate))
 
 
 def synthesize(words: Sequence[str], out: Path, *, voices: int = 40, seed: int = 0,
@@ -83,8 +76,7 @@ def synthesize(words: Sequence[str], out: Path, *, voices: int = 40, seed: int =
         for voice in random_voices(voices, seed):
             for word in words:
                 clip = place(speak(word, voice, config, Path(tmp)), config, rng)
-                path = Path(out) / word / f"{voice.speaker_id}_nohash_0.wav"
-                write_wav(path, clip, config.sample_rate)
+                write_wav(clip_path(out, word, voice.speaker_id), clip, config.sample_rate)
                 count += 1
                 if progress is not None:
                     progress()

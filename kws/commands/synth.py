@@ -1,31 +1,75 @@
-"""``kws data synth``: synthetic clips of every word with many espeak-ng voices."""
+"""``kws data synth``: synthetic clips of every word with many voices (espeak-ng or Kokoro)."""
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.progress import MofNCompleteColumn, Progress
 
+from data_prep import synth_kokoro as kokoro
+from data_prep.config import FeatureConfig
+from data_prep.errors import KwsError
 from data_prep.labels import WORDS_V2
-from data_prep.outputs import already_exists
 from data_prep.synth import synthesize
+from data_prep.synth_output import check_output_folder
+
+
+class Engine(str, enum.Enum):
+    espeak = "espeak"
+    kokoro = "kokoro"
 
 
 def synth(
-    out: Annotated[Path, typer.Argument(help="Output folder (Speech Commands layout, no lists).")],
-    words: Annotated[Optional[str], typer.Option(help="Comma-separated words (default: all 35 v0.02 words).")] = None,
-    voices: Annotated[int, typer.Option(help="Voice/speed/pitch combinations per word.")] = 40,
+    out: Annotated[Path, typer.Argument(help="Output folder (Speech Commands layout; kokoro also writes the split lists).")],
+    engine: Annotated[Engine, typer.Option(help="espeak: espeak-ng voices; kokoro: the Kokoro-82M neural voices.")] = Engine.espeak,
+    words: Annotated[Optional[str], typer.Option(help="Comma-separated words or phrases, e.g. 'hey kws' "
+                                                      "(default: all 35 v0.02 words).")] = None,
+    voices: Annotated[Optional[str], typer.Option(help="espeak: number of voice/speed/pitch combinations (40); "
+                                                       "kokoro: all (54), english (28) or names, e.g. af_bella,bm_george.")] = None,
+    blend: Annotated[int, typer.Option(help="kokoro: extra pseudo-speakers, each a random mix of two voices.")] = 0,
+    speeds: Annotated[str, typer.Option(help="kokoro: speeds for every voice (0.8,1.0,1.2) or a range to draw one "
+                                             "speed per voice from (0.85-1.15).")] = "1.0",
+    model_dir: Annotated[Optional[Path], typer.Option(help="kokoro: folder of the model files "
+                                                           "(default $KWS_KOKORO_DIR, else ../shared/tts/kokoro).")] = None,
+    jobs: Annotated[Optional[int], typer.Option(min=1, help="kokoro: worker processes (default: all cores).")] = None,
+    validation_share: Annotated[float, typer.Option(help="kokoro: share of voices/blends that are validation-only.")] = 0.1,
+    testing_share: Annotated[float, typer.Option(help="kokoro: share of voices/blends that are testing-only.")] = 0.0,
+    clip_ms: Annotated[Optional[float], typer.Option(help="Clip length in ms (default: the feature config's, 1000).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
-    force: Annotated[bool, typer.Option(help="Write into an existing folder.")] = False,
+    force: Annotated[bool, typer.Option(help="Write into a folder not written by this synth run's settings.")] = False,
 ) -> None:
-    """Synthesize training clips; use them with `kws train --extra-data OUT`."""
-    from rich.progress import Progress
+    """Synthesize training clips; use them with `kws train --extra-data OUT`. A rerun into the
+    same folder continues an interrupted run."""
+    config = FeatureConfig() if clip_ms is None else FeatureConfig(clip_ms=clip_ms)
+    chosen = [w.strip() for w in words.split(",") if w.strip()] if words else list(WORDS_V2)
+    columns = (*Progress.get_default_columns(), MofNCompleteColumn())
+    if engine is Engine.espeak:
+        try:
+            count = int(voices) if voices is not None else 40
+        except ValueError:
+            raise KwsError(f"--voices {voices!r}: the espeak engine takes a number of voices") from None
+        check_output_folder(out, {"engine": "espeak"}, force=force)
+        with Progress(*columns) as progress:
+            task = progress.add_task("synthesizing", total=len(chosen) * count)
+            n = synthesize(chosen, out, voices=count, seed=seed, config=config, progress=lambda: progress.advance(task))
+        typer.echo(f"wrote {n} clips to {out}")
+        return
 
-    if out.exists() and any(out.iterdir()) and not force:
-        raise already_exists(out, "add to it")  # --force adds clips: nothing is deleted
-    chosen = [w.strip() for w in words.split(",")] if words else list(WORDS_V2)
-    with Progress() as progress:
-        task = progress.add_task("synthesizing", total=len(chosen) * voices)
-        n = synthesize(chosen, out, voices=voices, seed=seed, progress=lambda: progress.advance(task))
-    typer.echo(f"wrote {n} clips to {out}")
+    kokoro.check_packages()
+    run = kokoro.plan(chosen, kokoro.voice_names(model_dir), voices=voices or "all", blend=blend, speeds=speeds,
+                      validation_share=validation_share, testing_share=testing_share, seed=seed, config=config)
+    check_output_folder(out, run.settings, force=force)  # before the progress bar: errors print alone
+    with Progress(*columns) as progress:
+        task = progress.add_task("synthesizing (kokoro)", total=len(run.tasks()))
+        manifest = kokoro.synthesize_kokoro(run, out, model_dir=model_dir, jobs=jobs, force=force, config=config,
+                                            progress=lambda: progress.advance(task))
+    counts = manifest["counts"]
+    typer.echo(f"wrote {counts['written']} clips to {out} ({counts['existing']} already there); "
+               f"{len(run.speakers)} speakers, clips per split {counts['clips_per_split']}")
+    if counts["too_long"]:
+        worst = max(manifest["too_long"], key=manifest["too_long"].get)
+        typer.echo(f"skipped {counts['too_long']} clips longer than the {config.clip_ms:g} ms clip "
+                   f"(e.g. {worst!r}); raise --clip-ms to keep them")
