@@ -7,7 +7,6 @@ soundfile, packed like the official tarballs ("./word/file.wav" members).
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import re
@@ -18,13 +17,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 import typer
+from tar_archives import _link, assert_tree, leftovers, make_release, make_tree, release_members, sha, tar_bytes
 from typer.testing import CliRunner
 
-from data_prep.archive import CorruptArchive, ExtractLimits, extract_tar_gz
 from data_prep.download import BASE_URL_ENV, DEFAULT_BASE_URL, download_speech_commands, fetch, official_archive, resolve_base_url
 from data_prep.errors import DownloadError
 from kws.commands import download as download_cmd
@@ -108,85 +105,19 @@ def server():
         thread.join(timeout=5)
 
 
-# ---------------------------------------------------------------- archives
+def get(server: ArchiveServer, dest: Path, **kw):
+    kw.setdefault("retry_wait", 0.0)
+    return download_speech_commands(dest, base_url=server.url, **kw)
 
 
 @pytest.fixture(scope="session")
 def tree() -> dict[str, bytes]:
-    """A Speech-Commands-like tree: word folders of real WAVs, noise, list files, LICENSE."""
-    rng = np.random.default_rng(7)
-    files: dict[str, bytes] = {}
-    for rel, seconds in [("yes/0a7c2a8d_nohash_0.wav", 0.25), ("yes/0b09edd3_nohash_1.wav", 0.25),
-                         ("no/0a7c2a8d_nohash_0.wav", 0.25), ("no/0c40e715_nohash_0.wav", 0.25),
-                         ("_background_noise_/white_noise.wav", 0.5)]:
-        buf = io.BytesIO()
-        sf.write(buf, (0.1 * rng.standard_normal(int(16000 * seconds))).astype(np.float32), 16000,
-                 format="WAV", subtype="PCM_16")
-        files[rel] = buf.getvalue()
-    files["validation_list.txt"] = b"yes/0b09edd3_nohash_1.wav\n"
-    files["testing_list.txt"] = b"no/0c40e715_nohash_0.wav\n"
-    files["LICENSE"] = b"CC BY 4.0\n"
-    return files
-
-
-def tar_bytes(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for info, data in members:
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return buf.getvalue()
-
-
-def _file(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    return info, data
-
-
-def _dir(name: str) -> tuple[tarfile.TarInfo, None]:
-    info = tarfile.TarInfo(name)
-    info.type, info.mode = tarfile.DIRTYPE, 0o755
-    return info, None
-
-
-def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tuple[tarfile.TarInfo, None]:
-    """A data-less member: a symlink, a hard link, or (with ``kind``) a device or FIFO."""
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = kind, target
-    return info, None
-
-
-def release_members(tree: dict[str, bytes]) -> list:
-    members: list = [_dir("."), *[_dir(f"./{d}") for d in sorted({k.split("/")[0] for k in tree if "/" in k})]]
-    return members + [_file(f"./{rel}", data) for rel, data in tree.items()]
+    return make_tree()
 
 
 @pytest.fixture(scope="session")
 def release(tree) -> bytes:
-    return gzip.compress(tar_bytes(release_members(tree)), mtime=0)
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def assert_tree(folder: Path, tree: dict[str, bytes]) -> None:
-    got = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    manifest = got.pop("SHA256SUMS").decode()
-    got.pop("download.json")
-    assert got == tree
-    assert manifest.splitlines() == [f"{sha(tree[k])}  {k}" for k in sorted(tree)]
-    data, rate = sf.read(folder / "yes" / "0a7c2a8d_nohash_0.wav")
-    assert rate == 16000 and data.shape == (4000,)
-
-
-def leftovers(dest: Path) -> list[str]:
-    return sorted(p.name for p in dest.iterdir()) if dest.exists() else []
-
-
-def get(server: ArchiveServer, dest: Path, **kw):
-    kw.setdefault("retry_wait", 0.0)
-    return download_speech_commands(dest, base_url=server.url, **kw)
+    return make_release(tree)
 
 
 # ---------------------------------------------------------------- tests
@@ -284,33 +215,6 @@ def test_corrupt_archive_is_refused_and_removed(server, tmp_path, tree, release,
     assert leftovers(tmp_path) == []
 
 
-MALICIOUS = {
-    "absolute path": [_file("/tmp/kws-evil.txt", b"x")],
-    "dotdot traversal": [_file("./yes/../../evil.txt", b"x")],
-    "symlink out of the tree": [_link("./yes/escape", "../../outside")],
-    "absolute symlink": [_link("./yes/escape", "/etc")],
-    "symlink chain out of the tree": [_link("./yes/sub/l1", "../../no"), _link("./yes/sub/l1/l2", "../../../outside")],
-    "hardlink out of the tree": [_link("./yes/hard", "../outside.txt", tarfile.LNKTYPE)],
-    "device file": [_link("./yes/dev", "", tarfile.CHRTYPE)],
-    "fifo": [_link("./yes/pipe", "", tarfile.FIFOTYPE)],
-}
-
-
-@pytest.mark.parametrize("stdlib_filter", [True, False], ids=["with-data_filter", "own-checks-only"])
-@pytest.mark.parametrize("case", sorted(MALICIOUS))
-def test_malicious_archive_is_refused_with_nothing_extracted(tmp_path, tree, case, stdlib_filter, monkeypatch):
-    if not stdlib_filter:  # as on Python 3.11 < 3.11.4, which lacks tarfile.data_filter
-        monkeypatch.delattr(tarfile, "data_filter", raising=False)
-    members = release_members(tree) + MALICIOUS[case]
-    archive = tmp_path / "a.tar.gz"
-    archive.write_bytes(gzip.compress(tar_bytes(members)))
-    dest = tmp_path / "out" / "speech_commands"
-    with pytest.raises(CorruptArchive, match=r"refused (member|link)"):
-        extract_tar_gz(archive, dest)
-    assert leftovers(dest.parent) == []  # good files that came before were not left behind
-    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "out" / "evil.txt").exists()
-
-
 def test_malicious_archive_through_download_leaves_nothing(server, tmp_path, tree):
     evil = gzip.compress(tar_bytes(release_members(tree) + [_link("./yes/escape", "../../outside")]))
     server.files[V2] = evil
@@ -403,60 +307,7 @@ def test_cli_download(server, tmp_path, tree, release):
         assert "error:" in again.output and "HTTP 404" in again.output
 
 
-# ---------------------------------------------------------------- issue #18: bombs, forged manifest lines, unverified
-
-
-TIGHT = ExtractLimits(max_member_bytes=1_000_000, max_total_bytes=2_000_000, max_members=20, max_ratio=10.0)
-
-
-def _random(n: int, seed: int = 0) -> bytes:
-    return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
-
-
-BOMBS = {  # each small on disk, each beyond TIGHT: (members, what the refusal says)
-    "zeros: compression ratio": ([_file("./yes/zeros.wav", bytes(900_000))], "a compression bomb"),
-    "one member too large": ([_file("./yes/big.wav", _random(1_100_000))], "more than the 1,000,000"),
-    "total too large": ([_file(f"./yes/r{i}.wav", _random(700_000, i)) for i in range(3)], "more than 2,000,000 bytes"),
-    "hard links multiply a file": ([_file("./yes/r.wav", _random(700_000)),
-                                    *[_link(f"./yes/h{i}.wav", "./yes/r.wav", tarfile.LNKTYPE) for i in range(3)]],
-                                   "more than 2,000,000 bytes"),
-    "too many members": ([_file(f"./no/e{i}.txt", b"") for i in range(30)], "more than 20 members"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(BOMBS))
-def test_archive_beyond_the_size_limits_is_refused_before_it_is_written(tmp_path, tree, case):
-    members, message = BOMBS[case]
-    archive = tmp_path / "bomb.tar.gz"
-    archive.write_bytes(gzip.compress(tar_bytes(release_members(tree) + members)))
-    dest = tmp_path / "out" / "speech_commands"
-    with pytest.raises(CorruptArchive, match=re.escape(message)) as err:
-        extract_tar_gz(archive, dest, limits=TIGHT)
-    assert "\n" not in str(err.value) and leftovers(dest.parent) == []
-
-
-def test_default_limits_refuse_a_real_gzip_bomb_and_pass_the_release(tmp_path, tree, release):
-    bomb = tmp_path / "bomb.tar.gz"
-    bomb.write_bytes(gzip.compress(tar_bytes(release_members(tree) + [_file("./yes/z.wav", bytes(5_000_000))])))
-    assert bomb.stat().st_size < 100_000  # 5 MB of zeros (a plausible member size) in a few tens of KB
-    with pytest.raises(CorruptArchive, match="a compression bomb"):
-        extract_tar_gz(bomb, tmp_path / "out")
-    assert leftovers(tmp_path / "out") == []
-    good = tmp_path / "good.tar.gz"
-    good.write_bytes(release)
-    assert extract_tar_gz(good, tmp_path / "ok").files == len(tree)  # real audio is far inside every bound
-    assert ExtractLimits().max_total_bytes > 6_000_000_000 and ExtractLimits().max_member_bytes > 3_046_050
-
-
-@pytest.mark.parametrize("name", ["./yes/a.wav\nffff  yes/forged.wav", "./yes/b\r.wav", "./yes/\x1b[31mred.wav",
-                                  "./yes/c\u2028.wav", "./yes/d\x85.wav"])
-def test_member_names_with_control_characters_are_refused(tmp_path, tree, name):
-    archive = tmp_path / "a.tar.gz"
-    archive.write_bytes(gzip.compress(tar_bytes(release_members(tree) + [_file(name, b"x")])))
-    dest = tmp_path / "out" / "speech_commands"
-    with pytest.raises(CorruptArchive, match="control character") as err:
-        extract_tar_gz(archive, dest)
-    assert "\n" not in str(err.value) and leftovers(dest.parent) == []
+# ---------------------------------------------------------------- issue #18: unverified archives
 
 
 def test_default_base_url_is_https(monkeypatch) -> None:
