@@ -133,6 +133,8 @@ def _listen(model: Path, pulse: dict[str, str], wav: Path, seconds: float, summa
          "--summary-json", str(summary), *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
+        point = proc.stderr.readline()  # the operating point it runs, named before the device opens
+        assert point.startswith("operating point "), point + proc.stderr.read()
         first = proc.stderr.readline()  # "listening: ..." once the first audio block arrived
         assert first.startswith("listening:"), first + proc.stderr.read()
         play = subprocess.run(["paplay", str(wav)], env={**pulse, "PULSE_SINK": "virt"}, capture_output=True,
