@@ -51,6 +51,7 @@ def train(
     snr_db: Annotated[str, typer.Option(help="SNR range in dB for --noise-mode snr, LOW,HIGH.")] = "5,20",
     keyword_boost: Annotated[float, typer.Option(help="Stage 1: weight multiplier of the keyword class (recall).")] = 2.0,
     config: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="FeatureConfig .toml/.json (default: 49x10 MFCC).")] = None,
+    clip_ms: Annotated[Optional[float], typer.Option(help="Clip length in ms (overrides the config's): e.g. 1500 for a two-word wake phrase.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     strategy: Annotated[Strategy, typer.Option(
@@ -77,7 +78,7 @@ def train(
                       backgrounds=tuple(str(p) for p in background or ()), background_share=background_share,
                       init_from=str(init_from) if init_from else "", augment=augment_config(noise_mode, snr_db))
     console = Console()
-    metrics = run(data, out, cfg, load_feature_config(config), force=force, progress=not quiet,
+    metrics = run(data, out, cfg, load_feature_config(config, clip_ms), force=force, progress=not quiet,
                   strategy=strategy, log=lambda line: console.print(line, soft_wrap=True, markup=False))
     if not metrics:
         console.print(f"training done on this worker; the chief writes {out}")

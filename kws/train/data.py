@@ -26,6 +26,7 @@ from data_prep.augment import AugmentConfig, augment
 from data_prep.config import FeatureConfig
 from data_prep.features import mfcc
 from data_prep.normalize import FeatureStats
+from data_prep.recordings import Context
 from data_prep.spec_augment import MaskConfig, spec_augment
 from kws.train.config import TrainConfig
 
@@ -38,6 +39,12 @@ class TrainingArrays:
     targets: np.ndarray  # (N,) int32 class indices
     noise_pool: tuple[np.ndarray, ...]
     noise_weights: tuple[float, ...] | None = None  # draw share of each pool entry (None: uniform)
+    context: Context | None = None  # audio around long recordings' windows, for jitter (None: none is long)
+
+    def clip(self, index: int, seed: int, epoch: int) -> np.ndarray:
+        """Clip ``index`` as epoch ``epoch`` sees it: a long recording's window jittered."""
+        clip = self.clips[index]
+        return clip if self.context is None else self.context.jittered(clip, index, seed, epoch)
 
 
 def representative_mfcc(arrays: TrainingArrays, config: TrainConfig, features: FeatureConfig) -> np.ndarray:
@@ -77,14 +84,15 @@ def augmented_examples(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(B, T, n_mfcc) normalised features and (B,) targets of the clips ``indices`` in ``epoch``.
 
-    Each clip draws from its own generator, seeded by (seed, epoch, clip index); MFCC and
+    Each clip draws from its own generator, seeded by (seed, epoch, clip index) (a long
+    recording's window jitter from its own stream of the same seed); MFCC and
     normalisation run on the whole batch at once.
     """
     indices = np.asarray(indices, dtype=np.int64)
     rngs = [np.random.default_rng([seed, int(epoch), int(i)]) for i in indices]
     audio = np.empty((len(indices), arrays.clips.shape[1]), dtype=np.float32)
     for row, (i, rng) in enumerate(zip(indices, rngs)):
-        audio[row] = augment(arrays.clips[i], arrays.noise_pool, augment_config, rng, sample_rate=features.sample_rate,
+        audio[row] = augment(arrays.clip(int(i), seed, int(epoch)), arrays.noise_pool, augment_config, rng, sample_rate=features.sample_rate,
                              noise_weights=arrays.noise_weights)
     x = stats.apply(mfcc(audio, features)) if len(indices) else np.zeros((0, *features.input_shape), np.float32)
     for row, rng in enumerate(rngs):
