@@ -20,12 +20,14 @@ import soxr
 from data_prep.atomic import write_atomic
 from data_prep.config import FeatureConfig
 from data_prep.errors import AudioError, DatasetError
+from data_prep.locate import window, word_start
 from data_prep.path_errors import stat_failure
 from data_prep.resample import StreamResampler
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")  # what libsndfile (>= 1.1) decodes
 BLOCK_FRAMES = 1 << 16  # frames per read of a long file: ~4 s at 16 kHz, ~0.5 MB of stereo float32
 CLIP_MARGIN_S = 0.1  # read past a clip's end: the resampler's filter reaches this far at most
+MAX_RECORDING_S = 10.0  # a word's recording is searched this far; its clip lies within
 
 
 def _check_file(path: Path) -> os.stat_result:
@@ -184,22 +186,27 @@ def load_audio(path: Path, sample_rate: int) -> np.ndarray:
     return check_samples(resample(samples, rate, sample_rate), str(path))
 
 
-def load_clip(path: Path, config: FeatureConfig) -> np.ndarray:
-    """One clip of exactly L samples, as the features and models expect. Reads only the first
-    clip (plus a margin that keeps the resampler's end effects out of it), not a whole recording."""
-    data, rate = read_audio(path, max_seconds=config.clip_ms / 1000.0 + CLIP_MARGIN_S)
+def load_recording(path: Path, config: FeatureConfig) -> np.ndarray:
+    """A file meant to hold one word, at the config's rate, whole up to ``MAX_RECORDING_S``
+    (plus the resampler's margin): the most a word's recording is searched, so a long file
+    passed as a clip costs bounded memory."""
+    data, rate = read_audio(path, max_seconds=max(MAX_RECORDING_S, config.clip_ms / 1000.0) + CLIP_MARGIN_S)
     samples = check_samples(to_mono(data), str(path))
-    return pad_or_crop(check_samples(resample(samples, rate, config.sample_rate), str(path)), config.clip_samples)
+    return check_samples(resample(samples, rate, config.sample_rate), str(path))
 
 
-def loudest_window(samples: np.ndarray, length: int) -> np.ndarray:
-    """The ``length``-sample stretch with the most energy (padded when shorter): where the
-    word is in a longer recording."""
-    if samples.shape[-1] <= length:
-        return pad_or_crop(samples, length)
-    energy = np.concatenate([[0.0], np.cumsum(samples.astype(np.float64) ** 2)])
-    start = int(np.argmax(energy[length:] - energy[:-length]))
-    return samples[start : start + length]
+def clip_of(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """The clip of L samples the features see: a recording of at most one clip (plus the
+    resampler's margin) padded or cut as before; a longer one cut where its word is."""
+    length = config.clip_samples
+    start = word_start(samples, length, config.sample_rate)
+    return pad_or_crop(samples, length) if start == 0 else window(samples, length, start)
+
+
+def load_clip(path: Path, config: FeatureConfig) -> np.ndarray:
+    """One clip of exactly L samples, as the features and models expect: the window of the
+    recording that holds the word (``data_prep.locate``)."""
+    return clip_of(load_recording(path, config), config)
 
 
 def audio_files(folder: Path) -> list[Path]:

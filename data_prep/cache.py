@@ -1,6 +1,6 @@
 """On-disk MFCC cache: a second pass over a dataset does no decoding and no feature math.
 
-Layout under ``<root>/<config fingerprint>/``::
+Layout under ``<root>/<config fingerprint>-<locate rule>/``::
 
     config.json           the FeatureConfig these features were made with (for humans)
     index.sqlite          path -> (size, mtime_ns, shard, row)
@@ -33,6 +33,7 @@ from data_prep.audio import load_clip
 from data_prep.config import FeatureConfig
 from data_prep.errors import KwsError
 from data_prep.features import mfcc
+from data_prep.locate import LOCATE_RULE
 
 ComputeFn = Callable[[Sequence[Path]], np.ndarray]
 
@@ -53,6 +54,12 @@ def default_cache_dir() -> Path:
     """``$KWS_CACHE_DIR`` if set, else ``~/.cache/kws``."""
     env = os.environ.get("KWS_CACHE_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "kws"
+
+def cache_key(config: FeatureConfig) -> str:
+    """The folder of a config's features: its fingerprint and the rule that cuts a long
+    recording to a clip, so a new rule never serves features cut by the old one."""
+    return f"{config.fingerprint()}-{LOCATE_RULE}"
+
 
 def compute_features(paths: Sequence[Path], config: FeatureConfig) -> np.ndarray:
     """The uncached path: decode each clip, then one batched MFCC call -> (n, T, n_mfcc)."""
@@ -104,7 +111,7 @@ class FeatureCache:
             raise KwsError(f"feature cache: shard_size={shard_size} must be >= 1")
         self.config = config
         self.root = Path(root) if root is not None else default_cache_dir()
-        self.dir = self.root / config.fingerprint()
+        self.dir = self.root / cache_key(config)
         self.shard_size = shard_size
         self.stats = CacheStats()
         self._compute = compute_fn or (lambda paths: compute_features(paths, config))

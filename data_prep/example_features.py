@@ -117,20 +117,3 @@ def example_features(
     With ``skipped``, unreadable clips are left out (N shrinks) and recorded there."""
     batches = list(iter_example_features(examples, config, cache_dir, use_cache, skipped=skipped))
     return np.concatenate(batches) if batches else np.zeros((0, *config.input_shape), np.float32)
-
-
-def example_clips(examples: Sequence[Example], config: FeatureConfig, skipped: list[Skipped] | None = None) -> np.ndarray:
-    """(N, L) float32 audio of the examples: the input of on-the-fly augmentation. With
-    ``skipped``, unreadable clips are left out (N shrinks) and recorded there."""
-    out = np.empty((len(examples), config.clip_samples), dtype=np.float32)
-    row = 0
-    for i, example in enumerate(examples):
-        try:
-            out[row] = example_audio(example, config)
-        except AudioError as exc:
-            if skipped is None or example.path is None:
-                raise
-            skipped.append(Skipped(i, example.path, str(exc)))
-            continue
-        row += 1
-    return out[:row]

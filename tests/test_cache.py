@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep.cache import FeatureCache, clear_cache, compute_features, default_cache_dir
+from data_prep.cache import FeatureCache, cache_key, clear_cache, compute_features, default_cache_dir
 from data_prep.config import FeatureConfig
 from data_prep.errors import AudioError, KwsError
 
@@ -79,8 +79,8 @@ def test_other_config_uses_other_entries(wavs, tmp_path, config):
     feats = b.features_for(wavs)
     assert b.stats.misses == len(wavs) and feats.shape == (len(wavs), *other.input_shape)
     assert a.dir != b.dir and {p.name for p in (tmp_path / "cache").iterdir()} == {
-        config.fingerprint(),
-        other.fingerprint(),
+        cache_key(config),
+        cache_key(other),
     }
     assert FeatureConfig.load(b.dir / "config.json") == other
 
@@ -130,7 +130,7 @@ def test_clear_and_default_dir(wavs, tmp_path, config, monkeypatch):
     monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "env-cache"))
     assert default_cache_dir() == tmp_path / "env-cache"
     cache = FeatureCache(None, config)
-    assert cache.dir == tmp_path / "env-cache" / config.fingerprint()
+    assert cache.dir == tmp_path / "env-cache" / cache_key(config)
     cache.features_for(wavs[:2])
     cache.clear()
     assert not cache.dir.exists()
@@ -149,7 +149,7 @@ def test_compute_fn_with_wrong_shape_is_refused(wavs, tmp_path, config):
 
 
 def test_corrupt_index_is_one_clear_error(wavs, tmp_path, config):
-    index = tmp_path / "cache" / config.fingerprint() / "index.sqlite"
+    index = tmp_path / "cache" / cache_key(config) / "index.sqlite"
     index.parent.mkdir(parents=True)
     index.write_bytes(b"this is not an sqlite database" * 100)
     with pytest.raises(KwsError, match="index.sqlite: unusable feature cache index"):

@@ -155,6 +155,7 @@ CONFIGS = {
     "default": FeatureConfig(),
     "hamming_25ms_10ms_13mfcc": FeatureConfig(window_ms=25.0, stride_ms=10.0, window="hamming", n_mels=32,
                                               n_mfcc=13, fmax=8000.0),
+    "1500ms_wake_phrase": FeatureConfig(clip_ms=1500.0),
     "8khz_big_fft_stride_over_window": FeatureConfig(sample_rate=8000, window_ms=32.0, stride_ms=40.0, n_fft=512,
                                                      n_mels=20, fmin=0.0, fmax=4000.0),
 }

@@ -11,6 +11,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from data_prep.augment import AugmentConfig, augment, noise_segments, rms
+from data_prep.config import FeatureConfig
 from data_prep.negatives import SPLITS, Source, build_negatives, split_of
 from kws.cli import app
 from kws.train.run import negative_windows
@@ -76,11 +77,11 @@ def test_long_recordings_give_many_windows_short_ones_their_loudest(rng: np.rand
     length = 16000
     word = np.zeros(24000, np.float32)
     word[15000:17000] = 0.5
-    (short,) = negative_windows(word, length)
+    (short,) = negative_windows(word, FeatureConfig())
     assert short.shape == (length,) and np.abs(short).max() == 0.5
     track = rng.normal(0, 0.1, 60 * length).astype(np.float32)
     track[: 10 * length] = 0.0  # a silent intro gives no windows
-    windows = negative_windows(track, length)
+    windows = negative_windows(track, FeatureConfig())
     assert 15 <= len(windows) < 24 and (rms(windows) > 1e-3).all()
 
 

@@ -16,10 +16,11 @@ from cascade.evaluation.stream_build import build_stream_folder
 from cascade.evaluation.stream_make import StreamRecipe
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.stream_run import detect_file, run_blocks, run_stream
-from data_prep.audio import load_audio, load_clip, read_audio, stream_audio
+from data_prep.audio import CLIP_MARGIN_S, MAX_RECORDING_S, load_audio, load_clip, read_audio, stream_audio
 from data_prep.config import FeatureConfig
 from data_prep.errors import AudioError
 from data_prep.features import mfcc
+from data_prep.locate import word_start
 from kws.cli import app
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -99,15 +100,19 @@ def test_streamed_files_are_validated_like_whole_files(tmp_path: Path) -> None:
 
 
 def test_features_reads_one_clip_not_the_recording(stream_wav: Path, tmp_path: Path) -> None:
+    """A long file given as a clip: only its first MAX_RECORDING_S are decoded and searched,
+    and the clip is the window there that holds the most speech (as training sees it)."""
     cfg = FeatureConfig()
     data, _ = read_audio(stream_wav, max_seconds=1.25)
     assert len(data) == 20000  # only what was asked for is decoded
-    whole = load_audio(stream_wav, cfg.sample_rate)[: cfg.clip_samples]
+    head = load_audio(stream_wav, cfg.sample_rate)[: round((MAX_RECORDING_S + CLIP_MARGIN_S) * cfg.sample_rate)]
+    start = word_start(head, cfg.clip_samples, cfg.sample_rate)
+    whole = head[start : start + cfg.clip_samples]
     np.testing.assert_array_equal(load_clip(stream_wav, cfg), whole)
     audio, rate = sf.read(str(stream_wav), dtype="float32")
     wav = tmp_path / "s22.wav"
     sf.write(str(wav), soxr.resample(audio, rate, 22050, quality="HQ"), 22050, subtype="FLOAT")
-    assert np.abs(load_clip(wav, cfg) - load_audio(wav, cfg.sample_rate)[: cfg.clip_samples]).max() < 1e-5
+    assert np.abs(load_clip(wav, cfg) - load_audio(wav, cfg.sample_rate)[start : start + cfg.clip_samples]).max() < 1e-5
     out = tmp_path / "f.npy"
     result = CliRunner().invoke(app, ["features", str(stream_wav), "--out", str(out)])
     assert result.exit_code == 0, result.output

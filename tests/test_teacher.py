@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from cascade.runtime.stages import stage_targets
 from data_prep.config import FeatureConfig
-from data_prep.example_features import example_clips
 from data_prep.labels import KEYWORDS, UNKNOWN
+from data_prep.recordings import recording_clips
 from data_prep.speech_commands import load_dataset
 from kws.cli import app
 from kws.train import teacher_mlperf
@@ -46,7 +46,7 @@ def dev_testing(dev_data: Path):
     """(dataset, clean audio, examples) of the dev set's testing speakers, 12-class."""
     dataset = load_dataset(dev_data, "12")
     examples = dataset.examples("testing")
-    return dataset, example_clips(examples, FeatureConfig()), examples
+    return dataset, recording_clips(examples, FeatureConfig()).clips, examples
 
 
 def test_front_end_matches_tensorflow(dev_testing) -> None:

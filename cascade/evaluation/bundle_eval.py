@@ -13,6 +13,7 @@ from cascade.runtime.pipeline import Cascade
 from data_prep.errors import DatasetError
 from data_prep.example_features import Skipped, iter_example_features, kept_mask
 from data_prep.labels import RESERVED
+from data_prep.recordings import count_long
 from data_prep.speech_commands import load_dataset
 
 
@@ -55,4 +56,5 @@ def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cach
         stage2_invocation_rate=float(opened.mean()),
         stage2_invocation_rate_non_keyword=float(opened[~is_kw].mean()) if (~is_kw).any() else 0.0,
         skipped=tuple(skipped),
+        long_recordings=count_long(examples, bundle.config),
     )

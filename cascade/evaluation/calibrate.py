@@ -19,6 +19,7 @@ from data_prep.errors import DatasetError
 from data_prep.example_features import example_features
 from data_prep.labels import RESERVED
 from data_prep.outputs import refuse_existing
+from data_prep.recordings import count_long
 from data_prep.speech_commands import load_dataset
 
 CURVE = "threshold_curve.json"
@@ -26,14 +27,15 @@ KEYWORD_FREE = "keyword_free.json"
 
 
 def stage1_scores(stage1: ModelDir, data_dir: Path, split: str, labels, cache_dir: Path | None = None):
-    """(P(keyword) from the int8 stage 1, is-keyword flags) over a split of ``data_dir``."""
+    """(P(keyword) from the int8 stage 1, is-keyword flags, files longer than a clip) over a
+    split of ``data_dir``."""
     dataset = load_dataset(data_dir, labels)
     examples = dataset.examples(split)
     if not examples:
         raise DatasetError(f"{data_dir}: no {split} examples to calibrate the gate on")
     features = example_features(examples, stage1.config, cache_dir)
     p = StageRunner(stage1)(features)[:, stage1.labels.index(KEYWORD)]
-    return p, np.array([e.label not in RESERVED for e in examples])
+    return p, np.array([e.label not in RESERVED for e in examples]), count_long(examples, stage1.config)
 
 
 def build_cascade(
@@ -52,7 +54,7 @@ def build_cascade(
     refuse_existing(out, force, marks=(MANIFEST,), hint="replace it")  # before the costly scoring
     stage1, stage2 = ModelDir.open(stage1_dir), ModelDir.open(stage2_dir)
     stage1.config.require_same(stage2.config, f"{stage1_dir} vs {stage2_dir}")
-    p, is_kw = stage1_scores(stage1, data_dir, split, stage2.dataset_labels(), cache_dir)
+    p, is_kw, long = stage1_scores(stage1, data_dir, split, stage2.dataset_labels(), cache_dir)
     cal = calibrate(p, is_kw, recall)
     calibration = dataclasses.asdict(cal) | {"data": str(data_dir), "split": split}
     free: dict[str, Any] = {}
@@ -65,4 +67,4 @@ def build_cascade(
 
     bundle = write_bundle(out, stage1_dir, stage2_dir, tau=cal.tau, inference_stride_ms=inference_stride_ms,
                           smoothing=smoothing, calibration=calibration, force=force, extras=figures)
-    return bundle, calibration | {"keyword_free": free}
+    return bundle, calibration | {"keyword_free": free, "long_recordings": long}

@@ -74,6 +74,7 @@ class EvalReport(_Headline):
     stage2_invocation_rate: float  # share of all clips that run stage 2
     stage2_invocation_rate_non_keyword: float
     skipped: tuple[Skipped, ...] = ()  # clips that could not be read, left out of n
+    long_recordings: int = 0  # files longer than a clip, their word located by energy
 
     @property
     def classes(self) -> ClassReport:
@@ -98,6 +99,7 @@ class ModelEvalReport(_Headline):
     int8: ClassReport
     float_: ClassReport | None = None  # "float" in JSON
     skipped: tuple[Skipped, ...] = ()  # clips that could not be read, left out of n
+    long_recordings: int = 0  # files longer than a clip, their word located by energy
 
     @property
     def classes(self) -> ClassReport:
@@ -109,4 +111,5 @@ class ModelEvalReport(_Headline):
         if self.float_ is not None:
             out["float"] = self.float_.to_json()
         out["skipped"] = [s.to_dict() for s in self.skipped]
+        out["long_recordings"] = self.long_recordings
         return out

@@ -19,6 +19,7 @@ from cascade.runtime.model_dir import ModelDir, load_keras
 from cascade.runtime.stages import KEYWORD, stage_targets
 from data_prep.errors import DatasetError
 from data_prep.example_features import Skipped, iter_example_features, kept_mask
+from data_prep.recordings import count_long
 from data_prep.speech_commands import load_dataset
 
 
@@ -95,7 +96,7 @@ def evaluate(model: ModelDir, data_dir: Path, split: str = "testing", cache_dir:
         model=str(model.path), data=str(data_dir), split=split, stage=stage,
         int8=classification_report(y, np.concatenate(int8_preds), model.labels),
         float_=classification_report(y, np.concatenate(float_preds), model.labels) if keras_model is not None else None,
-        skipped=tuple(skipped))
+        skipped=tuple(skipped), long_recordings=count_long(examples, model.config))
 
 def confusion_png(report: ClassReport, path: Path, title: str) -> Path:
     """Confusion matrix as a PNG (rows: truth, columns: prediction), written atomically."""

@@ -13,6 +13,7 @@ from cascade.evaluation.search import pareto_png
 from cascade.evaluation.search import search as run
 from cascade.runtime.decision import SmoothingConfig
 from cascade.runtime.model_dir import write_json
+from data_prep.locate import long_clips_notice
 from data_prep.outputs import refuse_existing
 
 SEARCH_JSON = "cascade_search.json"
@@ -40,7 +41,10 @@ def build(
     smoothing = SmoothingConfig(window_ms=window_ms, threshold=threshold, suppression_ms=suppression_ms, min_count=min_count)
     bundle, cal = build_cascade(stage1, stage2, data, out, recall=recall, inference_stride_ms=inference_stride_ms,
                                 smoothing=smoothing, force=force)
-    Console().print(
+    console = Console()
+    if cal["long_recordings"]:
+        console.print(long_clips_notice(cal["long_recordings"], bundle.config.clip_ms), soft_wrap=True, markup=False)
+    console.print(
         f"tau = {cal['tau']:.4f}: stage-1 recall {cal['recall']:.3f} (target {recall}), gate opens on "
         f"{cal['invocation_rate']:.1%} of validation clips ({cal['false_open_rate']:.1%} of non-keyword)\n"
         f"keyword-free audio ({cal['keyword_free']['seconds']:.0f} s of noise and other speech): stage 2 runs "

@@ -30,6 +30,8 @@ def open_bundle(model: Optional[Path], sensitivity: Optional[str] = None, *, ann
     return bundle
 
 
-def load_feature_config(path: Optional[Path]) -> FeatureConfig:
-    """The config a user named, or the defaults (16 kHz, 1 s, 40/20 ms, 40 mels, 10 MFCC)."""
-    return FeatureConfig.load(path) if path is not None else FeatureConfig()
+def load_feature_config(path: Optional[Path], clip_ms: Optional[float] = None) -> FeatureConfig:
+    """The config a user named, or the defaults (16 kHz, 1 s, 40/20 ms, 40 mels, 10 MFCC);
+    ``clip_ms`` overrides its clip length (a wake phrase longer than a second)."""
+    config = FeatureConfig.load(path) if path is not None else FeatureConfig()
+    return config if clip_ms is None else FeatureConfig.from_dict(config.to_dict() | {"clip_ms": clip_ms}, "--clip-ms")

@@ -13,6 +13,7 @@ from cascade.evaluation.model_eval import evaluate as run
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import ModelDir, write_json
 from data_prep.example_features import skipped_note
+from data_prep.locate import long_clips_notice
 from data_prep.outputs import refuse_existing
 from kws.commands.choices import Split
 from kws.commands.common import default_bundle, is_bundle, load_feature_config
@@ -45,6 +46,7 @@ def evaluate(
         if config is not None:
             bundle.require_config(load_feature_config(config), str(config))
         report = evaluate_bundle(bundle, data, split, use_cache=not no_cache, workers=workers)
+        clip_ms = bundle.config.clip_ms
         acc = (f"cascade accuracy {report.accuracy:.4f}  stage 2 alone {report.stage2_accuracy:.4f}  "
                f"stage-1 recall {report.stage1_recall:.3f} at tau {report.tau:.3f}  "
                f"stage-2 invocation rate {report.stage2_invocation_rate:.3f}")
@@ -53,10 +55,13 @@ def evaluate(
         if config is not None:
             load_feature_config(config).require_same(model_dir.config, f"{config} vs model {model}")
         report = run(model_dir, data, split, use_cache=not no_cache, workers=workers)
+        clip_ms = model_dir.config.clip_ms
         acc = f"int8 accuracy {report.accuracy:.4f}"
         if report.float_ is not None:
             acc = f"float accuracy {report.float_.accuracy:.4f}  " + acc
     classes = report.classes
+    if report.long_recordings:
+        console.print(long_clips_notice(report.long_recordings, clip_ms), soft_wrap=True, markup=False)
     console.print(f"[bold]{model}[/] on {data} ({split}, n={report.n}): {acc}", soft_wrap=True)
     if report.skipped:
         console.print(f"[yellow]{escape(skipped_note([s.reason for s in report.skipped]))}[/]", soft_wrap=True)

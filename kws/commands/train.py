@@ -58,6 +58,7 @@ def train(
     teacher_weight: Annotated[float, typer.Option(help="Targets = A x teacher + (1 - A) x one-hot.")] = 0.7,
     temperature: Annotated[float, typer.Option(help="Softens the teacher's logits (1: as it is).")] = 1.0,
     config: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="FeatureConfig .toml/.json (default: 49x10 MFCC).")] = None,
+    clip_ms: Annotated[Optional[float], typer.Option(help="Clip length in ms (overrides the config's): e.g. 1500 for a two-word wake phrase.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     strategy: Annotated[Strategy, typer.Option(
@@ -87,7 +88,7 @@ def train(
                       teacher_adapter=recognise_teacher(teacher) if teacher else "",
                       teacher_weight=teacher_weight, temperature=temperature)
     console = Console()
-    metrics = run(data, out, cfg, load_feature_config(config), force=force, progress=not quiet,
+    metrics = run(data, out, cfg, load_feature_config(config, clip_ms), force=force, progress=not quiet,
                   strategy=strategy, log=lambda line: console.print(line, soft_wrap=True, markup=False))
     if not metrics:
         console.print(f"training done on this worker; the chief writes {out}")

@@ -27,6 +27,7 @@ from data_prep.augment import AugmentConfig, augment, ms_to_samples
 from data_prep.config import FeatureConfig
 from data_prep.features import mfcc
 from data_prep.normalize import FeatureStats
+from data_prep.recordings import Context
 from data_prep.spec_augment import MaskConfig, spec_augment
 from kws.train.config import TrainConfig
 from kws.train.teacher import Distillation
@@ -41,6 +42,12 @@ class TrainingArrays:
     noise_pool: tuple[np.ndarray, ...]
     noise_weights: tuple[float, ...] | None = None  # draw share of each pool entry (None: uniform)
     clip_labels: tuple[str, ...] = ()  # dataset label of each clip (what a teacher is trusted on)
+    context: Context | None = None  # audio around long recordings' windows, for jitter (None: none is long)
+
+    def clip(self, index: int, seed: int, epoch: int) -> np.ndarray:
+        """Clip ``index`` as epoch ``epoch`` sees it: a long recording's window jittered."""
+        clip = self.clips[index]
+        return clip if self.context is None else self.context.jittered(clip, index, seed, epoch)
 
 
 def representative_mfcc(arrays: TrainingArrays, config: TrainConfig, features: FeatureConfig) -> np.ndarray:
@@ -88,7 +95,8 @@ def augmented_examples(
     """(B, T, n_mfcc) normalised features and (B,) targets of the clips ``indices`` in ``epoch``,
     plus (B, K) soft targets with ``distill``.
 
-    Each clip draws from its own generator, seeded by (seed, epoch, clip index); MFCC and
+    Each clip draws from its own generator, seeded by (seed, epoch, clip index) (a long
+    recording's window jitter from its own stream of the same seed); MFCC and
     normalisation run on the whole batch at once. The teacher hears the augmented waveform
     (before our MFCC and SpecAugment), so both see the same sound.
     """
@@ -96,15 +104,17 @@ def augmented_examples(
     rngs = [np.random.default_rng([seed, int(epoch), int(i)]) for i in indices]
     audio = np.empty((len(indices), arrays.clips.shape[1]), dtype=np.float32)
     for row, (i, rng) in enumerate(zip(indices, rngs)):
-        audio[row] = augment(arrays.clips[i], arrays.noise_pool, augment_config, rng, sample_rate=features.sample_rate,
-                             noise_weights=arrays.noise_weights)
+        audio[row] = augment(arrays.clip(int(i), seed, int(epoch)), arrays.noise_pool, augment_config, rng,
+                             sample_rate=features.sample_rate, noise_weights=arrays.noise_weights)
     x = stats.apply(mfcc(audio, features)) if len(indices) else np.zeros((0, *features.input_shape), np.float32)
     for row, rng in enumerate(rngs):
         x[row : row + 1] = spec_augment(x[row : row + 1], masks, rng)
     y = arrays.targets[indices]
     if distill is None:
         return x, y
-    clean = is_identity(augment_config, features.sample_rate)
+    # The teacher's cache holds clean clips: only valid when nothing moves them (no augmentation,
+    # no jittered windows of long recordings).
+    clean = is_identity(augment_config, features.sample_rate) and arrays.context is None
     return x, y, distill.soft_targets(audio, indices, y, clean=clean)
 
 

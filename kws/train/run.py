@@ -21,15 +21,16 @@ from cascade.runtime import model_dir as artifact
 from cascade.runtime.model_dir import load_keras
 from cascade.runtime.stages import KEYWORD, stage_labels, stage_targets
 from data_prep.atomic import remove_stale, temp_sibling, write_bytes_atomic
-from data_prep.audio import audio_files, load_audio, loudest_window
+from data_prep.audio import audio_files, clip_of, load_audio
 from data_prep.augment import AugmentConfig, rms
 from data_prep.config import FeatureConfig
 from data_prep.errors import DatasetError, KwsError
-from data_prep.example_features import Skipped, example_clips, example_features, kept_mask, skipped_note
+from data_prep.example_features import Skipped, example_features, kept_mask, skipped_note
 from data_prep.features import mfcc
 from data_prep.labels import UNKNOWN
 from data_prep.normalize import FeatureStats
 from data_prep.outputs import check_writable, is_kws_output, make_dirs
+from data_prep.recordings import Context, jitter_margin, recording_clips
 from data_prep.speech_commands import BACKGROUND_NOISE_DIR, Dataset, load_dataset
 from export.quantize import quantize
 from kws.train.config import TrainConfig
@@ -98,11 +99,11 @@ def settle_previous(out: Path, old: Path | None, succeeded: bool) -> None:
         old.rename(out)
 
 def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConfig,
-                    skipped: list[Skipped] | None = None) -> TrainingArrays:
+                    skipped: list[Skipped] | None = None, log: Callable[[str], None] | None = None) -> TrainingArrays:
     """Training clips of the dataset, plus every clip of the extra folders, plus negatives
     (clip-length windows of each file) as ``_unknown_``; the noise pool is the dataset's
     background noise plus the ``backgrounds`` folders. With ``skipped``, unreadable clips
-    are left out and recorded there."""
+    are left out and recorded there. ``log`` hears about recordings longer than a clip."""
     examples = list(dataset.examples("training"))
     if not examples:
         raise DatasetError(f"{dataset.root}: no training examples")
@@ -110,7 +111,10 @@ def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConf
         extra = load_dataset(Path(folder), dataset.label_set, silence_pct=0.0, unknown_pct=config.unknown_pct, seed=config.seed)
         examples += [e for e in extra.all_examples if e.path is not None]
     bad: list[Skipped] = []
-    clips = [example_clips(examples, features, bad if skipped is not None else None)]
+    recordings = recording_clips(examples, features, bad if skipped is not None else None)
+    for line in recordings.notices if log else ():
+        log(line)
+    clips = [recordings.clips]
     unreadable = {s.index for s in bad}
     labels = [e.label for i, e in enumerate(examples) if i not in unreadable]
     if skipped is not None:
@@ -119,6 +123,9 @@ def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConf
         negatives = negative_clips(Path(folder), features)
         clips.append(negatives)
         labels += [UNKNOWN] * len(negatives)
+    context = recordings.context
+    if context is not None and len(clips) > 1:  # negatives are cut windows: nothing to move into
+        context = Context.join([context, Context.none(sum(map(len, clips[1:])), jitter_margin(features))])
     targets = stage_targets(config.stage, dataset.labels, labels)
     noise = [load_audio(p, features.sample_rate) for p in dataset.background_noise_files]
     extra_noise = [np.concatenate([load_audio(p, features.sample_rate) for p in audio_files(Path(folder))])
@@ -128,7 +135,7 @@ def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConf
         share = config.background_share if noise else 1.0
         weights = tuple([(1.0 - share) / max(len(noise), 1)] * len(noise) + [share / len(extra_noise)] * len(extra_noise))
     return TrainingArrays(np.concatenate(clips), np.asarray(targets, np.int32), tuple(noise + extra_noise), weights,
-                          clip_labels=tuple(labels))
+                          clip_labels=tuple(labels), context=context)
 
 def require_unknown(arrays: TrainingArrays, labels: Sequence[str], data_dir: Path) -> None:
     """A detector never shown other words fires on every word: refuse to train one."""
@@ -152,20 +159,21 @@ def noise_plan(augment: AugmentConfig, arrays: TrainingArrays, data_dir: Path,
 MAX_WINDOWS_PER_FILE = 24
 
 
-def negative_windows(samples: np.ndarray, length: int) -> np.ndarray:
+def negative_windows(samples: np.ndarray, features: FeatureConfig) -> np.ndarray:
     """Clip-length windows of one negative recording: the loudest one of a short file (where
     its word is); evenly spaced ones across a long file (a music track is many negatives),
     without near-silent stretches."""
+    length = features.clip_samples
     if len(samples) < 2 * length:
-        return loudest_window(samples, length)[None]
+        return clip_of(samples, features)[None]
     count = min(MAX_WINDOWS_PER_FILE, len(samples) // length)
     starts = np.linspace(0, len(samples) - length, count).astype(np.int64)
     windows = np.stack([samples[s : s + length] for s in starts])
     loud = rms(windows) > 1e-3
-    return windows[loud] if loud.any() else loudest_window(samples, length)[None]
+    return windows[loud] if loud.any() else clip_of(samples, features)[None]
 
 def negative_clips(folder: Path, features: FeatureConfig) -> np.ndarray:
-    return np.concatenate([negative_windows(load_audio(p, features.sample_rate), features.clip_samples)
+    return np.concatenate([negative_windows(load_audio(p, features.sample_rate), features)
                            for p in audio_files(folder)])
 
 def split_arrays(dataset: Dataset, split: str, config: TrainConfig, features: FeatureConfig, cache_dir: Path | None,
@@ -236,7 +244,7 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
                            unknown_pct=config.unknown_pct, seed=config.seed)
     labels = stage_labels(config.stage, dataset.labels)
     skipped: list[Skipped] = []
-    arrays = training_arrays(dataset, config, features, skipped)
+    arrays = training_arrays(dataset, config, features, skipped, log if chief else None)
     require_unknown(arrays, labels, data_dir)
     augment = noise_plan(config.augment, arrays, data_dir, log)
     init = artifact.ModelDir.open(Path(config.init_from)) if config.init_from else None
@@ -307,7 +315,7 @@ def distillation(config: TrainConfig, dataset: Dataset, arrays: TrainingArrays, 
     notes: dict[str, Any] = {"adapter": teacher.name, "model": teacher.source,
                              "trusted_clips": int(distill.trusted.sum()), "training_clips": len(distill.trusted)}
     if y_val is not None:
-        audio = example_clips(dataset.examples("validation"), features)
+        audio = recording_clips(dataset.examples("validation"), features, skipped=[]).clips  # the rows y_val kept
         notes["validation_accuracy"] = teacher_accuracy(teacher, audio, y_val, dataset.labels, config.stage)
         notes["validation_n"] = len(y_val)
         log(f"teacher {teacher.name} ({teacher.source}): {notes['validation_accuracy']:.4f} on validation "
