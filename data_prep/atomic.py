@@ -88,11 +88,14 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> Path:
         raise
     return path
 
+
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
     return write_atomic(path, lambda fh: fh.write(data))
 
+
 def write_text_atomic(path: Path, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
+
 
 def save_npy_atomic(path: Path, array: np.ndarray) -> Path:
     return write_atomic(path, lambda fh: np.save(fh, array, allow_pickle=False))

@@ -55,6 +55,7 @@ def default_cache_dir() -> Path:
     env = os.environ.get("KWS_CACHE_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "kws"
 
+
 def cache_key(config: FeatureConfig) -> str:
     """The folder of a config's features: its fingerprint and the rule that cuts a long
     recording to a clip, so a new rule never serves features cut by the old one."""
@@ -68,11 +69,13 @@ def compute_features(paths: Sequence[Path], config: FeatureConfig) -> np.ndarray
         return np.zeros((0, *config.input_shape), dtype=np.float32)
     return mfcc(np.stack([load_clip(p, config) for p in paths]), config)
 
+
 def clear_cache(root: Path | None = None) -> None:
     """Delete every cached feature under ``root`` (all configs)."""
     root = Path(root) if root is not None else default_cache_dir()
     if root.exists():
         shutil.rmtree(root)
+
 
 @dataclasses.dataclass
 class CacheStats:
@@ -84,12 +87,14 @@ class CacheStats:
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
 
+
 class _Key(NamedTuple):
     """What makes an entry valid: a changed size or mtime means a changed file."""
 
     path: str
     size: int
     mtime_ns: int
+
 
 class FeatureCache:
     """MFCC features of audio files for one FeatureConfig, computed once and memory-mapped after.

@@ -33,6 +33,7 @@ MAX_SPECTRUM_VALUES = 1_000_000  # frames x bins of one clip (default config: 49
 def _next_pow2(n: int) -> int:
     return 1 << max(0, math.ceil(math.log2(max(n, 1))))
 
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FeatureConfig:
     """Framing and MFCC parameters; hashable so tables can be cached per config.
@@ -166,11 +167,9 @@ class FeatureConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     def to_toml(self) -> str:
-
         return dumps({"features": self.to_dict()})
 
     def save(self, path: Path) -> None:
-
         path = Path(path)
         text = self.to_toml() if path.suffix == ".toml" else self.to_json()
         write_text_atomic(path, text)

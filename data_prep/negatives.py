@@ -41,10 +41,12 @@ class Source:
     path: Path
     held_out: bool = False  # every file to testing
 
+
 def split_of(key: str, shares: tuple[float, float] = (0.7, 0.15)) -> str:
     """training / validation / testing from a stable hash of ``key`` (shares of the first two)."""
     u = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     return SPLITS[0] if u < shares[0] else SPLITS[1] if u < shares[0] + shares[1] else SPLITS[2]
+
 
 def ensure_music(music_dir: Path = MUSIC_DIR) -> Path:
     """The Debian music package's folder, installing it with apt-get when run as root."""
@@ -58,11 +60,14 @@ def ensure_music(music_dir: Path = MUSIC_DIR) -> Path:
         raise KwsError(f"apt-get install {MUSIC_PACKAGE} failed: {proc.stderr.strip()[-200:]}")
     return music_dir
 
+
 def sentences() -> list[str]:
     return [s for s in SENTENCES.read_text().splitlines() if s.strip() and not s.startswith("#")]
 
+
 def _write_flac(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     write_audio(path, audio, sample_rate, "FLAC")
+
 
 def _add_source(source: Source, root: Path, sample_rate: int, rows: list[dict[str, Any]],
                 skipped: list[str], tick: Callable[[], None]) -> None:
@@ -80,6 +85,7 @@ def _add_source(source: Source, root: Path, sample_rate: int, rows: list[dict[st
         _write_flac(target, audio, sample_rate)
         rows.append({"split": split, "source": source.name, "file": str(target.relative_to(root)),
                      "origin": str(file), "seconds": round(len(audio) / sample_rate, 3)})
+
 
 def _add_synth(voices: int, seed: int, root: Path, sample_rate: int, rows: list[dict[str, Any]], tick: Callable[[], None]) -> None:
     """Each espeak-ng voice reads a few sentences; a voice (one synthetic "speaker") lives in one split."""
@@ -100,6 +106,7 @@ def _add_synth(voices: int, seed: int, root: Path, sample_rate: int, rows: list[
                              "seconds": round(len(audio) / sample_rate, 3)})
             tick()
 
+
 def build_negatives(out: Path, sources: Sequence[Source], *, synth_voices: int = 0, seed: int = 0,
                     sample_rate: int = 16000, force: bool = False, tick: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Write ``out/<split>/<source>/...flac`` and a manifest; atomic (temp dir + rename)."""
@@ -118,6 +125,7 @@ def build_negatives(out: Path, sources: Sequence[Source], *, synth_voices: int =
                     "synth_voices": synth_voices, "seed": seed, "summary": summary, "skipped": skipped, "files": rows}
         write_text_atomic(tmp / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
+
 
 def count_files(sources: Sequence[Source]) -> int:
     return sum(len(audio_files(s.path)) for s in sources)

@@ -60,6 +60,7 @@ class Layout:
         return cls(target, "src", f"{extras}models", f"{extras}golden", f"{extras}host_test",
                    "cpp" if target == "arduino" else "cc")
 
+
 @dataclasses.dataclass(frozen=True)
 class ExportResult:
     out: Path
@@ -69,8 +70,10 @@ class ExportResult:
     verification: dict
     files: tuple[str, ...]
 
+
 def template(name: str) -> str:
     return (resources.files("export") / "templates" / name).read_text(encoding="utf-8")
+
 
 def check_destination(out: Path, force: bool) -> None:
     """Refuse a non-empty folder without force, and anything but a previous export with it."""
@@ -87,6 +90,7 @@ def check_destination(out: Path, force: bool) -> None:
     if not is_kws_output(out, (MANIFEST,)):
         raise KwsError(f"{out}: not a kws export (no {MANIFEST}); refusing to replace it even with --force")
 
+
 def stage_facts(bundle: Bundle, stage: int) -> header.StageFacts:
     """Check one stage's model against the bundle's config and measure its arena."""
 
@@ -95,6 +99,7 @@ def stage_facts(bundle: Bundle, stage: int) -> header.StageFacts:
     data = model.model_bytes
     return header.StageFacts(stage, model_dir.labels, model_dir.stats, model.input, model.output, len(data),
                              measure_arena(data), tflm_ops.model_ops(data))
+
 
 def verify_outputs(bundle: Bundle, golden: golden_mod.Golden) -> dict:
     """TFLite Micro == reference kernels == golden outputs on the golden inputs, bit for bit."""
@@ -112,11 +117,13 @@ def verify_outputs(bundle: Bundle, golden: golden_mod.Golden) -> dict:
         report[f"stage{n}"] = {"clips": len(inputs), "bit_exact": exact}
     return report
 
+
 def _memory(bundle: Bundle, stages: tuple[header.StageFacts, header.StageFacts]) -> Memory:
     capacity = int(np.floor(bundle.smoothing.window_ms / bundle.inference_stride_ms)) + 2
     ram = frontend_c.ram_bytes(bundle.config, len(bundle.labels), capacity)
     return Memory(stages, frontend_c.table_flash_bytes(bundle.config), ram["frontend"], ram["feature_ring"],
                   ram["smoother"])
+
 
 def _host_makefile(layout: Layout) -> str:
     up = "../" * layout.host_test.count("/") + "../"
@@ -194,6 +201,7 @@ def _write_files(tmp: Path, name: str, layout: Layout, bundle: Bundle, stages, g
     written += [str(p.relative_to(tmp)) for p in golden_mod.write_golden(golden, tmp / layout.golden, bundle)]
     return sorted(written)
 
+
 def _manifest(bundle: Bundle, layout: Layout, stages, memory: Memory, verification: dict, golden, files) -> str:
     s1 = stages[0]
     data = {
@@ -214,6 +222,7 @@ def _manifest(bundle: Bundle, layout: Layout, stages, memory: Memory, verificati
         "files": files,
     }
     return json.dumps(data, indent=2) + "\n"
+
 
 def export_firmware(bundle_path: Path, out: Path, *, data: Path, target: str = DEFAULT_TARGET,
                     force: bool = False, sensitivity: str | None = None) -> ExportResult:

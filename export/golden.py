@@ -42,6 +42,7 @@ class Clip:
     source: str
     samples: np.ndarray  # (L,) int16
 
+
 @dataclasses.dataclass(frozen=True)
 class Golden:
     clips: tuple[Clip, ...]
@@ -49,16 +50,20 @@ class Golden:
     gate: np.ndarray  # (256,) bool: Python's gate for stage-1 keyword output q = -128..127
     steps: dict[str, np.ndarray]  # STEP_ARRAYS, each (S, ...)
 
+
 def to_int16(samples: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.asarray(samples, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+
 
 def to_float(samples: np.ndarray) -> np.ndarray:
     """int16 PCM -> float32 in [-1, 1), as soundfile reads a 16-bit WAV (exact)."""
     return (np.asarray(samples, np.float32) / np.float32(32768.0)).astype(np.float32)
 
+
 def _first_wav(folder: Path) -> Path | None:
     wavs = sorted(folder.glob("*.wav")) if folder.is_dir() else []
     return wavs[0] if wavs else None
+
 
 def pick_clips(data: Path, bundle: Bundle) -> tuple[Clip, ...]:
     """2 keywords, 1 other word, 1 s of background noise, first files in name order."""
@@ -83,6 +88,7 @@ def pick_clips(data: Path, bundle: Bundle) -> tuple[Clip, ...]:
         raise DatasetError(f"{data}: no keyword, word or background-noise WAVs for golden vectors")
     return tuple(clips)
 
+
 def record_stream(bundle: Bundle, pcm: np.ndarray) -> dict[str, np.ndarray]:
     """Every step of the streaming cascade on ``pcm`` with the raw stage outputs it used."""
 
@@ -104,6 +110,7 @@ def record_stream(bundle: Bundle, pcm: np.ndarray) -> dict[str, np.ndarray]:
         "step_detected": np.asarray([s.detection is not None for s in steps], np.uint8),
     }
 
+
 def make_golden(bundle: Bundle, clips: tuple[Clip, ...]) -> Golden:
     pcm = np.stack([c.samples for c in clips])
     feats = mfcc(to_float(pcm), bundle.config)
@@ -115,9 +122,11 @@ def make_golden(bundle: Bundle, clips: tuple[Clip, ...]) -> Golden:
     gate = gate_table(bundle.tau, TFLiteModel(bundle.stage1.int8_path).output)
     return Golden(clips, arrays, gate, record_stream(bundle, pcm.reshape(-1)))
 
+
 def _c_array(ctype: str, name: str, arr: np.ndarray, dims: list[str], per_line: int = 12) -> str:
     fmt = c_float if arr.dtype.kind == "f" else None
     return f"static const {ctype} {name}{''.join(f'[{d}]' for d in dims)} = {c_initializer(arr, fmt, per_line)};\n"
+
 
 def golden_header(golden: Golden) -> str:
     a, s, n = golden.arrays, golden.steps, len(golden.clips)
@@ -157,6 +166,7 @@ def golden_header(golden: Golden) -> str:
         parts.append(_c_array(types[key], f"kws_golden_{key}", arr, dims))
     parts.append("\n#endif /* KWS_GOLDEN_H */\n")
     return "".join(parts)
+
 
 def write_golden(golden: Golden, folder: Path, bundle: Bundle) -> list[Path]:
     """kws_golden.h, one .npy per array, golden.json describing them, and the clips as WAVs."""

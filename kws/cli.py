@@ -48,7 +48,6 @@ from kws.commands import (
     train,
 )
 
-
 _DOES_NOT_EXIST = re.compile(r"'(?P<path>[^']+)' does not exist\.?$")
 
 

@@ -13,7 +13,6 @@ from rich.console import Console
 
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.detector import Detector
-from cascade.runtime.pipeline import StreamingCascade
 from cascade.runtime.stream_run import run_stream
 from data_prep.audio import load_audio, resample
 from data_prep.errors import AudioError

@@ -26,6 +26,7 @@ def model_cost(path: Path, measure_arena: bool = True):
     )
     return ModelCost(Path(stats.source).name, layers, stats.flash_bytes, stats.arena_bytes or 0)
 
+
 def bundle_inputs(path: Path) -> tuple[Path, Path, float, float | None]:
     """(stage-2 dir, stage-1 dir, inference stride, stage-2 calls/s measured on keyword-free
     audio when the bundle has that measurement)."""
@@ -34,6 +35,7 @@ def bundle_inputs(path: Path) -> tuple[Path, Path, float, float | None]:
     free = path / KEYWORD_FREE
     rate = read_json(free)["stage2_per_s"] if free.is_file() else None
     return bundle.stage2.path, bundle.stage1.path, bundle.inference_stride_ms, rate
+
 
 def bundle_energy(path: Path, profiles=None, battery: str = "cr2032",
                   invocation_rate: float | None = None) -> dict[str, EnergyEstimate]:

@@ -45,6 +45,7 @@ class LayerCost:
         if self.macs < 0:
             raise ConfigError(f"layer {self.name!r}: negative MAC count {self.macs}")
 
+
 @dataclasses.dataclass(frozen=True)
 class ModelCost:
     """The cost input of the estimator: layers, flash (the .tflite bytes) and TFLM arena bytes."""
@@ -70,6 +71,7 @@ class ModelCost:
             totals[layer.kind] += layer.macs
         return totals
 
+
 @dataclasses.dataclass(frozen=True)
 class FrontendCost:
     """Operation counts of one hop of MFCC work, the RAM it holds and the tables it stores."""
@@ -86,6 +88,7 @@ class FrontendCost:
     def total_table_bytes(self) -> int:
         return sum(self.table_bytes.values())
 
+
 def fft_counts(n_fft: int) -> tuple[int, int]:
     """(radix-2 butterflies, post-processing steps) of a real FFT of ``n_fft`` points.
 
@@ -97,11 +100,13 @@ def fft_counts(n_fft: int) -> tuple[int, int]:
     stages = math.ceil(math.log2(m)) if m > 1 else 0
     return (m // 2) * stages, m
 
+
 def mel_nonzeros(config: FeatureConfig) -> int:
     """Non-zero weights of the mel filterbank: the device stores and multiplies only these."""
 
     _, mel, _ = feature_tables(config)
     return int(np.count_nonzero(mel))
+
 
 def frontend_cost(config: FeatureConfig) -> FrontendCost:
     """Per-hop MFCC work for ``config``: window, real FFT, power, mel (non-zeros), log, DCT.

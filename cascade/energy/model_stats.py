@@ -40,6 +40,7 @@ class LayerStats:
     params: int
     macs: int
 
+
 @dataclasses.dataclass(frozen=True)
 class ModelStats:
     source: str
@@ -74,10 +75,12 @@ class ModelStats:
             "macs_by_op": self.macs_by_op(),
         }
 
+
 def _op_names() -> dict[int, str]:
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
     return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
 
 def layer_macs(op: str, weight_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
     """MACs of one operator from its shapes (TFLite layouts: OHWI conv, 1HWO depthwise, OI dense)."""
@@ -91,6 +94,7 @@ def layer_macs(op: str, weight_shape: tuple[int, ...], output_shape: tuple[int, 
     if op == "FULLY_CONNECTED":
         return out * weight_shape[1]
     return 0
+
 
 def graph_layers(model_bytes: bytes) -> tuple[list[LayerStats], dict]:
     """Per-operator shapes, parameters and MACs of subgraph 0, plus its input/output description."""
@@ -135,6 +139,7 @@ def graph_layers(model_bytes: bytes) -> tuple[list[LayerStats], dict]:
     }
     return layers, io
 
+
 def resolve_model(path: Path) -> tuple[Path, Path | None]:
     """(.tflite path, .keras path or None) for a .tflite file or a model directory."""
     path = Path(path)
@@ -148,6 +153,7 @@ def resolve_model(path: Path) -> tuple[Path, Path | None]:
         raise ModelError(f"{path}: no such model file or directory")
     return path, None
 
+
 def _keras_params(path: Path) -> int:
     try:
         return int(load_keras(path, compile=False).count_params())
@@ -155,6 +161,7 @@ def _keras_params(path: Path) -> int:
         raise
     except Exception as exc:  # keras raises ValueError, OSError, zipfile errors...
         raise ModelError(f"{path}: cannot load Keras model ({type(exc).__name__})") from None
+
 
 def collect_stats(path: Path, arena: bool = True, keras_params: bool = True) -> ModelStats:
     """Stats of a .tflite file or model directory; ``arena=False`` skips the TFLM probes."""

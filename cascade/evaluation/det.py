@@ -30,11 +30,13 @@ def replay(times: np.ndarray, posteriors: np.ndarray, smoothing: SmoothingConfig
             events.append({"t": detection.t, "label": detection.label, "score": detection.score})
     return events
 
+
 def shifted(smoothing: SmoothingConfig, shift: float) -> SmoothingConfig:
     """Every threshold (the default and each keyword's) moved by ``shift``, kept in [0, 1]."""
     move = lambda v: float(np.clip(round(v + shift, 6), 0.0, 1.0))  # noqa: E731
     return dataclasses.replace(smoothing, threshold=move(smoothing.threshold),
                                label_thresholds=tuple((k, move(v)) for k, v in smoothing.label_thresholds))
+
 
 def det_curve(times: np.ndarray, posteriors: np.ndarray, smoothing: SmoothingConfig, labels: tuple[str, ...],
               keywords: Sequence[dict[str, Any]], duration_s: float, thresholds: Sequence[float] | None = None) -> list[dict[str, float]]:
@@ -50,18 +52,20 @@ def det_curve(times: np.ndarray, posteriors: np.ndarray, smoothing: SmoothingCon
                       "false_accepts": score.false_accepts, "hits": score.hits})
     return curve
 
+
 def rate_at_hits(curve: Sequence[dict[str, float]], hit_rate: float) -> float | None:
     """Fewest false accepts per hour among points reaching ``hit_rate`` (None: never reached)."""
     rates = [c["false_accepts_per_hour"] for c in curve if c["hit_rate"] >= hit_rate]
     return min(rates) if rates else None
+
 
 def hits_at_rate(curve: Sequence[dict[str, float]], fa_per_hour: float) -> float | None:
     """Best hit rate among points with at most ``fa_per_hour`` false accepts per hour."""
     rates = [c["hit_rate"] for c in curve if c["false_accepts_per_hour"] <= fa_per_hour]
     return max(rates) if rates else None
 
-def det_png(curve: list[dict[str, float]], path: Path, title: str) -> Path:
 
+def det_png(curve: list[dict[str, float]], path: Path, title: str) -> Path:
     fig, ax = pyplot().subplots(figsize=(6, 4))
     fa = [max(c["false_accepts_per_hour"], 0.1) for c in curve]
     ax.plot(fa, [c["miss_rate"] for c in curve], "o-", ms=3)

@@ -17,12 +17,14 @@ def pyplot():
 
     return plt
 
+
 def png_bytes(fig, **savefig_kwargs) -> bytes:
     """Render to PNG in memory and close the figure."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, **savefig_kwargs)
     pyplot().close(fig)
     return buf.getvalue()
+
 
 def save_png(fig, path: Path, **savefig_kwargs) -> Path:
     """Lay out, render, write atomically, close the figure."""

@@ -43,19 +43,23 @@ def classification_report(targets: np.ndarray, predictions: np.ndarray, labels: 
         confusion=conf.tolist(),
     )
 
+
 def stage_of(model: ModelDir) -> int:
     return 1 if KEYWORD in model.labels else 2
 
+
 def _load_keras(model: ModelDir):
     return load_keras(model.keras_path)
+
 
 def predict_float(model: ModelDir, x: np.ndarray, keras_model=None) -> np.ndarray:
     net = keras_model or _load_keras(model)
     return np.asarray(net.predict(x, batch_size=256, verbose=0))
 
-def predict_int8(model: ModelDir, x: np.ndarray, workers: int = 1) -> np.ndarray:
 
+def predict_int8(model: ModelDir, x: np.ndarray, workers: int = 1) -> np.ndarray:
     return TFLiteModel(model.int8_path).predict(x, workers=workers)
+
 
 def accuracy_of(model: ModelDir, x: np.ndarray, y: np.ndarray, keras_model=None) -> dict[str, Any]:
     """Float and int8 top-1 accuracy on normalised features ``x``."""
@@ -64,6 +68,7 @@ def accuracy_of(model: ModelDir, x: np.ndarray, y: np.ndarray, keras_model=None)
         out["float_accuracy"] = float(np.mean(predict_float(model, x, keras_model).argmax(-1) == y))
     out["int8_accuracy"] = float(np.mean(predict_int8(model, x).argmax(-1) == y))
     return out
+
 
 def evaluate(model: ModelDir, data_dir: Path, split: str = "testing", cache_dir: Path | None = None,
              use_cache: bool = True, workers: int = 1) -> ModelEvalReport:
@@ -98,6 +103,7 @@ def evaluate(model: ModelDir, data_dir: Path, split: str = "testing", cache_dir:
         float_=classification_report(y, np.concatenate(float_preds), model.labels) if keras_model is not None else None,
         skipped=tuple(skipped), long_recordings=count_long(examples, model.config))
 
+
 def confusion_png(report: ClassReport, path: Path, title: str) -> Path:
     """Confusion matrix as a PNG (rows: truth, columns: prediction), written atomically."""
 
@@ -113,6 +119,7 @@ def confusion_png(report: ClassReport, path: Path, title: str) -> Path:
     ax.set_ylabel("true")
     ax.set_title(title)
     return save_png(fig, path)
+
 
 def confusion_text(report: ClassReport) -> str:
     labels, conf = report.labels, report.confusion

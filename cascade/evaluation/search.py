@@ -44,6 +44,7 @@ class Candidate:
     flash_bytes: int
     macs: int
 
+
 def stream_windows(audio: np.ndarray, model: ModelDir, every: int) -> np.ndarray:
     """The (T, n_mfcc) windows a streaming cascade would see, one per inference stride."""
     front = StreamingFrontend(model.config)
@@ -52,12 +53,14 @@ def stream_windows(audio: np.ndarray, model: ModelDir, every: int) -> np.ndarray
     ends = step_frames(0, len(rows), t, every)
     return np.stack([rows[e - t : e] for e in ends]) if len(rows) >= t else np.zeros((0, *model.config.input_shape), np.float32)
 
+
 def keyword_free_windows(data_dir: Path, model: ModelDir, every: int, split: str) -> tuple[np.ndarray, float]:
     """The stream windows of the keyword-free audio ``kws cascade build`` measures, and its seconds."""
     rate = model.config.sample_rate
     streams, _ = keyword_free_streams(data_dir, model.dataset_labels(), split, rate)
     windows = [stream_windows(s, model, every) for s in streams]
     return np.concatenate(windows), sum(len(s) for s in streams) / rate
+
 
 def search(stage1_dirs: Sequence[Path], stage2_dir: Path, data_dir: Path, profile, *, inference_stride_ms: float,
            required_accuracy: float | None = None, max_drop: float = 0.01, split: str = "validation",
@@ -104,6 +107,7 @@ def search(stage1_dirs: Sequence[Path], stage2_dir: Path, data_dir: Path, profil
             "stage2_always_on_energy_j_per_hour": always, "inference_stride_ms": inference_stride_ms,
             "best": dataclasses.asdict(best) if best else None,
             "candidates": [dataclasses.asdict(c) for c in candidates]}
+
 
 def pareto_png(result: dict[str, Any], path: Path) -> Path:
     """Energy per hour against cascade accuracy, one colour per stage-1 model, the Pareto

@@ -38,9 +38,10 @@ def trace_stream(bundle: Bundle, folder: Path) -> tuple[Trace, StreamResult, dic
     result = detect_file(bundle, Path(folder) / AUDIO)
     return Trace(result.trace_t, result.trace_posterior, tuple(truth["keywords"]), result.duration_s), result, truth
 
-def model_costs(bundle: Bundle) -> tuple[Any, Any]:
 
+def model_costs(bundle: Bundle) -> tuple[Any, Any]:
     return model_cost(bundle.stage1.int8_path), model_cost(bundle.stage2.int8_path)
+
 
 def energy_rows(bundle: Bundle, stage2_rate_per_s: float, profiles: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Energy per hour of listening at the measured stage-2 rate, cascade vs stage 2 always on."""
@@ -56,6 +57,7 @@ def energy_rows(bundle: Bundle, stage2_rate_per_s: float, profiles: Sequence[str
                      "ratio": est.cascade_vs_stage2_energy, "battery_days": est.battery_days,
                      "stage2_always_on_battery_days": always.battery_days, "fits": est.fits.ok})
     return rows
+
 
 def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_hour: float = 5.0,
                      hit_target: float = 0.95, profiles: Sequence[str] | None = None) -> dict[str, Any]:
@@ -96,6 +98,7 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
         "energy": energy_rows(bundle, rate, profiles),
     }
 
+
 def pool_curves(curves: Sequence[Sequence[dict[str, float]]], seconds: Sequence[float],
                 keywords: Sequence[int]) -> list[dict[str, float]]:
     """One DET curve over several streams (same thresholds): hits and false accepts summed."""
@@ -107,6 +110,7 @@ def pool_curves(curves: Sequence[Sequence[dict[str, float]]], seconds: Sequence[
         pooled.append({"threshold": points[0]["threshold"], "hits": hits, "hit_rate": hit_rate, "miss_rate": 1.0 - hit_rate,
                        "false_accepts": fa, "false_accepts_per_hour": fa * 3600.0 / total_s if total_s else 0.0})
     return pooled
+
 
 def calibrate_bundle(bundle: Bundle, folders: Sequence[Path], out: Path, *, target_fa_per_hour: float,
                      per_keyword: bool = True, force: bool = False, hit_target: float = 0.95,

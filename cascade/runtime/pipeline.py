@@ -25,7 +25,6 @@ class StageRunner:
     """One stage: raw MFCC -> its normalisation -> int8 model -> float probabilities."""
 
     def __init__(self, model: ModelDir, workers: int = 1) -> None:
-
         self.model = model
         self.tflite = TFLiteModel(model.int8_path)
         self.workers = workers
@@ -42,6 +41,7 @@ class StageRunner:
         batch = features if features.ndim == 3 else features[None]
         self.invocations += len(batch)
         return self.tflite.invoke_int8(self.tflite.quantize_input(self.model.inputs(batch)))
+
 
 class Cascade:
     def __init__(self, bundle: Bundle, workers: int = 1) -> None:
@@ -65,6 +65,7 @@ class Cascade:
     def stage2_only(self, features: np.ndarray) -> np.ndarray:
         return self.stage2(features)
 
+
 @dataclasses.dataclass(frozen=True)
 class Step:
     """What happened at one inference stride of a stream."""
@@ -81,6 +82,7 @@ class Step:
     stage1_raw: np.ndarray  # (stage-1 labels,) int8 output of stage 1
     stage2_raw: np.ndarray | None  # (labels,) int8 output of stage 2, None when the gate stayed closed
 
+
 def step_frames(emitted: int, new: int, num_frames: int, every: int) -> list[int]:
     """The frame counts among ``emitted + 1 .. emitted + new`` at which a stream runs a step:
     once the first full window of ``num_frames`` is in, then every ``every`` frames. The one
@@ -88,6 +90,7 @@ def step_frames(emitted: int, new: int, num_frames: int, every: int) -> list[int
     first = max(emitted + 1, num_frames)
     first += (-(first - num_frames)) % every
     return list(range(first, emitted + new + 1, every))
+
 
 class StreamingCascade:
     """Audio chunks in, one Step per inference stride out (after the first full window)."""

@@ -51,6 +51,7 @@ class Measurement:
     def rate(self) -> float:
         return self.clips / self.seconds if self.seconds > 0 else float("inf")
 
+
 @dataclasses.dataclass(frozen=True)
 class Target:
     key: str
@@ -62,11 +63,13 @@ class Target:
     def passed(self) -> bool:
         return self.value >= self.threshold
 
+
 def default_data_dir() -> Path:
     """The shared Speech Commands subset when present, else the dataset shipped in the repo."""
     shared = Path(os.environ.get("KWS_SHARED_DATA", "/work/shared/data")) / "speech_commands_dev"
     samples = Path(__file__).resolve().parents[2] / "samples"
     return next((d for d in (shared, samples / "speech_commands") if d.is_dir()), samples)
+
 
 def find_clips(data_dir: Path, count: int) -> list[Path]:
     """``count`` WAV clips spread evenly over the sorted files (all words, not just the first),
@@ -84,6 +87,7 @@ def find_clips(data_dir: Path, count: int) -> list[Path]:
         return wavs
     return [wavs[i] for i in np.linspace(0, len(wavs) - 1, count).round().astype(int)]
 
+
 def blas_threads(threads: int) -> contextlib.AbstractContextManager:
     """Limit BLAS/OpenMP threads while timing. On a shared machine multi-threaded OpenBLAS
     thrashes (measured here: librosa per clip 860 -> 110 clips/s next to one busy process)."""
@@ -92,6 +96,7 @@ def blas_threads(threads: int) -> contextlib.AbstractContextManager:
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=threads)
+
 
 def warm_page_cache(paths: list[Path]) -> None:
     """Read every file once so no method pays for the first disk read."""
@@ -127,6 +132,7 @@ def measure(make_steps: Callable[[int], Steps], clips: int, repeat: int) -> tupl
                 best[key] = min(seconds, best.get(key, float("inf")))
     return [Measurement(key, labels[key], clips, best[key]) for key in best], results
 
+
 def print_report(title: str, measurements: list[Measurement], targets: list[Target], notes: list[str]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -149,6 +155,7 @@ def print_report(title: str, measurements: list[Measurement], targets: list[Targ
     console.print(verdicts)
     for note in notes:
         console.print(note)
+
 
 def report_dict(benchmark: str, measurements: list[Measurement], targets: list[Target], **extra: Any) -> dict[str, Any]:
     base = measurements[0] if measurements else None
@@ -173,8 +180,8 @@ def report_dict(benchmark: str, measurements: list[Measurement], targets: list[T
         **extra,
     }
 
-def write_json(path: Path, data: dict[str, Any], force: bool) -> None:
 
+def write_json(path: Path, data: dict[str, Any], force: bool) -> None:
     refuse_existing(path, force)
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
@@ -224,6 +231,7 @@ def _feature_steps(paths: list[Path], cfg, cache_dir: Path) -> Steps:
         ("cache_cold", "(d) cache, cold", cache_pass),
         ("cache_warm", "(e) cache, warm", cache_pass),
     ]
+
 
 @app.command("features")
 def features(

@@ -95,6 +95,7 @@ def bench_live(
         write_json(json_out, data, force)
         console.print(f"wrote {json_out}")
 
+
 def _print(console, bundle, hops: dict, checks: list, latency: dict, realtime_seconds: float) -> None:
     from rich.table import Table
 

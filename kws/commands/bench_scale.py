@@ -48,11 +48,13 @@ def repeat_folder(source: Path, dest: Path, times: int) -> Path:
                 shutil.copy2(wav, target)
     return dest
 
+
 def run_eval(data: Path, model: Path, workers: int, cache_dir: Path, report: Path) -> tuple[float, int, dict]:
     """One ``kws eval`` child: (wall seconds, peak RSS bytes, its JSON report)."""
     run = measure_kws(["eval", str(data), "--model", str(model), "--workers", str(workers), "--json", str(report),
                        "--force"], env=dict(os.environ, KWS_CACHE_DIR=str(cache_dir)))
     return run.seconds, run.peak_rss_bytes, json.loads(report.read_text())
+
 
 def timed_eval(data: Path, model: Path, workers: int, cache_dir: Path) -> float:
     """Seconds of one evaluation pass in this process (what `kws eval` runs, minus start-up)."""
@@ -63,6 +65,7 @@ def timed_eval(data: Path, model: Path, workers: int, cache_dir: Path) -> float:
     else:
         evaluate(ModelDir.open(model), data, cache_dir=cache_dir, workers=workers)
     return time.perf_counter() - start
+
 
 @app.command("eval-memory")
 def bench_eval_memory(

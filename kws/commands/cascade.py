@@ -51,6 +51,7 @@ def build(
         f"{cal['keyword_free']['stage2_per_s']:.3f} times/s ({cal['keyword_free']['stage2_share']:.1%} of steps)\n"
         f"wrote {bundle.path}", soft_wrap=True)
 
+
 @app.command("search")
 def search(
     stage1: Annotated[list[Path], typer.Option(exists=True, file_okay=False, help="Stage-1 model directories to choose from (repeatable).")],

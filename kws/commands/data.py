@@ -45,6 +45,7 @@ def info(
         write_text_atomic(json_out, json.dumps(summary, indent=2) + "\n")
         console.print(f"wrote {json_out}")
 
+
 def _print_summary(console: Any, summary: dict[str, Any]) -> None:
     from rich.table import Table
 

@@ -45,5 +45,6 @@ def demo(
         table.add_row(step.name, json.dumps(summary, default=_short)[:300])
     console.print(table)
 
+
 def _short(value):
     return round(value, 4) if isinstance(value, float) else str(value)

@@ -15,6 +15,7 @@ class Version(str, Enum):
     v0_02 = "v0.02"
     v0_01 = "v0.01"
 
+
 def download(
     version: Annotated[Version, typer.Option(help="Speech Commands release.")] = Version.v0_02,
     test_set: Annotated[bool, typer.Option(
@@ -58,6 +59,7 @@ def download(
                  "or pass --sha256)")
     typer.echo(f"{result.path}: {result.files:,} files, {result.bytes / 1e6:,.1f} MB; {check}; "
                f"per-file hashes in {result.manifest}")
+
 
 def _bar_task(bar, description: str):
     """A progress callback that (re)starts its bar when the transfer starts over or resumes."""

@@ -27,13 +27,12 @@ from kws.commands.common import default_bundle, is_bundle, load_feature_config
 
 
 def _features(model: Path, config: Optional[Path]):
-
     if config is None and model.is_dir() and (model / FEATURES).is_file():
         config = model / FEATURES
     return load_feature_config(config)
 
-def _profiles(names: list[str], all_: bool):
 
+def _profiles(names: list[str], all_: bool):
     if all_ and names:
         raise KwsError("give --profile or --all, not both")
     if all_:
@@ -42,8 +41,10 @@ def _profiles(names: list[str], all_: bool):
         raise KwsError("give --profile NAME|FILE.toml (repeatable) or --all")
     return [load_profile(name) for name in names]
 
+
 def _days(days: float) -> str:
     return "inf" if days == float("inf") else f"{days:,.1f}"
+
 
 def _table(results: dict[str, EnergyEstimate], cascade: bool):
     from rich.table import Table
@@ -70,6 +71,7 @@ def _table(results: dict[str, EnergyEstimate], cascade: bool):
             cells.append(f"{r.cascade_vs_stage2_energy:.3f} (compute {r.cascade_vs_stage2_compute_energy:.3f})")
         table.add_row(*cells)
     return table
+
 
 def energy(
     model: Annotated[Optional[Path], typer.Option(exists=True, help="Cascade bundle (default: samples/cascade), or an int8 .tflite / model directory.")] = None,

@@ -23,6 +23,7 @@ def golden_data(explicit: Optional[Path], calibration: dict) -> Path:
         return Path(recorded)
     return SAMPLES / "speech_commands"
 
+
 def export(
     out: Annotated[Path, typer.Option(help="Folder to write (must be empty or absent unless --force).")],
     model: BundleOption = None,

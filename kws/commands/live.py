@@ -36,6 +36,7 @@ def _list_devices() -> None:
         table.add_row(str(d.index), d.name, d.hostapi, str(d.channels), f"{d.default_rate} Hz", "*" if d.is_default else "")
     Console().print(table)
 
+
 def live(
     model: BundleOption = None,
     sensitivity: SensitivityOption = None,

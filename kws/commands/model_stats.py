@@ -16,6 +16,7 @@ from data_prep.outputs import refuse_existing
 def _shape(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape))
 
+
 def model_stats(
     model: Annotated[Path, typer.Argument(exists=True, help="A .tflite file or a model directory with model_int8.tflite.")],
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the figures as JSON.")] = None,

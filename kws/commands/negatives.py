@@ -12,7 +12,6 @@ from data_prep.negatives import Source, build_negatives, count_files, ensure_mus
 
 
 def _sources(specs: list[str], held_out: bool):
-
     out = []
     for spec in specs:
         name, sep, path = spec.partition("=")
@@ -20,6 +19,7 @@ def _sources(specs: list[str], held_out: bool):
             raise ConfigError(f"--source/--held-out {spec!r}: expected NAME=FOLDER")
         out.append(Source(name=name, path=Path(path), held_out=held_out))
     return out
+
 
 def negatives(
     out: Annotated[Path, typer.Argument(help="Output folder: <split>/<source>/*.flac + negatives.json.")],

@@ -86,6 +86,7 @@ def search(
     print_result(result, console)
     console.print(f"wrote {out}/search.json, memory_map.png, pareto.png" + (", cascade_pareto.png" if stage == 1 else ""))
 
+
 def print_result(result: dict, console) -> None:
     from rich.table import Table
 

@@ -45,6 +45,7 @@ def make(
     truth = build_stream_folder(keywords, negatives or [], out, recipe, split=split, force=force, bed_dirs=bed or [])
     typer.echo(f"wrote {out}: {truth['duration_s']:.0f} s, {len(truth['keywords'])} keywords, {truth['events']} events")
 
+
 @app.command("score")
 def score(
     truth: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="truth.json from `kws stream make`.")],
@@ -60,6 +61,7 @@ def score(
     result = score_events(rows, data["keywords"], data["duration_s"])
     typer.echo(json.dumps(result.to_json(), indent=2))
 
+
 def sources_table(rows: dict):
     """False accepts and stage-2 duty per source of negative material (stream_sources.py)."""
     from rich.table import Table
@@ -71,12 +73,13 @@ def sources_table(rows: dict):
                       f"{r['stage2_duty']:.1%}")
     return table
 
-def _write_report(path: Optional[Path], data: dict, force: bool) -> None:
 
+def _write_report(path: Optional[Path], data: dict, force: bool) -> None:
     if path is None:
         return
     refuse_existing(path, force)
     write_json(path, data)
+
 
 @app.command("eval")
 def evaluate(
@@ -118,6 +121,7 @@ def evaluate(
     if det is not None:
         det_png(report["det"], det, f"{bundle.path.name}: {t['hours']:.1f} h of streams")
 
+
 @app.command("calibrate")
 def calibrate(
     streams: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Validation stream folders (never the test streams).")],
@@ -140,6 +144,7 @@ def calibrate(
     for point in result["operating_points"].values():
         typer.echo(point.describe())
     typer.echo(f"wrote {out}")
+
 
 @app.command("mine")
 def mine(

@@ -18,16 +18,16 @@ from kws.train.teacher import recognise_teacher
 
 
 def db_range(text: str, option: str) -> tuple[float, float]:
-
     try:
         low, high = (float(v) for v in text.split(","))
     except ValueError:
         raise ConfigError(f"{option} {text!r}: expected LOW,HIGH in dB") from None
     return low, high
 
-def augment_config(noise_mode: str, snr_db: str):
 
+def augment_config(noise_mode: str, snr_db: str):
     return AugmentConfig(noise_mode=noise_mode, snr_db_range=db_range(snr_db, "--snr-db"))
+
 
 def train(
     data: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Speech Commands folder (release or test-set layout).")],

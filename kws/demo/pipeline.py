@@ -54,9 +54,9 @@ class DemoConfig:
     synth_voices: int = 20  # espeak-ng voices per word added to training (0: none)
     seed: int = 0
 
+
 def features_step(cfg: DemoConfig, features: FeatureConfig):
     def run(out: Path) -> dict[str, Any]:
-
         dataset = load_dataset(Path(cfg.data))
         summary: dict[str, Any] = {"config": features.to_dict(), "fingerprint": features.fingerprint(),
                                    "T": features.num_frames, "n_mfcc": features.n_mfcc, "splits": {}}
@@ -70,6 +70,7 @@ def features_step(cfg: DemoConfig, features: FeatureConfig):
         return {"clips": sum(s["clips"] for s in summary["splits"].values()), "shape": [features.num_frames, features.n_mfcc]}
     return run
 
+
 def synth_step(cfg: DemoConfig, features: FeatureConfig):
     def run(out: Path) -> dict[str, Any]:
         import shutil
@@ -80,9 +81,9 @@ def synth_step(cfg: DemoConfig, features: FeatureConfig):
         return {"clips": clips, "voices": cfg.synth_voices}
     return run
 
+
 def train_step(root: Path, cfg: DemoConfig, features: FeatureConfig, stage: int):
     def run(out: Path) -> dict[str, Any]:
-
         synth = root / "synth" / "clips"
         extra = (str(synth),) if synth.is_dir() else ()
         arch, params, epochs = ((cfg.stage1_arch, {}, cfg.stage1_epochs) if stage == 1
@@ -93,9 +94,9 @@ def train_step(root: Path, cfg: DemoConfig, features: FeatureConfig, stage: int)
         return {"testing": metrics.get("testing"), "validation": metrics.get("validation")}
     return run
 
+
 def tflm_step(root: Path, cfg: DemoConfig):
     def run(out: Path) -> dict[str, Any]:
-
         models = {stage: ModelDir.open(root / f"train_{stage}" / "model") for stage in ("stage1", "stage2")}
         models["stage1"].config.require_same(models["stage2"].config, "stage 1 vs stage 2")
         examples = load_dataset(Path(cfg.data)).examples("testing")
@@ -111,18 +112,18 @@ def tflm_step(root: Path, cfg: DemoConfig):
         return summary
     return run
 
+
 def cascade_step(root: Path, cfg: DemoConfig):
     def run(out: Path) -> dict[str, Any]:
-
         _, cal = build_cascade(root / "train_stage1" / "model", root / "train_stage2" / "model", Path(cfg.data),
                                out / "bundle", recall=cfg.recall, force=True)
         return {k: cal[k] for k in ("tau", "recall", "invocation_rate", "false_open_rate")} | {
             "keyword_free_stage2_per_s": cal["keyword_free"]["stage2_per_s"]}
     return run
 
+
 def evaluate_step(root: Path, cfg: DemoConfig):
     def run(out: Path) -> dict[str, Any]:
-
         report = evaluate_bundle(Bundle.open(root / "cascade" / "bundle"), Path(cfg.data))
         write_json(out / "eval.json", report.to_json())
         confusion_png(report.cascade, out / "confusion.png", "cascade (int8), test speakers")
@@ -131,9 +132,9 @@ def evaluate_step(root: Path, cfg: DemoConfig):
                 "n": report.n}
     return run
 
+
 def stream_step(root: Path, cfg: DemoConfig):
     def run(out: Path) -> dict[str, Any]:
-
         bundle = Bundle.open(root / "cascade" / "bundle")
         truth = build_stream_folder(Path(cfg.data), [], out / "recording",
                                     StreamRecipe(minutes=cfg.stream_minutes, seed=cfg.seed), config=bundle.config)
@@ -147,14 +148,15 @@ def stream_step(root: Path, cfg: DemoConfig):
         return score | {"stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty}
     return run
 
+
 def energy_step(root: Path):
     def run(out: Path) -> dict[str, Any]:
-
         results = bundle_energy(root / "cascade" / "bundle")
         write_json(out / "energy.json", estimates_json(results))
         return {name: {"cascade_vs_stage2_energy": r.cascade_vs_stage2_energy, "battery_days": r.battery_days,
                        "fits": r.fits.ok} for name, r in results.items()}
     return run
+
 
 def export_step(root: Path, cfg: DemoConfig):
     def run(out: Path) -> dict[str, Any]:
@@ -169,12 +171,13 @@ def export_step(root: Path, cfg: DemoConfig):
         return summary
     return run
 
+
 def report_step(root: Path):
     def run(out: Path) -> dict[str, Any]:
-
         html, md = build_report(root, force=True)
         return {"html": str(html), "md": str(md)}
     return run
+
 
 def demo_steps(root: Path, cfg: DemoConfig, features: FeatureConfig) -> list[Step]:
     settings = dataclasses.asdict(cfg) | {"features": features.fingerprint()}

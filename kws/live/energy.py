@@ -30,9 +30,9 @@ class EnergyFigures:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+
 class LiveEnergy:
     def __init__(self, bundle: Bundle, profile: str = "nrf52840", battery: str = "cr2032") -> None:
-
         self.bundle = bundle
         self.profile = load_profile(profile)
         self.battery = get_battery(battery)
@@ -41,7 +41,6 @@ class LiveEnergy:
         self.max_rate = 1000.0 / bundle.inference_stride_ms
 
     def at(self, stage2_per_s: float) -> EnergyFigures:
-
         rate = min(max(0.0, stage2_per_s), self.max_rate)
         r = estimate_cascade(self.stage1, self.stage2, self.bundle.config, self.profile,
                              inference_stride_ms=self.bundle.inference_stride_ms, stage2_rate_per_s=rate,

@@ -23,7 +23,6 @@ from cascade.runtime.detector import Detector, Hop
 from cascade.runtime.pipeline import Step
 from data_prep.audio import to_mono
 from data_prep.errors import AudioError
-from data_prep.resample import StreamResampler
 from kws.live.blocks import BlockQueue, End
 
 SILENT_DB = -120.0

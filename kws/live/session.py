@@ -47,6 +47,7 @@ def make_source(bundle: Bundle, blocks: BlockQueue, *, input_file: Path | None =
     rate = choose_rate(dev, bundle.config.sample_rate, channels, device_rate)
     return MicSource(dev, rate, channels, max(1, round(rate * block_ms / 1000.0)), blocks)
 
+
 def warmed(runner: StreamingCascade) -> StreamingCascade:
     """Run both stages and a second of audio once, then reset: first calls allocate (the
     interpreters' first invoke, lazily built feature tables) and would stall the first hops
@@ -58,6 +59,7 @@ def warmed(runner: StreamingCascade) -> StreamingCascade:
     runner.push(np.random.default_rng(0).normal(0, 0.01, cfg.sample_rate).astype(np.float32))
     runner.reset()
     return runner
+
 
 def run_live(
     bundle: Bundle,

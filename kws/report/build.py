@@ -66,6 +66,7 @@ def headline(a: Artefacts) -> tuple[Headline, ...]:
                   Headline("Battery life", days(None), "no cascade energy in this run")]
     return tuple(items)
 
+
 def make_report(run_dir: Path, log: Callable[[str], None] | None = None) -> Report:
     """Find the artefacts and build every section (plots rendered in memory); ``log`` hears
     about each artefact skipped for a malformed value."""
@@ -80,6 +81,7 @@ def make_report(run_dir: Path, log: Callable[[str], None] | None = None) -> Repo
     return Report("Keyword-spotting cascade report",
                   f"run {Path(run_dir).resolve()} · kws {kws_version()} · {when}", headline(a), sections)
 
+
 def _is_ours(path: Path) -> bool:
     """A file or folder a previous ``kws report`` wrote (safe to replace)."""
 
@@ -89,6 +91,7 @@ def _is_ours(path: Path) -> bool:
         return all(p.is_file() and p.suffix == ".png" for p in path.iterdir())
     head = path.read_text(errors="replace")[:2000]
     return (GENERATOR in head) if path.suffix == ".html" else head.startswith(MARKER)
+
 
 def build_report(run_dir: Path, out: Path | None = None, *, force: bool = False,
                  log: Callable[[str], None] | None = None) -> tuple[Path, Path]:

@@ -31,8 +31,10 @@ HIT, MISS = "#15803d", "#dc2626"
 def _png(fig) -> bytes:
     return png_bytes(fig, bbox_inches="tight", pad_inches=0.08)
 
+
 def _subplots(*args, **kwargs):
     return pyplot().subplots(*args, **kwargs)
+
 
 def _styled(fn):
     """Run a plot function under the report's rc style (fonts, grid, spines)."""
@@ -41,6 +43,7 @@ def _styled(fn):
         with pyplot().rc_context(STYLE):
             return fn(*args, **kwargs)
     return wrapper
+
 
 @_styled
 def threshold_curve_png(curve: Sequence[dict[str, float]], tau: float | None, target_recall: float | None) -> bytes:
@@ -74,6 +77,7 @@ def threshold_curve_png(curve: Sequence[dict[str, float]], tau: float | None, ta
     b.legend(loc="upper right")
     fig.tight_layout()
     return _png(fig)
+
 
 @_styled
 def timeline_png(duration_s: float, keywords: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]],
@@ -130,6 +134,7 @@ def timeline_png(duration_s: float, keywords: Sequence[dict[str, Any]], events: 
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (2.3 * rows + 0.5)))
     return _png(fig)
 
+
 @_styled
 def energy_bars_png(energy: dict[str, EnergyEstimate]) -> bytes:
     """Energy per hour of listening, cascade vs stage 2 always on, per profile; each bar is
@@ -165,6 +170,7 @@ def energy_bars_png(energy: dict[str, EnergyEstimate]) -> bytes:
     fig.tight_layout()
     return _png(fig)
 
+
 @_styled
 def pareto_points_png(energy: dict[str, EnergyEstimate], cascade_accuracy: float, stage2_accuracy: float) -> bytes:
     """Accuracy against energy per hour: per profile, stage 2 always on (square) and the
@@ -190,6 +196,7 @@ def pareto_points_png(energy: dict[str, EnergyEstimate], cascade_accuracy: float
     fig.tight_layout()
     return _png(fig)
 
+
 @_styled
 def history_png(histories: Sequence[tuple[str, list[dict[str, Any]]]]) -> bytes:
     """Training and validation accuracy per epoch, one panel per model."""
@@ -205,6 +212,7 @@ def history_png(histories: Sequence[tuple[str, list[dict[str, Any]]]]) -> bytes:
     fig.tight_layout()
     return _png(fig)
 
+
 def search_png(result: dict[str, Any]) -> bytes:
     """``kws cascade search``'s own Pareto plot, as bytes."""
     import tempfile
@@ -212,6 +220,7 @@ def search_png(result: dict[str, Any]) -> bytes:
 
     with tempfile.TemporaryDirectory() as tmp:
         return pareto_png(result, Path(tmp) / "pareto.png").read_bytes()
+
 
 def confusion_matrix_png(evaluation: dict[str, Any], title: str) -> bytes:
     """The evaluation's confusion matrix, drawn by the same code as ``kws eval --png``."""

@@ -40,6 +40,7 @@ def rel(path: Path, root: Path) -> str:
     except ValueError:
         return str(path)
 
+
 def open_bundle(a: Artefacts):
     """(Bundle, None) or (None, why not)."""
     if a.bundle is None:
@@ -50,8 +51,8 @@ def open_bundle(a: Artefacts):
     except KwsError as exc:
         return None, f"the cascade bundle could not be opened: {exc}"
 
-def feature_config(a: Artefacts):
 
+def feature_config(a: Artefacts):
     if a.feature_config is not None:
         try:
             return FeatureConfig.load(a.feature_config)
@@ -63,6 +64,7 @@ def feature_config(a: Artefacts):
         except (KwsError, TypeError):
             return None
     return None
+
 
 def features_section(a: Artefacts) -> Section:
     key, title = "features", "Feature configuration"
@@ -92,8 +94,10 @@ def features_section(a: Artefacts) -> Section:
         blocks.append(Table(("split", *labels, "total"), table_rows, "Clips per split and label"))
     return Section(key, title, tuple(blocks))
 
+
 def _stage_name(m: ModelInfo) -> str:
     return {1: "stage 1 (gate)", 2: "stage 2 (classifier)"}.get(m.stage, "model")
+
 
 def _arena_from_tflm(a: Artefacts, m: ModelInfo, flash: int) -> int | None:
     entry = (a.tflm or {}).get(f"stage{m.stage}")
@@ -101,9 +105,11 @@ def _arena_from_tflm(a: Artefacts, m: ModelInfo, flash: int) -> int | None:
         return int(entry["arena_bytes"])
     return None
 
+
 def _accuracies(m: ModelInfo, split: str) -> str:
     r = m.metrics.get(split) or {}
     return f"{pct(r.get('float_accuracy'))} → {pct(r.get('int8_accuracy'))}"
+
 
 def model_rows(a: Artefacts) -> tuple[list[tuple[str, ...]], list[str]]:
     """Table rows and the problems met (a model whose graph cannot be read keeps its row)."""
@@ -126,6 +132,7 @@ def model_rows(a: Artefacts) -> tuple[list[tuple[str, ...]], list[str]]:
                      DASH if exact is None else ("yes" if exact else "NO")))
     return rows, problems
 
+
 def models_section(a: Artefacts) -> Section:
     key, title = "models", "Models"
     if not a.models:
@@ -144,6 +151,7 @@ def models_section(a: Artefacts) -> Section:
     if histories:
         blocks.append(Figure("training", plots.history_png(histories), "Accuracy per training epoch."))
     return Section(key, title, tuple(blocks))
+
 
 def evaluation_section(a: Artefacts) -> Section:
     key, title = "evaluation", "Evaluation"
@@ -170,6 +178,7 @@ def evaluation_section(a: Artefacts) -> Section:
                     "Confusion matrix: rows are the true labels, columns the predictions."),
              Table(("label", "precision", "recall", "F1", "support"), per_class, "Per class"))),
     ))
+
 
 def gate_section(a: Artefacts) -> Section:
     key, title = "gate", "Stage-1 gate"
@@ -200,6 +209,7 @@ def gate_section(a: Artefacts) -> Section:
     blocks.append(operating_points_table(bundle))
     return Section(key, title, tuple(blocks))
 
+
 def operating_points_table(bundle) -> Table:
     """The bundle's named operating points and what each measured on validation streams."""
     rows = []
@@ -213,6 +223,7 @@ def operating_points_table(bundle) -> Table:
     return Table(("operating point", "threshold", "per keyword", "hit rate", "false accepts / h", "95 % CI", "hours"),
                  tuple(rows), "Operating points (kws live/detect/export --sensitivity), measured on validation streams")
 
+
 def _trace(a: Artefacts) -> dict[str, Any] | None:
     import numpy as np
 
@@ -220,6 +231,7 @@ def _trace(a: Artefacts) -> dict[str, Any] | None:
         return None
     with np.load(a.trace) as z:
         return {k: z[k] for k in ("t", "p_keyword", "opened")}
+
 
 def mark_hits(events: list[dict[str, Any]], keywords: list[dict[str, Any]], duration_s: float) -> list[dict[str, Any]]:
     """Each event with ``hit``: whether the stream scorer counts it as a hit. The scorer
@@ -233,6 +245,7 @@ def mark_hits(events: list[dict[str, Any]], keywords: list[dict[str, Any]], dura
         out.append({**e, "hit": now == before})
         before = now
     return out
+
 
 def stream_section(a: Artefacts) -> Section:
     key, title = "stream", "Long recording"

@@ -73,6 +73,7 @@ def resolution_config(base: FeatureConfig, n_mfcc: int, frames: int) -> FeatureC
         raise ConfigError(f"resolution: no whole-sample stride gives {frames} frames for this clip")
     return config
 
+
 def parse_resolution(text: str) -> tuple[int, int]:
     """'10x49' -> (n_mfcc 10, frames 49)."""
     try:
@@ -136,6 +137,7 @@ class SearchSpec:
         data["resolutions"] = tuple(tuple(r) for r in data.get("resolutions", DEFAULT_RESOLUTIONS))
         return cls(**data, train=TrainConfig.from_dict(train))
 
+
 @dataclasses.dataclass(frozen=True)
 class Candidate:
     """One (W, R) point of the grid."""
@@ -150,8 +152,8 @@ class Candidate:
     def id(self) -> str:
         return f"w{self.width:g}_m{self.n_mfcc}_t{self.frames}"
 
-def candidates(spec: SearchSpec) -> list[Candidate]:
 
+def candidates(spec: SearchSpec) -> list[Candidate]:
     base = FeatureConfig.from_dict(spec.base_features)
     out = []
     for n_mfcc, frames in spec.resolutions:
@@ -164,9 +166,10 @@ def candidates(spec: SearchSpec) -> list[Candidate]:
         raise ConfigError("the grid repeats a (width, resolution) pair")
     return out
 
-def num_classes(spec: SearchSpec) -> int:
 
+def num_classes(spec: SearchSpec) -> int:
     return len(stage_labels(spec.train.stage, parse_labels(spec.train.labels).names))
+
 
 def _stage2_usage(spec: SearchSpec) -> tuple[int, int]:
     """(flash, arena) of the stage-2 model a stage-1 candidate shares the board with."""
@@ -176,6 +179,7 @@ def _stage2_usage(spec: SearchSpec) -> tuple[int, int]:
     stage2 = ModelDir.open(Path(spec.stage2))
     data = stage2.int8_path.read_bytes()
     return len(data), measure_arena(data)
+
 
 def measure(candidate: Candidate, spec: SearchSpec, classes: int, shared: tuple[int, int]) -> dict[str, Any]:
     """Flash, arena, frontend RAM, MACs of one candidate, and whether it fits (no training)."""
@@ -197,6 +201,7 @@ def measure(candidate: Candidate, spec: SearchSpec, classes: int, shared: tuple[
     }
     return judge(row, spec)
 
+
 def judge(row: dict[str, Any], spec: SearchSpec) -> dict[str, Any]:
     """Set ``fits``/``reason`` against the spec's limits; an untrained candidate that does not
     fit is ``rejected`` (a trained one keeps its results, marked as not fitting)."""
@@ -210,6 +215,7 @@ def judge(row: dict[str, Any], spec: SearchSpec) -> dict[str, Any]:
         row["status"] = "rejected" if reasons else ("pending" if row["status"] == "rejected" else row["status"])
     return row
 
+
 def train_command(spec: SearchSpec, candidate: dict[str, Any], out: Path) -> list[str]:
     """The ``kws train`` arguments that train (or resume) one candidate."""
     t = spec.train
@@ -221,8 +227,10 @@ def train_command(spec: SearchSpec, candidate: dict[str, Any], out: Path) -> lis
             "--unknown-pct", str(t.unknown_pct), "--silence-pct", str(t.silence_pct),
             "--keyword-boost", str(t.keyword_boost), "--quiet"]
 
+
 def model_path(out: Path, cid: str) -> Path:
     return Path(out) / "models" / cid
+
 
 def config_path(out: Path, cid: str) -> Path:
     return Path(out) / "features" / f"{cid}.toml"
@@ -234,12 +242,14 @@ def _training_key(spec: dict[str, Any]) -> dict[str, Any]:
     """What the measurements and trained models depend on: all but the limits."""
     return {k: v for k, v in spec.items() if k not in _LIMITS}
 
+
 def _saved_spec(path: Path, saved: dict[str, Any]) -> dict[str, Any]:
     """The spec of a saved search in today's form (older kws wrote it flat)."""
     try:
         return SearchSpec.from_dict(saved["spec"]).to_dict()
     except (KeyError, TypeError, ValueError, KwsError) as exc:
         raise KwsError(f"{path}: not a search state this kws can resume ({exc}); use --force to start over") from None
+
 
 class SearchState:
     """OUT/search.json: the spec, every candidate's measurements, status and results."""
@@ -274,6 +284,7 @@ class SearchState:
         self.candidates[cid].update(values)
         self.save()
 
+
 def _measure_retrying(candidate: Candidate, spec: SearchSpec, classes: int, shared: tuple[int, int], log,
                       attempts: int = 3) -> dict[str, Any]:
     """``measure``, tried again when a TFLM probe fails: the probe subprocesses occasionally
@@ -288,6 +299,7 @@ def _measure_retrying(candidate: Candidate, spec: SearchSpec, classes: int, shar
             log(f"{candidate.id}: measurement failed ({exc})")
     raise KwsError(f"{candidate.id}: cannot measure it in TFLite Micro after {attempts} tries ({failure}); "
                    "the candidates measured so far are saved, rerun to continue")
+
 
 def measure_all(state: SearchState, log=None) -> list[dict[str, Any]]:
     """Measure every candidate not measured yet (saved one by one: an interrupted run keeps them)."""
@@ -308,6 +320,7 @@ def measure_all(state: SearchState, log=None) -> list[dict[str, Any]]:
             f"{row['macs']:,} MACs -> {'fits' if row['fits'] else 'rejected: ' + row['reason']}")
     return list(state.candidates.values())
 
+
 def collect(state: SearchState) -> None:
     """Read the metrics of every trained candidate into the state."""
     for cid, row in state.candidates.items():
@@ -320,11 +333,13 @@ def collect(state: SearchState) -> None:
                        test_accuracy=(metrics.get("testing") or {}).get("int8_accuracy"))
     state.save()
 
+
 def best(state: SearchState) -> dict[str, Any] | None:
     """The fitting, trained candidate with the highest int8 validation accuracy (fewer MACs
     break ties)."""
     trained = [r for r in state.candidates.values() if r["fits"] and r.get("val_accuracy") is not None]
     return max(trained, key=lambda r: (r["val_accuracy"], -r["macs"])) if trained else None
+
 
 def cascade_choice(state: SearchState, inference_stride_ms: float, max_drop: float) -> dict[str, Any] | None:
     """Stage 1: the trained candidate and tau with the least energy within ``max_drop`` of

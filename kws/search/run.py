@@ -36,11 +36,13 @@ def _env(threads: int) -> dict[str, str]:
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     return env
 
+
 def _clear_stillborn(path: Path) -> None:
     """A run interrupted before it wrote its train config holds no progress; kws train would
     refuse the folder, so it goes."""
     if path.is_dir() and any(path.iterdir()) and not (path / artifact.TRAIN_CONFIG).is_file():
         shutil.rmtree(path)
+
 
 def _stop(proc: subprocess.Popen, grace_s: float) -> None:
     """SIGTERM, then SIGKILL. Not SIGINT: inside TensorFlow the KeyboardInterrupt often lands
@@ -57,9 +59,11 @@ def _stop(proc: subprocess.Popen, grace_s: float) -> None:
         except subprocess.TimeoutExpired:
             continue
 
+
 def _tail(path: Path) -> str:
     lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()] if path.is_file() else []
     return lines[-1][:300] if lines else "no output"
+
 
 def train_candidates(state: SearchState, *, budget_s: float, parallel: int = 2, log=None,
                      poll_s: float = 0.5, grace_s: float = GRACE_S) -> dict[str, int]:
@@ -121,6 +125,7 @@ def train_candidates(state: SearchState, *, budget_s: float, parallel: int = 2, 
         raise
     collect(state)
     return counts
+
 
 def run_search(spec: SearchSpec, out: Path, *, budget_s: float, parallel: int = 2, force: bool = False,
                inference_stride_ms: float = 100.0, max_drop: float = 0.01, log=None) -> dict[str, Any]:

@@ -60,11 +60,13 @@ class Cluster:
     def address(self) -> str:
         return self.jobs[self.task_type][self.task_index]
 
+
 def _address_ok(address: Any) -> bool:
     if not isinstance(address, str) or ":" not in address:
         return False
     host, _, port = address.rpartition(":")
     return bool(host) and port.isdigit() and 0 < int(port) < 65536
+
 
 def parse_tf_config(text: str | None) -> Cluster | None:
     """The cluster in a TF_CONFIG string (None when unset or empty); ConfigError on any flaw."""
@@ -101,6 +103,7 @@ def parse_tf_config(text: str | None) -> Cluster | None:
         raise ConfigError(f'TF_CONFIG: task index {index!r} is out of range for the {len(jobs[task_type])} "{task_type}" address(es)')
     return Cluster(jobs, task_type, index)
 
+
 def resolve_strategy(requested: str, gpus: int, cluster: Cluster | None) -> str:
     """The placement ``requested`` means on this machine (pure: testable without devices).
 
@@ -118,6 +121,7 @@ def resolve_strategy(requested: str, gpus: int, cluster: Cluster | None) -> str:
     if requested != "multi-worker" and cluster is not None:
         raise ConfigError(f"--strategy {requested} runs on one machine, but TF_CONFIG is set: unset it or use --strategy multi-worker")
     return requested
+
 
 @dataclasses.dataclass(frozen=True)
 class Placement:
@@ -145,10 +149,12 @@ class Placement:
         line = f"strategy {self.name}: {where}; global batch {global_batch} ({per} per replica); this is {role} {self.worker_id}"
         return f"{line}; {self.note}" if self.note else line
 
+
 def per_replica_batch(global_batch: int, replicas: int) -> str:
     """How a global batch splits: every replica gets the same share, or shares differ by one."""
     low, high = global_batch // replicas, -(-global_batch // replicas)
     return str(low) if low == high else f"{low}-{high}"
+
 
 def make_placement(requested: str = "auto", environ: Mapping[str, str] | None = None) -> Placement:
     """Create the strategy. Call it before any other TensorFlow op: a multi-worker strategy
@@ -170,6 +176,7 @@ def make_placement(requested: str = "auto", environ: Mapping[str, str] | None = 
     device = "/gpu:0" if gpus else "/cpu:0"
     return Placement(name, tf.distribute.OneDeviceStrategy(device), note=device.strip("/"))
 
+
 @contextlib.contextmanager
 def lost_worker_is_one_line(placement: Placement) -> Iterator[None]:
     """When another worker dies, collectives fail on the survivors (after a few seconds, by
@@ -185,11 +192,13 @@ def lost_worker_is_one_line(placement: Placement) -> Iterator[None]:
         raise KwsError(f"multi-worker training lost a worker ({type(exc).__name__}); restart every worker with "
                        "the same command and TF_CONFIG to resume from the last checkpoint") from None
 
+
 def write_dir(directory: Path, placement: Placement) -> Path:
     """Where this process writes files the chief owns: the real path on the chief, a
     ``workertemp_<id>`` folder inside it on the others (TensorFlow's convention for checkpoints
     that every worker must write while only the chief's copy is kept)."""
     return Path(directory) if placement.is_chief else Path(directory) / f"workertemp_{placement.worker_id}"
+
 
 def broadcast_from_chief(placement: Placement, values: Sequence[Any]) -> list[Any]:
     """The chief's values of ``values`` (tensors or variables) on every worker.

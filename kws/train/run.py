@@ -98,6 +98,7 @@ def settle_previous(out: Path, old: Path | None, succeeded: bool) -> None:
         shutil.rmtree(out, ignore_errors=True)
         old.rename(out)
 
+
 def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConfig,
                     skipped: list[Skipped] | None = None, log: Callable[[str], None] | None = None) -> TrainingArrays:
     """Training clips of the dataset, plus every clip of the extra folders, plus negatives
@@ -137,11 +138,13 @@ def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConf
     return TrainingArrays(np.concatenate(clips), np.asarray(targets, np.int32), tuple(noise + extra_noise), weights,
                           clip_labels=tuple(labels), context=context)
 
+
 def require_unknown(arrays: TrainingArrays, labels: Sequence[str], data_dir: Path) -> None:
     """A detector never shown other words fires on every word: refuse to train one."""
     if UNKNOWN in labels and not np.any(arrays.targets == labels.index(UNKNOWN)):
         raise DatasetError(f"{data_dir}: no {UNKNOWN} training clips (the dataset has no word folders besides "
                            f"the keywords); add other words' folders, or --negatives, so the model learns to reject them")
+
 
 def noise_plan(augment: AugmentConfig, arrays: TrainingArrays, data_dir: Path,
                log: Callable[[str], None]) -> AugmentConfig:
@@ -172,9 +175,11 @@ def negative_windows(samples: np.ndarray, features: FeatureConfig) -> np.ndarray
     loud = rms(windows) > 1e-3
     return windows[loud] if loud.any() else clip_of(samples, features)[None]
 
+
 def negative_clips(folder: Path, features: FeatureConfig) -> np.ndarray:
     return np.concatenate([negative_windows(load_audio(p, features.sample_rate), features)
                            for p in audio_files(folder)])
+
 
 def split_arrays(dataset: Dataset, split: str, config: TrainConfig, features: FeatureConfig, cache_dir: Path | None,
                  skipped: list[Skipped] | None = None):
@@ -187,6 +192,7 @@ def split_arrays(dataset: Dataset, split: str, config: TrainConfig, features: Fe
     if skipped is not None:
         skipped.extend(bad)
     return x, y
+
 
 def train(
     data_dir: Path,
@@ -227,6 +233,7 @@ def train(
         raise
     settle_previous(out, previous[0], succeeded=True)
     return metrics
+
 
 def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConfig, features: FeatureConfig, *,
               resuming: bool, previous: list[Path | None], progress: bool, cache_dir: Path | None,
@@ -323,6 +330,7 @@ def distillation(config: TrainConfig, dataset: Dataset, arrays: TrainingArrays, 
             f"{notes['trusted_clips']} of {notes['training_clips']} training clips get soft targets")
     return distill, {"teacher": notes}
 
+
 def load_weights_from(model, init: artifact.ModelDir, labels: Sequence[str]) -> None:
     """Copy the weights of a trained model of the same architecture and labels."""
     if tuple(init.labels) != tuple(labels):
@@ -332,6 +340,7 @@ def load_weights_from(model, init: artifact.ModelDir, labels: Sequence[str]) -> 
     if shapes[0] != shapes[1]:
         raise KwsError(f"{init.path}: a different architecture (weights do not match this run's model)")
     model.set_weights(source.get_weights())
+
 
 def finish(out: Path, dataset: Dataset, config: TrainConfig, features: FeatureConfig,
            arrays: TrainingArrays, stats: FeatureStats, cache_dir: Path | None,

@@ -24,6 +24,7 @@ def width_param(arch: str) -> str:
     except KeyError:
         raise ConfigError(f"model {arch!r} has no width parameter (known: {', '.join(sorted(WIDTH_PARAMS))})") from None
 
+
 def scaled_params(arch: str, params: dict[str, Any], factor: float) -> dict[str, Any]:
     """``params`` with the width scaled by ``factor`` (integer widths rounded, at least 1)."""
     from kws.train.models import arch_params  # lazy: the model zoo imports Keras (seconds); only training needs it
@@ -34,6 +35,7 @@ def scaled_params(arch: str, params: dict[str, Any], factor: float) -> dict[str,
     base = {**arch_params(arch), **params}[key]
     value = max(1, round(base * factor)) if isinstance(base, int) else round(float(base) * factor, 6)
     return {**params, key: value}
+
 
 def keras_macs(model) -> int:
     """MACs per inference of a Keras model of the zoo, by cascade.energy.model_stats' counting rules
@@ -53,6 +55,7 @@ def keras_macs(model) -> int:
         else:
             total += layer_macs("FULLY_CONNECTED", (kernel[1], kernel[0]), (math.prod(out[:-1]), out[-1]))
     return int(total)
+
 
 def width_for_macs(arch: str, params: dict[str, Any], input_shape: tuple[int, int], classes: int,
                    max_macs: float) -> tuple[dict[str, Any], int]:

@@ -85,6 +85,7 @@ class OptimizeSettings:
         if self.verify_samples < 1:
             raise ConfigError(f"verify samples must be >= 1, got {self.verify_samples}")
 
+
 @dataclasses.dataclass
 class FineTuneData:
     """A model's training recipe, loaded: what fine-tuning and conversion need."""
@@ -98,7 +99,6 @@ class FineTuneData:
     cache_dir: Path | None
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-
         x, y = split_arrays(self.dataset, name, self.config, self.source.config, self.cache_dir)
         return self.source.inputs(x), y
 
@@ -106,6 +106,7 @@ class FineTuneData:
         """Calibration features picked as ``kws train`` picks them (same seed, same count)."""
 
         return self.source.inputs(representative_mfcc(self.arrays, self.config, self.source.config))
+
 
 def train_config_of(source: ModelDir):
     """The TrainConfig a model directory was trained with, and the data folder it names."""
@@ -115,8 +116,8 @@ def train_config_of(source: ModelDir):
         raise ModelError(f"{source.path}: no {artifact.TRAIN_CONFIG}; optimizing needs the training recipe")
     return TrainConfig.from_dict({k: v for k, v in saved.items() if k != "data"}), saved.get("data")
 
-def load_data(source: ModelDir, data_dir: Path | None = None, cache_dir: Path | None = None) -> FineTuneData:
 
+def load_data(source: ModelDir, data_dir: Path | None = None, cache_dir: Path | None = None) -> FineTuneData:
     config, saved_data = train_config_of(source)
     data_dir = Path(data_dir or saved_data or "")
     if not data_dir.is_dir():
@@ -131,6 +132,7 @@ def load_data(source: ModelDir, data_dir: Path | None = None, cache_dir: Path | 
     if len(data.validation[1]) == 0:
         raise KwsError(f"{data_dir}: no validation examples (fine-tuning keeps the best epoch by them)")
     return data
+
 
 def _keep_best(model, x: np.ndarray, y: np.ndarray, history: list[dict[str, Any]]):
     """Callback: validation accuracy each epoch (epoch 0 = before fine-tuning); the best
@@ -159,6 +161,7 @@ def _keep_best(model, x: np.ndarray, y: np.ndarray, history: list[dict[str, Any]
                 variable.assign(value)
 
     return KeepBest()
+
 
 def fine_tune(model, data: FineTuneData, *, epochs: int, learning_rate: float, seed: int,
               callbacks: Sequence[Any] = (), progress: bool = False) -> list[dict[str, Any]]:
@@ -189,7 +192,6 @@ def fine_tune(model, data: FineTuneData, *, epochs: int, learning_rate: float, s
 
 # --- the three techniques ------------------------------------------------------------------
 def _qat(model, data: FineTuneData, settings: OptimizeSettings, progress: bool) -> tuple[Any, dict[str, Any]]:
-
     trainer = qat_model(model)
     ranges = calibrate(trainer, data.representative())
     history = fine_tune(trainer, data, epochs=settings.epochs, learning_rate=settings.learning_rate,
@@ -197,6 +199,7 @@ def _qat(model, data: FineTuneData, settings: OptimizeSettings, progress: bool) 
     return model, {"activation_ranges": ranges, "history": history,
                    "note": "fake-quant fine-tuning (BN folded, per-channel int8 weights), then the standard "
                            "full-int8 conversion of the float weights"}
+
 
 def _prune(model, data: FineTuneData, settings: OptimizeSettings, progress: bool) -> tuple[Any, dict[str, Any]]:
     from kws.train.models import build_model  # lazy: the model zoo imports Keras (seconds); only training needs it
@@ -213,12 +216,13 @@ def _prune(model, data: FineTuneData, settings: OptimizeSettings, progress: bool
     return pruned, {"arch_params": params, "keras_macs_before": before, "keras_macs_after": after,
                     "kept_channels": {k: list(v) for k, v in kept.items()}, "history": history}
 
-def _cluster(model, data: FineTuneData, settings: OptimizeSettings, progress: bool) -> tuple[Any, dict[str, Any]]:
 
+def _cluster(model, data: FineTuneData, settings: OptimizeSettings, progress: bool) -> tuple[Any, dict[str, Any]]:
     clusters = cluster_model(model, settings.clusters, settings.seed)
     history = fine_tune(model, data, epochs=settings.epochs, learning_rate=settings.learning_rate,
                         seed=settings.seed, callbacks=[projection_callback(clusters)], progress=progress)
     return model, {"clusters": settings.clusters, "unique_kernel_values": unique_counts(model), "history": history}
+
 
 def _finetune(model, data: FineTuneData, settings: OptimizeSettings, progress: bool) -> tuple[Any, dict[str, Any]]:
     history = fine_tune(model, data, epochs=settings.epochs, learning_rate=settings.learning_rate,
@@ -228,11 +232,13 @@ def _finetune(model, data: FineTuneData, settings: OptimizeSettings, progress: b
 _TECHNIQUES: dict[str, Callable[..., tuple[Any, dict[str, Any]]]] = {
     "qat": _qat, "prune": _prune, "cluster": _cluster, "finetune": _finetune}
 
+
 def _prepare_out(out: Path, force: bool) -> None:
     refuse_existing(out, force, marks=(OPTIMIZE_JSON, artifact.TRAIN_CONFIG, artifact.FEATURES), hint="replace it")
     if out.exists() and any(out.iterdir()):
         shutil.rmtree(out)
     make_dirs(out)
+
 
 def optimize(model_dir: Path, out: Path, settings: OptimizeSettings, *, data_dir: Path | None = None,
              force: bool = False, cache_dir: Path | None = None, progress: bool = False,

@@ -48,18 +48,17 @@ INT8_ONLY = "n/a: the profiles' cycles per MAC are for int8 CMSIS-NN kernels"
 
 
 def _accuracy(model_bytes: bytes, x: np.ndarray, y: np.ndarray) -> float:
-
     return float(np.mean(TFLiteModel(model_bytes).predict(x, workers=2).argmax(-1) == y))
 
-def _arena(model_bytes: bytes) -> tuple[int | None, str | None]:
 
+def _arena(model_bytes: bytes) -> tuple[int | None, str | None]:
     try:
         return measure_arena(model_bytes), None
     except ModelError as exc:
         return None, f"n/a: {exc}"
 
-def _cost_per_profile(model_bytes: bytes, features, profiles, inference_stride_ms: float) -> dict[str, dict[str, float]]:
 
+def _cost_per_profile(model_bytes: bytes, features, profiles, inference_stride_ms: float) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory(prefix="kws-opt-") as tmp:
         path = Path(tmp) / "model.tflite"
         path.write_bytes(model_bytes)
@@ -69,6 +68,7 @@ def _cost_per_profile(model_bytes: bytes, features, profiles, inference_stride_m
         est = estimate_single(cost, features, profile, inference_stride_ms=inference_stride_ms)
         out[profile.name] = {"latency_ms": est.latency_ms["model"], "energy_uj": est.energy_uj["model"]}
     return out
+
 
 def measure_row(technique: str, model_bytes: bytes, float_accuracy: float | None, x: np.ndarray, y: np.ndarray,
                 features, profiles, inference_stride_ms: float) -> dict[str, Any]:
@@ -91,6 +91,7 @@ def measure_row(technique: str, model_bytes: bytes, float_accuracy: float | None
         "per_profile": _cost_per_profile(model_bytes, features, profiles, inference_stride_ms) if is_int8 and arena else None,
         "per_profile_note": None if is_int8 and arena else INT8_ONLY,
     }
+
 
 def model_rows(base_dir: Path, optimized: dict[str, Path], *, data_dir: Path | None = None, split: str = "testing",
                profiles: Sequence[Any], inference_stride_ms: float = 100.0, cache_dir: Path | None = None,
@@ -121,6 +122,7 @@ def model_rows(base_dir: Path, optimized: dict[str, Path], *, data_dir: Path | N
     return {"model": str(source.path), "stage": stage_of(source), "arch": data.config.arch, "split": split,
             "n": len(y), "rows": rows}
 
+
 def targets(model: dict[str, Any]) -> dict[str, Any]:
     """The issue's targets: QAT recovers >= half the PTQ int8 loss (or there was none);
     pruning removes >= 30 % of MACs for <= 1 point of int8 accuracy."""
@@ -144,6 +146,7 @@ def targets(model: dict[str, Any]) -> dict[str, Any]:
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.2f}"
 
+
 def _main_cells(row: dict[str, Any]) -> list[str]:
     arena = f"{row['arena_bytes']:,}" if row["arena_bytes"] is not None else "n/a"
     return [row["name"], row["data_needed"], f"{row['tflite_bytes']:,}", f"{row['gzip_bytes']:,}", f"{row['macs']:,}",
@@ -155,11 +158,13 @@ MAIN_HEADER = ["technique", "data needed", ".tflite B", "gzip B", "MACs", "arena
 def _profile_names(result: dict[str, Any]) -> list[str]:
     return list(result["profiles"])
 
+
 def _cost_cell(row: dict[str, Any], profile: str) -> str:
     if not row["per_profile"]:
         return "n/a"
     c = row["per_profile"][profile]
     return f"{c['latency_ms']:.2f} ms / {c['energy_uj']:.0f} µJ"
+
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [f"# Optimization table ({result['split']} split)", ""]
@@ -179,6 +184,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines.append("Latency/energy: per inference, from each MCU profile's int8 cycles per MAC (cascade.energy); "
                  "model accuracy: the converted model itself on the host (reference kernels).")
     return "\n".join(lines) + "\n"
+
 
 def print_rich(result: dict[str, Any], console) -> None:
     from rich.table import Table
