@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -68,8 +69,8 @@ def count_long(examples: Sequence[Example], config: FeatureConfig) -> int:
     over cached features does not decode, yet should still say that words were located)."""
     count = 0
     for example in examples:
-        if example.path is None:
-            continue
+        if example.path is None or not Path(example.path).is_file():
+            continue  # a FIFO would block the header read; the loader names what is wrong
         try:
             info = sf.info(str(example.path))
         except (sf.LibsndfileError, RuntimeError, OSError):
