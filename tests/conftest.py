@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tar_archives import make_release, make_tree
 
 from data_prep.config import FeatureConfig
 
@@ -82,3 +83,15 @@ def bundle_dir(tmp_path_factory, trained_models: dict[str, Path], samples_dir: P
 def _private_feature_cache(tmp_path_factory) -> None:
     """Tests never read or fill the user's ~/.cache/kws."""
     os.environ["KWS_CACHE_DIR"] = str(tmp_path_factory.mktemp("feature-cache"))
+
+
+@pytest.fixture(scope="session")
+def tree() -> dict[str, bytes]:
+    """A Speech-Commands-like tree of real WAVs (tests/tar_archives.py), for archive tests."""
+    return make_tree()
+
+
+@pytest.fixture(scope="session")
+def release(tree) -> bytes:
+    """That tree as a release .tar.gz."""
+    return make_release(tree)

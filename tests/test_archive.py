@@ -9,20 +9,9 @@ import tarfile
 
 import numpy as np
 import pytest
-from tar_archives import _file, _link, leftovers, make_release, make_tree, release_members, tar_bytes
+from tar_archives import _file, _link, leftovers, release_members, tar_bytes
 
 from data_prep.archive import CorruptArchive, ExtractLimits, extract_tar_gz
-
-
-@pytest.fixture(scope="session")
-def tree() -> dict[str, bytes]:
-    return make_tree()
-
-
-@pytest.fixture(scope="session")
-def release(tree) -> bytes:
-    return make_release(tree)
-
 
 MALICIOUS = {
     "absolute path": [_file("/tmp/kws-evil.txt", b"x")],

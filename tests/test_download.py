@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from tar_archives import _link, assert_tree, leftovers, make_release, make_tree, release_members, sha, tar_bytes
+from tar_archives import _link, assert_tree, leftovers, release_members, sha, tar_bytes
 from typer.testing import CliRunner
 
 from data_prep.download import BASE_URL_ENV, DEFAULT_BASE_URL, download_speech_commands, fetch, official_archive, resolve_base_url
@@ -108,16 +108,6 @@ def server():
 def get(server: ArchiveServer, dest: Path, **kw):
     kw.setdefault("retry_wait", 0.0)
     return download_speech_commands(dest, base_url=server.url, **kw)
-
-
-@pytest.fixture(scope="session")
-def tree() -> dict[str, bytes]:
-    return make_tree()
-
-
-@pytest.fixture(scope="session")
-def release(tree) -> bytes:
-    return make_release(tree)
 
 
 # ---------------------------------------------------------------- tests
