@@ -1,4 +1,4 @@
-"""Training-time augmentation: background noise, time shift, gain, clipping.
+"""Training-time augmentation: speed, background noise, time shift, gain, clipping.
 
 Pure numpy on the last axis, so every function takes one clip (L,) or a batch (B, L) with one
 random draw per row; all randomness comes from the ``np.random.Generator`` passed in, so a seed
@@ -8,6 +8,8 @@ sample rate (the FeatureConfig's), never a rate written here.
 The defaults follow the Speech Commands release's reference pipeline (``input_data.py``):
 background noise on 80 % of clips at a volume drawn from [0, 0.1], a shift of up to ±100 ms
 with zero fill, then clipping to [-1, 1]. ``noise_mode="snr"`` mixes at a drawn SNR instead.
+Speed perturbation (off by default) plays a clip faster or slower, pitch and tempo together, as
+Kaldi's 0.9/1.0/1.1 recipe does: another speaker's vocal tract and speaking rate, for free.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import soxr
 
 from data_prep.errors import ConfigError
 
 NOISE_MODES = ("volume", "snr")
-_RANGES = ("volume_range", "snr_db_range", "gain_db_range")
+_RANGES = ("volume_range", "snr_db_range", "gain_db_range", "speed_range")
 
 
 # --- the math ---------------------------------------------------------------------------------
@@ -86,6 +89,28 @@ def time_shift(clip: np.ndarray, shift: np.ndarray | int) -> np.ndarray:
     return out
 
 
+def change_speed(clip: np.ndarray, factor: float) -> np.ndarray:
+    """(L,) played ``factor`` times faster (pitch and tempo together), centred in L samples.
+
+    Resampling by 1/factor is what a faster tape does; the band-limited soxr resampler keeps
+    the result free of aliasing. The output keeps the clip's length: a slower clip loses a
+    little of both ends (the word sits in the middle), a faster one is zero-padded.
+    """
+    clip = np.asarray(clip, dtype=np.float32)
+    if factor == 1.0:
+        return clip
+    length = clip.shape[-1]
+    played = soxr.resample(clip, 1.0, 1.0 / factor, quality="MQ").astype(np.float32)
+    out = np.zeros(length, dtype=np.float32)
+    if played.size >= length:
+        start = (played.size - length) // 2
+        out[:] = played[start : start + length]
+    else:
+        start = (length - played.size) // 2
+        out[start : start + played.size] = played
+    return out
+
+
 def apply_gain(clip: np.ndarray, gain_db: np.ndarray | float) -> np.ndarray:
     clip = np.asarray(clip, dtype=np.float32)
     return clip * _per_row(db_to_amplitude(gain_db), clip.shape[:-1])
@@ -139,7 +164,8 @@ class AugmentConfig:
     ``noise_prob``: share of clips that get background noise; ``noise_mode``: "volume" draws a
     linear noise volume from ``volume_range`` (reference: [0, 0.1]), "snr" draws an SNR in dB
     from ``snr_db_range``; ``shift_ms``: maximum shift either way; ``gain_db_range``: gain drawn
-    per clip, applied after mixing (a louder or quieter microphone).
+    per clip, applied after mixing (a louder or quieter microphone); ``speed_range``: playback
+    speed drawn per clip before anything else ((1, 1): off).
     """
 
     noise_prob: float = 0.8
@@ -148,6 +174,7 @@ class AugmentConfig:
     snr_db_range: tuple[float, float] = (5.0, 20.0)
     shift_ms: float = 100.0
     gain_db_range: tuple[float, float] = (0.0, 0.0)
+    speed_range: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         for name in _RANGES:
@@ -169,6 +196,8 @@ class AugmentConfig:
             raise ConfigError(f"invalid augment config: volume_range={self.volume_range} must be >= 0")
         if self.shift_ms < 0:
             raise ConfigError(f"invalid augment config: shift_ms={self.shift_ms} must be >= 0")
+        if not 0.5 <= self.speed_range[0] <= self.speed_range[1] <= 2.0:
+            raise ConfigError(f"invalid augment config: speed_range={self.speed_range} must lie in [0.5, 2]")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -201,7 +230,7 @@ def augment(
     sample_rate: int,
     noise_weights: Sequence[float] | None = None,
 ) -> np.ndarray:
-    """Shift, add background noise, apply gain, clip to [-1, 1]: (L,) or (B, L) float32.
+    """Speed, shift, add background noise, apply gain, clip to [-1, 1]: (L,) or (B, L) float32.
 
     ``sample_rate`` (the FeatureConfig's) turns ``shift_ms`` into samples. The same seed and
     inputs give the same output; each row of a batch gets its own draws. In "snr" mode a
@@ -224,6 +253,8 @@ def augment(
     gains = rng.uniform(*config.gain_db_range, size=rows)
 
     volumes = rng.uniform(*config.volume_range, size=rows) if config.noise_mode == "snr" else levels
+    if config.speed_range != (1.0, 1.0):  # drawn last: runs without speed keep their old draws
+        batch = np.stack([change_speed(row, f) for row, f in zip(batch, rng.uniform(*config.speed_range, size=rows))])
 
     out = time_shift(batch, shifts)
     if use_noise.any():

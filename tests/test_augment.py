@@ -170,3 +170,34 @@ def test_bad_config_is_a_config_error(bad):
 def test_empty_pool_with_noise_is_refused(clips, config, rng):
     with pytest.raises(ConfigError, match="noise pool is empty"):
         augment(clips, [], AugmentConfig(), rng, sample_rate=config.sample_rate)
+
+
+def test_speed_shifts_pitch_and_keeps_length():
+    """A 1 kHz tone played 1.1x fast is a 1.1 kHz tone; 0.9x slow a 900 Hz one; the length stays."""
+    from data_prep.augment import change_speed
+
+    rate = 16000
+    tone = np.sin(2 * np.pi * 1000 * np.arange(rate) / rate).astype(np.float32)
+    for factor in (0.9, 1.1):
+        out = change_speed(tone, factor)
+        assert out.shape == tone.shape
+        middle = out[3000:13000]
+        peak_hz = np.argmax(np.abs(np.fft.rfft(middle))) * rate / middle.size
+        assert abs(peak_hz - 1000 * factor) < 5
+    fast = change_speed(tone, 1.15)  # shorter than the clip: zero-padded at both ends, centred
+    assert fast[:500].max() == 0.0 and fast[-500:].max() == 0.0 and fast[8000] != 0.0
+    assert change_speed(tone, 1.0) is not None and np.array_equal(change_speed(tone, 1.0), tone)
+
+
+def test_speed_range_in_augment_is_seeded_and_validated():
+    rate = 16000
+    clips = np.random.default_rng(0).normal(0, 0.1, (4, rate)).astype(np.float32)
+    cfg = AugmentConfig(noise_prob=0.0, shift_ms=0.0, speed_range=(0.85, 1.15))
+    a = augment(clips, [], cfg, np.random.default_rng(3), sample_rate=rate)
+    b = augment(clips, [], cfg, np.random.default_rng(3), sample_rate=rate)
+    assert np.array_equal(a, b) and not np.allclose(a, clips, atol=1e-3)
+    plain = AugmentConfig(noise_prob=0.0, shift_ms=0.0)
+    assert np.array_equal(augment(clips, [], plain, np.random.default_rng(3), sample_rate=rate), np.clip(clips, -1, 1))
+    assert AugmentConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="speed_range"):
+        AugmentConfig(speed_range=(0.2, 1.0))

@@ -21,7 +21,7 @@ from data_prep.errors import DatasetError
 from data_prep.outputs import refuse_existing
 from kws.commands.choices import Split
 from kws.commands.common import BundleOption, SensitivityOption, open_bundle
-from kws.commands.train import db_range
+from kws.commands.train import value_range
 
 app = typer.Typer(help="Long test streams: build them, score detections on them.", no_args_is_help=True)
 
@@ -41,7 +41,7 @@ def make(
 ) -> None:
     """Keyword clips and non-keyword speech over background noise, with a truth file."""
 
-    recipe = StreamRecipe(minutes=minutes, keyword_share=keyword_share, seed=seed, snr_db=db_range(snr_db, "--snr-db"))
+    recipe = StreamRecipe(minutes=minutes, keyword_share=keyword_share, seed=seed, snr_db=value_range(snr_db, "--snr-db", " in dB"))
     truth = build_stream_folder(keywords, negatives or [], out, recipe, split=split, force=force, bed_dirs=bed or [])
     typer.echo(f"wrote {out}: {truth['duration_s']:.0f} s, {len(truth['keywords'])} keywords, {truth['events']} events")
 

@@ -17,16 +17,17 @@ from kws.train.run import train as run
 from kws.train.teacher import recognise_teacher
 
 
-def db_range(text: str, option: str) -> tuple[float, float]:
+def value_range(text: str, option: str, unit: str = "") -> tuple[float, float]:
     try:
         low, high = (float(v) for v in text.split(","))
     except ValueError:
-        raise ConfigError(f"{option} {text!r}: expected LOW,HIGH in dB") from None
+        raise ConfigError(f"{option} {text!r}: expected LOW,HIGH{unit}") from None
     return low, high
 
 
-def augment_config(noise_mode: str, snr_db: str):
-    return AugmentConfig(noise_mode=noise_mode, snr_db_range=db_range(snr_db, "--snr-db"))
+def augment_config(noise_mode: str, snr_db: str, speed: str = "1,1"):
+    return AugmentConfig(noise_mode=noise_mode, snr_db_range=value_range(snr_db, "--snr-db", " in dB"),
+                         speed_range=value_range(speed, "--speed"))
 
 
 def train(
@@ -50,6 +51,7 @@ def train(
     init_from: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Trained model dir (same arch and labels): fine-tune from its weights.")] = None,
     noise_mode: Annotated[NoiseMode, typer.Option(help="volume (reference recipe) or snr (noise level relative to the clip).")] = "volume",
     snr_db: Annotated[str, typer.Option(help="SNR range in dB for --noise-mode snr, LOW,HIGH.")] = "5,20",
+    speed: Annotated[str, typer.Option(help="Speed perturbation LOW,HIGH drawn per clip (pitch and tempo together), e.g. 0.85,1.15; 1,1: off.")] = "1,1",
     keyword_boost: Annotated[float, typer.Option(help="Stage 1: weight multiplier of the keyword class (recall).")] = 2.0,
     teacher: Annotated[Optional[Path], typer.Option(
         exists=True, file_okay=False,
@@ -83,7 +85,7 @@ def train(
                       extra_data=tuple(str(p) for p in extra_data or ()),
                       negatives=tuple(str(p) for p in negatives or ()),
                       backgrounds=tuple(str(p) for p in background or ()), background_share=background_share,
-                      init_from=str(init_from) if init_from else "", augment=augment_config(noise_mode, snr_db),
+                      init_from=str(init_from) if init_from else "", augment=augment_config(noise_mode, snr_db, speed),
                       teacher=str(teacher.resolve()) if teacher else "",
                       teacher_adapter=recognise_teacher(teacher) if teacher else "",
                       teacher_weight=teacher_weight, temperature=temperature)
