@@ -108,6 +108,9 @@ def _operating_point_block(bundle: Bundle) -> list[str]:
                f" * validation: hit rate {m.hit_rate:.4f} ({m.hits}/{m.keywords}), {m.false_accepts} false accepts in "
                f"{m.hours:.3f} h = {m.false_accepts_per_hour:.2f}/h\n * (exact Poisson 95 % interval "
                f"{m.false_accepts_per_hour_ci95[0]:.2f}-{m.false_accepts_per_hour_ci95[1]:.2f}/h)")
+    if point.clean is not None:
+        figures += (f"\n * clean near-mic keywords: hit rate {point.clean.hit_rate:.4f} "
+                    f"({point.clean.hits}/{point.clean.keywords})")
     return [f"/* operating point {point.name} of {', '.join(bundle.operating_points)} (kws export --sensitivity):",
             *figures.split("\n"), " */", _define("KWS_OPERATING_POINT", c_string(point.name))]
 

@@ -157,3 +157,34 @@ def test_poisson_interval_is_the_exact_one() -> None:
 def test_release_ratio_travels_with_the_smoothing_table() -> None:
     cfg = SmoothingConfig(release_ratio=0.8, threshold=0.5, label_thresholds=(("yes", 0.9),))
     assert SmoothingConfig.from_dict(cfg.to_dict()) == cfg and cfg.release_for("yes") == pytest.approx(0.72)
+
+
+def _trace(bumps: dict[float, float], keyword_at: tuple[float, ...], seconds: float = 60.0) -> Trace:
+    """A recorded 'yes' posterior: 0.02 everywhere, ``bumps`` {second: level} for one second."""
+    times = np.arange(0.1, seconds, 0.1)
+    yes = np.full(len(times), 0.02)
+    for start, level in bumps.items():
+        yes[(times >= start) & (times < start + 1.0)] = level
+    posteriors = np.stack([np.zeros_like(yes), 1.0 - yes, yes], axis=1)
+    return Trace(times, posteriors, tuple({"start": t, "end": t + 1.0, "label": "yes"} for t in keyword_at), seconds)
+
+
+def test_balanced_is_judged_on_clean_streams_when_given() -> None:
+    """A crowded stream's keywords score 0.6 and so do two music bursts; clearly spoken keywords
+    score 0.97. Judged on the crowded stream alone, 95 % hits forces a bar at 0.6 and two false
+    accepts; judged on the clean stream, balanced keeps the bar high and opens for no music."""
+    from cascade.evaluation.sensitivity import operating_points
+
+    labels = ("_silence_", "_unknown_", "yes")
+    wild = _trace({10.0: 0.6, 20.0: 0.6, 30.0: 0.6, 40.0: 0.6, 50.0: 0.6}, (10.0, 30.0, 50.0))
+    clean = _trace({5.0: 0.97, 25.0: 0.97, 45.0: 0.97}, (5.0, 25.0, 45.0))
+    base = SmoothingConfig(window_ms=300.0, threshold=0.9, suppression_ms=1000.0, min_count=1)
+    alone = operating_points([wild], labels, base, hit_target=0.95)
+    judged = operating_points([wild], labels, base, hit_target=0.95, clean=[clean])
+    assert alone["balanced"].threshold <= 0.6 and alone["balanced"].measured.false_accepts == 2
+    assert judged["balanced"].threshold > 0.6 and judged["balanced"].measured.false_accepts == 0
+    assert judged["balanced"].clean.hits == 3 and alone["balanced"].clean is None
+    assert judged["high"].threshold <= judged["balanced"].threshold <= judged["low"].threshold
+    point = judged["balanced"]
+    assert type(point).from_dict("balanced", point.to_dict()) == point
+    assert "clean near-mic keywords: 1.000 (3/3)" in point.describe()

@@ -114,16 +114,18 @@ def pool_curves(curves: Sequence[Sequence[dict[str, float]]], seconds: Sequence[
 
 def calibrate_bundle(bundle: Bundle, folders: Sequence[Path], out: Path, *, target_fa_per_hour: float,
                      per_keyword: bool = True, force: bool = False, hit_target: float = 0.95,
-                     high_hit_target: float = 0.98) -> dict[str, Any]:
+                     high_hit_target: float = 0.98, clean: Sequence[Path] = ()) -> dict[str, Any]:
     """Choose window, suppression and per-keyword thresholds on validation streams, then the
     named operating points around them (cascade/evaluation/sensitivity.py), and write a new
-    bundle carrying them (and how they were chosen); balanced is its default."""
+    bundle carrying them (and how they were chosen); balanced is its default. ``clean``: streams of
+    keywords spoken near the microphone over quiet noise, where balanced's hit target is judged."""
     refuse_existing(out, force, marks=(MANIFEST,), hint="replace it")  # before the costly tracing
     traces = [trace_stream(bundle, folder)[0] for folder in folders]
     chosen = calibrate_operating_point(traces, bundle.labels, target_fa_per_hour,
                                        min_count=bundle.smoothing.min_count, release_ratio=bundle.smoothing.release_ratio,
                                        per_keyword=per_keyword)
-    points = operating_points(traces, bundle.labels, chosen["smoothing"], hit_target=hit_target,
+    clean_traces = [trace_stream(bundle, folder)[0] for folder in clean]
+    points = operating_points(traces, bundle.labels, chosen["smoothing"], hit_target=hit_target, clean=clean_traces,
                               high_hit_target=high_hit_target, target_fa_per_hour=target_fa_per_hour)
     smoothing = points["balanced"].smoothing(chosen["smoothing"])
     calibration = dict(bundle.calibration)
@@ -133,6 +135,8 @@ def calibrate_bundle(bundle: Bundle, folders: Sequence[Path], out: Path, *, targ
         "hours": sum(t.duration_s for t in traces) / 3600.0,
         "hit_target": hit_target, "high_hit_target": high_hit_target,
     }
+    if clean:
+        calibration["operating_point"]["clean_streams"] = [str(f) for f in clean]
 
     def figures(draft: Bundle) -> None:
         for name in (CURVE, KEYWORD_FREE):  # the gate's calibration is unchanged: carry its figures over

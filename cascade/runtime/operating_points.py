@@ -81,11 +81,14 @@ class OperatingPoint:
     name: str
     threshold: float
     label_thresholds: tuple[tuple[str, float], ...] = ()
-    measured: Measured | None = None
+    measured: Measured | None = None  # on the validation streams (music, speech: false accepts)
+    clean: Measured | None = None  # on clean near-mic keyword streams (what a person speaking to it gets)
 
     @classmethod
-    def of(cls, name: str, smoothing: SmoothingConfig, measured: Measured | None = None) -> "OperatingPoint":
-        return cls(name=name, threshold=smoothing.threshold, label_thresholds=smoothing.label_thresholds, measured=measured)
+    def of(cls, name: str, smoothing: SmoothingConfig, measured: Measured | None = None,
+           clean: Measured | None = None) -> "OperatingPoint":
+        return cls(name=name, threshold=smoothing.threshold, label_thresholds=smoothing.label_thresholds,
+                   measured=measured, clean=clean)
 
     def smoothing(self, base: SmoothingConfig) -> SmoothingConfig:
         """``base`` (window, suppression, release) with this point's thresholds."""
@@ -99,20 +102,25 @@ class OperatingPoint:
         if m is None:
             return head + ": not measured on validation streams"
         lo, hi = m.false_accepts_per_hour_ci95
+        clean = "" if self.clean is None else (
+            f"; clean near-mic keywords: {self.clean.hit_rate:.3f} ({self.clean.hits}/{self.clean.keywords})")
         return (f"{head}: hit rate {m.hit_rate:.3f} ({m.hits}/{m.keywords}), {m.false_accepts_per_hour:.1f} false "
-                f"accepts/h (95 % CI {lo:.1f}-{hi:.1f}) on {m.hours:.2f} h of validation streams")
+                f"accepts/h (95 % CI {lo:.1f}-{hi:.1f}) on {m.hours:.2f} h of validation streams{clean}")
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"threshold": self.threshold, "label_thresholds": dict(self.label_thresholds)}
         if self.measured is not None:
             data["measured"] = self.measured.to_dict()
+        if self.clean is not None:
+            data["clean"] = self.clean.to_dict()
         return data
 
     @classmethod
     def from_dict(cls, name: str, data: dict[str, Any]) -> "OperatingPoint":
         measured = Measured.from_dict(data["measured"]) if "measured" in data else None
+        clean = Measured.from_dict(data["clean"]) if "clean" in data else None
         pairs = tuple(sorted((str(k), float(v)) for k, v in dict(data.get("label_thresholds", {})).items()))
-        return cls(name=name, threshold=float(data["threshold"]), label_thresholds=pairs, measured=measured)
+        return cls(name=name, threshold=float(data["threshold"]), label_thresholds=pairs, measured=measured, clean=clean)
 
 
 def read_points(manifest: dict[str, Any], smoothing: SmoothingConfig, calibration: dict[str, Any],

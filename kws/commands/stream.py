@@ -131,13 +131,18 @@ def calibrate(
     per_keyword: Annotated[bool, typer.Option(help="A threshold per keyword (else one for all).")] = True,
     hit_target: Annotated[float, typer.Option(help="balanced: fewest false accepts finding at least this share of keywords.")] = 0.95,
     high_hit_target: Annotated[float, typer.Option(help="high: fewest false accepts finding at least this share.")] = 0.98,
+    clean: Annotated[Optional[list[Path]], typer.Option(
+        exists=True, file_okay=False,
+        help="Validation streams of keywords spoken near the microphone over quiet noise (repeatable): "
+             "the hit targets of balanced and high are judged there, false accepts on STREAMS.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing output bundle.")] = False,
 ) -> None:
     """Choose smoothing window, suppression and per-keyword thresholds for a false-accept target,
     then the operating points high / balanced (default) / low around them."""
 
     result = calibrate_bundle(open_bundle(model), streams, out, target_fa_per_hour=target_fa,
-                              per_keyword=per_keyword, force=force, hit_target=hit_target, high_hit_target=high_hit_target)
+                              per_keyword=per_keyword, force=force, hit_target=hit_target, high_hit_target=high_hit_target,
+                              clean=clean or ())
     s = result["smoothing"]
     typer.echo(f"window {s['window_ms']:g} ms, suppression {s['suppression_ms']:g} ms, balanced threshold "
                f"{s['threshold']:g}, per keyword {s['label_thresholds'] or '-'}")
