@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing kws and its Python dependencies into $(VENV) (first time: ~1 min)"
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,tts]'
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,tts,confusables]'
 	@touch $@
 
 setup: system-deps $(STAMP)

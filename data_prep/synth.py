@@ -20,7 +20,7 @@ import numpy as np
 from data_prep.audio import load_audio, write_wav
 from data_prep.config import FeatureConfig
 from data_prep.errors import KwsError
-from data_prep.synth_clips import clip_path, place, trim_silence
+from data_prep.synth_clips import clip_path, place, trim_silence, word_folder
 
 __all__ = ["Voice", "espeak_binary", "place", "random_voices", "speak", "synthesize"]
 
@@ -68,15 +68,17 @@ def speak(word: str, voice: Voice, config: FeatureConfig, workdir: Path) -> np.n
 
 def synthesize(words: Sequence[str], out: Path, *, voices: int = 40, seed: int = 0,
                config: FeatureConfig | None = None, progress=None) -> int:
-    """Write ``voices`` clips per word into ``out/<word>/<speaker>_nohash_0.wav``; returns the count."""
+    """Write ``voices`` clips per word into ``out/<word>/<speaker>_nohash_0.wav`` (a phrase's folder
+    joins its words with underscores, as Kokoro's does); returns the count."""
     config = config or FeatureConfig()
+    folders = {word: word_folder(word) for word in words}
     rng = np.random.default_rng(seed + 1)
     count = 0
     with tempfile.TemporaryDirectory() as tmp:
         for voice in random_voices(voices, seed):
             for word in words:
                 clip = place(speak(word, voice, config, Path(tmp)), config, rng)
-                write_wav(clip_path(out, word, voice.speaker_id), clip, config.sample_rate)
+                write_wav(clip_path(out, folders[word], voice.speaker_id), clip, config.sample_rate)
                 count += 1
                 if progress is not None:
                     progress()

@@ -29,6 +29,7 @@ from kws.commands import (
     bench_live,
     bench_scale,  # noqa: F401  (adds `kws bench eval-memory` to bench.app)
     cascade,
+    confusables,
     data,
     demo,
     detect,
@@ -112,6 +113,7 @@ bench.app.command("live")(bench_live.bench_live)
 data.app.command("download")(download.download)
 data.app.command("synth")(synth.synth)
 data.app.command("negatives")(negatives.negatives)
+data.app.command("confusables")(confusables.confusables)
 app.add_typer(data.app, name="data")
 app.add_typer(bench.app, name="bench")
 app.add_typer(cascade.app, name="cascade")

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, TypeVar
 
 import typer
 from rich.progress import MofNCompleteColumn, Progress
 
-from data_prep import synth_kokoro as kokoro
 from data_prep.config import FeatureConfig
-from data_prep.errors import KwsError
 from data_prep.labels import WORDS_V2
-from data_prep.synth import synthesize
-from data_prep.synth_output import check_output_folder
+from data_prep.synth_run import SynthJob, prepare_synth
+
+T = TypeVar("T")
 
 
 class Engine(str, enum.Enum):
@@ -45,31 +45,29 @@ def synth(
     same folder continues an interrupted run."""
     config = FeatureConfig() if clip_ms is None else FeatureConfig(clip_ms=clip_ms)
     chosen = [w.strip() for w in words.split(",") if w.strip()] if words else list(WORDS_V2)
-    columns = (*Progress.get_default_columns(), MofNCompleteColumn())
-    if engine is Engine.espeak:
-        try:
-            count = int(voices) if voices is not None else 40
-        except ValueError:
-            raise KwsError(f"--voices {voices!r}: the espeak engine takes a number of voices") from None
-        check_output_folder(out, {"engine": "espeak"}, force=force)
-        with Progress(*columns) as progress:
-            task = progress.add_task("synthesizing", total=len(chosen) * count)
-            n = synthesize(chosen, out, voices=count, seed=seed, config=config, progress=lambda: progress.advance(task))
-        typer.echo(f"wrote {n} clips to {out}")
-        return
+    job = prepare_synth(chosen, out, engine=engine.value, voices=voices, blend=blend, speeds=speeds, model_dir=model_dir,
+                        jobs=jobs, validation_share=validation_share, testing_share=testing_share, seed=seed,
+                        config=config, force=force)  # before the progress bar: errors print alone
+    manifest = run_with_progress(job.label, job.total, job.run)
+    report_synth(job, manifest)
 
-    kokoro.check_packages()
-    run = kokoro.plan(chosen, kokoro.voice_names(model_dir), voices=voices or "all", blend=blend, speeds=speeds,
-                      validation_share=validation_share, testing_share=testing_share, seed=seed, config=config)
-    check_output_folder(out, run.settings, force=force)  # before the progress bar: errors print alone
+
+def run_with_progress(label: str, total: int, run: Callable[[Callable[[], None]], T]) -> T:
+    """``run(tick)`` under a progress bar of ``total`` ticks."""
+    columns = (*Progress.get_default_columns(), MofNCompleteColumn())
     with Progress(*columns) as progress:
-        task = progress.add_task("synthesizing (kokoro)", total=len(run.tasks()))
-        manifest = kokoro.synthesize_kokoro(run, out, model_dir=model_dir, jobs=jobs, force=force, config=config,
-                                            progress=lambda: progress.advance(task))
+        task = progress.add_task(label, total=total)
+        return run(lambda: progress.advance(task))
+
+
+def report_synth(job: SynthJob, manifest: dict) -> None:
     counts = manifest["counts"]
-    typer.echo(f"wrote {counts['written']} clips to {out} ({counts['existing']} already there); "
-               f"{len(run.speakers)} speakers, clips per split {counts['clips_per_split']}")
+    if job.engine == "espeak":
+        typer.echo(f"wrote {counts['written']} clips to {job.out}")
+        return
+    typer.echo(f"wrote {counts['written']} clips to {job.out} ({counts['existing']} already there); "
+               f"{job.speakers} speakers, clips per split {counts['clips_per_split']}")
     if counts["too_long"]:
         worst = max(manifest["too_long"], key=manifest["too_long"].get)
-        typer.echo(f"skipped {counts['too_long']} clips longer than the {config.clip_ms:g} ms clip "
+        typer.echo(f"skipped {counts['too_long']} clips longer than the {job.config.clip_ms:g} ms clip "
                    f"(e.g. {worst!r}); raise --clip-ms to keep them")
