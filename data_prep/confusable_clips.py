@@ -114,11 +114,16 @@ def plan_confusables(keywords: Sequence[str], out: Path, *, per_word: int = PER_
     return ConfusablesJob(out, picks, settings, synth, replace, default_index().word_lists)
 
 
-def make_confusables(keywords: Sequence[str], out: Path, per_word: int = PER_WORD, engine: str = "espeak",
-                     progress: Callable[[], None] | None = None, **options: Any) -> Path:
-    """Confusable-word clips of ``keywords`` in ``out`` (for ``kws train --negatives out``); returns ``out``.
-    ``options``: those of :func:`plan_confusables` (exclude, voices, speeds, model_dir, jobs, seed, force, ...)."""
-    job = plan_confusables(keywords, out, per_word=per_word, engine=engine, **options)
+def make_confusables(keywords: Sequence[str], out: Path, *, per_word: int = PER_WORD, engine: str = "espeak",
+                     exclude: Iterable[str] = (), voices: str | None = None, speeds: str = "1.0",
+                     model_dir: Path | None = None, jobs: int | None = None, validation_share: float = 0.1,
+                     seed: int = 0, config: FeatureConfig | None = None, force: bool = False,
+                     progress: Callable[[], None] | None = None) -> Path:
+    """Confusable-word clips of ``keywords`` in ``out``, to train with ``--negatives out``; returns
+    ``out``. The options are ``kws data confusables``'s; ``progress`` is called once per clip."""
+    job = plan_confusables(keywords, out, per_word=per_word, exclude=exclude, engine=engine, voices=voices,
+                           speeds=speeds, model_dir=model_dir, jobs=jobs, validation_share=validation_share, seed=seed,
+                           config=config, force=force)
     job.run(progress)
     return job.out
 

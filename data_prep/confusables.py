@@ -176,8 +176,8 @@ def _stress(pron: Pron) -> str:
 
 
 def search_distance(pron: Pron) -> int:
-    """Edit distance searched: 2, and a third of a long pronunciation ("kws", spelled out as
-    eleven phones, has no word within 2)."""
+    """Edit distance searched: 2, or a third of a long pronunciation (nine phones and more: few
+    words lie within 2 of "snowboarding")."""
     return max(MAX_DISTANCE, len(pron) // 3)
 
 
