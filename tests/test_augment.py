@@ -201,3 +201,43 @@ def test_speed_range_in_augment_is_seeded_and_validated():
     assert AugmentConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="speed_range"):
         AugmentConfig(speed_range=(0.2, 1.0))
+
+
+def test_draw_order_is_kept_so_runs_without_new_options_reproduce(clips, noise_pool, config):
+    """augment's draws, in order: shift, noise or not, level, gain, then the noise segments.
+    Options added later (speed, reverb) draw after these and only when on, so a run without
+    them gets bit-identical clips to the code before them."""
+    cfg = AugmentConfig(noise_prob=0.5, gain_db_range=(-6.0, 6.0))
+    rng = np.random.default_rng(11)
+    rows, length = clips.shape
+    limit = ms_to_samples(cfg.shift_ms, config.sample_rate)
+    shifts = rng.integers(-limit, limit + 1, size=rows)
+    noisy = rng.random(rows) < cfg.noise_prob
+    levels = rng.uniform(*cfg.volume_range, size=rows)
+    gains = rng.uniform(*cfg.gain_db_range, size=rows)
+    noise = noise_segments(noise_pool, length, rows, rng)
+    noise[~noisy] = 0.0
+    expected = clip_unit(apply_gain(mix_at_volume(time_shift(clips, shifts), noise, levels), gains))
+    assert 0 < noisy.sum() < rows
+    out = augment(clips, noise_pool, cfg, np.random.default_rng(11), sample_rate=config.sample_rate)
+    assert np.array_equal(out, expected)
+
+
+def test_configs_saved_before_reverb_load_and_resume():
+    from kws.train.config import TrainConfig
+
+    before_speed = {"noise_prob": 0.8, "noise_mode": "volume", "volume_range": [0.0, 0.1], "snr_db_range": [5.0, 20.0],
+                    "shift_ms": 100.0, "gain_db_range": [0.0, 0.0]}
+    old = AugmentConfig.from_dict(before_speed)
+    assert old == AugmentConfig() and old.reverb_prob == 0.0
+    assert TrainConfig.from_dict({"stage": 2, "augment": before_speed}).resumable_with(TrainConfig())
+    reverb = AugmentConfig(reverb_prob=0.3, rt60_range=(0.2, 0.6), reverb_rooms=50)
+    assert AugmentConfig.from_dict(json.loads(json.dumps(reverb.to_dict()))) == reverb
+    assert not TrainConfig(augment=reverb).resumable_with(TrainConfig())
+
+
+@pytest.mark.parametrize("bad", [dict(reverb_prob=1.5), dict(rt60_range=(0.8, 0.2)), dict(rt60_range=(0.01, 0.5)),
+                                 dict(reverb_rooms=0)])
+def test_bad_reverb_config_is_a_config_error(bad):
+    with pytest.raises(ConfigError, match="invalid augment config"):
+        AugmentConfig(**bad)

@@ -25,9 +25,11 @@ def value_range(text: str, option: str, unit: str = "") -> tuple[float, float]:
     return low, high
 
 
-def augment_config(noise_mode: str, snr_db: str, speed: str = "1,1"):
+def augment_config(noise_mode: str, snr_db: str, speed: str = "1,1", reverb: float = 0.0, rt60: str = "0.15,0.8",
+                   reverb_rooms: int = 100):
     return AugmentConfig(noise_mode=noise_mode, snr_db_range=value_range(snr_db, "--snr-db", " in dB"),
-                         speed_range=value_range(speed, "--speed"))
+                         speed_range=value_range(speed, "--speed"), reverb_prob=reverb,
+                         rt60_range=value_range(rt60, "--rt60", " in seconds"), reverb_rooms=reverb_rooms)
 
 
 def train(
@@ -52,6 +54,9 @@ def train(
     noise_mode: Annotated[NoiseMode, typer.Option(help="volume (reference recipe) or snr (noise level relative to the clip).")] = "volume",
     snr_db: Annotated[str, typer.Option(help="SNR range in dB for --noise-mode snr, LOW,HIGH.")] = "5,20",
     speed: Annotated[str, typer.Option(help="Speed perturbation LOW,HIGH drawn per clip (pitch and tempo together), e.g. 0.85,1.15; 1,1: off.")] = "1,1",
+    reverb: Annotated[float, typer.Option(help="Share of clips heard in a simulated room (0: off), e.g. 0.3; the run simulates its rooms once (seconds) and caches them.")] = 0.0,
+    rt60: Annotated[str, typer.Option(help="Reverberation time range of the simulated rooms in seconds, LOW,HIGH (with --reverb).")] = "0.15,0.8",
+    reverb_rooms: Annotated[int, typer.Option(help="How many rooms --reverb simulates (more: more variety, a longer first build).")] = 100,
     keyword_boost: Annotated[float, typer.Option(help="Stage 1: weight multiplier of the keyword class (recall).")] = 2.0,
     teacher: Annotated[Optional[Path], typer.Option(
         exists=True, file_okay=False,
@@ -85,7 +90,8 @@ def train(
                       extra_data=tuple(str(p) for p in extra_data or ()),
                       negatives=tuple(str(p) for p in negatives or ()),
                       backgrounds=tuple(str(p) for p in background or ()), background_share=background_share,
-                      init_from=str(init_from) if init_from else "", augment=augment_config(noise_mode, snr_db, speed),
+                      init_from=str(init_from) if init_from else "",
+                      augment=augment_config(noise_mode, snr_db, speed, reverb, rt60, reverb_rooms),
                       teacher=str(teacher.resolve()) if teacher else "",
                       teacher_adapter=recognise_teacher(teacher) if teacher else "",
                       teacher_weight=teacher_weight, temperature=temperature)

@@ -1,6 +1,6 @@
 """The training input pipeline: tf.data over clean clips, augmented on the fly.
 
-Each batch is built by numpy code (shift + background noise + gain, then the *same* MFCC
+Each batch is built by numpy code (speed, shift, reverb, background noise, gain, then the *same* MFCC
 function as every other path, normalisation, SpecAugment masking), wrapped in
 ``tf.numpy_function``. With a teacher (kws.train.teacher) the same step runs it, batched, on
 the same augmented waveforms through its own front end, and the batch carries soft targets.
@@ -43,6 +43,7 @@ class TrainingArrays:
     noise_weights: tuple[float, ...] | None = None  # draw share of each pool entry (None: uniform)
     clip_labels: tuple[str, ...] = ()  # dataset label of each clip (what a teacher is trusted on)
     context: Context | None = None  # audio around long recordings' windows, for jitter (None: none is long)
+    rirs: tuple[np.ndarray, ...] = ()  # room impulse responses for reverb (data_prep.rooms; empty: no reverb)
 
     def clip(self, index: int, seed: int, epoch: int) -> np.ndarray:
         """Clip ``index`` as epoch ``epoch`` sees it: a long recording's window jittered."""
@@ -76,10 +77,10 @@ def replica_slice(batch_len: int, replica: int, replicas: int) -> tuple[int, int
 
 
 def is_identity(config: AugmentConfig, sample_rate: int) -> bool:
-    """True when augmentation leaves every clip as it is (no noise, shift or gain)."""
+    """True when augmentation leaves every clip as it is (no noise, shift, gain, speed or reverb)."""
     silent_noise = config.noise_prob == 0 or (config.noise_mode == "volume" and config.volume_range == (0.0, 0.0))
     return silent_noise and ms_to_samples(config.shift_ms, sample_rate) == 0 and config.gain_db_range == (0.0, 0.0) \
-        and config.speed_range == (1.0, 1.0)
+        and config.speed_range == (1.0, 1.0) and config.reverb_prob == 0
 
 
 def augmented_examples(
@@ -106,7 +107,7 @@ def augmented_examples(
     audio = np.empty((len(indices), arrays.clips.shape[1]), dtype=np.float32)
     for row, (i, rng) in enumerate(zip(indices, rngs)):
         audio[row] = augment(arrays.clip(int(i), seed, int(epoch)), arrays.noise_pool, augment_config, rng,
-                             sample_rate=features.sample_rate, noise_weights=arrays.noise_weights)
+                             sample_rate=features.sample_rate, noise_weights=arrays.noise_weights, rirs=arrays.rirs)
     x = stats.apply(mfcc(audio, features)) if len(indices) else np.zeros((0, *features.input_shape), np.float32)
     for row, rng in enumerate(rngs):
         x[row : row + 1] = spec_augment(x[row : row + 1], masks, rng)

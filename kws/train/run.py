@@ -31,6 +31,7 @@ from data_prep.labels import UNKNOWN
 from data_prep.normalize import FeatureStats
 from data_prep.outputs import check_writable, is_kws_output, make_dirs
 from data_prep.recordings import Context, jitter_margin, recording_clips
+from data_prep.rooms import RoomConfig, room_bank
 from data_prep.speech_commands import BACKGROUND_NOISE_DIR, Dataset, load_dataset
 from export.quantize import quantize
 from kws.train.config import TrainConfig
@@ -100,11 +101,14 @@ def settle_previous(out: Path, old: Path | None, succeeded: bool) -> None:
 
 
 def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConfig,
-                    skipped: list[Skipped] | None = None, log: Callable[[str], None] | None = None) -> TrainingArrays:
+                    skipped: list[Skipped] | None = None, log: Callable[[str], None] | None = None,
+                    cache_dir: Path | None = None) -> TrainingArrays:
     """Training clips of the dataset, plus every clip of the extra folders, plus negatives
     (clip-length windows of each file) as ``_unknown_``; the noise pool is the dataset's
-    background noise plus the ``backgrounds`` folders. With ``skipped``, unreadable clips
-    are left out and recorded there. ``log`` hears about recordings longer than a clip."""
+    background noise plus the ``backgrounds`` folders; with reverb, the bank of rooms
+    (simulated once, then read from ``cache_dir``). With ``skipped``, unreadable clips are
+    left out and recorded there. ``log`` hears about recordings longer than a clip and
+    about a bank being simulated."""
     examples = list(dataset.examples("training"))
     if not examples:
         raise DatasetError(f"{dataset.root}: no training examples")
@@ -136,7 +140,18 @@ def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConf
         share = config.background_share if noise else 1.0
         weights = tuple([(1.0 - share) / max(len(noise), 1)] * len(noise) + [share / len(extra_noise)] * len(extra_noise))
     return TrainingArrays(np.concatenate(clips), np.asarray(targets, np.int32), tuple(noise + extra_noise), weights,
-                          clip_labels=tuple(labels), context=context)
+                          clip_labels=tuple(labels), context=context,
+                          rirs=room_responses(config, features, cache_dir, log))
+
+
+def room_responses(config: TrainConfig, features: FeatureConfig, cache_dir: Path | None,
+                   log: Callable[[str], None] | None) -> tuple[np.ndarray, ...]:
+    """The rooms a reverb run hears its clips in, seeded by the run (none without reverb)."""
+    if config.augment.reverb_prob == 0:
+        return ()
+    rooms = RoomConfig(rooms=config.augment.reverb_rooms, rt60_range_s=config.augment.rt60_range,
+                       sample_rate=features.sample_rate, seed=config.seed)
+    return room_bank(rooms, cache_dir, log)
 
 
 def require_unknown(arrays: TrainingArrays, labels: Sequence[str], data_dir: Path) -> None:
@@ -251,7 +266,7 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
                            unknown_pct=config.unknown_pct, seed=config.seed)
     labels = stage_labels(config.stage, dataset.labels)
     skipped: list[Skipped] = []
-    arrays = training_arrays(dataset, config, features, skipped, log if chief else None)
+    arrays = training_arrays(dataset, config, features, skipped, log if chief else None, cache_dir)
     require_unknown(arrays, labels, data_dir)
     augment = noise_plan(config.augment, arrays, data_dir, log)
     init = artifact.ModelDir.open(Path(config.init_from)) if config.init_from else None

@@ -124,7 +124,7 @@ def load_data(source: ModelDir, data_dir: Path | None = None, cache_dir: Path | 
         raise KwsError(f"{source.path}: training data folder {str(data_dir)!r} not found (pass --data)")
     dataset = load_dataset(data_dir, config.labels, silence_pct=config.silence_pct,
                            unknown_pct=config.unknown_pct, seed=config.seed)
-    arrays = training_arrays(dataset, config, source.config)
+    arrays = training_arrays(dataset, config, source.config, cache_dir=cache_dir)
     boost = {source.labels.index(KEYWORD): config.keyword_boost} if KEYWORD in source.labels else None
     weights = balanced_class_weights(arrays.targets, len(source.labels), boost)
     data = FineTuneData(source, config, dataset, arrays, weights, (np.zeros(0), np.zeros(0)), cache_dir)
