@@ -53,7 +53,10 @@ def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cach
         raise DatasetError(f"{data_dir}: none of the {len(examples)} {split} clips could be read ({skipped[0].reason})")
     y, is_kw = y[keep], is_kw[keep]
     opened, stage2_preds = np.concatenate(opened), np.concatenate(stage2_preds)
-    per_label = lambda mask: tuple(int(c) for c in np.bincount(y[mask], minlength=len(labels)))  # noqa: E731
+
+    def per_label(mask: np.ndarray) -> tuple[int, ...]:  # how many clips of each label ``mask`` holds
+        return tuple(int(c) for c in np.bincount(y[mask], minlength=len(labels)))
+
     return EvalReport(
         cascade=classification_report(y, np.concatenate(predictions), labels),
         model=str(bundle.path),

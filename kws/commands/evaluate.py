@@ -49,7 +49,7 @@ def evaluate(
     force: Annotated[bool, typer.Option(help="Overwrite existing --json/--png files.")] = False,
     workers: Annotated[int, typer.Option(help="Interpreter threads for the int8 models.")] = 2,
     config: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="FeatureConfig the data is meant for: refused unless the model's is the same.")] = None,
-    sensitivity: Annotated[Optional[Sensitivity], typer.Option(help="Decide at this operating point of the bundle (high, balanced, low): a keyword below its threshold is not detected. Default: each clip's top label.")] = None,
+    sensitivity: Annotated[Optional[Sensitivity], typer.Option(help="Decide at this operating point of the bundle: a keyword below its threshold is not detected. Default: each clip's top label.")] = None,
 ) -> None:
     """Evaluate a model directory or a cascade bundle on a Speech Commands split."""
     from rich.console import Console
