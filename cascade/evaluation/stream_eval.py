@@ -86,7 +86,7 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
         traces.append(trace)
         detections.append(events)
         seconds, steps, runs = seconds + result.duration_s, steps + result.steps, runs + result.stage2_runs
-    sweep, keyword_figures = per_keyword(bundle, traces, detections)
+    sweep, keyword_figures = keyword_results(bundle, traces, detections)
     pooled = [det_point(p.threshold, p.total) for p in sweep]
     hits = sum(s["hits"] for s in per_stream)
     keywords = sum(s["keywords"] for s in per_stream)
@@ -108,8 +108,8 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
     }
 
 
-def per_keyword(bundle: Bundle, traces: Sequence[Trace], detections: Sequence[Sequence[dict[str, Any]]]
-                ) -> tuple[list[SweepPoint], dict[str, Any]]:
+def keyword_results(bundle: Bundle, traces: Sequence[Trace], detections: Sequence[Sequence[dict[str, Any]]]
+                    ) -> tuple[list[SweepPoint], dict[str, Any]]:
     """The pooled DET sweep of the traces, and per keyword: the detections' hits, misses and
     false accepts of that label (``per_keyword``) and its DET curve (``det_per_keyword``).
     ``detections``: each trace's events at the bundle's operating point."""

@@ -23,7 +23,7 @@ from cascade.evaluation.det import det_point
 from cascade.evaluation.model_eval import confusion_png
 from cascade.evaluation.operating_point import Trace
 from cascade.evaluation.stream_build import build_stream_folder
-from cascade.evaluation.stream_eval import per_keyword
+from cascade.evaluation.stream_eval import keyword_results
 from cascade.evaluation.stream_make import StreamRecipe
 from cascade.evaluation.stream_score import score_events
 from cascade.runtime.bundle import Bundle
@@ -145,7 +145,7 @@ def stream_step(root: Path, cfg: DemoConfig):
         events = [{"t": d.t, "label": d.label, "score": d.score} for d in result.detections]
         score = score_events(events, truth["keywords"], result.duration_s).to_json()
         trace = Trace(result.trace_t, result.trace_posterior, tuple(truth["keywords"]), result.duration_s)
-        sweep, keywords = per_keyword(bundle, [trace], [events])  # the report's per-keyword table and DET
+        sweep, keywords = keyword_results(bundle, [trace], [events])  # the report's per-keyword table and DET
         np.savez_compressed(out / "trace.npz", t=result.trace_t, p_keyword=result.trace_p_keyword,
                             opened=result.trace_opened, latency_ms=result.latency_ms)
         write_json(out / "detections.json", {"events": events, "score": score, "tau": bundle.tau,
