@@ -26,7 +26,7 @@ from data_prep.errors import KwsError
 from kws.report.build import build_report
 from kws.report.doc import days, num, pct, ratio
 
-FIGURES = {"training", "confusion", "threshold_curve", "timeline", "energy", "pareto"}
+FIGURES = {"training", "confusion", "threshold_curve", "timeline", "keyword_det", "energy", "pareto"}
 
 PROBE = """<script>
 window.addEventListener('load', function () {
@@ -102,7 +102,7 @@ def test_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
     assert images and loaded, "the probe script did not run"
     assert int(images.group(1)) == len(FIGURES) and int(loaded.group(1)) == len(FIGURES), "broken images"
     text = html.unescape(re.search(r'<pre id="rendered-text">(.*?)</pre>', dom, re.S).group(1))
-    for title in ("Feature configuration", "Models", "Evaluation", "Stage-1 gate", "Long recording",
+    for title in ("Feature configuration", "Models", "Evaluation", "Stage-1 gate", "Long recording", "Keywords on streams",
                   "Energy per MCU profile", "Accuracy vs energy", "Cascade accuracy", "Battery life (nrf52840)"):
         assert title in text
     for value in _expected_numbers(run_dir):
@@ -140,12 +140,12 @@ def test_partial_run_dir_gets_notes_not_a_crash(run_dir: Path, tmp_path: Path) -
     page, md = html_path.read_text(), md_path.read_text()
     assert "3 (stage 1, tau) candidates" in page and "Chosen: s1 at tau 0.400, accuracy 78.0%" in page
     assert pct(json.loads((mine / "my_eval.json").read_text())["accuracy"]) in page
-    assert page.count('class="missing"') == 3  # features, models, gate: each a one-line note
+    assert page.count('class="missing"') == 4  # features, models, gate, keywords on streams: each a one-line note
     assert "Not in this run: no cascade bundle" in page
     assert "No detections" not in page and "7.50" in page  # the user's JSON-lines events
     size = (firmware / "src" / "kws_model_stage2.cc").stat().st_size
     assert re.search(rf"<caption>src/</caption>.*kws_model_stage2\.cc</td><td class=\"num\">{size:,}<", page)
-    assert md.count("> Not in this run:") == 3 and "![" in md
+    assert md.count("> Not in this run:") == 4 and "![" in md
     assert {p.name for p in (mine / "report_files").iterdir()} == {"confusion.png", "energy.png", "pareto.png",
                                                                   "timeline.png"}
 

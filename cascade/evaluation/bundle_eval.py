@@ -1,4 +1,5 @@
-"""Batch evaluation of a cascade bundle: cascade vs stage 2 alone, gate recall, invocations."""
+"""Batch evaluation of a cascade bundle: cascade vs stage 2 alone, gate recall, invocations,
+and each label's share of them (how many of a keyword's clips the gate dropped)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 from cascade.evaluation.eval_report import EvalReport
 from cascade.evaluation.model_eval import classification_report
 from cascade.runtime.bundle import Bundle
+from cascade.runtime.decision import clip_predictions
 from cascade.runtime.pipeline import Cascade
 from data_prep.errors import DatasetError
 from data_prep.example_features import Skipped, iter_example_features, kept_mask
@@ -18,11 +20,15 @@ from data_prep.speech_commands import load_dataset
 
 
 def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cache_dir: Path | None = None,
-                    use_cache: bool = True, workers: int = 1) -> EvalReport:
+                    use_cache: bool = True, workers: int = 1, at_operating_point: bool = False) -> EvalReport:
     """The cascade's per-class report and confusion matrix, stage 2 alone, the gate's recall
     and invocation rates, and the clips ``skipped`` because they could not be read (n counts
     only the clips evaluated). Features stream through in bounded batches; only per-clip
-    predictions are kept."""
+    predictions are kept.
+
+    ``at_operating_point``: decide as the bundle's operating point (``bundle.at(...)``) would,
+    a keyword below its threshold counting as not detected (``decision.clip_label``), for the
+    cascade and stage 2 alone; otherwise each clip gets its argmax (the classifiers' accuracy)."""
 
     dataset = load_dataset(data_dir, bundle.stage2.dataset_labels())
     examples = dataset.examples(split)
@@ -34,17 +40,23 @@ def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cach
     cascade = Cascade(bundle, workers)
     predictions, opened, stage2_preds = [], [], []
     skipped: list[Skipped] = []
+    thresholds = bundle.smoothing if at_operating_point else None
     for features in iter_example_features(examples, bundle.config, cache_dir, use_cache, skipped=skipped):  # bounded memory
         stage2_probs = cascade.stage2_only(features)
-        result = cascade.classify_clips(features, stage2_probs)
+        result = cascade.classify_clips(features, stage2_probs, thresholds)
         predictions.append(result["predictions"])
         opened.append(result["opened"])
-        stage2_preds.append(stage2_probs.argmax(-1))
+        always = np.ones(len(features), dtype=bool)  # stage 2 alone: as if the gate always opened
+        stage2_preds.append(clip_predictions(result["p1"], stage2_probs, always, bundle.stage1.labels, labels, thresholds))
     keep = kept_mask(len(examples), skipped)
     if not keep.any():
         raise DatasetError(f"{data_dir}: none of the {len(examples)} {split} clips could be read ({skipped[0].reason})")
     y, is_kw = y[keep], is_kw[keep]
     opened, stage2_preds = np.concatenate(opened), np.concatenate(stage2_preds)
+
+    def per_label(mask: np.ndarray) -> tuple[int, ...]:  # how many clips of each label ``mask`` holds
+        return tuple(int(c) for c in np.bincount(y[mask], minlength=len(labels)))
+
     return EvalReport(
         cascade=classification_report(y, np.concatenate(predictions), labels),
         model=str(bundle.path),
@@ -57,4 +69,7 @@ def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cach
         stage2_invocation_rate_non_keyword=float(opened[~is_kw].mean()) if (~is_kw).any() else 0.0,
         skipped=tuple(skipped),
         long_recordings=count_long(examples, bundle.config),
+        gate_closed=per_label(~opened),
+        stage2_correct=per_label(stage2_preds == y),
+        operating_point=bundle.operating_point if at_operating_point else None,
     )

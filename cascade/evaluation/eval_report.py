@@ -1,8 +1,9 @@
 """What a clip evaluation returns: typed reports, so commands, the demo and benches read
 ``report.accuracy`` and ``report.stage1_recall`` instead of spelling keys.
 
-``to_json`` writes the JSON ``kws eval --json`` has always written (same keys, same order):
-``kws report`` and files written before read the same.
+``to_json`` writes the JSON ``kws eval --json`` has always written (same keys, same order),
+then the keys added since (``per_label``, ``operating_point``): ``kws report`` and files
+written before read the same.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from cascade.runtime.operating_points import OperatingPoint
 from data_prep.example_features import Skipped
 
 
@@ -19,6 +21,42 @@ class ClassMetrics:
     recall: float
     f1: float
     support: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LabelResult:
+    """One label's clips, in counts that add up over labels to the report's totals; the rates
+    are None where they are undefined (no clips of the label, nothing predicted as it).
+    For a cascade also the clips the stage-1 gate kept from stage 2 (for a keyword: lost
+    before stage 2 could see them) and those stage 2 alone got right."""
+
+    label: str
+    n: int
+    correct: int
+    predicted: int  # clips of any label predicted as this one
+    gate_closed: int | None = None
+    stage2_correct: int | None = None
+
+    @property
+    def recall(self) -> float | None:
+        return self.correct / self.n if self.n else None
+
+    @property
+    def precision(self) -> float | None:
+        return self.correct / self.predicted if self.predicted else None
+
+    @property
+    def stage2_recall(self) -> float | None:
+        return self.stage2_correct / self.n if self.n and self.stage2_correct is not None else None
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"n": self.n, "correct": self.correct, "recall": self.recall, "predicted": self.predicted,
+               "precision": self.precision}
+        if self.gate_closed is not None:
+            out["gate_closed"] = self.gate_closed
+        if self.stage2_correct is not None:
+            out |= {"stage2_correct": self.stage2_correct, "stage2_recall": self.stage2_recall}
+        return out
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -35,6 +73,15 @@ class ClassReport:
         return {"accuracy": self.accuracy, "n": self.n, "labels": list(self.labels),
                 "per_class": {k: dataclasses.asdict(m) for k, m in self.per_class.items()},
                 "confusion": [list(row) for row in self.confusion]}
+
+    def per_label(self, gate_closed: tuple[int, ...] = (), stage2_correct: tuple[int, ...] = ()) -> tuple[LabelResult, ...]:
+        """Per label, read off the confusion matrix (so an old JSON gives them too); the
+        cascade's per-label gate and stage-2 counts when given (in ``labels`` order)."""
+        conf = [[int(v) for v in row] for row in self.confusion]
+        return tuple(LabelResult(label=label, n=sum(conf[i]), correct=conf[i][i], predicted=sum(row[i] for row in conf),
+                                 gate_closed=gate_closed[i] if gate_closed else None,
+                                 stage2_correct=stage2_correct[i] if stage2_correct else None)
+                     for i, label in enumerate(self.labels))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ClassReport:
@@ -75,16 +122,27 @@ class EvalReport(_Headline):
     stage2_invocation_rate_non_keyword: float
     skipped: tuple[Skipped, ...] = ()  # clips that could not be read, left out of n
     long_recordings: int = 0  # files longer than a clip, their word located by energy
+    gate_closed: tuple[int, ...] = ()  # per label (``labels`` order): clips the gate kept from stage 2
+    stage2_correct: tuple[int, ...] = ()  # per label: clips stage 2 alone got right
+    operating_point: OperatingPoint | None = None  # whose thresholds the decisions used (None: argmax)
 
     @property
     def classes(self) -> ClassReport:
         return self.cascade
 
+    @property
+    def per_label(self) -> tuple[LabelResult, ...]:
+        return self.cascade.per_label(self.gate_closed, self.stage2_correct)
+
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        del data["cascade"]
+        for added in ("cascade", "gate_closed", "stage2_correct", "operating_point"):
+            del data[added]
         data["skipped"] = [s.to_dict() for s in self.skipped]
-        return {**self.cascade.to_json(), **data}
+        out = {**self.cascade.to_json(), **data, "per_label": {r.label: r.to_json() for r in self.per_label}}
+        if self.operating_point is not None:
+            out["operating_point"] = {"name": self.operating_point.name, **self.operating_point.to_dict()}
+        return out
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -105,6 +163,10 @@ class ModelEvalReport(_Headline):
     def classes(self) -> ClassReport:
         return self.int8
 
+    @property
+    def per_label(self) -> tuple[LabelResult, ...]:
+        return self.int8.per_label()
+
     def to_json(self) -> dict[str, Any]:
         out = {"model": self.model, "data": self.data, "split": self.split, "stage": self.stage,
                **self.int8.to_json(), "int8": {"accuracy": self.int8.accuracy}}
@@ -112,4 +174,5 @@ class ModelEvalReport(_Headline):
             out["float"] = self.float_.to_json()
         out["skipped"] = [s.to_dict() for s in self.skipped]
         out["long_recordings"] = self.long_recordings
+        out["per_label"] = {r.label: r.to_json() for r in self.per_label}
         return out

@@ -1,6 +1,6 @@
 """A cascade on long streams: the figures a user lives with (hit rate, false accepts per hour,
-the DET curve, how often stage 2 runs and what that costs on each MCU), and the calibration
-of the operating point on validation streams.
+the DET curve, each overall and per keyword, how often stage 2 runs and what that costs on
+each MCU), and the calibration of the operating point on validation streams.
 
 Every stream is run once through the streaming cascade (``run_stream``: the code path of
 ``kws detect`` and ``kws live``); thresholds and smoothing are then replayed on its trace.
@@ -17,10 +17,17 @@ from cascade.energy.bundle_energy import model_cost
 from cascade.energy.estimate import estimate_cascade
 from cascade.energy.profiles import load_all, load_profile
 from cascade.evaluation.calibrate import CURVE, KEYWORD_FREE
-from cascade.evaluation.det import det_curve, hits_at_rate, rate_at_hits
+from cascade.evaluation.det import SweepPoint, det_point, det_sweep, hits_at_rate, keyword_curves, pool_sweeps, rate_at_hits
 from cascade.evaluation.operating_point import Trace, calibrate_operating_point
 from cascade.evaluation.sensitivity import operating_points
-from cascade.evaluation.stream_score import match_events, read_truth, score_events
+from cascade.evaluation.stream_score import (
+    keyword_row,
+    match_events,
+    pool_by_label,
+    read_truth,
+    score_by_label,
+    score_events,
+)
 from cascade.evaluation.stream_sources import by_source, pool_sources
 from cascade.runtime.bundle import MANIFEST, Bundle, write_bundle
 from cascade.runtime.model_dir import write_json
@@ -62,8 +69,9 @@ def energy_rows(bundle: Bundle, stage2_rate_per_s: float, profiles: Sequence[str
 def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_hour: float = 5.0,
                      hit_target: float = 0.95, profiles: Sequence[str] | None = None) -> dict[str, Any]:
     """Score the bundle's own operating point on each stream and over all of them, plus the
-    pooled DET curve, the rate at ``hit_target`` hits and the hits at ``target_fa_per_hour``."""
-    per_stream, traces, curves = [], [], []
+    pooled DET curve, the rate at ``hit_target`` hits and the hits at ``target_fa_per_hour``;
+    and per keyword: hits, misses, false accepts of that label per hour, and its DET curve."""
+    per_stream, traces, detections = [], [], []
     seconds = steps = runs = 0.0
     for folder in folders:
         trace, result, truth = trace_stream(bundle, folder)
@@ -76,10 +84,10 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
                            "stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty,
                            "by_source": pool_sources([sources])})
         traces.append(trace)
-        curves.append(det_curve(trace.times, trace.posteriors, bundle.smoothing, bundle.labels,
-                                trace.keywords, trace.duration_s))
+        detections.append(events)
         seconds, steps, runs = seconds + result.duration_s, steps + result.steps, runs + result.stage2_runs
-    pooled = pool_curves(curves, [t.duration_s for t in traces], [len(t.keywords) for t in traces])
+    sweep, keyword_figures = keyword_results(bundle, traces, detections)
+    pooled = [det_point(p.threshold, p.total) for p in sweep]
     hits = sum(s["hits"] for s in per_stream)
     keywords = sum(s["keywords"] for s in per_stream)
     fa = sum(s["false_accepts"] for s in per_stream)
@@ -96,20 +104,21 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
         f"false_accepts_per_hour_at_{round(hit_target * 100)}pct_hits": rate_at_hits(pooled, hit_target),
         f"hit_rate_at_{target_fa_per_hour:g}_fa_per_hour": hits_at_rate(pooled, target_fa_per_hour),
         "energy": energy_rows(bundle, rate, profiles),
+        **keyword_figures,
     }
 
 
-def pool_curves(curves: Sequence[Sequence[dict[str, float]]], seconds: Sequence[float],
-                keywords: Sequence[int]) -> list[dict[str, float]]:
-    """One DET curve over several streams (same thresholds): hits and false accepts summed."""
-    total_s, total_kw = sum(seconds), sum(keywords)
-    pooled = []
-    for points in zip(*curves):
-        hits, fa = sum(p["hits"] for p in points), sum(p["false_accepts"] for p in points)
-        hit_rate = hits / total_kw if total_kw else 0.0
-        pooled.append({"threshold": points[0]["threshold"], "hits": hits, "hit_rate": hit_rate, "miss_rate": 1.0 - hit_rate,
-                       "false_accepts": fa, "false_accepts_per_hour": fa * 3600.0 / total_s if total_s else 0.0})
-    return pooled
+def keyword_results(bundle: Bundle, traces: Sequence[Trace], detections: Sequence[Sequence[dict[str, Any]]]
+                    ) -> tuple[list[SweepPoint], dict[str, Any]]:
+    """The pooled DET sweep of the traces, and per keyword: the detections' hits, misses and
+    false accepts of that label (``per_keyword``) and its DET curve (``det_per_keyword``).
+    ``detections``: each trace's events at the bundle's operating point."""
+    sweep = pool_sweeps([det_sweep(t.times, t.posteriors, bundle.smoothing, bundle.labels, t.keywords, t.duration_s)
+                         for t in traces])
+    rows = pool_by_label([score_by_label(events, t.keywords, t.duration_s, bundle.labels)
+                          for t, events in zip(traces, detections)], [t.duration_s for t in traces])
+    return sweep, {"per_keyword": {name: keyword_row(score) for name, score in rows.items()},
+                   "det_per_keyword": keyword_curves(sweep)}
 
 
 def calibrate_bundle(bundle: Bundle, folders: Sequence[Path], out: Path, *, target_fa_per_hour: float,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.errors import DatasetError
+from data_prep.labels import RESERVED
 
 BEFORE_S, AFTER_S = 0.25, 1.5
 
@@ -55,6 +56,10 @@ class StreamScore:
     duration_s: float
 
     @property
+    def misses(self) -> int:
+        return self.keywords - self.hits
+
+    @property
     def hit_rate(self) -> float:
         return self.hits / self.keywords if self.keywords else 0.0
 
@@ -75,3 +80,45 @@ def score_events(events: Sequence[dict[str, Any]], keywords: Sequence[dict[str, 
     matches = match_events([(e["t"], e["label"]) for e in events], keywords)
     hits = sum(m is not None for m in matches)
     return StreamScore(keywords=len(keywords), hits=hits, false_accepts=len(matches) - hits, duration_s=duration_s)
+
+
+def score_by_label(events: Sequence[dict[str, Any]], keywords: Sequence[dict[str, Any]], duration_s: float,
+                   labels: Sequence[str] = ()) -> dict[str, StreamScore]:
+    """``score_events`` split by label: a label's keywords, the hits on them, and its false
+    accepts (detections of that label that hit nothing: where no such word was spoken, double
+    triggers included), each over the whole stream's duration. The rows add up to
+    ``score_events``. Rows: the keywords of ``labels`` (a bundle's; one the stream lacks still
+    gets a row, _silence_ and _unknown_ none), then any other label of the truth or the events."""
+    matches = match_events([(e["t"], e["label"]) for e in events], keywords)
+    names = dict.fromkeys(name for name in [*labels, *(k["label"] for k in keywords), *(e["label"] for e in events)]
+                          if name not in RESERVED)
+    spoken = {name: 0 for name in names}
+    hits, false_accepts = dict(spoken), dict(spoken)
+    for k in keywords:
+        spoken[k["label"]] += 1
+    for e, m in zip(events, matches):
+        (hits if m is not None else false_accepts)[e["label"]] += 1
+    return {name: StreamScore(keywords=spoken[name], hits=hits[name], false_accepts=false_accepts[name],
+                              duration_s=duration_s) for name in names}
+
+
+def pool_scores(scores: Sequence[StreamScore]) -> StreamScore:
+    """Several streams as one: counts and durations summed."""
+    return StreamScore(keywords=sum(s.keywords for s in scores), hits=sum(s.hits for s in scores),
+                       false_accepts=sum(s.false_accepts for s in scores), duration_s=sum(s.duration_s for s in scores))
+
+
+def pool_by_label(rows: Sequence[dict[str, StreamScore]], durations: Sequence[float]) -> dict[str, StreamScore]:
+    """``score_by_label`` rows of several streams (of ``durations`` seconds) pooled per label; a
+    label one stream lacks counts its hours with nothing in them."""
+    names = dict.fromkeys(name for row in rows for name in row)
+    return {name: pool_scores([row.get(name, StreamScore(0, 0, 0, seconds)) for row, seconds in zip(rows, durations)])
+            for name in names}
+
+
+def keyword_row(score: StreamScore) -> dict[str, Any]:
+    """One keyword's line of a per-keyword table (JSON): its hit rate is None when it was
+    never spoken; its false accepts are per hour of the whole stream."""
+    return {"keywords": score.keywords, "hits": score.hits, "misses": score.misses,
+            "hit_rate": score.hit_rate if score.keywords else None, "false_accepts": score.false_accepts,
+            "false_accepts_per_hour": score.false_accepts_per_hour}

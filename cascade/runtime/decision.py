@@ -99,13 +99,31 @@ def step_posterior(p1: np.ndarray, p2: np.ndarray | None, stage1_labels: tuple[s
     return np.asarray(p2, dtype=np.float32) if p2 is not None else background_posterior(p1, stage1_labels, labels)
 
 
-def clip_predictions(p1: np.ndarray, p2: np.ndarray, opened: np.ndarray, stage1_labels: tuple[str, ...], labels: tuple[str, ...]) -> np.ndarray:
+def reported(config: SmoothingConfig, label: str, score: float) -> bool:
+    """Whether a score of ``label`` is reported as a detection: a keyword at or above its bar.
+    The one test of the operating point's thresholds, for streams and clips alike."""
+    return label not in (SILENCE, UNKNOWN) and score >= config.threshold_for(label)
+
+
+def clip_label(posterior: np.ndarray, labels: tuple[str, ...], thresholds: SmoothingConfig | None = None) -> int:
+    """The label index a clip gets: the posterior's argmax; with ``thresholds`` (an operating
+    point), a keyword below its bar is not reported, so the clip gets the likelier of
+    _silence_ / _unknown_ instead (what a stream would say: nothing detected)."""
+    top = int(np.argmax(posterior))
+    if thresholds is None or labels[top] in (SILENCE, UNKNOWN) or reported(thresholds, labels[top], float(posterior[top])):
+        return top
+    others = [i for i, name in enumerate(labels) if name in (SILENCE, UNKNOWN)]
+    return max(others, key=lambda i: posterior[i]) if others else top
+
+
+def clip_predictions(p1: np.ndarray, p2: np.ndarray, opened: np.ndarray, stage1_labels: tuple[str, ...], labels: tuple[str, ...],
+                     thresholds: SmoothingConfig | None = None) -> np.ndarray:
     """Batch decision per clip: stage 2's argmax where the gate opened, else stage 1's
-    non-keyword label (_silence_ or _unknown_)."""
+    non-keyword label (_silence_ or _unknown_); ``thresholds``: see ``clip_label``."""
     preds = np.empty(len(p1), dtype=np.int64)
     for i in range(len(p1)):
         post = step_posterior(p1[i], p2[i] if opened[i] else None, stage1_labels, labels)
-        preds[i] = int(np.argmax(post))
+        preds[i] = clip_label(post, labels, thresholds)
     return preds
 
 
@@ -142,7 +160,7 @@ class Smoother:
         self._latched &= ~(mean < self._release)  # a label whose word ended re-arms
         if self._latched[top]:
             return None, label, score
-        if len(self._queue) < cfg.min_count or label in (SILENCE, UNKNOWN) or score < cfg.threshold_for(label):
+        if len(self._queue) < cfg.min_count or not reported(cfg, label, score):
             return None, label, score
         # Stricter than RecognizeCommands: no second detection of *any* label inside the
         # suppression time, since a double trigger with another label is a false accept too.

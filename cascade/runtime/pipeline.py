@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from cascade.runtime.bundle import Bundle
-from cascade.runtime.decision import Detection, Smoother, clip_predictions, step_posterior
+from cascade.runtime.decision import Detection, Smoother, SmoothingConfig, clip_predictions, step_posterior
 from cascade.runtime.gate import gate_open
 from cascade.runtime.int8_model import TFLiteModel
 from cascade.runtime.model_dir import ModelDir
@@ -50,16 +50,19 @@ class Cascade:
         self.stage2 = StageRunner(bundle.stage2, workers)
         self.keyword_index = bundle.stage1.labels.index(KEYWORD)
 
-    def classify_clips(self, features: np.ndarray, stage2_all: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def classify_clips(self, features: np.ndarray, stage2_all: np.ndarray | None = None,
+                       thresholds: SmoothingConfig | None = None) -> dict[str, np.ndarray]:
         """Per clip: stage-1 probabilities, gate, stage-2 probabilities (only where the gate
         opened, NaN elsewhere) and the cascade's predicted label index. ``stage2_all``: stage 2
-        already run on every clip (an evaluation comparing with stage 2 alone), reused as is."""
+        already run on every clip (an evaluation comparing with stage 2 alone), reused as is.
+        ``thresholds``: an operating point's, applied as ``decision.clip_label`` says (None:
+        the argmax, the classifier's own accuracy)."""
         p1 = self.stage1(features)
         opened = gate_open(p1[:, self.keyword_index], self.bundle.tau)
         p2 = np.full((len(features), len(self.bundle.labels)), np.nan, dtype=np.float32)
         if opened.any():
             p2[opened] = self.stage2(features[opened]) if stage2_all is None else stage2_all[opened]
-        preds = clip_predictions(p1, p2, opened, self.bundle.stage1.labels, self.bundle.labels)
+        preds = clip_predictions(p1, p2, opened, self.bundle.stage1.labels, self.bundle.labels, thresholds)
         return {"p1": p1, "opened": opened, "p2": p2, "predictions": preds}
 
     def stage2_only(self, features: np.ndarray) -> np.ndarray:

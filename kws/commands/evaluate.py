@@ -1,4 +1,5 @@
-"""``kws eval DATA --model DIR``: top-1, per-class precision/recall, confusion (float and int8)."""
+"""``kws eval DATA --model DIR``: top-1, per-label recall/precision (and, for a cascade, what
+the gate dropped), confusion (float and int8); ``--sensitivity``: at an operating point."""
 
 from __future__ import annotations
 
@@ -8,15 +9,34 @@ from typing import Annotated, Optional
 import typer
 
 from cascade.evaluation.bundle_eval import evaluate_bundle
+from cascade.evaluation.eval_report import LabelResult
 from cascade.evaluation.model_eval import confusion_png, confusion_text
 from cascade.evaluation.model_eval import evaluate as run
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import ModelDir, write_json
+from data_prep.errors import ConfigError
 from data_prep.example_features import skipped_note
 from data_prep.locate import long_clips_notice
 from data_prep.outputs import refuse_existing
-from kws.commands.choices import Split
+from kws.commands.choices import Sensitivity, Split
 from kws.commands.common import default_bundle, is_bundle, load_feature_config
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def label_table(rows: tuple[LabelResult, ...]):
+    """One line per label: clips, recall, precision; for a cascade also stage 2 alone's recall
+    and the clips on which the gate stayed closed (for a keyword: dropped before stage 2 saw them)."""
+    from rich.table import Table
+
+    cascade = bool(rows) and rows[0].gate_closed is not None
+    table = Table("label", "n", "recall", "precision", *(("stage 2 alone", "gate closed") if cascade else ()))
+    for r in rows:
+        table.add_row(r.label, str(r.n), _rate(r.recall), _rate(r.precision),
+                      *((_rate(r.stage2_recall), str(r.gate_closed)) if cascade else ()))
+    return table
 
 
 def evaluate(
@@ -29,11 +49,11 @@ def evaluate(
     force: Annotated[bool, typer.Option(help="Overwrite existing --json/--png files.")] = False,
     workers: Annotated[int, typer.Option(help="Interpreter threads for the int8 models.")] = 2,
     config: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="FeatureConfig the data is meant for: refused unless the model's is the same.")] = None,
+    sensitivity: Annotated[Optional[Sensitivity], typer.Option(help="Decide at this operating point of the bundle: a keyword below its threshold is not detected. Default: each clip's top label.")] = None,
 ) -> None:
     """Evaluate a model directory or a cascade bundle on a Speech Commands split."""
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
 
     for path in (json_out, png):
         refuse_existing(path, force)
@@ -42,15 +62,21 @@ def evaluate(
     console = Console()
     if is_bundle(model):
 
-        bundle = Bundle.open(model)
+        bundle = Bundle.open(model).at(sensitivity)
         if config is not None:
             bundle.require_config(load_feature_config(config), str(config))
-        report = evaluate_bundle(bundle, data, split, use_cache=not no_cache, workers=workers)
+        if sensitivity is not None:
+            console.print(f"{bundle.operating_point.describe()}; a keyword clip below its threshold counts as not "
+                          "detected", soft_wrap=True, markup=False)
+        report = evaluate_bundle(bundle, data, split, use_cache=not no_cache, workers=workers,
+                                 at_operating_point=sensitivity is not None)
         clip_ms = bundle.config.clip_ms
         acc = (f"cascade accuracy {report.accuracy:.4f}  stage 2 alone {report.stage2_accuracy:.4f}  "
                f"stage-1 recall {report.stage1_recall:.3f} at tau {report.tau:.3f}  "
                f"stage-2 invocation rate {report.stage2_invocation_rate:.3f}")
     else:
+        if sensitivity is not None:
+            raise ConfigError(f"{model}: --sensitivity needs a cascade bundle (operating points), not a model directory")
         model_dir = ModelDir.open(model)
         if config is not None:
             load_feature_config(config).require_same(model_dir.config, f"{config} vs model {model}")
@@ -65,10 +91,7 @@ def evaluate(
     console.print(f"[bold]{model}[/] on {data} ({split}, n={report.n}): {acc}", soft_wrap=True)
     if report.skipped:
         console.print(f"[yellow]{escape(skipped_note([s.reason for s in report.skipped]))}[/]", soft_wrap=True)
-    table = Table("label", "precision", "recall", "support")
-    for label, m in classes.per_class.items():
-        table.add_row(label, f"{m.precision:.3f}", f"{m.recall:.3f}", str(m.support))
-    console.print(table)
+    console.print(label_table(report.per_label))
     console.print(confusion_text(classes), soft_wrap=True)
     if json_out is not None:
         write_json(json_out, report.to_json())

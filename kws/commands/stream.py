@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cascade.evaluation.det import det_png
+from cascade.evaluation.det import det_png, keyword_det_png, keyword_marks
 from cascade.evaluation.mining import MiningConfig
 from cascade.evaluation.mining import mine as run
 from cascade.evaluation.stream_build import build_stream_folder
@@ -74,6 +74,19 @@ def sources_table(rows: dict):
     return table
 
 
+def keywords_table(rows: dict):
+    """Per keyword at the operating point: hits, misses, hit rate, and false accepts of that
+    label (detected where it was not spoken) per hour of stream."""
+    from rich.table import Table
+
+    table = Table("keyword", "spoken", "hits", "misses", "hit rate", "false accepts", "per hour", title="per keyword")
+    for name, r in rows.items():
+        table.add_row(name, str(r["keywords"]), str(r["hits"]), str(r["misses"]),
+                      "-" if r["hit_rate"] is None else f"{r['hit_rate']:.3f}", str(r["false_accepts"]),
+                      f"{r['false_accepts_per_hour']:.1f}")
+    return table
+
+
 def _write_report(path: Optional[Path], data: dict, force: bool) -> None:
     if path is None:
         return
@@ -91,12 +104,14 @@ def evaluate(
     profile: Annotated[Optional[list[str]], typer.Option(help="MCU profiles for the energy table (default: all).")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every figure as JSON.")] = None,
     det: Annotated[Optional[Path], typer.Option(help="Write the DET curve as PNG.")] = None,
+    det_per_keyword: Annotated[Optional[Path], typer.Option(help="Write a DET curve per keyword as PNG (one panel each).")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite existing output files.")] = False,
 ) -> None:
-    """Hit rate, false accepts/hour, DET curve, stage-2 share and energy of a cascade on streams."""
+    """Hit rate, false accepts/hour, DET curve (overall and per keyword), stage-2 share and
+    energy of a cascade on streams."""
     from rich.console import Console
 
-    for path in (json_out, det):
+    for path in (json_out, det, det_per_keyword):
         refuse_existing(path, force)
     bundle = open_bundle(model, sensitivity, announce=True)
     report = evaluate_streams(bundle, streams, target_fa_per_hour=target_fa, hit_target=hit_target, profiles=profile)
@@ -109,6 +124,7 @@ def evaluate(
     console.print(f"[bold]total[/] {t['hours']:.2f} h: hit rate {t['hit_rate']:.3f}, {t['false_accepts_per_hour']:.1f} false "
                   f"accepts/h, stage 2 {t['stage2_per_hour']:.0f} runs/h ({t['stage2_duty']:.1%} of steps)")
     console.print(sources_table(report["by_source"]))
+    console.print(keywords_table(report["per_keyword"]))
     at_hits = report[f"false_accepts_per_hour_at_{round(hit_target * 100)}pct_hits"]
     at_fa = report[f"hit_rate_at_{target_fa:g}_fa_per_hour"]
     console.print(f"DET: {'not reached' if at_hits is None else f'{at_hits:.1f} false accepts/h'} at {hit_target:.0%} hits; "
@@ -120,6 +136,9 @@ def evaluate(
     _write_report(json_out, report, True)
     if det is not None:
         det_png(report["det"], det, f"{bundle.path.name}: {t['hours']:.1f} h of streams")
+    if det_per_keyword is not None:
+        keyword_det_png(report["det_per_keyword"], det_per_keyword, f"{bundle.path.name}: {t['hours']:.2f} h of streams",
+                        report["det"], keyword_marks(report["per_keyword"]))
 
 
 @app.command("calibrate")

@@ -19,8 +19,11 @@ from cascade.energy.bundle_energy import bundle_energy
 from cascade.energy.results import estimates_json
 from cascade.evaluation.bundle_eval import evaluate_bundle
 from cascade.evaluation.calibrate import build_cascade
+from cascade.evaluation.det import det_point
 from cascade.evaluation.model_eval import confusion_png
+from cascade.evaluation.operating_point import Trace
 from cascade.evaluation.stream_build import build_stream_folder
+from cascade.evaluation.stream_eval import keyword_results
 from cascade.evaluation.stream_make import StreamRecipe
 from cascade.evaluation.stream_score import score_events
 from cascade.runtime.bundle import Bundle
@@ -141,10 +144,13 @@ def stream_step(root: Path, cfg: DemoConfig):
         result = detect_file(bundle, out / "recording" / "stream.wav")
         events = [{"t": d.t, "label": d.label, "score": d.score} for d in result.detections]
         score = score_events(events, truth["keywords"], result.duration_s).to_json()
+        trace = Trace(result.trace_t, result.trace_posterior, tuple(truth["keywords"]), result.duration_s)
+        sweep, keywords = keyword_results(bundle, [trace], [events])  # the report's per-keyword table and DET
         np.savez_compressed(out / "trace.npz", t=result.trace_t, p_keyword=result.trace_p_keyword,
                             opened=result.trace_opened, latency_ms=result.latency_ms)
         write_json(out / "detections.json", {"events": events, "score": score, "tau": bundle.tau,
-                                             "stage2_runs": result.stage2_runs, "steps": result.steps})
+                                             "stage2_runs": result.stage2_runs, "steps": result.steps,
+                                             "det": [det_point(p.threshold, p.total) for p in sweep], **keywords})
         return score | {"stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty}
     return run
 

@@ -29,6 +29,7 @@ from kws.report.device import energy_section, export_section, is_cascade_energy,
 from kws.report.doc import Headline, Report, count, days, num, pct, ratio
 from kws.report.find import Artefacts, find_artefacts
 from kws.report.html import GENERATOR, render_html
+from kws.report.keywords import keywords_section
 from kws.report.markdown import MARKER, render_md
 from kws.report.sections import evaluation_section, features_section, gate_section, models_section, stream_section
 
@@ -75,7 +76,7 @@ def make_report(run_dir: Path, log: Callable[[str], None] | None = None) -> Repo
     for note in a.notes:
         (log or (lambda line: None))(note)
     sections = tuple(build(a) for build in (
-        features_section, models_section, evaluation_section, gate_section, stream_section, energy_section,
+        features_section, models_section, evaluation_section, gate_section, stream_section, keywords_section, energy_section,
         pareto_section, export_section))
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     return Report("Keyword-spotting cascade report",

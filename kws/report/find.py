@@ -11,6 +11,7 @@ files wherever they like, so the report walks the run directory and recognises:
   evaluation        JSON with accuracy, labels, confusion, per_class (``kws eval --json``)
   energy            JSON keyed by MCU profile, entries with energy_j_per_hour (``kws energy --json``)
   stream truth      JSON with keywords + duration_s (``kws stream make``)
+  stream evaluation JSON with streams, total and det (``kws stream eval --json``)
   detections        JSON with events (the demo) or a score (``kws detect --json``), or JSON
                     lines of {t, label, score} (``kws detect --events``, *.jsonl)
   stage-1 trace     .npz with t, p_keyword, opened (the demo's stream step)
@@ -58,6 +59,8 @@ class Artefacts:
     evaluation_path: Path | None = None
     energy: dict[str, EnergyEstimate] | None = None  # per profile, read back from energy JSON
     truth: dict[str, Any] | None = None
+    stream_eval: dict[str, Any] | None = None
+    stream_eval_path: Path | None = None
     detections: dict[str, Any] | None = None  # {"events": [...], "score": {...} | None, ...}
     trace: Path | None = None
     search: dict[str, Any] | None = None
@@ -82,6 +85,8 @@ def json_kind(data: Any) -> str | None:
             return "search"
         if {"keywords", "duration_s"} <= data.keys() and isinstance(data["keywords"], list):
             return "truth"
+        if {"streams", "total", "det"} <= data.keys():
+            return "stream_eval"
         if isinstance(data.get("events"), list) or (isinstance(data.get("score"), dict) and "hit_rate" in data["score"]):
             return "detections"
         if _is_entries(data, "profile", "energy_j_per_hour"):
@@ -97,9 +102,9 @@ def json_kind(data: Any) -> str | None:
 NUMERIC_KEYS = frozenset({
     "accuracy", "arena_bytes", "avg_power_mw", "battery_days", "cascade_vs_stage2_energy", "duration_s",
     "duty_cycle", "end", "energy_j_per_hour", "energy_uj", "epoch", "f1", "false_accepts", "false_accepts_per_hour",
-    "false_open_rate", "flash_bytes", "hit_rate", "hits", "invocation_rate", "keywords", "latency_ms", "n",
-    "p_keyword", "precision", "recall", "score", "stage", "stage1_recall", "stage2_accuracy",
-    "stage2_invocation_rate", "stage2_runs", "start", "steps", "support", "t", "target_recall", "tau",
+    "false_open_rate", "flash_bytes", "gate_closed", "hit_rate", "hits", "invocation_rate", "keywords", "latency_ms",
+    "miss_rate", "misses", "n", "p_keyword", "precision", "recall", "score", "stage", "stage1_recall", "stage2_accuracy",
+    "stage2_invocation_rate", "stage2_recall", "stage2_runs", "start", "steps", "support", "t", "target_recall", "tau",
 })
 
 
@@ -240,6 +245,7 @@ def find_artefacts(run_dir: Path) -> Artefacts:
     elif detections is None and found.get("events"):
         detections = {"events": found["events"][0][1]}
     summary_path, summary = _first(found, "feature_summary")
+    stream_eval_path, stream_eval = _first(found, "stream_eval", prefer=lambda d: "per_keyword" in d)
     config = next((c for c in configs if summary_path and c.parent == summary_path.parent), configs[0] if configs else None)
     return Artefacts(
         run_dir=run_dir,
@@ -252,6 +258,8 @@ def find_artefacts(run_dir: Path) -> Artefacts:
         evaluation_path=eval_path,
         energy={name: EnergyEstimate.from_json(r) for name, r in energy.items()} if energy else None,
         truth=_first(found, "truth")[1],
+        stream_eval=stream_eval,
+        stream_eval_path=stream_eval_path,
         detections=detections,
         trace=traces[0] if traces else None,
         search=_first(found, "search")[1],

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from cascade.energy.results import EnergyEstimate
+from cascade.evaluation.det import keyword_det_figure
 from cascade.evaluation.eval_report import ClassReport
 from cascade.evaluation.figures import png_bytes, pyplot
 from cascade.evaluation.model_eval import confusion_png
@@ -229,3 +230,12 @@ def confusion_matrix_png(evaluation: dict[str, Any], title: str) -> bytes:
 
     with tempfile.TemporaryDirectory() as tmp:
         return confusion_png(ClassReport.from_json(evaluation), Path(tmp) / "confusion.png", title).read_bytes()
+
+
+@_styled
+def keyword_det_png(curves: dict[str, list[dict[str, float]]], overall: list[dict[str, float]] | None,
+                    marks: dict[str, tuple[float, float]], title: str) -> bytes:
+    """A DET curve per keyword, drawn by the same code as ``kws stream eval --det-per-keyword``."""
+    fig = keyword_det_figure(curves, title, overall, marks)
+    fig.tight_layout()
+    return _png(fig)

@@ -165,18 +165,27 @@ def evaluation_section(a: Artefacts) -> Section:
                    f"{num(ev.get('tau'), 3)}; stage 2 ran on {pct(ev.get('stage2_invocation_rate'))} of the clips"
                    f" ({pct(ev.get('stage2_invocation_rate_non_keyword'))} of the non-keyword ones).")
         what = "cascade (int8)"
+        point = ev.get("operating_point")
+        if isinstance(point, dict):  # kws eval --sensitivity
+            summary += (f" Decided at operating point {point.get('name', '?')}: a keyword clip below its threshold "
+                        "counts as not detected.")
     else:
         summary = f"Accuracy {pct(ev['accuracy'])} on {count(n)} {split} clips."
         what = "model (int8)"
+    per_label = ev.get("per_label") or {}  # kws eval since per-label results: the cascade's gate and stage 2 per label
+    cascade_rows = bool(per_label) and all("gate_closed" in per_label.get(label, {}) for label in ev["per_class"])
     per_class = tuple(
-        (label, pct(m.get("precision")), pct(m.get("recall")), pct(m.get("f1")), count(m.get("support")))
+        (label, pct(m.get("precision")), pct(m.get("recall")), pct(m.get("f1")), count(m.get("support")),
+         *((pct(per_label[label].get("stage2_recall")), count(per_label[label]["gate_closed"])) if cascade_rows else ()))
         for label, m in ev["per_class"].items()
     )
+    header = ("label", "precision", "recall", "F1", "support", *(("stage 2 alone", "gate closed") if cascade_rows else ()))
     return Section(key, title, (
         Text(summary + f" Source: `{rel(a.evaluation_path, a.run_dir)}`." if a.evaluation_path else summary),
         Row((Figure("confusion", plots.confusion_matrix_png(ev, f"{what}, {split}"),
                     "Confusion matrix: rows are the true labels, columns the predictions."),
-             Table(("label", "precision", "recall", "F1", "support"), per_class, "Per class"))),
+             Table(header, per_class, "Per class" + (": recall of stage 2 alone, clips on which the gate stayed "
+                                                     "closed (for a keyword: lost before stage 2)" if cascade_rows else "")))),
     ))
 
 
