@@ -54,6 +54,16 @@ def model_files(model_dir: Path | None = None) -> tuple[Path, Path]:
     return files
 
 
+def available(model_dir: Path | None = None) -> bool:
+    """Whether Kokoro can run here: its model files are found and its packages installed."""
+    try:
+        model_files(model_dir)
+        check_packages()
+    except KwsError:
+        return False
+    return True
+
+
 def check_packages() -> None:
     missing = [name for name in ("kokoro_onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
     if missing:
@@ -200,6 +210,18 @@ def plan(words: Sequence[str], available: Sequence[str], *, voices: str = "all",
                 "validation_share": validation_share, "testing_share": testing_share, "seed": seed,
                 "sample_rate": config.sample_rate, "clip_ms": config.clip_ms}
     return Plan(words, tuple(chosen), tuple(blends), tuple(speakers), split, settings)
+
+
+def plan_clips(words: Sequence[str], available_voices: Sequence[str], clips: int, *, speeds: str = "0.85-1.15",
+               seed: int = 0, config: FeatureConfig | None = None) -> Plan:
+    """``clips`` speakers per word: that many voices drawn with the seed, and past the voice
+    count blends of two voices (one speed per speaker, drawn from ``speeds``)."""
+    if clips < 1:
+        raise KwsError(f"{clips} clips per word: must be >= 1")
+    names = sorted(available_voices)
+    chosen = names if clips >= len(names) else sorted(np.random.default_rng([seed, 5]).choice(names, clips, replace=False))
+    return plan(words, names, voices=",".join(chosen), blend=max(0, clips - len(names)), speeds=speeds, seed=seed,
+                config=config)
 
 
 # --- the engine: one model per process ----------------------------------------------------------------

@@ -44,14 +44,15 @@ window.addEventListener('load', function () {
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, trained_models: dict[str, Path], bundle_dir: Path, samples_dir: Path) -> Path:
-    from kws.demo.pipeline import DemoConfig, energy_step, evaluate_step, features_step, stream_step, tflm_step
+    from kws.demo.pipeline import DemoConfig, energy_step, evaluate_step, features_step, recipe_of, stream_step
+    from kws.recipe.steps import tflm_step
 
     root = tmp_path_factory.mktemp("run")
     for stage in ("stage1", "stage2"):
         shutil.copytree(trained_models[stage], root / f"train_{stage}" / "model")
     shutil.copytree(bundle_dir, root / "cascade" / "bundle")
     cfg = DemoConfig(data=str(samples_dir / "speech_commands"), stream_minutes=0.5)
-    steps = {"features": features_step(cfg, FeatureConfig()), "tflm": tflm_step(root, cfg),
+    steps = {"features": features_step(cfg, FeatureConfig()), "tflm": tflm_step(root, recipe_of(cfg)),
              "evaluate": evaluate_step(root, cfg), "stream": stream_step(root, cfg), "energy": energy_step(root)}
     for name, run in steps.items():
         (root / name).mkdir()

@@ -178,6 +178,16 @@ def write_bundle(
     return Bundle.open(out)
 
 
+def copy_bundle(source: Path, out: Path, *, force: bool = False) -> Bundle:
+    """A finished bundle copied whole to ``out`` (atomically, under the same ``--force`` rule
+    as ``write_bundle``): calibration figures and operating points travel with it."""
+    Bundle.open(source)
+    with atomic_dir(Path(out), force, marks=(MANIFEST,)) as tmp:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+        Bundle.open(tmp)
+    return Bundle.open(out)
+
+
 def _write_contents(tmp: Path, stage1: ModelDir, stage2: ModelDir, *, tau: float, inference_stride_ms: float,
                     smoothing: SmoothingConfig, calibration: dict[str, Any],
                     operating_points: dict[str, OperatingPoint] | None) -> None:

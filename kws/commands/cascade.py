@@ -15,10 +15,12 @@ from cascade.runtime.decision import SmoothingConfig
 from cascade.runtime.model_dir import write_json
 from data_prep.locate import long_clips_notice
 from data_prep.outputs import refuse_existing
+from kws.commands.cascade_train import train as train_command
 
 SEARCH_JSON = "cascade_search.json"
 
-app = typer.Typer(help="Build and inspect cascade bundles.", no_args_is_help=True)
+app = typer.Typer(help="Train, build and inspect cascade bundles.", no_args_is_help=True)
+app.command("train")(train_command)
 
 
 @app.command("build")

@@ -11,6 +11,7 @@ from cascade.runtime.operating_points import SENSITIVITIES
 from data_prep.augment import NOISE_MODES
 from data_prep.splits import SPLITS
 from export.firmware import TARGETS
+from kws.recipe.config import ENGINES
 from kws.train.compress.optimize import METHODS
 from kws.train.config import ARCHS
 from kws.train.distribute import STRATEGIES
@@ -24,5 +25,6 @@ Strategy = Literal[STRATEGIES]  # type: ignore[valid-type]
 Battery = Literal[tuple(BATTERIES)]  # type: ignore[valid-type]
 Target = Literal[TARGETS]  # type: ignore[valid-type]
 Sensitivity = Literal[SENSITIVITIES]  # type: ignore[valid-type]
+SynthEngine = Literal[("auto", *ENGINES)]  # type: ignore[valid-type]
 # typer takes no Literal inside a list: a repeatable choice is an Enum (a str: compares equal to its value).
 Method = StrEnum("Method", {name: name for name in METHODS})  # type: ignore[misc]

@@ -9,7 +9,7 @@ import typer
 
 from kws.commands.common import SAMPLES, load_feature_config
 from kws.demo.pipeline import DemoConfig, demo_steps
-from kws.demo.steps import run_steps
+from kws.recipe.runner import run_steps
 
 
 def demo(

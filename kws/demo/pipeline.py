@@ -14,11 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from cascade.energy.arena import measure_arena
 from cascade.energy.bundle_energy import bundle_energy
 from cascade.energy.results import estimates_json
 from cascade.evaluation.bundle_eval import evaluate_bundle
-from cascade.evaluation.calibrate import build_cascade
 from cascade.evaluation.det import det_point
 from cascade.evaluation.model_eval import confusion_png
 from cascade.evaluation.operating_point import Trace
@@ -27,20 +25,17 @@ from cascade.evaluation.stream_eval import keyword_results
 from cascade.evaluation.stream_make import StreamRecipe
 from cascade.evaluation.stream_score import score_events
 from cascade.runtime.bundle import Bundle
-from cascade.runtime.int8_model import TFLiteModel
-from cascade.runtime.model_dir import ModelDir, write_json
+from cascade.runtime.model_dir import write_json
 from cascade.runtime.stream_run import detect_file
 from data_prep.config import FeatureConfig
 from data_prep.example_features import example_features
 from data_prep.labels import WORDS_V2
 from data_prep.speech_commands import load_dataset
-from data_prep.synth import synthesize
 from export.firmware import export_firmware
-from export.tflm import verify_bit_exact
-from kws.demo.steps import Step
+from kws.recipe.config import CascadeRecipe
+from kws.recipe.runner import Step
+from kws.recipe.steps import cascade_steps
 from kws.report.build import build_report
-from kws.train.config import TrainConfig
-from kws.train.run import train
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -71,57 +66,6 @@ def features_step(cfg: DemoConfig, features: FeatureConfig):
         features.save(out / "features.toml")
         write_json(out / "summary.json", summary)
         return {"clips": sum(s["clips"] for s in summary["splits"].values()), "shape": [features.num_frames, features.n_mfcc]}
-    return run
-
-
-def synth_step(cfg: DemoConfig, features: FeatureConfig):
-    def run(out: Path) -> dict[str, Any]:
-        import shutil
-
-        if cfg.synth_voices == 0 or shutil.which("espeak-ng") is None:
-            return {"clips": 0, "note": "espeak-ng not installed: training on the real clips only"}
-        clips = synthesize(WORDS_V2, out / "clips", voices=cfg.synth_voices, seed=cfg.seed, config=features)
-        return {"clips": clips, "voices": cfg.synth_voices}
-    return run
-
-
-def train_step(root: Path, cfg: DemoConfig, features: FeatureConfig, stage: int):
-    def run(out: Path) -> dict[str, Any]:
-        synth = root / "synth" / "clips"
-        extra = (str(synth),) if synth.is_dir() else ()
-        arch, params, epochs = ((cfg.stage1_arch, {}, cfg.stage1_epochs) if stage == 1
-                                else (cfg.stage2_arch, dict(cfg.stage2_params), cfg.stage2_epochs))
-        tc = TrainConfig(stage=stage, arch=arch, arch_params=params, epochs=epochs, patience=epochs,
-                         batch_size=32, unknown_pct=cfg.unknown_pct, seed=cfg.seed, extra_data=extra)
-        metrics = train(Path(cfg.data), out / "model", tc, features, progress=True)
-        return {"testing": metrics.get("testing"), "validation": metrics.get("validation")}
-    return run
-
-
-def tflm_step(root: Path, cfg: DemoConfig):
-    def run(out: Path) -> dict[str, Any]:
-        models = {stage: ModelDir.open(root / f"train_{stage}" / "model") for stage in ("stage1", "stage2")}
-        models["stage1"].config.require_same(models["stage2"].config, "stage 1 vs stage 2")
-        examples = load_dataset(Path(cfg.data)).examples("testing")
-        raw = example_features(examples, models["stage1"].config)  # both stages read the same features
-        summary = {}
-        for stage, model in models.items():
-            x = model.inputs(raw)
-            tfl = TFLiteModel(model.int8_path)
-            data = model.int8_path.read_bytes()
-            report = verify_bit_exact(data, tfl.quantize_input(x))
-            summary[stage] = report.to_dict() | {"arena_bytes": measure_arena(data), "flash_bytes": len(data)}
-        write_json(out / "tflm.json", summary)
-        return summary
-    return run
-
-
-def cascade_step(root: Path, cfg: DemoConfig):
-    def run(out: Path) -> dict[str, Any]:
-        _, cal = build_cascade(root / "train_stage1" / "model", root / "train_stage2" / "model", Path(cfg.data),
-                               out / "bundle", recall=cfg.recall, force=True)
-        return {k: cal[k] for k in ("tau", "recall", "invocation_rate", "false_open_rate")} | {
-            "keyword_free_stage2_per_s": cal["keyword_free"]["stage2_per_s"]}
     return run
 
 
@@ -185,17 +129,20 @@ def report_step(root: Path):
     return run
 
 
+def recipe_of(cfg: DemoConfig) -> CascadeRecipe:
+    """The shared recipe with the demo's values: the 12 Speech Commands classes, every v0.02
+    word spoken by espeak-ng voices."""
+    return CascadeRecipe(data=cfg.data, labels="12", stage1_arch=cfg.stage1_arch, stage1_epochs=cfg.stage1_epochs,
+                         stage2_arch=cfg.stage2_arch, stage2_params=cfg.stage2_params, stage2_epochs=cfg.stage2_epochs,
+                         unknown_pct=cfg.unknown_pct, recall=cfg.recall, synth=cfg.synth_voices, synth_engine="espeak",
+                         synth_words=WORDS_V2, seed=cfg.seed)
+
+
 def demo_steps(root: Path, cfg: DemoConfig, features: FeatureConfig) -> list[Step]:
     settings = dataclasses.asdict(cfg) | {"features": features.fingerprint()}
     return [
         Step("features", "extract MFCC features", features_step(cfg, features), settings),
-        Step("synth", "synthesize extra training speech (espeak-ng)", synth_step(cfg, features), settings),
-        Step("train_stage1", "train stage 1 (tiny gate) + int8", train_step(root, cfg, features, 1), settings,
-             ("features", "synth"), keep_partial=True),
-        Step("train_stage2", "train stage 2 (classifier) + int8", train_step(root, cfg, features, 2), settings,
-             ("features", "synth"), keep_partial=True),
-        Step("tflm", "TFLite Micro bit-exactness and arena", tflm_step(root, cfg), {}, ("train_stage1", "train_stage2")),
-        Step("cascade", "calibrate the gate, build the bundle", cascade_step(root, cfg), settings, ("train_stage1", "train_stage2")),
+        *cascade_steps(root, recipe_of(cfg), features, after=("features",)),
         Step("evaluate", "batch evaluation on test speakers", evaluate_step(root, cfg), {}, ("cascade",)),
         Step("stream", "streaming detection on a long recording", stream_step(root, cfg), settings, ("cascade",)),
         Step("energy", "energy on every MCU profile", energy_step(root), {}, ("cascade",)),

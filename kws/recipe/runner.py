@@ -1,8 +1,10 @@
 """A small resumable step runner: each step writes into its own folder and a ``step.json``
 marker last; a step whose marker matches its inputs is skipped on the next run.
 
-This is what makes ``make demo`` resumable after Ctrl-C and cheap to re-run: only steps
-whose inputs (settings, upstream results) changed are redone; ``force`` redoes all.
+This is what makes ``make demo`` and ``kws cascade train`` resumable after Ctrl-C and cheap to
+re-run: only steps whose inputs (settings, upstream results) changed are redone; ``force``
+redoes all. A step that resumes inside (training from its checkpoint) keeps its half-done
+folder, but only when that folder was started with the same inputs (``step.started``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from data_prep.atomic import write_text_atomic
 
 MARKER = "step.json"
+STARTED = "step.started"  # the digest a step began with: a partial folder of other inputs is stale
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +45,13 @@ def read_marker(folder: Path) -> dict[str, Any] | None:
         return None
 
 
+def _started(folder: Path) -> str | None:
+    try:
+        return (folder / STARTED).read_text().strip()
+    except OSError:
+        return None
+
+
 def run_steps(root: Path, steps: list[Step], *, force: bool = False, on_start=None, on_done=None) -> dict[str, dict[str, Any]]:
     """Run ``steps`` in order under ``root``; returns each step's summary (fresh or cached)."""
     results: dict[str, dict[str, Any]] = {}
@@ -55,9 +65,11 @@ def run_steps(root: Path, steps: list[Step], *, force: bool = False, on_start=No
             if on_done:
                 on_done(step, marker["summary"], True)
             continue
-        if folder.exists() and (force or not step.keep_partial or marker is not None):
+        resumable = step.keep_partial and not force and marker is None and _started(folder) in (None, digest)
+        if folder.exists() and not resumable:
             shutil.rmtree(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(folder / STARTED, digest + "\n")
         if on_start:
             on_start(step)
         start = time.perf_counter()

@@ -1,0 +1,141 @@
+"""``kws cascade train DATA --labels W1,W2 --out BUNDLE``: your keywords to a calibrated cascade."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from cascade.runtime.bundle import MANIFEST, copy_bundle
+from data_prep.outputs import refuse_existing
+from kws.commands.choices import SynthEngine
+from kws.commands.common import load_feature_config
+from kws.commands.train import value_range
+from kws.recipe.config import CascadeRecipe, check_data, resolve_engine
+from kws.recipe.runner import run_steps
+from kws.recipe.steps import bundle_path, cascade_steps
+from kws.recipe.work import default_work, open_work
+from kws.train.teacher import recognise_teacher
+
+OWN_BARS = ("synth", "train_stage1", "train_stage2")  # the other steps get a spinner
+Folders = Optional[list[Path]]
+
+
+def train(
+    data: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Speech Commands-layout folder: one folder of clips per word, yours among them.")],
+    labels: Annotated[str, typer.Option(help="Your keywords, comma-separated folder names of DATA (e.g. marvin,sheila), or 12 for the Speech Commands keywords.")],
+    out: Annotated[Path, typer.Option(help="Bundle directory to write (kws eval/detect/live/export --model take it).")],
+    negatives: Annotated[Folders, typer.Option(exists=True, file_okay=False, help="Folders of other speech/music used as _unknown_ (repeatable).")] = None,
+    background: Annotated[Folders, typer.Option(exists=True, file_okay=False, help="Folders of audio mixed under training clips as background (repeatable).")] = None,
+    extra_data: Annotated[Folders, typer.Option(exists=True, file_okay=False, help="More Speech Commands-layout folders; all their clips train (repeatable).")] = None,
+    synth: Annotated[int, typer.Option(min=0, help="Synthetic clips per keyword (and per as many other words, as negatives); 0: none.")] = 0,
+    synth_engine: Annotated[SynthEngine, typer.Option(help="auto: Kokoro where its model is found ($KWS_KOKORO_DIR), else espeak-ng.")] = "auto",
+    teacher: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Distil stage 2 from this teacher (see kws train --teacher).")] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Stage-2 epochs.")] = 40,
+    stage1_epochs: Annotated[Optional[int], typer.Option(min=1, help="Stage-1 epochs (default: --epochs).")] = None,
+    unknown_pct: Annotated[float, typer.Option(min=0, help="Other words as _unknown_, in % of keyword clips.")] = 300.0,
+    speed: Annotated[str, typer.Option(help="Speed perturbation LOW,HIGH per clip, e.g. 0.85,1.15; 1,1: off.")] = "1,1",
+    recall: Annotated[float, typer.Option(help="Share of validation keyword clips the gate must pass (sets tau).")] = 0.98,
+    clip_ms: Annotated[Optional[float], typer.Option(help="Clip length in ms, e.g. 1500 for a two-word phrase.")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    work: Annotated[Optional[Path], typer.Option(help="Folder for the steps (default: OUT.work beside the bundle); kept so a re-run resumes.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing bundle at OUT (one kws wrote).")] = False,
+) -> None:
+    """Your keywords to a calibrated int8 cascade bundle, in one command.
+
+    Steps: synthesize (--synth) -> train stage 1 (tiny gate) and stage 2 (DS-CNN), int8 -> TFLite Micro check -> calibrate tau.
+
+    Interrupted (Ctrl-C, a kill)? Run the same command again: finished steps are skipped, training resumes from its checkpoint.
+
+    Changed settings or recordings redo only the steps they touch; delete the work folder to start over.
+    """
+    from rich.console import Console
+
+    refuse_existing(out, force, marks=(MANIFEST,), hint="replace it")  # before hours of work
+    features = load_feature_config(None, clip_ms)
+    recipe = CascadeRecipe(
+        data=str(data), labels=labels, stage1_epochs=stage1_epochs or epochs, stage2_epochs=epochs,
+        unknown_pct=unknown_pct, extra_data=_strs(extra_data), negatives=_strs(negatives),
+        backgrounds=_strs(background), speed=value_range(speed, "--speed"), recall=recall, seed=seed, synth=synth,
+        synth_engine=resolve_engine(synth_engine) if synth else "espeak",
+        teacher=str(teacher.resolve()) if teacher else "")
+    if teacher:
+        recognise_teacher(teacher)
+    check_data(recipe)
+    work = work or default_work(out)
+    console = Console()
+    resumed = open_work(work, out, recipe, features)
+    console.print(f"[bold]kws cascade train[/] {', '.join(recipe.keywords)} from {data} -> {out} "
+                  f"(steps in {work}{', resuming' if resumed else ''})", soft_wrap=True)
+    steps = cascade_steps(work, recipe, features, progress=not quiet,
+                          log=lambda line: console.print(line, soft_wrap=True, markup=False))
+    cached: set[str] = set()
+    spinner: list[Any] = []
+
+    def start(step) -> None:
+        if not quiet:
+            console.rule(f"[bold]{step.name}[/]: {step.title}")
+        if step.name not in OWN_BARS and not quiet:
+            spinner.append(console.status(step.title))
+            spinner[-1].start()
+
+    def done(step, summary, was_cached) -> None:
+        while spinner:
+            spinner.pop().stop()
+        if was_cached:
+            cached.add(step.name)
+        tag = "up to date, skipped" if was_cached else f"done in {summary.get('seconds', 0):.0f} s"
+        console.print(f"[green]✓[/] {step.name}: {tag}")
+
+    try:
+        results = run_steps(work, steps, on_start=start, on_done=done)
+    finally:
+        while spinner:
+            spinner.pop().stop()
+    bundle = copy_bundle(bundle_path(work), out, force=force)
+    print_summary(console, steps, results, cached, recipe, bundle.path, work)
+
+
+def _strs(paths: Folders) -> tuple[str, ...]:
+    return tuple(str(p) for p in paths or ())
+
+
+def _acc(metrics: dict[str, Any] | None) -> str:
+    return f"{metrics['int8_accuracy']:.4f} (n={metrics['n']})" if metrics else "-"
+
+
+def print_summary(console, steps, results: dict[str, dict[str, Any]], cached: set[str], recipe: CascadeRecipe,
+                  bundle: Path, work: Path) -> None:
+    """Per-step times, int8 accuracy of both stages, the gate, where everything is."""
+    from rich.table import Table
+
+    table = Table("step", "time", "result", title="kws cascade train")
+    for step in steps:
+        summary = results[step.name]
+        time = f"{summary.get('seconds', 0):.0f} s" + (" (earlier run)" if step.name in cached else "")
+        table.add_row(step.name, time, _describe(step.name, summary))
+    console.print(table)
+    cal = results["cascade"]
+    console.print(
+        f"gate tau = {cal['tau']:.4f}: passes {cal['recall']:.1%} of validation keyword clips (target {recipe.recall:.0%}), "
+        f"opens on {cal['false_open_rate']:.1%} of the other validation clips\n"
+        f"bundle: {bundle}   (try: kws detect --model {bundle} FILE.wav; kws eval {recipe.data} --model {bundle})\n"
+        f"steps kept in {work} (a re-run resumes; `kws report {work}` renders them)", soft_wrap=True, markup=False)
+
+
+def _describe(name: str, summary: dict[str, Any]) -> str:
+    if name.startswith("train_stage"):
+        return f"int8 accuracy: validation {_acc(summary.get('validation'))}, test {_acc(summary.get('testing'))}"
+    if name == "tflm":
+        parts = [f"{stage}: {'bit-exact' if summary[stage]['bit_exact'] else 'NOT bit-exact'} on "
+                 f"{summary[stage]['samples']} clips, arena {summary[stage]['arena_bytes']} B" for stage in ("stage1", "stage2")]
+        return "; ".join(parts)
+    if name == "synth":
+        return summary.get("note") or (f"{summary['clips']} clips ({summary.get('engine', 'espeak')})" if summary["clips"] else "none")
+    if name == "cascade":
+        return (f"tau {summary['tau']:.4f}, gate recall {summary['recall']:.3f}, opens on {summary['invocation_rate']:.1%} "
+                f"of validation clips; stage 2 runs {summary['keyword_free_stage2_per_s']:.2f}/s on keyword-free audio")
+    return json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items() if k != "seconds"})

@@ -1,0 +1,138 @@
+"""CascadeRecipe: everything that decides a cascade bundle trained from keyword data.
+
+One frozen value for both users of the recipe: ``kws cascade train`` (a user's keywords, its
+defaults) and ``kws demo`` (the Speech Commands keywords, DemoConfig's values). Each step's
+inputs are the part of the recipe it reads, so changing stage 2's epochs retrains stage 2 only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data_prep import synth_kokoro as kokoro
+from data_prep.augment import AugmentConfig
+from data_prep.errors import ConfigError, DatasetError
+from data_prep.labels import RESERVED, WORDS_V2, parse_labels
+from data_prep.speech_commands import Dataset, load_dataset
+from data_prep.synth import espeak_binary
+from kws.train.config import TrainConfig
+
+ENGINES = ("espeak", "kokoro")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CascadeRecipe:
+    """``labels``: 12 or a comma-separated keyword list (folders of ``data``). ``synth``:
+    synthetic clips per word (0: none), spoken by ``synth_engine``; ``synth_words`` empty means
+    the keywords plus other Speech Commands words as negatives (as many as ``unknown_pct`` asks
+    for), so a synthetic voice alone never means "keyword". The teacher distils into stage 2
+    (where it is measured: docs/distillation.md); the tiny gate learns from the labels."""
+
+    data: str
+    labels: str = "12"
+    stage1_arch: str = "tiny"
+    stage1_params: tuple[tuple[str, Any], ...] = ()
+    stage1_epochs: int = 40
+    stage2_arch: str = "ds_cnn"
+    stage2_params: tuple[tuple[str, Any], ...] = (("filters", 32),)
+    stage2_epochs: int = 40
+    batch_size: int = 32
+    unknown_pct: float = 300.0
+    extra_data: tuple[str, ...] = ()
+    negatives: tuple[str, ...] = ()
+    backgrounds: tuple[str, ...] = ()
+    teacher: str = ""
+    speed: tuple[float, float] = (1.0, 1.0)
+    synth: int = 0
+    synth_engine: str = "espeak"
+    synth_words: tuple[str, ...] = ()
+    recall: float = 0.98
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        parse_labels(self.labels)  # a bad spec is one line now, not after the synthesis
+        if self.synth < 0:
+            raise ConfigError(f"--synth {self.synth}: must be >= 0")
+        if self.synth_engine not in ENGINES:
+            raise ConfigError(f"synth engine {self.synth_engine!r}: use {' or '.join(ENGINES)}")
+        if not 0.0 < self.recall <= 1.0:
+            raise ConfigError(f"--recall {self.recall}: must be in (0, 1]")
+        for stage in (1, 2):
+            self.train_config(stage)  # its checks (epochs, speed range, ...) now, before any work
+
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        return parse_labels(self.labels).words
+
+    def words_to_synthesize(self) -> tuple[str, ...]:
+        """What the synthesis speaks: the chosen words, else the keywords (a folder's ``_`` is a
+        space in speech) plus seeded other words."""
+        if self.synth_words:
+            return self.synth_words
+        keywords = self.keywords
+        pool = [w for w in WORDS_V2 if w not in keywords]
+        count = min(len(pool), math.ceil(len(keywords) * self.unknown_pct / 100))
+        others = sorted(np.random.default_rng([self.seed, 7]).choice(pool, count, replace=False)) if count else []
+        return tuple(w.replace("_", " ") for w in keywords) + tuple(str(w) for w in others)
+
+    def train_config(self, stage: int, extra_data: tuple[str, ...] = ()) -> TrainConfig:
+        """Stage ``stage``'s training settings; ``extra_data`` adds folders made by earlier steps.
+        No early stopping (patience = epochs): small validation sets are noisy."""
+        arch, params, epochs = ((self.stage1_arch, self.stage1_params, self.stage1_epochs) if stage == 1
+                                else (self.stage2_arch, self.stage2_params, self.stage2_epochs))
+        augment = AugmentConfig() if self.speed == (1.0, 1.0) else AugmentConfig(speed_range=self.speed)
+        return TrainConfig(stage=stage, arch=arch, arch_params=dict(params), labels=self.labels, epochs=epochs,
+                           patience=epochs, batch_size=self.batch_size, unknown_pct=self.unknown_pct, seed=self.seed,
+                           extra_data=(*self.extra_data, *extra_data), negatives=self.negatives,
+                           backgrounds=self.backgrounds, augment=augment,
+                           teacher=self.teacher if stage == 2 else "")
+
+    def folders(self) -> tuple[str, ...]:
+        """Every folder of audio the recipe reads (whose contents a re-run must notice)."""
+        return (self.data, *self.extra_data, *self.negatives, *self.backgrounds)
+
+
+def resolve_engine(requested: str) -> str:
+    """``auto``: Kokoro where its model and packages are found (as `kws data synth --engine
+    kokoro` finds them: $KWS_KOKORO_DIR), else espeak-ng. A named engine that cannot run is
+    one line saying what to install."""
+    if requested == "auto":
+        requested = "kokoro" if kokoro.available() else "espeak"
+    if requested == "kokoro":
+        kokoro.model_files()
+        kokoro.check_packages()
+    else:
+        espeak_binary()
+    return requested
+
+
+def check_data(recipe: CascadeRecipe) -> Dataset:
+    """Refuse data the run would fail on later, before any synthesis or training: labels not
+    in the data, no validation clips of the keywords (they pick the best epoch and calibrate
+    the gate). The errors are load_dataset's own."""
+    dataset = load_dataset(Path(recipe.data), recipe.labels, unknown_pct=recipe.unknown_pct, seed=recipe.seed)
+    if not any(e.label not in RESERVED for e in dataset.examples("validation")):
+        raise DatasetError(f"{recipe.data}: no validation clips of {', '.join(recipe.keywords)} (they pick the best "
+                           "epoch and calibrate the gate: list some in validation_list.txt, or use the hash split "
+                           "without list files)")
+    return dataset
+
+
+def folder_fingerprint(folders: tuple[str, ...]) -> str:
+    """A digest of every file's path, size and modification time under ``folders``: new or
+    changed recordings make the steps that read them stale (stat only, no audio read)."""
+    digest = hashlib.sha256()
+    for folder in folders:
+        root = Path(folder)
+        digest.update(f"{folder}\0".encode())
+        for path in sorted(root.rglob("*")) if root.is_dir() else ():
+            if path.is_file():
+                st = path.stat()
+                digest.update(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,141 @@
+"""The recipe's steps: synthesize -> train stage 1 and stage 2 (int8 inside) -> TFLite Micro
+bit-exactness -> calibrate the gate into a bundle. Each writes into ``root/<step>/`` (the layout
+``kws report`` reads); ``kws demo`` adds its evaluation steps after these.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.progress import MofNCompleteColumn, Progress
+
+from cascade.energy.arena import measure_arena
+from cascade.evaluation.calibrate import build_cascade
+from cascade.runtime.int8_model import TFLiteModel
+from cascade.runtime.model_dir import METRICS, ModelDir, read_json, write_json
+from data_prep import synth_kokoro as kokoro
+from data_prep.config import FeatureConfig
+from data_prep.example_features import example_features
+from data_prep.speech_commands import load_dataset
+from data_prep.synth import synthesize
+from export.tflm import verify_bit_exact
+from kws.recipe.config import CascadeRecipe, folder_fingerprint
+from kws.recipe.runner import Step
+from kws.train.run import train
+
+SYNTH, CLIPS = "synth", "clips"
+MODEL = "model"
+CASCADE, BUNDLE = "cascade", "bundle"
+TFLM_CLIPS = 1000  # enough to catch a kernel that differs; TFLM's Python interpreter is slow on big test sets
+
+Log = Callable[[str], None]
+
+
+def stage_model(root: Path, stage: int) -> Path:
+    return root / f"train_stage{stage}" / MODEL
+
+
+def bundle_path(root: Path) -> Path:
+    return root / CASCADE / BUNDLE
+
+
+@contextlib.contextmanager
+def clip_bar(enabled: bool, title: str, total: int) -> Iterator[Callable[[], None] | None]:
+    """A rich progress bar over ``total`` clips (None when disabled)."""
+    if not enabled:
+        yield None
+        return
+    with Progress(*Progress.get_default_columns(), MofNCompleteColumn()) as bar:
+        task = bar.add_task(title, total=total)
+        yield lambda: bar.advance(task)
+
+
+def synth_step(recipe: CascadeRecipe, features: FeatureConfig, *, progress: bool = False):
+    def run(out: Path) -> dict[str, Any]:
+        words = recipe.words_to_synthesize()
+        if recipe.synth == 0:
+            return {"clips": 0}
+        if recipe.synth_engine == "kokoro":  # resumes inside: clips already on disk are kept
+            plan = kokoro.plan_clips(words, kokoro.voice_names(), recipe.synth, seed=recipe.seed, config=features)
+            with clip_bar(progress, "synthesizing (kokoro)", len(plan.tasks())) as tick:
+                manifest = kokoro.synthesize_kokoro(plan, out / CLIPS, config=features, progress=tick)
+            counts = manifest["counts"]
+            return {"clips": counts["written"] + counts["existing"], "engine": "kokoro", "words": len(words),
+                    "too_long": counts["too_long"], "per_split": counts["clips_per_split"]}
+        if shutil.which("espeak-ng") is None:
+            return {"clips": 0, "note": "espeak-ng not installed: training on the real clips only"}
+        with clip_bar(progress, "synthesizing (espeak-ng)", len(words) * recipe.synth) as tick:
+            clips = synthesize(words, out / CLIPS, voices=recipe.synth, seed=recipe.seed,
+                               config=features, progress=tick)
+        return {"clips": clips, "voices": recipe.synth}
+    return run
+
+
+def train_step(root: Path, recipe: CascadeRecipe, features: FeatureConfig, stage: int, *,
+               progress: bool = True, log: Log | None = None):
+    def run(out: Path) -> dict[str, Any]:
+        synth = root / SYNTH / CLIPS
+        config = recipe.train_config(stage, (str(synth),) if synth.is_dir() else ())
+        model = out / MODEL
+        if (model / METRICS).is_file():  # finished, then killed before the step's marker: keep it
+            metrics = read_json(model / METRICS)
+        else:
+            metrics = train(Path(recipe.data), model, config, features, progress=progress, log=log)
+        return {"testing": metrics.get("testing"), "validation": metrics.get("validation")}
+    return run
+
+
+def tflm_step(root: Path, recipe: CascadeRecipe):
+    def run(out: Path) -> dict[str, Any]:
+        models = {f"stage{s}": ModelDir.open(stage_model(root, s)) for s in (1, 2)}
+        models["stage1"].config.require_same(models["stage2"].config, "stage 1 vs stage 2")
+        dataset = load_dataset(Path(recipe.data), models["stage2"].dataset_labels())
+        examples = dataset.examples("testing") or dataset.examples("validation")
+        examples = examples[:: max(1, -(-len(examples) // TFLM_CLIPS))]
+        raw = example_features(examples, models["stage1"].config)  # both stages read the same features
+        summary = {}
+        for stage, model in models.items():
+            x = model.inputs(raw)
+            tfl = TFLiteModel(model.int8_path)
+            data = model.int8_path.read_bytes()
+            report = verify_bit_exact(data, tfl.quantize_input(x))
+            summary[stage] = report.to_dict() | {"arena_bytes": measure_arena(data), "flash_bytes": len(data)}
+        write_json(out / "tflm.json", summary)
+        return summary
+    return run
+
+
+def cascade_step(root: Path, recipe: CascadeRecipe):
+    def run(out: Path) -> dict[str, Any]:
+        _, cal = build_cascade(stage_model(root, 1), stage_model(root, 2), Path(recipe.data),
+                               out / BUNDLE, recall=recipe.recall, force=True)
+        return {k: cal[k] for k in ("tau", "recall", "invocation_rate", "false_open_rate")} | {
+            "keyword_free_stage2_per_s": cal["keyword_free"]["stage2_per_s"]}
+    return run
+
+
+def cascade_steps(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *, progress: bool = True,
+                  log: Log | None = None, after: tuple[str, ...] = ()) -> list[Step]:
+    """synth, train_stage1, train_stage2, tflm, cascade under ``root``; ``after``: earlier steps
+    (of the caller) the training waits for. Each step's inputs are the settings it reads, and a
+    fingerprint of the audio folders (new recordings retrain)."""
+    base = {"features": features.fingerprint(), "data": folder_fingerprint(recipe.folders())}
+    synth_inputs = {"features": features.fingerprint(), "synth": recipe.synth, "engine": recipe.synth_engine,
+                    "words": recipe.words_to_synthesize(), "seed": recipe.seed}
+    train_inputs = {stage: base | {"train": recipe.train_config(stage).to_dict(), "data_dir": recipe.data} for stage in (1, 2)}
+    return [
+        Step(SYNTH, f"synthesize extra training speech ({recipe.synth_engine})", synth_step(recipe, features, progress=progress),
+             synth_inputs, keep_partial=True),
+        Step("train_stage1", f"train stage 1 ({recipe.stage1_arch} gate) + int8",
+             train_step(root, recipe, features, 1, progress=progress, log=log), train_inputs[1], (*after, SYNTH), keep_partial=True),
+        Step("train_stage2", f"train stage 2 ({recipe.stage2_arch} classifier) + int8",
+             train_step(root, recipe, features, 2, progress=progress, log=log), train_inputs[2], (*after, SYNTH), keep_partial=True),
+        Step("tflm", "TFLite Micro bit-exactness and arena", tflm_step(root, recipe), {"data": recipe.data},
+             ("train_stage1", "train_stage2")),
+        Step(CASCADE, "calibrate the gate, build the bundle", cascade_step(root, recipe),
+             base | {"recall": recipe.recall, "data_dir": recipe.data}, ("train_stage1", "train_stage2")),
+    ]

@@ -1,0 +1,48 @@
+"""Where ``kws cascade train`` keeps its steps: a work folder beside the bundle.
+
+The bundle stays a clean bundle (what ``Bundle.open`` and ``--force`` recognise); the synthetic
+clips, both training runs with their checkpoints and the step markers live in ``BUNDLE.work/``
+(or ``--work``), which is kept so that a re-run after Ctrl-C, a kill or a change of settings
+redoes only what is missing or stale. ``recipe.json`` marks the folder as kws's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from data_prep.atomic import write_text_atomic
+from data_prep.config import FeatureConfig
+from data_prep.errors import KwsError
+from data_prep.outputs import DestinationError, check_writable, is_kws_output, make_dirs
+from kws.recipe.config import CascadeRecipe
+
+RECIPE = "recipe.json"
+SUFFIX = ".work"
+
+
+def default_work(bundle: Path) -> Path:
+    """``BUNDLE.work`` beside the bundle."""
+    bundle = Path(bundle)
+    return bundle.with_name(bundle.name + SUFFIX)
+
+
+def open_work(work: Path, bundle: Path, recipe: CascadeRecipe, features: FeatureConfig) -> bool:
+    """Make ``work`` ready (new, empty, or a previous run's: True) and record the recipe in it.
+    Refused: a folder of something else, or one nested with the bundle."""
+    work, bundle = Path(work), Path(bundle)
+    for inner, outer in ((work, bundle), (bundle, work)):
+        if inner.resolve() == outer.resolve() or outer.resolve() in inner.resolve().parents:
+            raise KwsError(f"{work}: the work folder and the bundle {bundle} must be separate folders")
+    check_writable(work)
+    if work.exists() and not work.is_dir():
+        raise DestinationError(f"{work}: exists and is not a folder")
+    resumed = work.is_dir() and any(work.iterdir())
+    if resumed and not is_kws_output(work, (RECIPE,)):
+        raise KwsError(f"{work}: exists and is not a kws cascade train work folder (no {RECIPE}); "
+                       "refusing to write into it: pass another --work")
+    make_dirs(work)
+    record = {"recipe": dataclasses.asdict(recipe), "features": features.to_dict(), "bundle": str(bundle)}
+    write_text_atomic(work / RECIPE, json.dumps(record, indent=2, default=str) + "\n")
+    return resumed

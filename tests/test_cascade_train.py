@@ -1,0 +1,153 @@
+"""kws cascade train: your keywords to a calibrated bundle in one command, run for real.
+
+One short run (yes,no on samples/, one epoch per stage) is shared by the module: it must write a
+bundle Bundle.open, kws eval and kws detect take; a re-run skips every step; OUT is never
+overwritten without --force. The interrupted-run test kills a real run mid-training (slow).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cascade.runtime.bundle import Bundle
+from kws.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS = ("synth", "train_stage1", "train_stage2", "tflm", "cascade")
+
+
+def _cli(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _train(data: Path, out: Path, *extra: str):
+    return _cli("cascade", "train", data, "--labels", "yes,no", "--out", out, "--epochs", "1", "--quiet", *extra)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, samples_dir: Path):
+    root = tmp_path_factory.mktemp("cascade_train")
+    out = root / "yesno"
+    result = _train(samples_dir / "speech_commands", out)
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_writes_a_bundle_that_eval_and_detect_run_on(run, samples_dir: Path) -> None:
+    out, output = run
+    bundle = Bundle.open(out)
+    assert bundle.labels == ("_silence_", "_unknown_", "yes", "no")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["cascade.toml", "features.toml", "keyword_free.json", "stage1", "stage2", "threshold_curve.json"])
+    work = out.with_name("yesno.work")
+    tflm = json.loads((work / "tflm" / "tflm.json").read_text())
+    assert tflm["stage1"]["bit_exact"] and tflm["stage2"]["bit_exact"] and tflm["stage2"]["samples"] > 0
+    for step in STEPS:
+        assert step in output
+    assert f"tau = {bundle.tau:.4f}" in output and f"bundle: {out}" in output and str(work) in output
+    assert "int8 accuracy: validation" in output
+
+    data = samples_dir / "speech_commands"
+    evaluated = _cli("eval", data, "--model", out)
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "cascade accuracy" in evaluated.output
+    clip = min((data / "yes").iterdir())
+    detected = _cli("detect", clip, "--model", out)
+    assert detected.exit_code == 0, detected.output
+    assert "detections in 1.0 s" in detected.output
+
+
+def test_rerun_refuses_without_force_and_skips_every_step_with_it(run, samples_dir: Path) -> None:
+    out, _ = run
+    manifest = (out / "cascade.toml").read_bytes()
+    again = _train(samples_dir / "speech_commands", out)
+    assert again.exit_code == 1
+    assert again.output.strip() == f"error: {out}: already exists (use --force to replace it)"
+    assert (out / "cascade.toml").read_bytes() == manifest
+
+    start = time.perf_counter()
+    forced = _train(samples_dir / "speech_commands", out, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert time.perf_counter() - start < 30  # nothing retrained
+    for step in STEPS:
+        assert f"{step}: up to date, skipped" in forced.output
+    assert "resuming" in forced.output and "(earlier run)" in forced.output
+    assert Bundle.open(out).tau == Bundle.open(out.with_name("yesno.work") / "cascade" / "bundle").tau
+
+
+def test_force_never_replaces_what_kws_did_not_write(tmp_path: Path, samples_dir: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    result = _train(samples_dir / "speech_commands", mine, "--force")
+    assert result.exit_code == 1 and "not written by kws" in result.output
+    assert (mine / "notes.txt").read_text() == "keep me" and not (tmp_path / "mine.work").exists()
+
+    work = tmp_path / "somewhere"
+    work.mkdir()
+    (work / "data.txt").write_text("mine")
+    result = _train(samples_dir / "speech_commands", tmp_path / "b", "--work", work)
+    assert result.exit_code == 1 and "not a kws cascade train work folder" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--labels", "yes,nope"), "labels not in the dataset: nope"),
+    (("--labels", "12", "--speed", "1.2,0.9"), "speed_range"),
+    (("--labels", "yes", "--synth-engine", "loud"), "loud"),
+])
+def test_bad_input_is_one_line_before_any_work(tmp_path: Path, samples_dir: Path, args, message) -> None:
+    result = _cli("cascade", "train", samples_dir / "speech_commands", "--out", tmp_path / "b", *args)
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.output
+    assert list(tmp_path.iterdir()) == []  # no bundle, no work folder
+
+
+def test_data_without_validation_clips_is_one_line(tmp_path: Path, samples_dir: Path) -> None:
+    data = tmp_path / "data"
+    for word in ("yes", "cat"):
+        (data / word).mkdir(parents=True)
+        for clip in sorted((samples_dir / "speech_commands" / word).iterdir())[:3]:
+            (data / word / clip.name).write_bytes(clip.read_bytes())
+    for name in ("validation_list.txt", "testing_list.txt"):
+        (data / name).write_text("")
+    result = _cli("cascade", "train", data, "--labels", "yes", "--out", tmp_path / "b")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        (f"error: {data}: no validation clips of yes (they pick the best epoch and calibrate the gate: list some in "
+         "validation_list.txt, or use the hash split without list files)")]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_training_from_its_checkpoint(tmp_path: Path, samples_dir: Path) -> None:
+    """A real kill -9 during stage-2 training; the same command resumes from the checkpoint."""
+    out = tmp_path / "k"
+    cmd = [sys.executable, "-c", "from kws.cli import main; main()", "cascade", "train", str(samples_dir / "speech_commands"),
+           "--labels", "yes,no", "--out", str(out), "--epochs", "4", "--stage1-epochs", "1", "--quiet"]
+    model = tmp_path / "k.work" / "train_stage2" / "model"
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not list((model / "checkpoint").glob("ckpt-*.index")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before a stage-2 checkpoint"
+            time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not out.exists() and not (model / "metrics.json").exists()
+    done = subprocess.run(cmd, cwd=REPO, check=False, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "train_stage1: up to date, skipped" in done.stdout
+    assert "resuming at epoch" in done.stdout
+    assert len(json.loads((model / "history.json").read_text())) == 4
+    Bundle.open(out)

@@ -1,0 +1,155 @@
+"""The shared recipe (kws/recipe): the resumable runner, the recipe's settings, its steps, and
+`kws demo` built from it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from data_prep import synth_kokoro as kokoro
+from data_prep.config import FeatureConfig
+from data_prep.labels import WORDS_V2
+from kws.demo.pipeline import DemoConfig, demo_steps, recipe_of
+from kws.recipe.config import CascadeRecipe, folder_fingerprint
+from kws.recipe.runner import STARTED, Step, run_steps
+from kws.recipe.steps import train_step
+from kws.train.config import TrainConfig
+
+
+def _counting(calls: list[str], name: str, fail: bool = False):
+    def run(out: Path) -> dict:
+        calls.append(name)
+        (out / "part").write_text("half done")
+        if fail:
+            raise KeyboardInterrupt  # as Ctrl-C in the middle of the step
+        return {"name": name}
+    return run
+
+
+def test_finished_steps_are_skipped_and_a_partial_training_folder_is_kept(tmp_path: Path) -> None:
+    calls: list[str] = []
+    steps = [Step("a", "a", _counting(calls, "a"), {"x": 1}),
+             Step("b", "b", _counting(calls, "b", fail=True), {"y": 1}, ("a",), keep_partial=True)]
+    with pytest.raises(KeyboardInterrupt):
+        run_steps(tmp_path, steps)
+    assert calls == ["a", "b"] and (tmp_path / "b" / "part").is_file()  # interrupted: the partial folder stays
+
+    steps[1] = dataclasses.replace(steps[1], run=_resume_check(calls, tmp_path / "b"))
+    results = run_steps(tmp_path, steps)
+    assert calls == ["a", "b", "b resumed"]  # a skipped, b resumed in its own folder
+    assert results["a"]["name"] == "a" and results["b"]["name"] == "b"
+
+    run_steps(tmp_path, steps)
+    assert calls == ["a", "b", "b resumed"]  # all up to date
+
+
+def _resume_check(calls: list[str], folder: Path):
+    def run(out: Path) -> dict:
+        calls.append("b resumed" if (folder / "part").is_file() else "b fresh")
+        return {"name": "b"}
+    return run
+
+
+def test_a_partial_folder_started_with_other_inputs_is_not_resumed(tmp_path: Path) -> None:
+    calls: list[str] = []
+    step = Step("b", "b", _counting(calls, "b", fail=True), {"epochs": 3}, keep_partial=True)
+    with pytest.raises(KeyboardInterrupt):
+        run_steps(tmp_path, [step])
+    assert (tmp_path / "b" / STARTED).is_file()
+    changed = Step("b", "b", _resume_check(calls, tmp_path / "b"), {"epochs": 5}, keep_partial=True)
+    run_steps(tmp_path, [changed])
+    assert calls == ["b", "b fresh"]
+
+
+def test_a_finished_training_killed_before_its_marker_is_not_retrained(tmp_path: Path, trained_models, samples_dir) -> None:
+    """train() refuses a folder that holds a trained model; the step takes the finished model."""
+    root = tmp_path / "run"
+    shutil.copytree(trained_models["stage1"], root / "train_stage1" / "model")
+    recipe = CascadeRecipe(data=str(samples_dir / "speech_commands"), labels="12", stage1_epochs=3)
+    summary = train_step(root, recipe, FeatureConfig(), 1)(root / "train_stage1")
+    metrics = json.loads((trained_models["stage1"] / "metrics.json").read_text())
+    assert summary == {"testing": metrics["testing"], "validation": metrics["validation"]}
+
+
+def test_the_demo_trains_with_everything_democonfig_gives() -> None:
+    cfg = DemoConfig(data="samples/speech_commands")
+    recipe = recipe_of(cfg)
+    extra = ("runs/demo/synth/clips",)
+    for stage, arch, params, epochs in ((1, cfg.stage1_arch, {}, cfg.stage1_epochs),
+                                        (2, cfg.stage2_arch, dict(cfg.stage2_params), cfg.stage2_epochs)):
+        assert recipe.train_config(stage, extra) == TrainConfig(
+            stage=stage, arch=arch, arch_params=params, epochs=epochs, patience=epochs, batch_size=32,
+            unknown_pct=cfg.unknown_pct, seed=cfg.seed, extra_data=extra)
+    assert recipe.words_to_synthesize() == WORDS_V2 and recipe.synth == cfg.synth_voices and recipe.recall == cfg.recall
+    names = [s.name for s in demo_steps(Path("runs/demo"), cfg, FeatureConfig())]
+    assert names == ["features", "synth", "train_stage1", "train_stage2", "tflm", "cascade", "evaluate", "stream",
+                     "energy", "export", "report"]
+
+
+def test_each_step_is_stale_only_when_what_it_reads_changes(tmp_path: Path) -> None:
+    from kws.recipe.steps import cascade_steps
+
+    base = CascadeRecipe(data=str(tmp_path), labels="yes,no")
+    inputs = {s.name: s.inputs for s in cascade_steps(tmp_path, base, FeatureConfig())}
+    more = {s.name: s.inputs for s in cascade_steps(tmp_path, dataclasses.replace(base, stage2_epochs=50), FeatureConfig())}
+    assert [n for n in inputs if inputs[n] != more[n]] == ["train_stage2"]
+    (tmp_path / "yes").mkdir()
+    (tmp_path / "yes" / "a.wav").write_bytes(b"new recording")
+    newer = {s.name: s.inputs for s in cascade_steps(tmp_path, base, FeatureConfig())}
+    assert [n for n in inputs if inputs[n] != newer[n]] == ["train_stage1", "train_stage2", "cascade"]
+
+
+def test_synthesis_speaks_the_keywords_and_other_words_as_negatives() -> None:
+    recipe = CascadeRecipe(data=".", labels="yes,hey_kws", unknown_pct=300, synth=5)
+    words = recipe.words_to_synthesize()
+    assert words[:2] == ("yes", "hey kws")  # a folder's underscore is a space when spoken
+    others = words[2:]
+    assert len(others) == 6 and len(set(others)) == 6 and set(others) <= set(WORDS_V2) - {"yes"}
+    assert words == CascadeRecipe(data=".", labels="yes,hey_kws", unknown_pct=300, synth=5).words_to_synthesize()
+    assert len(CascadeRecipe(data=".", labels="12", unknown_pct=300).words_to_synthesize()) == 35
+
+
+def test_kokoro_plan_has_the_asked_clips_per_word() -> None:
+    voices = [f"af_v{i}" for i in range(6)]
+    few = kokoro.plan_clips(["yes", "hey kws"], voices, 4, seed=1)
+    assert len(few.speakers) == 4 and len(few.tasks()) == 8 and not few.blends
+    assert few.folders == {"yes": "yes", "hey kws": "hey_kws"}
+    many = kokoro.plan_clips(["yes"], voices, 9, seed=1)
+    assert len(many.speakers) == 9 and len(many.blends) == 3
+
+
+def test_espeak_puts_a_phrase_in_its_label_folder(tmp_path: Path) -> None:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    from data_prep.synth import synthesize
+
+    assert synthesize(["hey kws"], tmp_path, voices=1) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["hey_kws"]  # was "hey kws", not the label hey_kws
+
+
+def test_fingerprint_sees_a_new_or_changed_file(tmp_path: Path) -> None:
+    (tmp_path / "yes").mkdir()
+    before = folder_fingerprint((str(tmp_path),))
+    (tmp_path / "yes" / "a.wav").write_bytes(b"1")
+    added = folder_fingerprint((str(tmp_path),))
+    (tmp_path / "yes" / "a.wav").write_bytes(b"12")
+    assert len({before, added, folder_fingerprint((str(tmp_path),))}) == 3
+
+
+@pytest.mark.slow
+def test_demo_runs_every_step_on_the_samples(tmp_path: Path, samples_dir: Path) -> None:
+    """`kws demo`'s steps, end to end with one epoch per stage (make demo runs the same list)."""
+    cfg = DemoConfig(data=str(samples_dir / "speech_commands"), stage1_epochs=1, stage2_epochs=1,
+                     stream_minutes=0.25, synth_voices=1)
+    results = run_steps(tmp_path, demo_steps(tmp_path, cfg, FeatureConfig()))
+    assert results["tflm"]["stage1"]["bit_exact"] and results["tflm"]["stage2"]["bit_exact"]
+    assert 0.0 <= results["cascade"]["tau"] <= 1.0 and results["evaluate"]["n"] > 0
+    assert Path(results["report"]["html"]).is_file()
+    if shutil.which("gcc") and shutil.which("make"):
+        assert results["export"]["host_selftest"] == "passed"
+    again = run_steps(tmp_path, demo_steps(tmp_path, cfg, FeatureConfig()))
+    assert {k: v.get("seconds") for k, v in again.items()} == {k: v.get("seconds") for k, v in results.items()}
