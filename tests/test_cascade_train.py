@@ -99,6 +99,10 @@ def test_force_never_replaces_what_kws_did_not_write(tmp_path: Path, samples_dir
     assert result.exit_code == 1 and "not a kws cascade train work folder" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
+    inside = samples_dir / "speech_commands" / "work"  # refused before anything is written
+    result = _train(samples_dir / "speech_commands", tmp_path / "b", "--work", inside)
+    assert result.exit_code == 1 and "inside the audio folder" in result.output and not inside.exists()
+
 
 @pytest.mark.parametrize("args, message", [
     (("--labels", "yes,nope"), "labels not in the dataset: nope"),

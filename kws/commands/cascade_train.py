@@ -119,6 +119,10 @@ def print_summary(console, steps, results: dict[str, dict[str, Any]], cached: se
         table.add_row(step.name, time, _describe(step.name, summary))
     console.print(table)
     cal = results["cascade"]
+    inexact = [stage for stage in ("stage1", "stage2") if not results["tflm"][stage]["bit_exact"]]
+    if inexact:
+        console.print(f"[yellow]warning:[/] {' and '.join(inexact)} not bit-exact in TFLite Micro "
+                      f"(see {work / 'tflm' / 'tflm.json'}): firmware outputs will differ from kws eval's", soft_wrap=True)
     console.print(
         f"gate tau = {cal['tau']:.4f}: passes {cal['recall']:.1%} of validation keyword clips (target {recipe.recall:.0%}), "
         f"opens on {cal['false_open_rate']:.1%} of the other validation clips\n"

@@ -25,16 +25,21 @@ SUFFIX = ".work"
 def default_work(bundle: Path) -> Path:
     """``BUNDLE.work`` beside the bundle."""
     bundle = Path(bundle)
+    bundle = bundle if bundle.name else bundle.resolve()  # "." has no name to extend
     return bundle.with_name(bundle.name + SUFFIX)
 
 
 def open_work(work: Path, bundle: Path, recipe: CascadeRecipe, features: FeatureConfig) -> bool:
     """Make ``work`` ready (new, empty, or a previous run's: True) and record the recipe in it.
-    Refused: a folder of something else, or one nested with the bundle."""
+    Refused: a folder of something else, one nested with the bundle, or one inside the audio
+    folders (its clips would change their fingerprint on every run)."""
     work, bundle = Path(work), Path(bundle)
     for inner, outer in ((work, bundle), (bundle, work)):
-        if inner.resolve() == outer.resolve() or outer.resolve() in inner.resolve().parents:
+        if _within(inner, outer):
             raise KwsError(f"{work}: the work folder and the bundle {bundle} must be separate folders")
+    for folder in recipe.folders():
+        if _within(work, Path(folder)):
+            raise KwsError(f"{work}: the work folder is inside the audio folder {folder}; put it elsewhere (--work)")
     check_writable(work)
     if work.exists() and not work.is_dir():
         raise DestinationError(f"{work}: exists and is not a folder")
@@ -46,3 +51,8 @@ def open_work(work: Path, bundle: Path, recipe: CascadeRecipe, features: Feature
     record = {"recipe": dataclasses.asdict(recipe), "features": features.to_dict(), "bundle": str(bundle)}
     write_text_atomic(work / RECIPE, json.dumps(record, indent=2, default=str) + "\n")
     return resumed
+
+
+def _within(inner: Path, outer: Path) -> bool:
+    inner, outer = inner.resolve(), outer.resolve()
+    return inner == outer or outer in inner.parents
