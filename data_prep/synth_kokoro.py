@@ -212,16 +212,14 @@ def plan(words: Sequence[str], available: Sequence[str], *, voices: str = "all",
     return Plan(words, tuple(chosen), tuple(blends), tuple(speakers), split, settings)
 
 
-def plan_clips(words: Sequence[str], available_voices: Sequence[str], clips: int, *, speeds: str = "0.85-1.15",
-               seed: int = 0, config: FeatureConfig | None = None) -> Plan:
-    """``clips`` speakers per word: that many voices drawn with the seed, and past the voice
-    count blends of two voices (one speed per speaker, drawn from ``speeds``)."""
+def voices_for_clips(clips: int, available_voices: Sequence[str], seed: int = 0) -> tuple[str, int]:
+    """The ``voices`` and ``blend`` of a plan with ``clips`` speakers per word (one speed each):
+    that many voices drawn with the seed, and past the voice count blends of two voices."""
     if clips < 1:
         raise KwsError(f"{clips} clips per word: must be >= 1")
     names = sorted(available_voices)
     chosen = names if clips >= len(names) else sorted(np.random.default_rng([seed, 5]).choice(names, clips, replace=False))
-    return plan(words, names, voices=",".join(chosen), blend=max(0, clips - len(names)), speeds=speeds, seed=seed,
-                config=config)
+    return ",".join(str(v) for v in chosen), max(0, clips - len(names))
 
 
 # --- the engine: one model per process ----------------------------------------------------------------

@@ -114,21 +114,12 @@ def test_synthesis_speaks_the_keywords_and_other_words_as_negatives() -> None:
 
 
 def test_kokoro_plan_has_the_asked_clips_per_word() -> None:
-    voices = [f"af_v{i}" for i in range(6)]
-    few = kokoro.plan_clips(["yes", "hey kws"], voices, 4, seed=1)
-    assert len(few.speakers) == 4 and len(few.tasks()) == 8 and not few.blends
-    assert few.folders == {"yes": "yes", "hey kws": "hey_kws"}
-    many = kokoro.plan_clips(["yes"], voices, 9, seed=1)
-    assert len(many.speakers) == 9 and len(many.blends) == 3
-
-
-def test_espeak_puts_a_phrase_in_its_label_folder(tmp_path: Path) -> None:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
-    from data_prep.synth import synthesize
-
-    assert synthesize(["hey kws"], tmp_path, voices=1) == 1
-    assert [p.name for p in tmp_path.iterdir()] == ["hey_kws"]  # was "hey kws", not the label hey_kws
+    available = [f"af_v{i}" for i in range(6)]
+    for clips, blends in ((4, 0), (9, 3)):
+        voices, blend = kokoro.voices_for_clips(clips, available, seed=1)
+        plan = kokoro.plan(["yes", "hey kws"], available, voices=voices, blend=blend, speeds="0.85-1.15", seed=1)
+        assert len(plan.speakers) == clips and len(plan.blends) == blends and len(plan.tasks()) == 2 * clips
+    assert kokoro.voices_for_clips(4, available, seed=1) == kokoro.voices_for_clips(4, available, seed=1)
 
 
 def test_fingerprint_sees_a_new_or_changed_file(tmp_path: Path) -> None:

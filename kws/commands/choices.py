@@ -10,8 +10,8 @@ from cascade.energy.battery import BATTERIES
 from cascade.runtime.operating_points import SENSITIVITIES
 from data_prep.augment import NOISE_MODES
 from data_prep.splits import SPLITS
+from data_prep.synth_run import ENGINES
 from export.firmware import TARGETS
-from kws.recipe.config import ENGINES
 from kws.train.compress.optimize import METHODS
 from kws.train.config import ARCHS
 from kws.train.distribute import STRATEGIES

@@ -21,9 +21,8 @@ from data_prep.errors import ConfigError, DatasetError
 from data_prep.labels import RESERVED, WORDS_V2, parse_labels
 from data_prep.speech_commands import Dataset, load_dataset
 from data_prep.synth import espeak_binary
+from data_prep.synth_run import ENGINES
 from kws.train.config import TrainConfig
-
-ENGINES = ("espeak", "kokoro")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

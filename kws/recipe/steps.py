@@ -5,13 +5,10 @@ bit-exactness -> calibrate the gate into a bundle. Each writes into ``root/<step
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from rich.progress import MofNCompleteColumn, Progress
 
 from cascade.energy.arena import measure_arena
 from cascade.evaluation.calibrate import build_cascade
@@ -21,8 +18,9 @@ from data_prep import synth_kokoro as kokoro
 from data_prep.config import FeatureConfig
 from data_prep.example_features import example_features
 from data_prep.speech_commands import load_dataset
-from data_prep.synth import synthesize
+from data_prep.synth_run import prepare_synth
 from export.tflm import verify_bit_exact
+from kws.commands.synth import run_with_progress
 from kws.recipe.config import CascadeRecipe, folder_fingerprint
 from kws.recipe.runner import Step
 from kws.train.run import train
@@ -30,6 +28,7 @@ from kws.train.run import train
 SYNTH, CLIPS = "synth", "clips"
 MODEL = "model"
 CASCADE, BUNDLE = "cascade", "bundle"
+KOKORO_SPEEDS = "0.85-1.15"  # one speed per speaker, drawn from this range
 TFLM_CLIPS = 1000  # enough to catch a kernel that differs; TFLM's Python interpreter is slow on big test sets
 
 Log = Callable[[str], None]
@@ -43,35 +42,21 @@ def bundle_path(root: Path) -> Path:
     return root / CASCADE / BUNDLE
 
 
-@contextlib.contextmanager
-def clip_bar(enabled: bool, title: str, total: int) -> Iterator[Callable[[], None] | None]:
-    """A rich progress bar over ``total`` clips (None when disabled)."""
-    if not enabled:
-        yield None
-        return
-    with Progress(*Progress.get_default_columns(), MofNCompleteColumn()) as bar:
-        task = bar.add_task(title, total=total)
-        yield lambda: bar.advance(task)
-
-
 def synth_step(recipe: CascadeRecipe, features: FeatureConfig, *, progress: bool = False):
     def run(out: Path) -> dict[str, Any]:
         words = recipe.words_to_synthesize()
         if recipe.synth == 0:
             return {"clips": 0}
-        if recipe.synth_engine == "kokoro":  # resumes inside: clips already on disk are kept
-            plan = kokoro.plan_clips(words, kokoro.voice_names(), recipe.synth, seed=recipe.seed, config=features)
-            with clip_bar(progress, "synthesizing (kokoro)", len(plan.tasks())) as tick:
-                manifest = kokoro.synthesize_kokoro(plan, out / CLIPS, config=features, progress=tick)
-            counts = manifest["counts"]
-            return {"clips": counts["written"] + counts["existing"], "engine": "kokoro", "words": len(words),
-                    "too_long": counts["too_long"], "per_split": counts["clips_per_split"]}
-        if shutil.which("espeak-ng") is None:
+        if recipe.synth_engine == "espeak" and shutil.which("espeak-ng") is None:
             return {"clips": 0, "note": "espeak-ng not installed: training on the real clips only"}
-        with clip_bar(progress, "synthesizing (espeak-ng)", len(words) * recipe.synth) as tick:
-            clips = synthesize(words, out / CLIPS, voices=recipe.synth, seed=recipe.seed,
-                               config=features, progress=tick)
-        return {"clips": clips, "voices": recipe.synth}
+        voices, blend = str(recipe.synth), 0
+        if recipe.synth_engine == "kokoro":  # one speed per speaker; resumes inside: clips on disk are kept
+            voices, blend = kokoro.voices_for_clips(recipe.synth, kokoro.voice_names(), recipe.seed)
+        job = prepare_synth(words, out / CLIPS, engine=recipe.synth_engine, voices=voices, blend=blend,
+                            speeds=KOKORO_SPEEDS, seed=recipe.seed, config=features)
+        counts = (run_with_progress(job.label, job.total, job.run) if progress else job.run(None))["counts"]
+        return {"clips": counts["written"] + counts["existing"], "engine": job.engine, "words": len(job.words),
+                "speakers": job.speakers, "too_long": counts["too_long"]}
     return run
 
 
