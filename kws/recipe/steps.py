@@ -111,9 +111,11 @@ def cascade_steps(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *,
     base = {"features": features.fingerprint(), "data": folder_fingerprint(recipe.folders())}
     synth_inputs = {"features": features.fingerprint(), "synth": recipe.synth, "engine": recipe.synth_engine,
                     "words": recipe.words_to_synthesize(), "seed": recipe.seed}
+    synth_title = (f"synthesize {recipe.synth} clips per word ({recipe.synth_engine})" if recipe.synth
+                   else "no synthetic speech (synth 0)")
     train_inputs = {stage: base | {"train": recipe.train_config(stage).to_dict(), "data_dir": recipe.data} for stage in (1, 2)}
     return [
-        Step(SYNTH, f"synthesize extra training speech ({recipe.synth_engine})", synth_step(recipe, features, progress=progress),
+        Step(SYNTH, synth_title, synth_step(recipe, features, progress=progress),
              synth_inputs, keep_partial=True),
         Step("train_stage1", f"train stage 1 ({recipe.stage1_arch} gate) + int8",
              train_step(root, recipe, features, 1, progress=progress, log=log), train_inputs[1], (*after, SYNTH), keep_partial=True),
