@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from cascade.runtime.model_dir import ModelDir
 from cascade.runtime.stages import STAGE1_LABELS
 from data_prep.config import FeatureConfig
-from data_prep.errors import DatasetError
+from data_prep.errors import ConfigError, DatasetError
 from kws.cli import app
 from kws.train.data import balanced_class_weights
 
@@ -184,3 +184,34 @@ def test_bad_reverb_options_are_one_line(tmp_path: Path, option: str, value: str
     result = runner.invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "run"), option, value])
     assert result.exit_code == 1 and says in result.output and "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_keep_best_or_last(tmp_path: Path, keep: str) -> None:
+    """Validation peaks at epoch 1, then falls: ``best`` keeps epoch 1's weights and stops once out
+    of patience; ``last`` keeps saving the end of the schedule and never stops early."""
+    import keras
+
+    from kws.train.callbacks import BestAndStop
+    from kws.train.config import TrainConfig
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    entries: list[dict] = []
+    cb = BestAndStop(tmp_path / "model.keras", patience=2, entries=entries, keep=keep)
+    cb.set_model(model)
+    model.stop_training = False  # as fit() sets it
+    saved = []
+    for epoch, acc in enumerate([0.5, 0.9, 0.6, 0.7, 0.8]):
+        if model.stop_training:
+            break
+        model.layers[0].bias.assign([float(epoch)])
+        entries.append({"epoch": epoch, "val_accuracy": acc, "val_loss": 1.0})
+        cb.on_epoch_end(epoch)
+        saved.append(float(keras.models.load_model(tmp_path / "model.keras").layers[0].bias.numpy()[0]))
+    if keep == "best":
+        assert saved == [0.0, 1.0, 1.0, 1.0] and model.stop_training  # stopped after epoch 3
+    else:
+        assert saved == [0.0, 1.0, 2.0, 3.0, 4.0] and not model.stop_training
+    assert TrainConfig(keep=keep).resumable_with(TrainConfig())
+    with pytest.raises(ConfigError, match="keep"):
+        TrainConfig(keep="first")

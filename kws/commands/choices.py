@@ -13,7 +13,7 @@ from data_prep.splits import SPLITS
 from data_prep.synth_run import ENGINES
 from export.firmware import TARGETS
 from kws.train.compress.optimize import METHODS
-from kws.train.config import ARCHS
+from kws.train.config import ARCHS, KEEP
 from kws.train.distribute import STRATEGIES
 
 Stage = Literal[1, 2]
@@ -25,6 +25,7 @@ Strategy = Literal[STRATEGIES]  # type: ignore[valid-type]
 Battery = Literal[tuple(BATTERIES)]  # type: ignore[valid-type]
 Target = Literal[TARGETS]  # type: ignore[valid-type]
 Sensitivity = Literal[SENSITIVITIES]  # type: ignore[valid-type]
+Keep = Literal[KEEP]  # type: ignore[valid-type]
 SynthEngine = Literal[("auto", *ENGINES)]  # type: ignore[valid-type]
 # typer takes no Literal inside a list: a repeatable choice is an Enum (a str: compares equal to its value).
 Method = StrEnum("Method", {name: name for name in METHODS})  # type: ignore[misc]

@@ -10,7 +10,7 @@ import typer
 
 from data_prep.augment import AugmentConfig
 from data_prep.errors import ConfigError
-from kws.commands.choices import Arch, NoiseMode, Stage, Strategy
+from kws.commands.choices import Arch, Keep, NoiseMode, Stage, Strategy
 from kws.commands.common import load_feature_config
 from kws.train.config import TrainConfig
 from kws.train.run import train as run
@@ -43,6 +43,8 @@ def train(
     batch_size: Annotated[int, typer.Option()] = 64,
     learning_rate: Annotated[float, typer.Option()] = 3e-3,
     patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better validation accuracy.")] = 15,
+    keep: Annotated[Keep, typer.Option(help="The model kept: best (validation accuracy) or last (the end of the "
+                                            "schedule; no early stopping; better with a validation set of few speakers).")] = "best",
     seed: Annotated[int, typer.Option()] = 0,
     unknown_pct: Annotated[float, typer.Option(help="_unknown_ clips as a % of keyword clips.")] = 10.0,
     silence_pct: Annotated[float, typer.Option(help="_silence_ clips as a % of keyword clips.")] = 10.0,
@@ -85,7 +87,7 @@ def train(
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--arch-params is not valid JSON: {exc}") from None
     cfg = TrainConfig(stage=stage, arch=arch, arch_params=params, labels=labels, epochs=epochs,
-                      batch_size=batch_size, learning_rate=learning_rate, patience=patience, seed=seed,
+                      batch_size=batch_size, learning_rate=learning_rate, patience=patience, keep=keep, seed=seed,
                       unknown_pct=unknown_pct, silence_pct=silence_pct, keyword_boost=keyword_boost,
                       extra_data=tuple(str(p) for p in extra_data or ()),
                       negatives=tuple(str(p) for p in negatives or ()),

@@ -117,14 +117,20 @@ class HistoryWriter(keras.callbacks.Callback):
 
 class BestAndStop(keras.callbacks.Callback):
     """Save the model whenever validation accuracy improves; stop after ``patience`` epochs
-    without improvement. Must run after HistoryWriter, whose entries it reads."""
+    without improvement. Must run after HistoryWriter, whose entries it reads.
 
-    def __init__(self, path: Path, patience: int, entries: list[dict[str, Any]]) -> None:
+    ``keep="last"``: save every epoch and never stop early. With a validation set of a few
+    speakers, the best-scoring epoch is often a noisy one from mid-schedule, at a high learning
+    rate; the end of the cosine schedule is the better pick (what fixed-epoch recipes ship)."""
+
+    def __init__(self, path: Path, patience: int, entries: list[dict[str, Any]], keep: str = "best") -> None:
         super().__init__()
-        self.path, self.patience, self.entries = Path(path), patience, entries
+        self.path, self.patience, self.entries, self.keep = Path(path), patience, entries, keep
 
     def _best(self, entries: list[dict[str, Any]]) -> dict[str, Any] | None:
         scored = [e for e in entries if "val_accuracy" in e]
+        if self.keep == "last":  # the end of the schedule is the model: never "out of patience"
+            return scored[-1] if scored else None
         return max(scored, key=lambda e: (e["val_accuracy"], -e.get("val_loss", 0.0), -e["epoch"])) if scored else None
 
     def out_of_patience(self) -> bool:

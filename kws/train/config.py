@@ -12,6 +12,7 @@ from data_prep.spec_augment import MaskConfig
 # The model zoo's names (kws.train.models registers their builders; a test checks both agree):
 # spelled here so the CLI can offer them without importing Keras.
 ARCHS = ("ds_cnn", "tc_resnet", "tiny")
+KEEP = ("best", "last")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -27,6 +28,7 @@ class TrainConfig:
     batch_size: int = 64
     learning_rate: float = 3e-3
     patience: int = 15
+    keep: str = "best"  # "best": the best validation epoch; "last": the end of the schedule
     seed: int = 0
     silence_pct: float = 10.0
     unknown_pct: float = 10.0
@@ -58,6 +60,8 @@ class TrainConfig:
                 raise ConfigError(f"train config: {name}={getattr(self, name)} must be >= 1")
         if not 0.0 <= self.background_share <= 1.0:
             raise ConfigError(f"train config: background_share={self.background_share} not in [0, 1]")
+        if self.keep not in KEEP:
+            raise ConfigError(f"train config: keep={self.keep!r} not one of {', '.join(KEEP)}")
         if not self.learning_rate > 0:
             raise ConfigError(f"train config: learning_rate={self.learning_rate} must be > 0")
         if not 0.0 <= self.teacher_weight <= 1.0:
@@ -90,6 +94,6 @@ class TrainConfig:
 
     def resumable_with(self, other: "TrainConfig") -> bool:
         """A run may resume under a new ``epochs``/``patience``, not under changed data or model."""
-        ignore = {"epochs", "patience"}
+        ignore = {"epochs", "patience", "keep"}
         mine, theirs = self.to_dict(), other.to_dict()
         return all(mine[k] == theirs[k] for k in mine if k not in ignore)

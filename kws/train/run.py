@@ -302,7 +302,7 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
         backup = TrainingBackup(out / CHECKPOINT_DIR, model, optimizer, placement)
         first_epoch = backup.restore()
     history = HistoryWriter(out / artifact.HISTORY, resuming)
-    best = BestAndStop(out / artifact.MODEL_KERAS, config.patience, history.entries)
+    best = BestAndStop(out / artifact.MODEL_KERAS, config.patience, history.entries, config.keep)
     if chief and best.out_of_patience():  # stopped early, then interrupted before finishing
         first_epoch = config.epochs
     first_epoch = int(broadcast_from_chief(placement, [first_epoch])[0])
