@@ -14,6 +14,7 @@ import numpy as np
 
 from data_prep.audio import load_audio
 from data_prep.augment import rms
+from data_prep.errors import AudioError, DatasetError
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -63,7 +64,8 @@ def make_stream(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """(audio, truth). Keywords are (file, label), negatives (file, source kind), noise
     (recording, source kind); each keyword and negative is used at most once per pass through
-    its list, in a seeded order. Without noise the bed is silence."""
+    its list, in a seeded order. Without noise the bed is silence. A file that cannot be read
+    is left out and named in the truth's ``skipped`` (one damaged clip must not stop the build)."""
     rng = np.random.default_rng(recipe.seed)
     length = int(recipe.minutes * 60 * sample_rate)
     if noise:
@@ -74,6 +76,7 @@ def make_stream(
     kw_order, neg_order = list(rng.permutation(len(keywords))), list(rng.permutation(len(negatives)))
     truth: list[dict[str, Any]] = []
     events = 0
+    skipped: dict[str, str] = {}  # file -> the loader's error
     pos = int(rng.uniform(*recipe.gap_s) * sample_rate)
     while True:
         is_kw = bool(keywords) and (not negatives or rng.random() < recipe.keyword_share)
@@ -82,7 +85,15 @@ def make_stream(
             order.extend(rng.permutation(len(pool)))
         item = pool[order.pop()]
         path, label = item if is_kw else (item[0], None)
-        clip = load_audio(path, sample_rate)
+        if str(path) in skipped:
+            continue
+        try:
+            clip = load_audio(path, sample_rate)
+        except AudioError as exc:
+            skipped[str(path)] = str(exc)
+            if all(str(p) in skipped for p, _ in pool):
+                raise DatasetError(f"no readable {'keyword' if is_kw else 'negative'} clips ({exc})") from None
+            continue
         if pos + len(clip) > length:
             break
         lo, hi = active_region(clip, sample_rate)
@@ -102,5 +113,6 @@ def make_stream(
     np.clip(audio, -1.0, 1.0, out=audio)
     meta = {"duration_s": length / sample_rate, "sample_rate": sample_rate, "events": events,
             "keywords": truth, "negative_events": negative_events, "bed_segments": bed,
-            "recipe": dataclasses.asdict(recipe)}
+            "recipe": dataclasses.asdict(recipe),
+            "skipped": [{"file": f, "reason": r} for f, r in skipped.items()]}
     return audio, meta

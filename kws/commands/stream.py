@@ -18,6 +18,7 @@ from cascade.evaluation.stream_score import read_truth, score_events
 from cascade.runtime.model_dir import write_json
 from data_prep.audio import audio_files
 from data_prep.errors import DatasetError
+from data_prep.example_features import skipped_note
 from data_prep.outputs import refuse_existing
 from kws.commands.choices import Split
 from kws.commands.common import BundleOption, SensitivityOption, open_bundle
@@ -33,6 +34,7 @@ def make(
     negatives: Annotated[Optional[list[Path]], typer.Option(exists=True, file_okay=False, help="Folders of non-keyword audio (repeatable); the source (music, synth, speech...) is read from folder names.")] = None,
     bed: Annotated[Optional[list[Path]], typer.Option(exists=True, file_okay=False, help="Folders of long recordings (music) added to the noise bed (repeatable).")] = None,
     split: Annotated[Split, typer.Option(help="Which split's keywords (and _unknown_ words) to use.")] = "testing",
+    labels: Annotated[str, typer.Option(help="The keywords: folder names of --keywords, comma-separated (as kws cascade train --labels), or 12 for the Speech Commands ten.")] = "12",
     minutes: Annotated[float, typer.Option()] = 5.0,
     keyword_share: Annotated[float, typer.Option(help="Share of events that are keywords.")] = 0.5,
     snr_db: Annotated[str, typer.Option(help="Level of each word over the bed, LOW,HIGH dB.")] = "5,20",
@@ -42,7 +44,10 @@ def make(
     """Keyword clips and non-keyword speech over background noise, with a truth file."""
 
     recipe = StreamRecipe(minutes=minutes, keyword_share=keyword_share, seed=seed, snr_db=value_range(snr_db, "--snr-db", " in dB"))
-    truth = build_stream_folder(keywords, negatives or [], out, recipe, split=split, force=force, bed_dirs=bed or [])
+    truth = build_stream_folder(keywords, negatives or [], out, recipe, split=split, force=force, bed_dirs=bed or [],
+                               labels=labels)
+    if truth["skipped"]:
+        typer.echo(skipped_note([s["reason"] for s in truth["skipped"]]))
     typer.echo(f"wrote {out}: {truth['duration_s']:.0f} s, {len(truth['keywords'])} keywords, {truth['events']} events")
 
 
