@@ -22,7 +22,7 @@ from cascade.runtime.bundle import Bundle
 from kws.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
-STEPS = ("synth", "train_stage1", "train_stage2", "tflm", "cascade")
+STEPS = ("synth", "confusables", "train_stage1", "train_stage2", "tflm", "cascade")
 
 
 def _cli(*args: str):
@@ -30,7 +30,8 @@ def _cli(*args: str):
 
 
 def _train(data: Path, out: Path, *extra: str):
-    return _cli("cascade", "train", data, "--labels", "yes,no", "--out", out, "--epochs", "1", "--quiet", *extra)
+    return _cli("cascade", "train", data, "--labels", "yes,no", "--out", out, "--epochs", "1", "--quiet",
+                "--confusables", "2", *extra)
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,32 @@ def test_writes_a_bundle_that_eval_and_detect_run_on(run, samples_dir: Path) -> 
     detected = _cli("detect", clip, "--model", out)
     assert detected.exit_code == 0, detected.output
     assert "detections in 1.0 s" in detected.output
+
+
+def test_confusable_words_train_both_stages_as_unknown(run) -> None:
+    out, output = run
+    work = out.with_name("yesno.work")
+    clips = work / "confusables" / "clips"
+    manifest = json.loads((clips / "confusables.json").read_text())
+    assert {k: len(v) for k, v in manifest["keywords"].items()} == {"yes": 2, "no": 2}
+    assert len(list(clips.rglob("*.wav"))) == manifest["counts"]["written"] > 0
+    for stage in (1, 2):
+        config = json.loads((work / f"train_stage{stage}" / "model" / "train_config.json").read_text())
+        assert str(clips) in config["negatives"]
+    assert "trained as _unknown_" in output
+
+
+def test_a_teacher_that_does_not_know_a_keyword_is_one_line(tmp_path: Path, samples_dir: Path, shared_data: Path) -> None:
+    teacher = Path(os.environ.get("KWS_TEACHER", shared_data.parent / "teachers" / "mlperf_tiny_ds_cnn"))
+    if not teacher.is_dir():
+        pytest.skip(f"MLPerf Tiny teacher not found at {teacher}")
+    result = _cli("cascade", "train", samples_dir / "speech_commands", "--labels", "yes,marvin", "--out", tmp_path / "b",
+                  "--teacher", teacher)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"error: --teacher {teacher.resolve()}: does not know marvin (its words: down, go, left, no, off, on, right, stop, "
+        "up, yes); it can only distil keywords it was trained on: drop --teacher"]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_rerun_refuses_without_force_and_skips_every_step_with_it(run, samples_dir: Path) -> None:
@@ -137,7 +164,7 @@ def test_killed_run_resumes_training_from_its_checkpoint(tmp_path: Path, samples
     """A real kill -9 during stage-2 training; the same command resumes from the checkpoint."""
     out = tmp_path / "k"
     cmd = [sys.executable, "-c", "from kws.cli import main; main()", "cascade", "train", str(samples_dir / "speech_commands"),
-           "--labels", "yes,no", "--out", str(out), "--epochs", "4", "--stage1-epochs", "1", "--quiet"]
+           "--labels", "yes,no", "--out", str(out), "--epochs", "4", "--stage1-epochs", "1", "--quiet", "--confusables", "0"]
     model = tmp_path / "k.work" / "train_stage2" / "model"
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:

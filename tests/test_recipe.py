@@ -12,11 +12,13 @@ import pytest
 
 from data_prep import synth_kokoro as kokoro
 from data_prep.config import FeatureConfig
+from data_prep.errors import ConfigError
 from data_prep.labels import WORDS_V2
 from kws.demo.pipeline import DemoConfig, demo_steps, recipe_of
-from kws.recipe.config import CascadeRecipe, folder_fingerprint
+from kws.recipe.config import CascadeRecipe, check_teacher, default_confusables, folder_fingerprint
 from kws.recipe.runner import STARTED, Step, run_steps
-from kws.recipe.steps import train_step
+from kws.recipe.steps import CLIPS, CONFUSABLE_VOICES, confusables_step, train_step
+from kws.train import teacher_mlperf
 from kws.train.config import TrainConfig
 
 
@@ -86,7 +88,7 @@ def test_the_demo_trains_with_everything_democonfig_gives() -> None:
             unknown_pct=cfg.unknown_pct, seed=cfg.seed, extra_data=extra)
     assert recipe.words_to_synthesize() == WORDS_V2 and recipe.synth == cfg.synth_voices and recipe.recall == cfg.recall
     names = [s.name for s in demo_steps(Path("runs/demo"), cfg, FeatureConfig())]
-    assert names == ["features", "synth", "train_stage1", "train_stage2", "tflm", "cascade", "evaluate", "stream",
+    assert names == ["features", "synth", "confusables", "train_stage1", "train_stage2", "tflm", "cascade", "evaluate", "stream",
                      "energy", "export", "report"]
 
 
@@ -101,6 +103,46 @@ def test_each_step_is_stale_only_when_what_it_reads_changes(tmp_path: Path) -> N
     (tmp_path / "yes" / "a.wav").write_bytes(b"new recording")
     newer = {s.name: s.inputs for s in cascade_steps(tmp_path, base, FeatureConfig())}
     assert [n for n in inputs if inputs[n] != newer[n]] == ["train_stage1", "train_stage2", "cascade"]
+    fewer = {s.name: s.inputs for s in cascade_steps(tmp_path, dataclasses.replace(base, confusables=5), FeatureConfig())}
+    assert [n for n in newer if newer[n] != fewer[n]] == ["confusables"]  # training follows it through `after`
+    steps = {s.name: s for s in cascade_steps(tmp_path, base, FeatureConfig())}
+    assert "confusables" in steps["train_stage1"].after and "confusables" in steps["train_stage2"].after
+
+
+def test_confusables_default_to_20_for_your_keywords_and_none_for_speech_commands_sets() -> None:
+    assert default_confusables("alexa,snowboy") == 20
+    assert default_confusables("12") == default_confusables("35") == 0
+    with pytest.raises(ConfigError, match="--confusables -1"):
+        CascadeRecipe(data=".", labels="yes", confusables=-1)
+
+
+def test_keywords_are_never_each_others_confusables(tmp_path: Path) -> None:
+    """"on" sounds like "off" (it is third among off's confusables), but it is a keyword too."""
+    recipe = CascadeRecipe(data=str(tmp_path), labels="off,on", confusables=3)
+    summary = confusables_step(recipe, FeatureConfig())(tmp_path)
+    manifest = json.loads((tmp_path / CLIPS / "confusables.json").read_text())
+    words = {k: [c["word"] for c in v] for k, v in manifest["keywords"].items()}
+    assert set(words) == {"off", "on"} and all(len(v) == 3 for v in words.values())
+    assert "on" not in words["off"] and "off" not in words["on"]
+    assert summary["clips"] == len(list((tmp_path / CLIPS).rglob("*.wav"))) == 6 * CONFUSABLE_VOICES
+    config = recipe.train_config(1, (), (str(tmp_path / CLIPS),))
+    assert config.negatives == (str(tmp_path / CLIPS),)  # trained as _unknown_, every clip
+
+
+def test_without_espeak_the_confusables_are_one_note(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # a PATH without espeak-ng
+    summary = confusables_step(CascadeRecipe(data=".", labels="off,on", confusables=3), FeatureConfig())(tmp_path)
+    assert summary == {"clips": 0, "note": "espeak-ng not installed: no confusable words (apt-get install espeak-ng)"}
+    assert not (tmp_path / CLIPS).exists()
+
+
+def test_teacher_distils_both_stages_only_for_keywords_it_knows() -> None:
+    recipe = CascadeRecipe(data=".", labels="yes,no", teacher="/t")
+    assert recipe.train_config(1).teacher == recipe.train_config(2).teacher == "/t"
+    check_teacher(recipe, teacher_mlperf.LABELS)
+    custom = CascadeRecipe(data=".", labels="yes,alexa", teacher="/t")
+    with pytest.raises(ConfigError, match=r"--teacher /t: does not know alexa \(its words: down, go, "):
+        check_teacher(custom, teacher_mlperf.LABELS)
 
 
 def test_synthesis_speaks_the_keywords_and_other_words_as_negatives() -> None:

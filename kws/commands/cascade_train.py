@@ -13,13 +13,13 @@ from data_prep.outputs import refuse_existing
 from kws.commands.choices import SynthEngine
 from kws.commands.common import load_feature_config
 from kws.commands.train import value_range
-from kws.recipe.config import CascadeRecipe, check_data, resolve_engine
+from kws.recipe.config import CascadeRecipe, check_data, check_teacher, default_confusables, resolve_engine
 from kws.recipe.runner import run_steps
-from kws.recipe.steps import bundle_path, cascade_steps
+from kws.recipe.steps import CONFUSABLES, SYNTH, bundle_path, cascade_steps
 from kws.recipe.work import default_work, open_work
-from kws.train.teacher import recognise_teacher
+from kws.train.teacher import teacher_labels
 
-OWN_BARS = ("synth", "train_stage1", "train_stage2")  # the other steps get a spinner
+OWN_BARS = (SYNTH, CONFUSABLES, "train_stage1", "train_stage2")  # the other steps get a spinner
 Folders = Optional[list[Path]]
 
 
@@ -32,7 +32,8 @@ def train(
     extra_data: Annotated[Folders, typer.Option(exists=True, file_okay=False, help="More Speech Commands-layout folders; all their clips train (repeatable).")] = None,
     synth: Annotated[int, typer.Option(min=0, help="Synthetic clips per keyword (and per as many other words, as negatives); 0: none.")] = 0,
     synth_engine: Annotated[SynthEngine, typer.Option(help="auto: Kokoro where its model is found ($KWS_KOKORO_DIR), else espeak-ng.")] = "auto",
-    teacher: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Distil stage 2 from this teacher (see kws train --teacher).")] = None,
+    confusables: Annotated[Optional[int], typer.Option(min=0, help="Words that sound like each keyword, spoken by espeak-ng, trained as _unknown_ (default: 20 for your own keywords, 0 for --labels 12).")] = None,
+    teacher: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Distil both stages from this teacher (see kws train --teacher); it must know every keyword.")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Stage-2 epochs.")] = 40,
     stage1_epochs: Annotated[Optional[int], typer.Option(min=1, help="Stage-1 epochs (default: --epochs).")] = None,
     unknown_pct: Annotated[float, typer.Option(min=0, help="Other words as _unknown_, in % of keyword clips.")] = 300.0,
@@ -46,7 +47,7 @@ def train(
 ) -> None:
     """Your keywords to a calibrated int8 cascade bundle, in one command.
 
-    Steps: synthesize (--synth) -> train stage 1 (tiny gate) and stage 2 (DS-CNN), int8 -> TFLite Micro check -> calibrate tau.
+    Steps: synthesize (--synth) and confusable words (--confusables) -> train stage 1 (tiny gate) and stage 2 (DS-CNN), int8 -> TFLite Micro check -> calibrate tau.
 
     Interrupted (Ctrl-C, a kill)? Run the same command again: finished steps are skipped, training resumes from its checkpoint.
 
@@ -61,9 +62,10 @@ def train(
         unknown_pct=unknown_pct, extra_data=_strs(extra_data), negatives=_strs(negatives),
         backgrounds=_strs(background), speed=value_range(speed, "--speed"), recall=recall, seed=seed, synth=synth,
         synth_engine=resolve_engine(synth_engine) if synth else "espeak",
+        confusables=default_confusables(labels) if confusables is None else confusables,
         teacher=str(teacher.resolve()) if teacher else "")
     if teacher:
-        recognise_teacher(teacher)
+        check_teacher(recipe, teacher_labels(teacher))
     check_data(recipe)
     work = work or default_work(out)
     console = Console()
@@ -89,6 +91,8 @@ def train(
             cached.add(step.name)
         tag = "up to date, skipped" if was_cached else f"done in {summary.get('seconds', 0):.0f} s"
         console.print(f"[green]✓[/] {step.name}: {tag}")
+        if summary.get("note") and not was_cached:
+            console.print(f"note: {summary['note']}", soft_wrap=True, markup=False)
 
     try:
         results = run_steps(work, steps, on_start=start, on_done=done)
@@ -137,8 +141,11 @@ def _describe(name: str, summary: dict[str, Any]) -> str:
         parts = [f"{stage}: {'bit-exact' if summary[stage]['bit_exact'] else 'NOT bit-exact'} on "
                  f"{summary[stage]['samples']} clips, arena {summary[stage]['arena_bytes']} B" for stage in ("stage1", "stage2")]
         return "; ".join(parts)
-    if name == "synth":
+    if name == SYNTH:
         return summary.get("note") or (f"{summary['clips']} clips ({summary.get('engine', 'espeak')})" if summary["clips"] else "none")
+    if name == CONFUSABLES:
+        return summary.get("note") or (f"{summary['clips']} clips of {summary['words']} words (espeak), trained as _unknown_"
+                                       if summary["clips"] else "none")
     if name == "cascade":
         return (f"tau {summary['tau']:.4f}, gate recall {summary['recall']:.3f}, opens on {summary['invocation_rate']:.1%} "
                 f"of validation clips; stage 2 runs {summary['keyword_free_stage2_per_s']:.2f}/s on keyword-free audio")

@@ -17,8 +17,9 @@ import numpy as np
 
 from data_prep import synth_kokoro as kokoro
 from data_prep.augment import AugmentConfig
+from data_prep.confusable_clips import PER_WORD
 from data_prep.errors import ConfigError, DatasetError
-from data_prep.labels import RESERVED, WORDS_V2, parse_labels
+from data_prep.labels import NAMED_SETS, RESERVED, WORDS_V2, parse_labels
 from data_prep.speech_commands import Dataset, load_dataset
 from data_prep.synth import espeak_binary
 from data_prep.synth_run import ENGINES
@@ -51,6 +52,7 @@ class CascadeRecipe:
     synth: int = 0
     synth_engine: str = "espeak"
     synth_words: tuple[str, ...] = ()
+    confusables: int = 0
     recall: float = 0.98
     seed: int = 0
 
@@ -58,6 +60,8 @@ class CascadeRecipe:
         parse_labels(self.labels)  # a bad spec is one line now, not after the synthesis
         if self.synth < 0:
             raise ConfigError(f"--synth {self.synth}: must be >= 0")
+        if self.confusables < 0:
+            raise ConfigError(f"--confusables {self.confusables}: must be >= 0")
         if self.synth_engine not in ENGINES:
             raise ConfigError(f"synth engine {self.synth_engine!r}: use {' or '.join(ENGINES)}")
         if not 0.0 < self.recall <= 1.0:
@@ -78,23 +82,44 @@ class CascadeRecipe:
         pool = [w for w in WORDS_V2 if w not in keywords]
         count = min(len(pool), math.ceil(len(keywords) * self.unknown_pct / 100))
         others = sorted(np.random.default_rng([self.seed, 7]).choice(pool, count, replace=False)) if count else []
-        return tuple(w.replace("_", " ") for w in keywords) + tuple(str(w) for w in others)
+        return self.spoken_keywords() + tuple(str(w) for w in others)
 
-    def train_config(self, stage: int, extra_data: tuple[str, ...] = ()) -> TrainConfig:
-        """Stage ``stage``'s training settings; ``extra_data`` adds folders made by earlier steps.
-        No early stopping (patience = epochs): small validation sets are noisy."""
+    def spoken_keywords(self) -> tuple[str, ...]:
+        """The keywords as said aloud: a folder's ``_`` is a space (``hey_kws``: "hey kws")."""
+        return tuple(w.replace("_", " ") for w in self.keywords)
+
+    def train_config(self, stage: int, extra_data: tuple[str, ...] = (), negatives: tuple[str, ...] = ()) -> TrainConfig:
+        """Stage ``stage``'s training settings; ``extra_data`` and ``negatives`` add folders made
+        by earlier steps. No early stopping (patience = epochs): small validation sets are noisy."""
         arch, params, epochs = ((self.stage1_arch, self.stage1_params, self.stage1_epochs) if stage == 1
                                 else (self.stage2_arch, self.stage2_params, self.stage2_epochs))
         augment = AugmentConfig() if self.speed == (1.0, 1.0) else AugmentConfig(speed_range=self.speed)
         return TrainConfig(stage=stage, arch=arch, arch_params=dict(params), labels=self.labels, epochs=epochs,
                            patience=epochs, batch_size=self.batch_size, unknown_pct=self.unknown_pct, seed=self.seed,
-                           extra_data=(*self.extra_data, *extra_data), negatives=self.negatives,
+                           extra_data=(*self.extra_data, *extra_data), negatives=(*self.negatives, *negatives),
                            backgrounds=self.backgrounds, augment=augment,
-                           teacher=self.teacher if stage == 2 else "")
+                           teacher=self.teacher)
 
     def folders(self) -> tuple[str, ...]:
         """Every folder of audio the recipe reads (whose contents a re-run must notice)."""
         return (self.data, *self.extra_data, *self.negatives, *self.backgrounds)
+
+
+def default_confusables(labels: str) -> int:
+    """Confusable words per keyword when ``--confusables`` is not given: none for a named
+    Speech Commands set (its other words already are its near misses), else PER_WORD."""
+    return 0 if parse_labels(labels).name in NAMED_SETS else PER_WORD
+
+
+def check_teacher(recipe: CascadeRecipe, teacher_labels: tuple[str, ...]) -> None:
+    """A teacher distils a keyword only if it knows the word: for one it never heard, its
+    ``_unknown_`` would teach "not a keyword" about the keyword itself (kws.train.teacher skips
+    those clips, so it would teach nothing about them and cost a teacher pass per clip)."""
+    unknown = [w for w in recipe.keywords if w not in teacher_labels]
+    if unknown:
+        known = ", ".join(w for w in teacher_labels if not w.startswith("_"))
+        raise ConfigError(f"--teacher {recipe.teacher}: does not know {', '.join(unknown)} (its words: {known}); "
+                          "it can only distil keywords it was trained on: drop --teacher")
 
 
 def resolve_engine(requested: str) -> str:

@@ -1,4 +1,4 @@
-"""The recipe's steps: synthesize -> train stage 1 and stage 2 (int8 inside) -> TFLite Micro
+"""The recipe's steps: synthesize, confusable words -> train stage 1 and stage 2 (int8 inside) -> TFLite Micro
 bit-exactness -> calibrate the gate into a bundle. Each writes into ``root/<step>/`` (the layout
 ``kws report`` reads); ``kws demo`` adds its evaluation steps after these.
 """
@@ -16,6 +16,7 @@ from cascade.runtime.int8_model import TFLiteModel
 from cascade.runtime.model_dir import METRICS, ModelDir, read_json, write_json
 from data_prep import synth_kokoro as kokoro
 from data_prep.config import FeatureConfig
+from data_prep.confusable_clips import plan_confusables
 from data_prep.example_features import example_features
 from data_prep.speech_commands import load_dataset
 from data_prep.synth_run import prepare_synth
@@ -25,7 +26,8 @@ from kws.recipe.config import CascadeRecipe, folder_fingerprint
 from kws.recipe.runner import Step
 from kws.train.run import train
 
-SYNTH, CLIPS = "synth", "clips"
+SYNTH, CONFUSABLES, CLIPS = "synth", "confusables", "clips"
+CONFUSABLE_VOICES = 20  # espeak-ng voices per confusable word: 20 words x 20 voices ~ a keyword's real clips
 MODEL = "model"
 CASCADE, BUNDLE = "cascade", "bundle"
 KOKORO_SPEEDS = "0.85-1.15"  # one speed per speaker, drawn from this range
@@ -47,7 +49,7 @@ def synth_step(recipe: CascadeRecipe, features: FeatureConfig, *, progress: bool
         words = recipe.words_to_synthesize()
         if recipe.synth == 0:
             return {"clips": 0}
-        if recipe.synth_engine == "espeak" and shutil.which("espeak-ng") is None:
+        if recipe.synth_engine == "espeak" and espeak_missing():
             return {"clips": 0, "note": "espeak-ng not installed: training on the real clips only"}
         voices, blend = str(recipe.synth), 0
         if recipe.synth_engine == "kokoro":  # one speed per speaker; resumes inside: clips on disk are kept
@@ -60,11 +62,37 @@ def synth_step(recipe: CascadeRecipe, features: FeatureConfig, *, progress: bool
     return run
 
 
+def espeak_missing() -> bool:
+    return shutil.which("espeak-ng") is None
+
+
+def confusables_step(recipe: CascadeRecipe, features: FeatureConfig, *, progress: bool = False):
+    """Words that sound like each keyword, spoken by espeak-ng voices, for both stages'
+    ``_unknown_``; the keywords are never among each other's confusables."""
+    def run(out: Path) -> dict[str, Any]:
+        if recipe.confusables == 0:
+            return {"clips": 0}
+        if espeak_missing():
+            return {"clips": 0, "note": "espeak-ng not installed: no confusable words (apt-get install espeak-ng)"}
+        job = plan_confusables(recipe.spoken_keywords(), out / CLIPS, per_word=recipe.confusables, engine="espeak",
+                               voices=str(CONFUSABLE_VOICES), seed=recipe.seed, config=features, force=True)
+        manifest = run_with_progress(job.synth.label, job.synth.total, job.run) if progress else job.run(None)
+        counts = manifest["counts"]
+        return {"clips": counts["written"] + counts["existing"], "words": len(job.words),
+                "too_long": counts["too_long"]}
+    return run
+
+
+def made_folders(root: Path, step: str) -> tuple[str, ...]:
+    """The clips folder an earlier step made, if it made one."""
+    clips = root / step / CLIPS
+    return (str(clips),) if clips.is_dir() else ()
+
+
 def train_step(root: Path, recipe: CascadeRecipe, features: FeatureConfig, stage: int, *,
                progress: bool = True, log: Log | None = None):
     def run(out: Path) -> dict[str, Any]:
-        synth = root / SYNTH / CLIPS
-        config = recipe.train_config(stage, (str(synth),) if synth.is_dir() else ())
+        config = recipe.train_config(stage, made_folders(root, SYNTH), made_folders(root, CONFUSABLES))
         model = out / MODEL
         if (model / METRICS).is_file():  # finished, then killed before the step's marker: keep it
             metrics = read_json(model / METRICS)
@@ -105,7 +133,7 @@ def cascade_step(root: Path, recipe: CascadeRecipe):
 
 def cascade_steps(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *, progress: bool = True,
                   log: Log | None = None, after: tuple[str, ...] = ()) -> list[Step]:
-    """synth, train_stage1, train_stage2, tflm, cascade under ``root``; ``after``: earlier steps
+    """synth, confusables, train_stage1, train_stage2, tflm, cascade under ``root``; ``after``: earlier steps
     (of the caller) the training waits for. Each step's inputs are the settings it reads, and a
     fingerprint of the audio folders (new recordings retrain)."""
     base = {"features": features.fingerprint(), "data": folder_fingerprint(recipe.folders())}
@@ -113,14 +141,23 @@ def cascade_steps(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *,
                     "words": recipe.words_to_synthesize(), "seed": recipe.seed}
     synth_title = (f"synthesize {recipe.synth} clips per word ({recipe.synth_engine})" if recipe.synth
                    else "no synthetic speech (synth 0)")
+    confusable_inputs = {"features": features.fingerprint(), "per_word": recipe.confusables,
+                         "keywords": recipe.spoken_keywords(), "voices": CONFUSABLE_VOICES, "seed": recipe.seed,
+                         "espeak": not espeak_missing()}  # installing espeak-ng later makes them
+    confusable_title = (f"synthesize {recipe.confusables} confusable words per keyword (espeak)" if recipe.confusables
+                        else "no confusable words (confusables 0)")
     train_inputs = {stage: base | {"train": recipe.train_config(stage).to_dict(), "data_dir": recipe.data} for stage in (1, 2)}
     return [
         Step(SYNTH, synth_title, synth_step(recipe, features, progress=progress),
              synth_inputs, keep_partial=True),
+        Step(CONFUSABLES, confusable_title, confusables_step(recipe, features, progress=progress),
+             confusable_inputs, keep_partial=True),
         Step("train_stage1", f"train stage 1 ({recipe.stage1_arch} gate) + int8",
-             train_step(root, recipe, features, 1, progress=progress, log=log), train_inputs[1], (*after, SYNTH), keep_partial=True),
+             train_step(root, recipe, features, 1, progress=progress, log=log), train_inputs[1],
+             (*after, SYNTH, CONFUSABLES), keep_partial=True),
         Step("train_stage2", f"train stage 2 ({recipe.stage2_arch} classifier) + int8",
-             train_step(root, recipe, features, 2, progress=progress, log=log), train_inputs[2], (*after, SYNTH), keep_partial=True),
+             train_step(root, recipe, features, 2, progress=progress, log=log), train_inputs[2],
+             (*after, SYNTH, CONFUSABLES), keep_partial=True),
         Step("tflm", "TFLite Micro bit-exactness and arena", tflm_step(root, recipe), {"data": recipe.data},
              ("train_stage1", "train_stage2")),
         Step(CASCADE, "calibrate the gate, build the bundle", cascade_step(root, recipe),

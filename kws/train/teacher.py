@@ -81,6 +81,15 @@ def recognise_teacher(path: Path) -> str:
                       f"{' or '.join(teacher_mlperf.MODEL_FILES)})")
 
 
+# name -> the labels it classifies (known without loading it)
+TEACHER_LABELS: dict[str, tuple[str, ...]] = {teacher_mlperf.NAME: teacher_mlperf.LABELS}
+
+
+def teacher_labels(path: Path) -> tuple[str, ...]:
+    """The labels of the teacher at ``path`` (ConfigError if it is none), without loading it."""
+    return TEACHER_LABELS[recognise_teacher(path)]
+
+
 def load_teacher(path: Path, adapter: str = "") -> TeacherAdapter:
     """Load the teacher at ``path`` with ``adapter`` (recognised from the files if empty)."""
     name = adapter or recognise_teacher(path)
