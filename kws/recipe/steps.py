@@ -17,6 +17,8 @@ from cascade.runtime.model_dir import METRICS, ModelDir, read_json, write_json
 from data_prep import synth_kokoro as kokoro
 from data_prep.config import FeatureConfig
 from data_prep.confusable_clips import plan_confusables
+from data_prep.errors import KwsError
+from data_prep.phones import cmudict_path
 from data_prep.example_features import example_features
 from data_prep.speech_commands import load_dataset
 from data_prep.synth_run import prepare_synth
@@ -66,14 +68,27 @@ def espeak_missing() -> bool:
     return shutil.which("espeak-ng") is None
 
 
+def confusables_unavailable() -> str | None:
+    """Why confusable words cannot be made here (espeak-ng or the CMU dictionary missing), or
+    None: the step then notes it and trains without them, as a default must not fail a run."""
+    if espeak_missing():
+        return "espeak-ng not installed: no confusable words (apt-get install espeak-ng)"
+    try:
+        cmudict_path()
+    except KwsError as exc:
+        return f"no confusable words: {exc}"
+    return None
+
+
 def confusables_step(recipe: CascadeRecipe, features: FeatureConfig, *, progress: bool = False):
     """Words that sound like each keyword, spoken by espeak-ng voices, for both stages'
     ``_unknown_``; the keywords are never among each other's confusables."""
     def run(out: Path) -> dict[str, Any]:
         if recipe.confusables == 0:
             return {"clips": 0}
-        if espeak_missing():
-            return {"clips": 0, "note": "espeak-ng not installed: no confusable words (apt-get install espeak-ng)"}
+        missing = confusables_unavailable()
+        if missing:
+            return {"clips": 0, "note": missing}
         job = plan_confusables(recipe.spoken_keywords(), out / CLIPS, per_word=recipe.confusables, engine="espeak",
                                voices=str(CONFUSABLE_VOICES), seed=recipe.seed, config=features, force=True)
         manifest = run_with_progress(job.synth.label, job.synth.total, job.run) if progress else job.run(None)
@@ -143,7 +158,7 @@ def cascade_steps(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *,
                    else "no synthetic speech (synth 0)")
     confusable_inputs = {"features": features.fingerprint(), "per_word": recipe.confusables,
                          "keywords": recipe.spoken_keywords(), "voices": CONFUSABLE_VOICES, "seed": recipe.seed,
-                         "espeak": not espeak_missing()}  # installing espeak-ng later makes them
+                         "missing": confusables_unavailable()}  # installing what was missing makes them
     confusable_title = (f"synthesize {recipe.confusables} confusable words per keyword (espeak)" if recipe.confusables
                         else "no confusable words (confusables 0)")
     train_inputs = {stage: base | {"train": recipe.train_config(stage).to_dict(), "data_dir": recipe.data} for stage in (1, 2)}
