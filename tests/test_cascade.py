@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cascade.evaluation.bundle_eval import evaluate_bundle
+from cascade.evaluation.calibrate import build_cascade
 from cascade.evaluation.search import stream_windows
 from cascade.evaluation.stream_build import build_stream_folder
 from cascade.evaluation.stream_make import StreamRecipe
@@ -172,3 +173,20 @@ def test_eval_refuses_a_data_config_the_model_was_not_trained_on(bundle_dir: Pat
     for model in (bundle_dir, trained_models["stage2"]):
         result = runner.invoke(app, ["eval", str(samples_dir / "speech_commands"), "--model", str(model), "--config", str(cfg)])
         assert result.exit_code == 1 and "n_mfcc" in result.output and "does not match" in result.output
+
+
+def test_build_skips_a_damaged_validation_clip_and_names_it(trained_models: dict[str, Path], samples_dir: Path,
+                                                           tmp_path: Path) -> None:
+    """One damaged recording in the validation split (as in real wake-word corpora) used to stop
+    the gate's calibration, the last step of `kws cascade train`, after all the training."""
+    data = tmp_path / "data"
+    shutil.copytree(samples_dir / "speech_commands", data)
+    broken = data / "yes" / "broken_nohash_0.wav"
+    broken.write_bytes(b"RIFF not really a wave file")
+    listing = data / "validation_list.txt"
+    listing.write_text(listing.read_text() + "yes/broken_nohash_0.wav\n")
+    (data / "no" / "broken2_nohash_0.wav").write_bytes(b"RIFF nor this")  # an _unknown_ one, for the keyword-free audio
+    listing.write_text(listing.read_text() + "no/broken2_nohash_0.wav\n")
+    bundle, cal = build_cascade(trained_models["stage1"], trained_models["stage2"], data, tmp_path / "b", recall=0.9)
+    assert sorted(r.split(":")[0] for r in cal["skipped"]) == sorted([str(broken), str(data / "no" / "broken2_nohash_0.wav")])
+    assert Bundle.open(bundle.path).calibration["skipped"] == cal["skipped"]

@@ -16,7 +16,7 @@ from cascade.runtime.model_dir import ModelDir, write_json
 from cascade.runtime.pipeline import StageRunner
 from cascade.runtime.stages import KEYWORD
 from data_prep.errors import DatasetError
-from data_prep.example_features import example_features
+from data_prep.example_features import Skipped, example_features, kept_mask
 from data_prep.labels import RESERVED
 from data_prep.outputs import refuse_existing
 from data_prep.recordings import count_long
@@ -26,14 +26,20 @@ CURVE = "threshold_curve.json"
 KEYWORD_FREE = "keyword_free.json"
 
 
-def stage1_scores(stage1: ModelDir, data_dir: Path, split: str, labels, cache_dir: Path | None = None):
+def stage1_scores(stage1: ModelDir, data_dir: Path, split: str, labels, cache_dir: Path | None = None,
+                  skipped: list[Skipped] | None = None):
     """(P(keyword) from the int8 stage 1, is-keyword flags, files longer than a clip) over a
-    split of ``data_dir``."""
+    split of ``data_dir``. Unreadable clips are left out (and recorded in ``skipped``): one
+    damaged recording must not stop the calibration."""
     dataset = load_dataset(data_dir, labels)
     examples = dataset.examples(split)
     if not examples:
         raise DatasetError(f"{data_dir}: no {split} examples to calibrate the gate on")
-    features = example_features(examples, stage1.config, cache_dir)
+    bad: list[Skipped] = []
+    features = example_features(examples, stage1.config, cache_dir, skipped=bad)
+    examples = [e for e, keep in zip(examples, kept_mask(len(examples), bad)) if keep]
+    if skipped is not None:
+        skipped.extend(bad)
     p = StageRunner(stage1)(features)[:, stage1.labels.index(KEYWORD)]
     return p, np.array([e.label not in RESERVED for e in examples]), count_long(examples, stage1.config)
 
@@ -54,9 +60,11 @@ def build_cascade(
     refuse_existing(out, force, marks=(MANIFEST,), hint="replace it")  # before the costly scoring
     stage1, stage2 = ModelDir.open(stage1_dir), ModelDir.open(stage2_dir)
     stage1.config.require_same(stage2.config, f"{stage1_dir} vs {stage2_dir}")
-    p, is_kw, long = stage1_scores(stage1, data_dir, split, stage2.dataset_labels(), cache_dir)
+    skipped: list[Skipped] = []
+    p, is_kw, long = stage1_scores(stage1, data_dir, split, stage2.dataset_labels(), cache_dir, skipped)
     cal = calibrate(p, is_kw, recall)
-    calibration = dataclasses.asdict(cal) | {"data": str(data_dir), "split": split}
+    calibration = dataclasses.asdict(cal) | {"data": str(data_dir), "split": split,
+                                             "skipped": [s.reason for s in skipped]}  # TOML: strings
     free: dict[str, Any] = {}
 
     def figures(draft: Bundle) -> None:

@@ -13,6 +13,7 @@ from cascade.runtime.bundle import Bundle
 from cascade.runtime.pipeline import StreamingCascade
 from cascade.runtime.stream_run import run_stream
 from data_prep.audio import load_audio
+from data_prep.errors import AudioError
 from data_prep.labels import UNKNOWN
 from data_prep.speech_commands import load_dataset
 
@@ -24,11 +25,20 @@ def keyword_free_streams(data_dir: Path, labels, split: str, sample_rate: int,
     dataset = load_dataset(data_dir, labels)
     streams = [load_audio(p, sample_rate) for p in dataset.background_noise_files]
     speech = [e.path for e in dataset.examples(split) if e.label == UNKNOWN and e.path is not None]
-    if speech:
+    clips = [clip for clip in (_readable(p, sample_rate) for p in speech) if clip is not None]
+    if clips:
         gap = np.zeros(int(gap_s * sample_rate), np.float32)
-        streams.append(np.concatenate([part for p in speech for part in (load_audio(p, sample_rate), gap)]))
-    about = {"noise_files": [p.name for p in dataset.background_noise_files], "speech_clips": len(speech)}
+        streams.append(np.concatenate([part for clip in clips for part in (clip, gap)]))
+    about = {"noise_files": [p.name for p in dataset.background_noise_files], "speech_clips": len(clips)}
     return streams, about
+
+
+def _readable(path: Path, sample_rate: int) -> np.ndarray | None:
+    """The clip, or None for a damaged file (calibration and eval skip those and say so)."""
+    try:
+        return load_audio(path, sample_rate)
+    except AudioError:
+        return None
 
 
 def keyword_free_rate(bundle: Bundle, streams: Sequence[np.ndarray]) -> dict[str, Any]:

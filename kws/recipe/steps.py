@@ -158,7 +158,10 @@ def cascade_steps(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *,
                    else "no synthetic speech (synth 0)")
     confusable_inputs = {"features": features.fingerprint(), "per_word": recipe.confusables,
                          "keywords": recipe.spoken_keywords(), "voices": CONFUSABLE_VOICES, "seed": recipe.seed,
-                         "missing": confusables_unavailable()}  # installing what was missing makes them
+                         "espeak": not espeak_missing()}
+    missing = confusables_unavailable()
+    if missing:
+        confusable_inputs["missing"] = missing  # installing what was missing makes them
     confusable_title = (f"synthesize {recipe.confusables} confusable words per keyword (espeak)" if recipe.confusables
                         else "no confusable words (confusables 0)")
     train_inputs = {stage: base | {"train": recipe.train_config(stage).to_dict(), "data_dir": recipe.data} for stage in (1, 2)}
