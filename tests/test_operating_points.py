@@ -18,7 +18,7 @@ from cascade.evaluation.operating_point import Trace, fast_events
 from cascade.evaluation.stream_build import build_stream_folder
 from cascade.evaluation.stream_make import StreamRecipe
 from cascade.evaluation.stream_sources import KEYWORDS, UNKNOWN_SOURCE, source_kind, step_sources
-from cascade.runtime.bundle import Bundle
+from cascade.runtime.bundle import Bundle, write_bundle
 from cascade.runtime.decision import SmoothingConfig
 from cascade.runtime.detector import Detector
 from cascade.runtime.operating_points import poisson_interval
@@ -138,12 +138,16 @@ def test_calibrate_writes_three_measured_points_and_commands_run_them(stream: Pa
     assert points["high"].describe() in live.stderr and points["high"].describe() not in live.stdout
 
 
-def test_a_bundle_without_points_runs_its_thresholds_as_balanced(samples_dir: Path) -> None:
-    bundle = Bundle.open(samples_dir / "cascade")
+def test_a_bundle_without_points_runs_its_thresholds_as_balanced(samples_dir: Path, tmp_path: Path) -> None:
+    shipped = Bundle.open(samples_dir / "cascade")
+    old = tmp_path / "old"  # a bundle written before operating points existed: the shipped one without them
+    write_bundle(old, shipped.stage1.path, shipped.stage2.path, tau=shipped.tau, inference_stride_ms=shipped.inference_stride_ms,
+                 smoothing=shipped.smoothing, calibration=shipped.calibration)
+    bundle = Bundle.open(old)
     assert list(bundle.operating_points) == ["balanced"] and bundle.at(None).smoothing == bundle.smoothing
     measured = bundle.operating_point.measured  # from its calibration's validation figures
     assert measured is not None and measured.false_accepts == 5 and measured.hours == 1.0
-    result = runner.invoke(app, ["detect", str(samples_dir / "cascade" / "cascade.toml"), "--sensitivity", "high"])
+    result = runner.invoke(app, ["detect", str(old / "cascade.toml"), "--model", str(old), "--sensitivity", "high"])
     assert result.exit_code == 1 and "no operating point 'high' (has: balanced" in result.output
     assert runner.invoke(app, ["detect", "x.wav", "--sensitivity", "loud"]).exit_code == 2
 

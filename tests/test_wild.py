@@ -50,7 +50,7 @@ def test_stream_bed_is_recorded_in_the_truth(stream_trace) -> None:
 
 
 @pytest.mark.parametrize("smoothing", [
-    SmoothingConfig(),
+    SmoothingConfig(threshold=0.5),
     SmoothingConfig(window_ms=300.0, threshold=0.4, suppression_ms=750.0),
     SmoothingConfig(window_ms=1000.0, threshold=0.5, suppression_ms=0.0, min_count=1,
                     label_thresholds=(("yes", 0.9), ("no", 0.35), ("up", 0.3))),
