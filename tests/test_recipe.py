@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from data_prep import synth_kokoro as kokoro
+from data_prep.augment import AugmentConfig
 from data_prep.config import FeatureConfig
 from data_prep.errors import ConfigError
 from data_prep.labels import WORDS_V2
@@ -85,7 +86,8 @@ def test_the_demo_trains_with_everything_democonfig_gives() -> None:
                                         (2, cfg.stage2_arch, dict(cfg.stage2_params), cfg.stage2_epochs)):
         assert recipe.train_config(stage, extra) == TrainConfig(
             stage=stage, arch=arch, arch_params=params, epochs=epochs, patience=epochs, batch_size=32,
-            unknown_pct=cfg.unknown_pct, seed=cfg.seed, extra_data=extra)
+            unknown_pct=cfg.unknown_pct, seed=cfg.seed, extra_data=(*cfg.extra_data, *extra), teacher=cfg.teacher,
+            augment=AugmentConfig(speed_range=cfg.speed, noise_mode="snr", snr_db_range=cfg.snr_db))
     assert recipe.words_to_synthesize() == WORDS_V2 and recipe.synth == cfg.synth_voices and recipe.recall == cfg.recall
     names = [s.name for s in demo_steps(Path("runs/demo"), cfg, FeatureConfig())]
     assert names == ["features", "synth", "confusables", "train_stage1", "train_stage2", "tflm", "cascade", "evaluate", "stream",

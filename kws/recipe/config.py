@@ -49,6 +49,7 @@ class CascadeRecipe:
     backgrounds: tuple[str, ...] = ()
     teacher: str = ""
     speed: tuple[float, float] = (1.0, 1.0)
+    snr_db: tuple[float, float] | None = None  # noise at a drawn SNR (kws train --noise-mode snr); None: the reference volumes
     synth: int = 0
     synth_engine: str = "espeak"
     synth_words: tuple[str, ...] = ()
@@ -93,7 +94,8 @@ class CascadeRecipe:
         by earlier steps. No early stopping (patience = epochs): small validation sets are noisy."""
         arch, params, epochs = ((self.stage1_arch, self.stage1_params, self.stage1_epochs) if stage == 1
                                 else (self.stage2_arch, self.stage2_params, self.stage2_epochs))
-        augment = AugmentConfig() if self.speed == (1.0, 1.0) else AugmentConfig(speed_range=self.speed)
+        noise = {} if self.snr_db is None else {"noise_mode": "snr", "snr_db_range": tuple(self.snr_db)}
+        augment = AugmentConfig(speed_range=tuple(self.speed), **noise)
         return TrainConfig(stage=stage, arch=arch, arch_params=dict(params), labels=self.labels, epochs=epochs,
                            patience=epochs, batch_size=self.batch_size, unknown_pct=self.unknown_pct, seed=self.seed,
                            extra_data=(*self.extra_data, *extra_data), negatives=(*self.negatives, *negatives),
