@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from cascade.evaluation.keyword_free import keyword_free_rate, keyword_free_streams
+from cascade.evaluation.noisy_copies import NoisyCopies, noisy_keyword_scores
 from cascade.runtime.bundle import MANIFEST, Bundle, write_bundle
 from cascade.runtime.decision import SmoothingConfig
 from cascade.runtime.gate import calibrate, threshold_curve
@@ -27,10 +28,11 @@ KEYWORD_FREE = "keyword_free.json"
 
 
 def stage1_scores(stage1: ModelDir, data_dir: Path, split: str, labels, cache_dir: Path | None = None,
-                  skipped: list[Skipped] | None = None):
+                  skipped: list[Skipped] | None = None, noisy: NoisyCopies | None = None):
     """(P(keyword) from the int8 stage 1, is-keyword flags, files longer than a clip) over a
-    split of ``data_dir``. Unreadable clips are left out (and recorded in ``skipped``): one
-    damaged recording must not stop the calibration."""
+    split of ``data_dir``, with ``noisy`` copies of the keyword clips appended. Unreadable clips
+    are left out (and recorded in ``skipped``): one damaged recording must not stop the
+    calibration."""
     dataset = load_dataset(data_dir, labels)
     examples = dataset.examples(split)
     if not examples:
@@ -41,7 +43,12 @@ def stage1_scores(stage1: ModelDir, data_dir: Path, split: str, labels, cache_di
     if skipped is not None:
         skipped.extend(bad)
     p = StageRunner(stage1)(features)[:, stage1.labels.index(KEYWORD)]
-    return p, np.array([e.label not in RESERVED for e in examples]), count_long(examples, stage1.config)
+    is_kw = np.array([e.label not in RESERVED for e in examples])
+    if noisy is not None:
+        extra = noisy_keyword_scores(stage1, [e for e, k in zip(examples, is_kw) if k],
+                                     dataset.background_noise_files, noisy, data_dir)
+        p, is_kw = np.concatenate([p, extra]), np.concatenate([is_kw, np.ones(len(extra), bool)])
+    return p, is_kw, count_long(examples, stage1.config)
 
 
 def build_cascade(
@@ -56,15 +63,19 @@ def build_cascade(
     split: str = "validation",
     force: bool = False,
     cache_dir: Path | None = None,
+    noisy: NoisyCopies | None = None,
 ) -> tuple[Bundle, dict[str, Any]]:
+    """``noisy``: also calibrate on noisy copies of the keyword clips (see noisy_copies)."""
     refuse_existing(out, force, marks=(MANIFEST,), hint="replace it")  # before the costly scoring
     stage1, stage2 = ModelDir.open(stage1_dir), ModelDir.open(stage2_dir)
     stage1.config.require_same(stage2.config, f"{stage1_dir} vs {stage2_dir}")
     skipped: list[Skipped] = []
-    p, is_kw, long = stage1_scores(stage1, data_dir, split, stage2.dataset_labels(), cache_dir, skipped)
+    p, is_kw, long = stage1_scores(stage1, data_dir, split, stage2.dataset_labels(), cache_dir, skipped, noisy)
     cal = calibrate(p, is_kw, recall)
     calibration = dataclasses.asdict(cal) | {"data": str(data_dir), "split": split,
                                              "skipped": [s.reason for s in skipped]}  # TOML: strings
+    if noisy is not None:
+        calibration["noisy_copies"] = noisy.to_dict()
     free: dict[str, Any] = {}
 
     def figures(draft: Bundle) -> None:

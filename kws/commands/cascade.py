@@ -9,15 +9,23 @@ import typer
 
 from cascade.energy.profiles import load_profile
 from cascade.evaluation.calibrate import build_cascade
+from cascade.evaluation.noisy_copies import NoisyCopies
 from cascade.evaluation.search import pareto_png
 from cascade.evaluation.search import search as run
 from cascade.runtime.decision import SmoothingConfig
 from cascade.runtime.model_dir import write_json
 from data_prep.locate import long_clips_notice
 from data_prep.outputs import refuse_existing
+from kws.commands.cascade_train import CALIBRATE_SNR_HELP, snr_option
 from kws.commands.cascade_train import train as train_command
 
 SEARCH_JSON = "cascade_search.json"
+
+
+def noisy_copies(snr_db: str, copies: int) -> NoisyCopies | None:
+    snr = snr_option(snr_db)
+    return None if snr is None else NoisyCopies(snr, copies)
+
 
 app = typer.Typer(help="Train, build and inspect cascade bundles.", no_args_is_help=True)
 app.command("train")(train_command)
@@ -35,6 +43,8 @@ def build(
     threshold: Annotated[float, typer.Option(help="Detection threshold on the averaged posterior.")] = 0.7,
     suppression_ms: Annotated[float, typer.Option(help="No second detection within this time.")] = 1000.0,
     min_count: Annotated[int, typer.Option(help="Posteriors needed in the window before a detection.")] = 2,
+    calibrate_snr: Annotated[str, typer.Option(help=CALIBRATE_SNR_HELP)] = "off",
+    calibrate_copies: Annotated[int, typer.Option(help="Noisy copies of each validation keyword clip.")] = 4,
     force: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
 ) -> None:
     """Calibrate tau on validation data for a target keyword recall, then write the bundle."""
@@ -42,12 +52,13 @@ def build(
 
     smoothing = SmoothingConfig(window_ms=window_ms, threshold=threshold, suppression_ms=suppression_ms, min_count=min_count)
     bundle, cal = build_cascade(stage1, stage2, data, out, recall=recall, inference_stride_ms=inference_stride_ms,
-                                smoothing=smoothing, force=force)
+                                smoothing=smoothing, force=force, noisy=noisy_copies(calibrate_snr, calibrate_copies))
     console = Console()
     if cal["long_recordings"]:
         console.print(long_clips_notice(cal["long_recordings"], bundle.config.clip_ms), soft_wrap=True, markup=False)
     console.print(
-        f"tau = {cal['tau']:.4f}: stage-1 recall {cal['recall']:.3f} (target {recall}), gate opens on "
+        f"tau = {cal['tau']:.4f}: stage-1 recall {cal['recall']:.3f} (target {recall}) on {cal['n_keyword']} keyword "
+        f"clips{' incl. noisy copies' if 'noisy_copies' in cal else ''}, gate opens on "
         f"{cal['invocation_rate']:.1%} of validation clips ({cal['false_open_rate']:.1%} of non-keyword)\n"
         f"keyword-free audio ({cal['keyword_free']['seconds']:.0f} s of noise and other speech): stage 2 runs "
         f"{cal['keyword_free']['stage2_per_s']:.3f} times/s ({cal['keyword_free']['stage2_share']:.1%} of steps)\n"

@@ -21,6 +21,13 @@ from kws.train.teacher import teacher_labels
 
 OWN_BARS = (SYNTH, CONFUSABLES, "train_stage1", "train_stage2")  # the other steps get a spinner
 Folders = Optional[list[Path]]
+CALIBRATE_SNR_HELP = ("Also calibrate the gate on noisy copies of the validation keywords: the data's background noise "
+                      "at an SNR drawn from LOW,HIGH dB, so its recall holds in noise and on recordings harder than the "
+                      "validation clips (keywords trained from text). 'off': clean clips only.")
+
+
+def snr_option(text: str) -> tuple[float, float] | None:
+    return None if text == "off" else value_range(text, "--calibrate-snr", " in dB")
 
 
 def train(
@@ -39,6 +46,7 @@ def train(
     unknown_pct: Annotated[float, typer.Option(min=0, help="Other words as _unknown_, in % of keyword clips.")] = 300.0,
     speed: Annotated[str, typer.Option(help="Speed perturbation LOW,HIGH per clip, e.g. 0.85,1.15; 1,1: off.")] = "1,1",
     recall: Annotated[float, typer.Option(help="Share of validation keyword clips the gate must pass (sets tau).")] = 0.98,
+    calibrate_snr: Annotated[str, typer.Option(help=CALIBRATE_SNR_HELP)] = "10,30",
     clip_ms: Annotated[Optional[float], typer.Option(help="Clip length in ms, e.g. 1500 for a two-word phrase.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     work: Annotated[Optional[Path], typer.Option(help="Folder for the steps (default: OUT.work beside the bundle); kept so a re-run resumes.")] = None,
@@ -61,6 +69,7 @@ def train(
         data=str(data), labels=labels, stage1_epochs=stage1_epochs or epochs, stage2_epochs=epochs,
         unknown_pct=unknown_pct, extra_data=_strs(extra_data), negatives=_strs(negatives),
         backgrounds=_strs(background), speed=value_range(speed, "--speed"), recall=recall, seed=seed, synth=synth,
+        calibrate_snr=snr_option(calibrate_snr),
         synth_engine=resolve_engine(synth_engine) if synth else "espeak",
         confusables=default_confusables(labels) if confusables is None else confusables,
         teacher=str(teacher.resolve()) if teacher else "")

@@ -140,7 +140,7 @@ def tflm_step(root: Path, recipe: CascadeRecipe):
 def cascade_step(root: Path, recipe: CascadeRecipe):
     def run(out: Path) -> dict[str, Any]:
         _, cal = build_cascade(stage_model(root, 1), stage_model(root, 2), Path(recipe.data),
-                               out / BUNDLE, recall=recipe.recall, force=True)
+                               out / BUNDLE, recall=recipe.recall, force=True, noisy=recipe.noisy_copies())
         return {k: cal[k] for k in ("tau", "recall", "invocation_rate", "false_open_rate")} | {
             "keyword_free_stage2_per_s": cal["keyword_free"]["stage2_per_s"]}
     return run
@@ -179,5 +179,6 @@ def cascade_steps(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *,
         Step("tflm", "TFLite Micro bit-exactness and arena", tflm_step(root, recipe), {"data": recipe.data},
              ("train_stage1", "train_stage2")),
         Step(CASCADE, "calibrate the gate, build the bundle", cascade_step(root, recipe),
-             base | {"recall": recipe.recall, "data_dir": recipe.data}, ("train_stage1", "train_stage2")),
+             base | {"recall": recipe.recall, "data_dir": recipe.data, "calibrate_snr": recipe.calibrate_snr},
+             ("train_stage1", "train_stage2")),
     ]
