@@ -107,8 +107,25 @@ def test_each_step_is_stale_only_when_what_it_reads_changes(tmp_path: Path) -> N
     assert [n for n in inputs if inputs[n] != newer[n]] == ["train_stage1", "train_stage2", "cascade"]
     fewer = {s.name: s.inputs for s in cascade_steps(tmp_path, dataclasses.replace(base, confusables=5), FeatureConfig())}
     assert [n for n in newer if newer[n] != fewer[n]] == ["confusables"]  # training follows it through `after`
+    clean = {s.name: s.inputs for s in cascade_steps(tmp_path, dataclasses.replace(base, calibrate_snr=None), FeatureConfig())}
+    assert [n for n in newer if newer[n] != clean[n]] == ["cascade"]  # the gate is recalibrated, nothing retrained
+    roomy = {s.name: s.inputs for s in cascade_steps(tmp_path, dataclasses.replace(base, reverb=0.3, snr_db=(0.0, 20.0)),
+                                                     FeatureConfig())}
+    assert [n for n in newer if newer[n] != roomy[n]] == ["train_stage1", "train_stage2"]
     steps = {s.name: s for s in cascade_steps(tmp_path, base, FeatureConfig())}
     assert "confusables" in steps["train_stage1"].after and "confusables" in steps["train_stage2"].after
+
+
+def test_cascade_train_passes_noise_reverb_and_calibration_to_the_recipe(tmp_path: Path) -> None:
+    from kws.commands.cascade_train import snr_option
+
+    recipe = CascadeRecipe(data=str(tmp_path), labels="yes,no", reverb=0.3, snr_db=snr_option("0,20", "--snr-db"),
+                           calibrate_snr=snr_option("off", "--calibrate-snr"))
+    augment = recipe.train_config(2).augment
+    assert (augment.reverb_prob, augment.noise_mode, augment.snr_db_range) == (0.3, "snr", (0.0, 20.0))
+    assert recipe.noisy_copies() is None and CascadeRecipe(data=".", labels="yes").noisy_copies().snr_db == (10.0, 30.0)
+    with pytest.raises(ConfigError, match="--snr-db"):
+        snr_option("loud", "--snr-db")
 
 
 def test_confusables_default_to_20_for_your_keywords_and_none_for_speech_commands_sets() -> None:

@@ -23,7 +23,7 @@ SEARCH_JSON = "cascade_search.json"
 
 
 def noisy_copies(snr_db: str, copies: int) -> NoisyCopies | None:
-    snr = snr_option(snr_db)
+    snr = snr_option(snr_db, "--calibrate-snr")
     return None if snr is None else NoisyCopies(snr, copies)
 
 

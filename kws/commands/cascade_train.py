@@ -26,8 +26,8 @@ CALIBRATE_SNR_HELP = ("Also calibrate the gate on noisy copies of the validation
                       "validation clips (keywords trained from text). 'off': clean clips only.")
 
 
-def snr_option(text: str) -> tuple[float, float] | None:
-    return None if text == "off" else value_range(text, "--calibrate-snr", " in dB")
+def snr_option(text: str, option: str) -> tuple[float, float] | None:
+    return None if text == "off" else value_range(text, option, " in dB")
 
 
 def train(
@@ -45,6 +45,8 @@ def train(
     stage1_epochs: Annotated[Optional[int], typer.Option(min=1, help="Stage-1 epochs (default: --epochs).")] = None,
     unknown_pct: Annotated[float, typer.Option(min=0, help="Other words as _unknown_, in % of keyword clips.")] = 300.0,
     speed: Annotated[str, typer.Option(help="Speed perturbation LOW,HIGH per clip, e.g. 0.85,1.15; 1,1: off.")] = "1,1",
+    snr_db: Annotated[str, typer.Option(help="Background noise at an SNR drawn from LOW,HIGH dB (e.g. 0,20; kws train --noise-mode snr); off: the reference volumes.")] = "off",
+    reverb: Annotated[float, typer.Option(min=0, max=1, help="Share of clips heard in a simulated room, e.g. 0.3 (kws train --reverb).")] = 0.0,
     recall: Annotated[float, typer.Option(help="Share of validation keyword clips the gate must pass (sets tau).")] = 0.98,
     calibrate_snr: Annotated[str, typer.Option(help=CALIBRATE_SNR_HELP)] = "10,30",
     clip_ms: Annotated[Optional[float], typer.Option(help="Clip length in ms, e.g. 1500 for a two-word phrase.")] = None,
@@ -69,7 +71,7 @@ def train(
         data=str(data), labels=labels, stage1_epochs=stage1_epochs or epochs, stage2_epochs=epochs,
         unknown_pct=unknown_pct, extra_data=_strs(extra_data), negatives=_strs(negatives),
         backgrounds=_strs(background), speed=value_range(speed, "--speed"), recall=recall, seed=seed, synth=synth,
-        calibrate_snr=snr_option(calibrate_snr),
+        calibrate_snr=snr_option(calibrate_snr, "--calibrate-snr"), snr_db=snr_option(snr_db, "--snr-db"), reverb=reverb,
         synth_engine=resolve_engine(synth_engine) if synth else "espeak",
         confusables=default_confusables(labels) if confusables is None else confusables,
         teacher=str(teacher.resolve()) if teacher else "")

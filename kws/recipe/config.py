@@ -51,6 +51,7 @@ class CascadeRecipe:
     teacher: str = ""
     speed: tuple[float, float] = (1.0, 1.0)
     snr_db: tuple[float, float] | None = None  # noise at a drawn SNR (kws train --noise-mode snr); None: the reference volumes
+    reverb: float = 0.0  # share of clips heard in a simulated room (kws train --reverb)
     synth: int = 0
     synth_engine: str = "espeak"
     synth_words: tuple[str, ...] = ()
@@ -98,7 +99,7 @@ class CascadeRecipe:
         arch, params, epochs = ((self.stage1_arch, self.stage1_params, self.stage1_epochs) if stage == 1
                                 else (self.stage2_arch, self.stage2_params, self.stage2_epochs))
         noise = {} if self.snr_db is None else {"noise_mode": "snr", "snr_db_range": tuple(self.snr_db)}
-        augment = AugmentConfig(speed_range=tuple(self.speed), **noise)
+        augment = AugmentConfig(speed_range=tuple(self.speed), reverb_prob=self.reverb, **noise)
         return TrainConfig(stage=stage, arch=arch, arch_params=dict(params), labels=self.labels, epochs=epochs,
                            patience=epochs, batch_size=self.batch_size, unknown_pct=self.unknown_pct, seed=self.seed,
                            extra_data=(*self.extra_data, *extra_data), negatives=(*self.negatives, *negatives),
