@@ -3,9 +3,11 @@ file is one line naming the value and the problem, exit code 2, before any work 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from cascade.energy.battery import BATTERIES
@@ -31,7 +33,7 @@ def _usage_error(args: list[str], expected: str) -> None:
     "args, expected",
     [
         (["train", "{data}", "--out", "{tmp}/m", "--stage", "3"], "'--stage': '3' is not one of '1', '2'"),
-        (["train", "{data}", "--out", "{tmp}/m", "--arch", "resnet50"], "'resnet50' is not one of 'ds_cnn', 'tc_resnet', 'tiny'"),
+        (["train", "{data}", "--out", "{tmp}/m", "--arch", "resnet50"], "'resnet50' is not one of 'bc_resnet', 'ds_cnn', 'tc_resnet', 'tiny'"),
         (["train", "{data}", "--out", "{tmp}/m", "--noise-mode", "loud"], "'loud' is not one of 'volume', 'snr'"),
         (["train", "{data}", "--out", "{tmp}/m", "--strategy", "tpu"], f"'tpu' is not one of {', '.join(map(repr, STRATEGIES))}"),
         (["eval", "{data}", "--split", "train"], f"'train' is not one of {', '.join(map(repr, SPLITS))}"),
@@ -69,7 +71,7 @@ def test_a_missing_input_is_one_line_naming_it(tmp_path: Path, args: list[str], 
 
 def test_choices_are_listed_in_help_and_battery_ignores_case(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "250"})
-    assert "<1|2>" in result.output and "<volume|snr>" in result.output and "ds_cnn|tc_resnet|tiny" in result.output
+    assert "<1|2>" in result.output and "<volume|snr>" in result.output and "bc_resnet|ds_cnn|tc_resnet|tiny" in result.output
     model = next((SAMPLES / "models").rglob("*.tflite"), None)
     if model is None:
         pytest.skip("no shipped .tflite in samples/models")
@@ -80,3 +82,32 @@ def test_choices_are_listed_in_help_and_battery_ignores_case(tmp_path: Path) -> 
 def test_a_missing_required_option_keeps_typers_usage_panel(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", str(SAMPLES / "speech_commands")])
     assert result.exit_code == 2 and "Missing option '--out'" in result.output and "Usage:" in result.output
+
+
+def _commands(group, path: tuple[str, ...] = ()):
+    """(path, command) of every command and sub-command under ``group``."""
+    for name, command in group.commands.items():
+        yield (*path, name), command
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*path, name))
+
+
+def test_every_command_named_in_a_help_text_exists() -> None:
+    """`kws train --arch` sent users to `kws models`, which never existed: every `kws NAME ...`
+    quoted in a command's or an option's help must be a command whose --help works."""
+    root = typer.main.get_command(app)
+    commands = dict(_commands(root))
+    named = set()
+    for path, command in commands.items():
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        for text in texts:
+            for words in re.findall(r"`kws ((?:[a-z][a-z0-9-]* ?)+)", text):
+                # the longest prefix of the quoted words that is a command
+                parts = tuple(words.split())
+                found = next((parts[:n] for n in range(len(parts), 0, -1) if parts[:n] in commands), None)
+                assert found is not None, f"kws {' '.join(path)}: help names `kws {words.strip()}`, no such command"
+                named.add(found)
+    assert ("model-stats",) in named  # what `kws train --arch` points at now
+    for path in sorted(named):
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)

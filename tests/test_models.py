@@ -10,15 +10,16 @@ from data_prep.errors import ConfigError
 from kws.train.config import ARCHS
 from kws.train.models import arch_params, available_archs, build_model
 
-SMALL = {"tiny": {"filters": 8}, "ds_cnn": {"filters": 16, "blocks": 2}, "tc_resnet": {"width": 0.5}}
+SMALL = {"tiny": {"filters": 8}, "ds_cnn": {"filters": 16, "blocks": 2}, "tc_resnet": {"width": 0.5},
+         "bc_resnet": {"width": 0.5}}
 
 
 def _layers(model: keras.Model, kind: type) -> list:
     return [layer for layer in model.layers if type(layer) is kind]
 
 
-def test_registry_lists_the_three_families():
-    assert {"tiny", "ds_cnn", "tc_resnet"} <= set(available_archs())
+def test_registry_lists_the_four_families():
+    assert {"tiny", "ds_cnn", "tc_resnet", "bc_resnet"} <= set(available_archs())
     assert available_archs() == ARCHS  # what the CLI offers as --arch choices
     assert arch_params("ds_cnn")["filters"] == 64 and arch_params("ds_cnn")["blocks"] == 4
 
@@ -68,8 +69,41 @@ def test_tc_resnet_treats_coefficients_as_channels(config):
     assert all(conv.kernel_size[1] == 1 for conv in _layers(model, keras.layers.Conv2D))
 
 
-def test_saved_model_file_round_trips(tmp_path, config, rng):
-    model = build_model("tc_resnet", config.input_shape, 4, width=0.5)
+def test_bc_resnet_blocks_broadcast_the_temporal_branch_over_frequency(config):
+    """Stem stride 2 over F only, then per block a (1 x k) depthwise over F, a (k x 1) depthwise
+    over T dilated 2**stage on the F-averaged map, and an ADD of (T, F, C) + (T, 1, C)."""
+    model = build_model("bc_resnet", config.input_shape, 12)
+    t, f = config.input_shape
+    stem = _layers(model, keras.layers.Conv2D)[0]
+    assert stem.kernel_size == (5, 5) and stem.strides == (1, 2) and stem.filters == 32  # 16 tau, tau = 2
+    dws = _layers(model, keras.layers.DepthwiseConv2D)[:-1]  # the last one is the head's
+    frequency, temporal = dws[0::2], dws[1::2]
+    assert len(frequency) == len(temporal) == sum(arch_params("bc_resnet")["blocks"]) == 6
+    assert all(d.kernel_size == (1, 3) for d in frequency) and all(d.kernel_size == (3, 1) for d in temporal)
+    assert [d.dilation_rate[0] for d in temporal] == [1, 2, 4, 4, 8, 8]
+    assert all(d.input.shape[2] == 1 and d.input.shape[1] == t for d in temporal)  # averaged over F, full T
+    assert [d.output.shape[2] for d in frequency] == [f // 2, 3, 2, 2, 2, 2]  # 10 -> 5 -> 3 -> 2
+    adds = _layers(model, keras.layers.Add)
+    broadcast = [a for a in adds if a.input[1].shape[2] == 1 and a.input[0].shape[2] > 1]
+    assert len(broadcast) == 6 and len(adds) == 6 + 2  # + the identity of the two non-transition blocks
+    assert model.count_params() < 25_000
+
+
+def test_bc_resnet_width_and_depth_are_parameters(config):
+    base = build_model("bc_resnet", config.input_shape, 12, width=1.0)
+    deep = build_model("bc_resnet", config.input_shape, 12, width=1.0, blocks=(2, 2, 4, 4))
+    assert len(_layers(deep, keras.layers.Add)) == 12 + 8 and len(_layers(base, keras.layers.Add)) == 6 + 2
+    assert [c.filters for c in _layers(base, keras.layers.Conv2D)][:2] == [16, 8]
+    assert build_model("bc_resnet", config.input_shape, 12, width=2.0).count_params() > 3 * base.count_params()
+    with pytest.raises(ConfigError, match="channels needs len"):
+        build_model("bc_resnet", config.input_shape, 12, blocks=(1, 1))
+    with pytest.raises(ConfigError, match=r"blocks\[1\] must be positive"):
+        build_model("bc_resnet", config.input_shape, 12, blocks=(1, 0, 1, 1))
+
+
+@pytest.mark.parametrize("arch", ["tc_resnet", "bc_resnet"])
+def test_saved_model_file_round_trips(arch, tmp_path, config, rng):
+    model = build_model(arch, config.input_shape, 4, width=0.5)
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)

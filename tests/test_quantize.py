@@ -15,7 +15,8 @@ from export.quantize import quantize, size_table
 from kws.train.models import build_model
 
 TFLM_OPS = {"RESHAPE", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "ADD", "SOFTMAX"}
-SMALL = {"tiny": {"filters": 8}, "ds_cnn": {"filters": 16, "blocks": 2}, "tc_resnet": {"width": 0.5}}
+SMALL = {"tiny": {"filters": 8}, "ds_cnn": {"filters": 16, "blocks": 2}, "tc_resnet": {"width": 0.5},
+         "bc_resnet": {"width": 0.5}}
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,8 @@ def train(
     data: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Speech Commands folder (release or test-set layout).")],
     out: Annotated[Path, typer.Option(help="Output model directory.")],
     stage: Annotated[Stage, typer.Option(help="1: tiny gate (silence/unknown/keyword); 2: full classifier.")] = 2,
-    arch: Annotated[Arch, typer.Option(help="Architecture from the model zoo (see `kws models`).")] = "ds_cnn",
+    arch: Annotated[Arch, typer.Option(help="Architecture from the model zoo (kws/train/models.py); `kws model-stats MODEL` "
+                                           "measures a trained one: params, MACs, flash, arena.")] = "ds_cnn",
     arch_params: Annotated[Optional[str], typer.Option("--arch-params", help='JSON, e.g. \'{"width": 32}\'.')] = None,
     labels: Annotated[str, typer.Option(help="12, 35, 30 or a comma-separated keyword list.")] = "12",
     epochs: Annotated[int, typer.Option()] = 60,

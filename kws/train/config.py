@@ -11,7 +11,7 @@ from data_prep.spec_augment import MaskConfig
 
 # The model zoo's names (kws.train.models registers their builders; a test checks both agree):
 # spelled here so the CLI can offer them without importing Keras.
-ARCHS = ("ds_cnn", "tc_resnet", "tiny")
+ARCHS = ("bc_resnet", "ds_cnn", "tc_resnet", "tiny")
 KEEP = ("best", "last")
 
 

@@ -18,6 +18,10 @@ Width and depth are parameters of one builder per family, never copies:
   ``blocks_per_stage=1`` is TC-ResNet8, 2 is TC-ResNet14; ``width`` is the paper's k. The
   default k = 0.75 puts it in DS-CNN's flash class (~49 KB int8 vs ~43 KB) at ~1/6 of its MACs;
   k = 1 (the paper's TC-ResNet8) is ~80 KB int8 here, over the 64 KB stage-2 budget.
+- ``bc_resnet``: BC-ResNet (Kim et al., Interspeech 2021, arXiv:2106.04140): the MFCC as an
+  image, blocks of a frequency-wise depthwise conv plus a temporal depthwise conv on the
+  frequency-averaged map, broadcast back over frequency by the residual ADD. At half the
+  paper's depth and tau = 2: ~17 K params, ~1.2 M MACs, ~53 KB int8 (full depth: ~86 KB).
 """
 
 from __future__ import annotations
@@ -99,13 +103,13 @@ def _conv_bn_relu(x, filters: int, kernel, strides=(1, 1), *, relu: bool = True,
     return layers.ReLU()(x) if relu else x
 
 
-def _dw_bn_relu(x, kernel=(3, 3), strides=(1, 1), *, weight_decay: float = 0.0):
+def _dw_bn_relu(x, kernel=(3, 3), strides=(1, 1), *, dilation=(1, 1), relu: bool = True, weight_decay: float = 0.0):
     x = layers.DepthwiseConv2D(
-        kernel, strides=strides, padding="same", use_bias=False,
+        kernel, strides=strides, padding="same", use_bias=False, dilation_rate=dilation,
         depthwise_regularizer=_regularizer(weight_decay),
     )(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
-    return layers.ReLU()(x)
+    return layers.ReLU()(x) if relu else x
 
 
 def _classifier(x, num_classes: int, pool_size=None, dropout: float = 0.0):
@@ -211,3 +215,73 @@ def tc_resnet(
                 x = _conv_bn_relu(x, out, (1, 1), stride, weight_decay=weight_decay)
             x = layers.ReLU()(layers.Add()([x, y]))
     return _classifier(x, num_classes, dropout=dropout)
+
+
+
+
+def _bc_block(x, out: int, *, freq_stride: int, dilation: int, kernel: int, weight_decay: float, dropout: float):
+    """One BC-ResBlock on a (T, F, C) map: frequency branch f2 = [1x1 conv + BN + ReLU when the
+    channels change] + depthwise (1 x k) over F + BN; temporal branch f1 = average over F ->
+    (T, 1, C) -> depthwise (k x 1) over T, dilated + BN + ReLU -> 1x1 conv -> dropout; out =
+    ReLU(f2 + f1 broadcast over F [+ identity unless the block changes channels or F])."""
+    transition = x.shape[-1] != out or freq_stride != 1
+    identity = x
+    if x.shape[-1] != out:
+        x = _conv_bn_relu(x, out, (1, 1), weight_decay=weight_decay)
+    x = _dw_bn_relu(x, (1, kernel), (1, freq_stride), relu=False, weight_decay=weight_decay)
+    y = layers.AveragePooling2D((1, x.shape[2]))(x)
+    y = _dw_bn_relu(y, (kernel, 1), dilation=(dilation, 1), weight_decay=weight_decay)
+    y = layers.Conv2D(out, (1, 1), use_bias=False, kernel_regularizer=_regularizer(weight_decay))(y)
+    if dropout > 0:
+        y = layers.Dropout(dropout)(y)
+    if not transition:
+        x = layers.Add()([x, identity])
+    return layers.ReLU()(layers.Add()([x, y]))  # (T, F, C) + (T, 1, C): one broadcasting int8 ADD
+
+
+@register("bc_resnet")
+def bc_resnet(
+    inputs, num_classes: int, *, width: float = 2.0, channels=(16, 8, 12, 16, 20, 32), blocks=(1, 1, 2, 2),
+    freq_strides=(1, 2, 2, 1), stem_stride: int = 2, kernel: int = 3, weight_decay: float = 1e-4,
+    dropout: float = 0.1,
+):
+    """BC-ResNet (Kim et al., Interspeech 2021, arXiv:2106.04140) on the MFCC as an image (T, F, 1).
+
+    Stem 5x5 conv (stride ``stem_stride`` over F only) with ``channels[0]``, then one stage per
+    entry of ``blocks`` with ``channels[1:-1]`` (the first block of a stage is a transition:
+    1x1 conv to the new width, frequency stride ``freq_strides[stage]``, temporal dilation
+    2**stage), then the paper's head: depthwise (5 x F) over what is left of F, 1x1 conv
+    ``channels[-1]`` + BN + ReLU, average pool, 1x1 classifier. ``width`` is the paper's tau
+    (BC-ResNet-tau); F = 10 goes 10 -> 5 -> 5 -> 3 -> 2 -> 2 at the defaults.
+
+    Departures from the paper, each for TFLite Micro int8:
+    - plain BatchNormalization instead of SubSpectral Norm: per-(sub-band, channel) statistics
+      cannot fold into a depthwise conv's per-channel weights, so SSN would stay as extra
+      MUL/ADD ops; with 10 coefficients there are few sub-bands to normalise anyway;
+    - ReLU instead of swish in the temporal branch: it fuses into the conv;
+    - the broadcast over F is the ADD's own broadcasting of (T, 1, C) onto (T, F, C): TFLM's
+      int8 ADD broadcasts and equals TFLite's reference kernels bit for bit (tests/test_tflm.py),
+      so no explicit tiling op (one more op, flash and arena per block) is needed;
+    - half the paper's depth, ``blocks=(1, 1, 2, 2)`` instead of (2, 2, 4, 4): every op costs
+      ~0.8 KB of flash (per-channel scales and zero points, bias, tensor metadata), and the
+      full depth at tau = 2 is ~86 KB int8, over the 64 KB stage-2 budget. At the defaults and 12
+      classes: ~17 K params, ~1.2 M MACs, ~53 KB int8 flash (``kws model-stats``).
+    """
+    _check_positive("bc_resnet", width=width, kernel=kernel, stem_stride=stem_stride)
+    if len(channels) != len(blocks) + 2 or len(freq_strides) != len(blocks):
+        raise ConfigError(f"model 'bc_resnet': channels needs len(blocks) + 2 = {len(blocks) + 2} values and "
+                          f"freq_strides {len(blocks)}, got {len(channels)} and {len(freq_strides)}")
+    _check_positive("bc_resnet", **{f"blocks[{i}]": b for i, b in enumerate(blocks)},
+                    **{f"freq_strides[{i}]": s for i, s in enumerate(freq_strides)})
+    widths = [max(1, round(c * width)) for c in channels]
+    t, f = inputs.shape[1:]
+    x = layers.Reshape((t, f, 1))(inputs)
+    x = _conv_bn_relu(x, widths[0], (5, 5), (1, stem_stride), weight_decay=weight_decay)
+    for stage, (out, repeat, stride) in enumerate(zip(widths[1:-1], blocks, freq_strides)):
+        for i in range(repeat):
+            x = _bc_block(x, out, freq_stride=stride if i == 0 else 1, dilation=2 ** stage, kernel=kernel,
+                          weight_decay=weight_decay, dropout=dropout)
+    x = layers.DepthwiseConv2D((min(5, x.shape[1]), x.shape[2]), use_bias=False,
+                               depthwise_regularizer=_regularizer(weight_decay))(x)
+    x = _conv_bn_relu(x, widths[-1], (1, 1), weight_decay=weight_decay)
+    return _classifier(x, num_classes)

@@ -15,7 +15,7 @@ from cascade.energy.model_stats import layer_macs
 from data_prep.errors import ConfigError
 
 # builder parameter that scales every channel count of the architecture
-WIDTH_PARAMS = {"ds_cnn": "filters", "tiny": "filters", "tc_resnet": "width"}
+WIDTH_PARAMS = {"bc_resnet": "width", "ds_cnn": "filters", "tiny": "filters", "tc_resnet": "width"}
 
 
 def width_param(arch: str) -> str:
