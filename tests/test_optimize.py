@@ -78,15 +78,18 @@ def test_qat_rejects_layers_it_cannot_fold():
 @pytest.mark.parametrize("arch, params, narrow", [
     ("ds_cnn", {"filters": 8, "blocks": 2}, {"filters": 6}),
     ("tc_resnet", {"width": 0.5}, {"width": 0.25}),
+    ("bc_resnet", {"width": 1.0}, {"width": 0.5}),  # broadcasting ADDs join (T, F, C) and (T, 1, C) channels
 ])
 def test_pruning_removes_dead_channels_without_changing_the_output(arch, params, narrow):
     """Channels whose every BN outputs zero are the weakest (folded L1 = 0) and carry
     nothing: the narrower model must compute exactly what the wide one does."""
+    from kws.train.compress.keras_graph import consumers, single_consumer
     from kws.train.compress.prune import transfer_channels
     from kws.train.models import build_model
 
     model = _model(arch, **params)
     target = build_model(arch, SHAPE, 12, **{**params, **narrow})
+    users = consumers(model)
     dead_per_layer = {}
     for layer, small in zip(model.layers, target.layers):
         if type(layer).__name__ == "BatchNormalization":
@@ -95,6 +98,12 @@ def test_pruning_removes_dead_channels_without_changing_the_output(arch, params,
             gamma[-drop or len(gamma):], beta[-drop or len(beta):] = 0, 0  # the last `drop` channels die
             layer.set_weights([gamma, beta, mean, var])
             dead_per_layer[layer.name] = drop
+        elif type(layer).__name__ == "Conv2D" and layer.filters > small.filters and \
+                single_consumer(users, layer, "BatchNormalization") is None:
+            # a conv with no BN after it (BC-ResNet's temporal 1x1 conv): its own filters die
+            kernel, *rest = layer.get_weights()
+            kernel[..., small.filters - layer.filters:] = 0
+            layer.set_weights([kernel, *rest])
     kept = transfer_channels(model, target)
     assert kept and all(k < total for k, total in kept.values())
     x = _features(8)
