@@ -87,7 +87,7 @@ def test_the_demo_trains_with_everything_democonfig_gives() -> None:
         assert recipe.train_config(stage, extra) == TrainConfig(
             stage=stage, arch=arch, arch_params=params, epochs=epochs, patience=epochs, batch_size=32,
             unknown_pct=cfg.unknown_pct, seed=cfg.seed, extra_data=(*cfg.extra_data, *extra), teacher=cfg.teacher,
-            augment=AugmentConfig(speed_range=cfg.speed, noise_mode="snr", snr_db_range=cfg.snr_db))
+            augment=AugmentConfig(speed_range=cfg.speed, noise_mode="snr", snr_db_range=cfg.snr_db), keep=cfg.keep)
     assert recipe.words_to_synthesize() == WORDS_V2 and recipe.synth == cfg.synth_voices and recipe.recall == cfg.recall
     names = [s.name for s in demo_steps(Path("runs/demo"), cfg, FeatureConfig())]
     assert names == ["features", "synth", "confusables", "train_stage1", "train_stage2", "tflm", "cascade", "evaluate", "stream",

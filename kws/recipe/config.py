@@ -58,6 +58,7 @@ class CascadeRecipe:
     confusables: int = 0
     recall: float = 0.98
     calibrate_snr: tuple[float, float] | None = (10.0, 30.0)  # gate also calibrated on noisy copies; None: clean
+    keep: str = "best"  # which epoch each stage keeps (kws train --keep)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -104,7 +105,7 @@ class CascadeRecipe:
                            patience=epochs, batch_size=self.batch_size, unknown_pct=self.unknown_pct, seed=self.seed,
                            extra_data=(*self.extra_data, *extra_data), negatives=(*self.negatives, *negatives),
                            backgrounds=self.backgrounds, augment=augment,
-                           teacher=self.teacher)
+                           teacher=self.teacher, keep=self.keep)
 
     def noisy_copies(self) -> NoisyCopies | None:
         """How the gate is calibrated: on clean validation keywords and noisy copies of them,
