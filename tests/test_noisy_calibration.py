@@ -20,7 +20,7 @@ from data_prep.example_features import example_features
 from data_prep.labels import RESERVED
 from data_prep.speech_commands import load_dataset
 from kws.cli import app
-from kws.recipe.config import CascadeRecipe
+from kws.recipe.config import CascadeRecipe, check_data, without_missing_noise
 
 runner = CliRunner()
 
@@ -70,6 +70,16 @@ def test_noisy_calibration_without_noise_files_is_one_line(trained_models: dict[
     assert result.exit_code == 1
     assert "_background_noise_" in result.output and str(data) in result.output and "Traceback" not in result.output
     assert runner.invoke(app, args[:-1] + ["off"]).exit_code == 0  # clean calibration still works
+
+
+def test_cascade_train_without_noise_files_calibrates_clean_and_says_so(samples_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(samples_dir / "speech_commands", data, ignore=shutil.ignore_patterns("_background_noise_"))
+    recipe = CascadeRecipe(data=str(data), labels="yes,no")
+    clean, notice = without_missing_noise(recipe, check_data(recipe))
+    assert clean.calibrate_snr is None and "_background_noise_" in notice and str(data) in notice
+    noisy = CascadeRecipe(data=str(samples_dir / "speech_commands"), labels="yes,no")
+    assert without_missing_noise(noisy, check_data(noisy)) == (noisy, "")
 
 
 @pytest.mark.parametrize("snr", [(30.0, 10.0), "loud"])

@@ -13,7 +13,8 @@ from data_prep.outputs import refuse_existing
 from kws.commands.choices import SynthEngine
 from kws.commands.common import load_feature_config
 from kws.commands.train import value_range
-from kws.recipe.config import CascadeRecipe, check_data, check_teacher, default_confusables, resolve_engine
+from kws.recipe.config import (CascadeRecipe, check_data, check_teacher, default_confusables, resolve_engine,
+                               without_missing_noise)
 from kws.recipe.runner import run_steps
 from kws.recipe.steps import CONFUSABLES, SYNTH, bundle_path, cascade_steps
 from kws.recipe.work import default_work, open_work
@@ -77,9 +78,11 @@ def train(
         teacher=str(teacher.resolve()) if teacher else "")
     if teacher:
         check_teacher(recipe, teacher_labels(teacher))
-    check_data(recipe)
+    recipe, notice = without_missing_noise(recipe, check_data(recipe))
     work = work or default_work(out)
     console = Console()
+    if notice:
+        console.print(notice, soft_wrap=True, markup=False)
     resumed = open_work(work, out, recipe, features)
     console.print(f"[bold]kws cascade train[/] {', '.join(recipe.keywords)} from {data} -> {out} "
                   f"(steps in {work}{', resuming' if resumed else ''})", soft_wrap=True)

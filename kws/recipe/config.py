@@ -21,7 +21,7 @@ from data_prep.augment import AugmentConfig
 from data_prep.confusable_clips import PER_WORD
 from data_prep.errors import ConfigError, DatasetError
 from data_prep.labels import NAMED_SETS, RESERVED, WORDS_V2, parse_labels
-from data_prep.speech_commands import Dataset, load_dataset
+from data_prep.speech_commands import BACKGROUND_NOISE_DIR, Dataset, load_dataset
 from data_prep.synth import espeak_binary
 from data_prep.synth_run import ENGINES
 from kws.train.config import TrainConfig
@@ -158,6 +158,17 @@ def check_data(recipe: CascadeRecipe) -> Dataset:
                            "epoch and calibrate the gate: list some in validation_list.txt, or use the hash split "
                            "without list files)")
     return dataset
+
+
+def without_missing_noise(recipe: CascadeRecipe, dataset: Dataset) -> tuple[CascadeRecipe, str]:
+    """Data without background noise has nothing to make the gate's noisy copies with: calibrate
+    on clean clips and say so once (as training says it trains without noise), rather than fail
+    at the last step, after the training."""
+    if recipe.calibrate_snr is None or dataset.background_noise_files:
+        return recipe, ""
+    return dataclasses.replace(recipe, calibrate_snr=None), (
+        f"{recipe.data}: no {BACKGROUND_NOISE_DIR} folder: the gate is calibrated on clean validation clips only "
+        f"(put noise recordings there to calibrate it in noise, --calibrate-snr)")
 
 
 def folder_fingerprint(folders: tuple[str, ...]) -> str:
