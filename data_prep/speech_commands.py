@@ -116,6 +116,11 @@ class Dataset:
             out[split] = {label: have.get(label, 0) for label in self.labels}
         return out
 
+    def noise_recordings(self, sample_rate: int) -> list[np.ndarray]:
+        """The background-noise files at ``sample_rate``, each decoded once per process and
+        shared (read-only: cut from them, never write into them)."""
+        return [_noise_samples(str(p), sample_rate) for p in self.background_noise_files]
+
     def speakers(self, split: str) -> frozenset[str]:
         return frozenset(e.speaker for e in self.examples(split) if not e.generated)
 

@@ -49,7 +49,7 @@ def test_noisy_scores_are_seeded_and_really_noisy(trained_models: dict[str, Path
     keywords = [e for e in dataset.examples("validation") if e.label not in RESERVED]
 
     def scores(snr: tuple[float, float], seed: int) -> np.ndarray:
-        return noisy_keyword_scores(stage1, keywords, dataset.background_noise_files, NoisyCopies(snr, 1, seed), data)
+        return noisy_keyword_scores(stage1, dataset, keywords, NoisyCopies(snr, 1, seed))
 
     first = scores((-5.0, 0.0), 0)
     assert first.shape == (len(keywords),)

@@ -45,8 +45,7 @@ def stage1_scores(stage1: ModelDir, data_dir: Path, split: str, labels, cache_di
     p = StageRunner(stage1)(features)[:, stage1.labels.index(KEYWORD)]
     is_kw = np.array([e.label not in RESERVED for e in examples])
     if noisy is not None:
-        extra = noisy_keyword_scores(stage1, [e for e, k in zip(examples, is_kw) if k],
-                                     dataset.background_noise_files, noisy, data_dir)
+        extra = noisy_keyword_scores(stage1, dataset, [e for e, k in zip(examples, is_kw) if k], noisy)
         p, is_kw = np.concatenate([p, extra]), np.concatenate([is_kw, np.ones(len(extra), bool)])
     return p, is_kw, count_long(examples, stage1.config)
 

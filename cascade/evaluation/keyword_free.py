@@ -23,7 +23,7 @@ def keyword_free_streams(data_dir: Path, labels, split: str, sample_rate: int,
     """The keyword-free audio of a dataset: each background-noise file, then the split's
     ``_unknown_`` clips joined by ``gap_s`` of silence. One definition for calibration and search."""
     dataset = load_dataset(data_dir, labels)
-    streams = [load_audio(p, sample_rate) for p in dataset.background_noise_files]
+    streams = dataset.noise_recordings(sample_rate)
     speech = [e.path for e in dataset.examples(split) if e.label == UNKNOWN and e.path is not None]
     clips = [clip for clip in (_readable(p, sample_rate) for p in speech) if clip is not None]
     if clips:

@@ -13,7 +13,6 @@ more often (reported beside it).
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -21,12 +20,11 @@ import numpy as np
 from cascade.runtime.model_dir import ModelDir
 from cascade.runtime.pipeline import StageRunner
 from cascade.runtime.stages import KEYWORD
-from data_prep.audio import load_audio
 from data_prep.augment import AugmentConfig, augment
 from data_prep.errors import ConfigError, DatasetError
 from data_prep.features import mfcc
 from data_prep.recordings import recording_clips
-from data_prep.speech_commands import BACKGROUND_NOISE_DIR, Example
+from data_prep.speech_commands import BACKGROUND_NOISE_DIR, Dataset, Example
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,18 +48,19 @@ class NoisyCopies:
         return {"snr_db": list(self.snr_db), "copies": self.copies, "seed": self.seed}
 
 
-def noisy_keyword_scores(stage1: ModelDir, examples: Sequence[Example], noise_files: Sequence[Path],
-                         noisy: NoisyCopies, data_dir: Path) -> np.ndarray:
+def noisy_keyword_scores(stage1: ModelDir, dataset: Dataset, examples: Sequence[Example],
+                         noisy: NoisyCopies) -> np.ndarray:
     """P(keyword) from the int8 stage 1 on ``noisy.copies`` noisy copies of each keyword
-    example (unreadable ones are left out, as in the clean pass)."""
-    if not noise_files:
-        raise DatasetError(f"{data_dir}: no {BACKGROUND_NOISE_DIR} folder to mix the calibration copies with "
+    example of ``dataset`` (unreadable ones are left out, as in the clean pass), over its
+    background noise."""
+    if not dataset.background_noise_files:
+        raise DatasetError(f"{dataset.root}: no {BACKGROUND_NOISE_DIR} folder to mix the calibration copies with "
                            f"(calibrate on clean clips instead)")
     config = stage1.config
     clips = recording_clips(examples, config, skipped=[]).clips
     if not len(clips):
         return np.zeros(0, np.float32)
-    pool = [load_audio(Path(p), config.sample_rate) for p in noise_files]
+    pool = dataset.noise_recordings(config.sample_rate)
     recipe = AugmentConfig(noise_prob=1.0, noise_mode="snr", snr_db_range=noisy.snr_db)
     rng = np.random.default_rng(noisy.seed)
     runner = StageRunner(stage1)

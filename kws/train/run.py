@@ -132,7 +132,7 @@ def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConf
     if context is not None and len(clips) > 1:  # negatives are cut windows: nothing to move into
         context = Context.join([context, Context.none(sum(map(len, clips[1:])), jitter_margin(features))])
     targets = stage_targets(config.stage, dataset.labels, labels)
-    noise = [load_audio(p, features.sample_rate) for p in dataset.background_noise_files]
+    noise = dataset.noise_recordings(features.sample_rate)
     extra_noise = [np.concatenate([load_audio(p, features.sample_rate) for p in audio_files(Path(folder))])
                    for folder in config.backgrounds]
     weights = None
