@@ -394,3 +394,18 @@ def test_c_rounding_equals_the_python_twin(tmp_path):
     expected = t + (values - t >= 0.5) - (values - t <= -0.5)
     assert [int(x) for x in out.stdout.split()] == expected.astype(int).tolist() == [
         1, -1, 2, -2, 3, 0, 0, 127, -128, 8388608, 0, 0]
+
+
+def test_header_compiles_in_the_chosen_points_gate_tau(tmp_path):
+    """A point calibrated with its own gate tau takes it into the firmware: KWS_GATE_TAU and its
+    int8 form are the exported point's, not the default's."""
+    points = {"balanced": OperatingPoint(name="balanced", threshold=0.7, tau=0.4),
+              "low": OperatingPoint(name="low", threshold=0.9, tau=0.75)}
+    for name, tau in (("balanced", 0.4), ("low", 0.75)):
+        folder = tmp_path / name
+        folder.mkdir()
+        bundle = synthetic_export(folder, FeatureConfig(), tau=0.3, points=points, sensitivity=name)
+        text = (folder / header.HEADER).read_text()
+        assert bundle.tau == tau
+        assert f"#define KWS_GATE_TAU {header.c_double(tau)}" in text
+        assert f"#define KWS_GATE_TAU_Q {header.gate_threshold_q(tau, _info(1 / 256, -128))}" in text

@@ -4,6 +4,7 @@ and the shipped cascade."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 from pathlib import Path
@@ -14,6 +15,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from cascade.evaluation.det import replay
+from cascade.evaluation.gate_replay import measured_at, open_trace
 from cascade.evaluation.operating_point import Trace, fast_events
 from cascade.evaluation.stream_build import build_stream_folder
 from cascade.evaluation.stream_make import StreamRecipe
@@ -192,3 +194,44 @@ def test_balanced_is_judged_on_clean_streams_when_given() -> None:
     point = judged["balanced"]
     assert type(point).from_dict("balanced", point.to_dict()) == point
     assert "clean near-mic keywords: 1.000 (3/3)" in point.describe()
+
+
+def test_each_point_gets_its_gate_tau_from_one_open_gate_run(stream: Path, samples_dir: Path, tmp_path: Path) -> None:
+    """The stream runs once with the gate open; replaying a tau on it is exactly the cascade run
+    at that tau (posteriors and gate states alike). Calibration keeps the clip tau as the floor,
+    measures each point's stage-2 duty, and --gate-loss lets a point trade hits for energy."""
+    shipped = Bundle.open(samples_dir / "cascade")
+    opened = open_trace(shipped, stream)
+    assert opened.stage2.shape == opened.closed.shape and opened.p_keyword.max() > shipped.tau
+    for tau in (shipped.tau, 0.6, 0.9):
+        trace, gate = opened.at(tau)
+        run = detect_file(dataclasses.replace(shipped, tau=tau), stream / "stream.wav")
+        np.testing.assert_array_equal(gate, run.trace_opened)
+        np.testing.assert_allclose(trace.posteriors, run.trace_posterior, atol=1e-6)
+
+    strict, loose = tmp_path / "strict", tmp_path / "loose"
+    for out, loss in ((strict, "0"), (loose, "0.5")):
+        result = runner.invoke(app, ["stream", "calibrate", str(stream), "--model", str(samples_dir / "cascade"),
+                                     "--out", str(out), "--target-fa", "60", "--hit-target", "0.8", "--gate-loss", loss])
+        assert result.exit_code == 0, result.output
+        assert "the gate on the validation streams" in result.output
+    floor = shipped.calibration["tau"]
+    a, b = Bundle.open(strict), Bundle.open(loose)
+    assert a.calibration["tau"] == b.calibration["tau"] == floor  # the clip calibration is kept
+    for name in ("high", "balanced", "low"):
+        pa, pb = a.operating_points[name], b.operating_points[name]
+        assert floor <= pa.tau <= pb.tau and a.at(name).tau == pa.tau and b.at(name).tau == pb.tau
+        # loss 0: not one hit below what the point finds at the floor
+        at_floor = measured_at([opened], floor, a.labels, pa.smoothing(a.smoothing))
+        assert pa.measured.hits == at_floor.hits and pa.measured.false_accepts <= at_floor.false_accepts
+        assert pb.measured.hits >= at_floor.hits - 0.5 * at_floor.keywords
+        assert pb.measured.stage2_duty <= pa.measured.stage2_duty <= at_floor.stage2_duty
+        assert pb.measured.stage2_duty == pytest.approx(float(opened.at(pb.tau)[1].mean()))
+        assert f"gate tau {pb.tau:.3g}" in pb.describe() and "stage 2 on" in pb.describe()
+    # the manifest's [gate] holds the default's tau (what an older kws runs); Bundle.open runs balanced
+    assert tomllib.loads((loose / "cascade.toml").read_text())["gate"]["tau"] == b.operating_points["balanced"].tau
+    assert b.tau == b.operating_points["balanced"].tau and b.at("low").at("balanced").tau == b.tau
+    curve = json.loads((loose / "operating_point.json").read_text())["gate_curve"]
+    assert [r["tau"] for r in curve] == sorted(r["tau"] for r in curve) and floor in [r["tau"] for r in curve]
+    duties = [r["stage2_duty"] for r in curve]
+    assert duties == sorted(duties, reverse=True)  # a higher tau never runs stage 2 more

@@ -145,3 +145,29 @@ def test_mining_writes_the_windows_the_cascade_saw(stream_trace, tmp_path: Path)
         assert sr == 16000 and len(data) == bundle.config.clip_samples and clip["score"] >= 0.3
     again = runner.invoke(app, ["stream", "mine", str(folder), "--model", str(bundle.path), "--out", str(out)])
     assert again.exit_code != 0 and "already exists" in again.output
+
+
+def test_gate_mining_keeps_the_windows_the_gate_opens_on(stream_trace, tmp_path: Path) -> None:
+    """--gate scores stage 1's P(keyword) against the bundle's tau: every window written is one
+    the gate really opened on, and the count follows the gate, not stage 2."""
+    bundle, _, stream = stream_trace
+    folder = tmp_path / "negs"
+    folder.mkdir()
+    audio, rate = sf.read(stream / "stream.wav", dtype="float32")
+    sf.write(folder / "long.wav", audio[: 30 * rate], rate)
+    out = tmp_path / "gate_mined"
+    result = runner.invoke(app, ["stream", "mine", str(folder), "--model", str(bundle.path), "--out", str(out),
+                                 "--gate", "--max-per-file", "8"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "mined.json").read_text())
+    assert summary["config"]["gate"] and summary["config"]["min_score"] == bundle.tau
+    assert 0 < summary["mined"] <= 8 and set(summary["by_label"]) == {"keyword"}
+    trace = detect_file(bundle, folder / "long.wav")
+    opened_at = trace.trace_p_keyword >= bundle.tau
+    for clip in summary["clips"]:
+        assert clip["score"] >= bundle.tau
+        data, _ = sf.read(out / clip["clip"], dtype="float32")
+        assert len(data) == bundle.config.clip_samples
+    # the strongest gate openings of the recording are the ones kept (mined clips are scored on
+    # a padded stream: the first window may differ, the count of openings may not be fewer)
+    assert opened_at.sum() >= summary["mined"]

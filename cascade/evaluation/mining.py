@@ -5,6 +5,10 @@ A window is mined where the step posterior (stage 2's, the gate having opened) g
 keyword at least ``min_score``, a bar below the detection threshold so near misses are
 learnt too; within ``spacing_s`` only the strongest is kept. The clip written is exactly
 the audio window the models saw.
+
+With ``gate=True`` the score is stage 1's keyword probability instead: the windows where the
+gate opens (``min_score`` = its tau), the material a gate for the wild is trained to shut on
+(each opening on music costs a stage-2 run, the energy the cascade exists to save).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import write_json
 from cascade.runtime.pipeline import StreamingCascade
+from cascade.runtime.stages import KEYWORD
 from cascade.runtime.stream_run import run_blocks
 from data_prep.atomic import atomic_dir
 from data_prep.audio import audio_files, stream_audio, write_wav
@@ -33,6 +38,7 @@ class MiningConfig:
     min_score: float = 0.5
     spacing_s: float = 1.0
     max_per_file: int = 50
+    gate: bool = False  # score = stage 1's P(keyword), not stage 2's keyword posterior
 
 
 def keyword_peaks(times: np.ndarray, posteriors: np.ndarray, labels: Sequence[str], config: MiningConfig) -> list[tuple[float, str, float]]:
@@ -62,7 +68,10 @@ def mine_file(bundle: Bundle, path: Path, config: MiningConfig, runner: Streamin
 
     runner.reset()
     result = run_blocks(bundle, padded(), runner=runner)
-    peaks = keyword_peaks(result.trace_t, result.trace_posterior, bundle.labels, config)
+    if config.gate:
+        peaks = keyword_peaks(result.trace_t, result.trace_p_keyword[:, None], (KEYWORD,), config)
+    else:
+        peaks = keyword_peaks(result.trace_t, result.trace_posterior, bundle.labels, config)
     windows = cut_windows(padded(), [int(round(t * cfg.sample_rate)) for t, _, _ in peaks], cfg.clip_samples)
     out = [(window, {"file": str(path), "t": round(t - len(pad) / cfg.sample_rate, 3), "label": label,
                      "score": round(score, 4)}) for window, (t, label, score) in zip(windows, peaks, strict=True)]

@@ -18,6 +18,7 @@ from cascade.energy.estimate import estimate_cascade
 from cascade.energy.profiles import load_all, load_profile
 from cascade.evaluation.calibrate import CURVE, KEYWORD_FREE
 from cascade.evaluation.det import SweepPoint, det_point, det_sweep, hits_at_rate, keyword_curves, pool_sweeps, rate_at_hits
+from cascade.evaluation.gate_replay import CURVE_TAUS, choose_taus, gate_curve, open_trace, traces_at
 from cascade.evaluation.operating_point import Trace, calibrate_operating_point
 from cascade.evaluation.sensitivity import operating_points
 from cascade.evaluation.stream_score import (
@@ -123,19 +124,26 @@ def keyword_results(bundle: Bundle, traces: Sequence[Trace], detections: Sequenc
 
 def calibrate_bundle(bundle: Bundle, folders: Sequence[Path], out: Path, *, target_fa_per_hour: float,
                      per_keyword: bool = True, force: bool = False, hit_target: float = 0.95,
-                     high_hit_target: float = 0.98, clean: Sequence[Path] = ()) -> dict[str, Any]:
+                     high_hit_target: float = 0.98, clean: Sequence[Path] = (), gate_loss: float = 0.0) -> dict[str, Any]:
     """Choose window, suppression and per-keyword thresholds on validation streams, then the
-    named operating points around them (cascade/evaluation/sensitivity.py), and write a new
-    bundle carrying them (and how they were chosen); balanced is its default. ``clean``: streams of
-    keywords spoken near the microphone over quiet noise, where balanced's hit target is judged."""
+    named operating points around them (cascade/evaluation/sensitivity.py) and each point's gate
+    tau (cascade/evaluation/gate_replay.py: at or above the clip-calibrated one, hits within
+    ``gate_loss``), and write a new bundle carrying them (and how they were chosen); balanced is
+    its default. ``clean``: streams of keywords spoken near the microphone over quiet noise, where
+    balanced's hit target is judged."""
     refuse_existing(out, force, marks=(MANIFEST,), hint="replace it")  # before the costly tracing
-    traces = [trace_stream(bundle, folder)[0] for folder in folders]
+    floor = float(bundle.calibration.get("tau", bundle.base_tau))
+    opened = [open_trace(bundle, folder) for folder in folders]
+    clean_opened = [open_trace(bundle, folder) for folder in clean]
+    traces, clean_traces = traces_at(opened, floor)[0], traces_at(clean_opened, floor)[0]
     chosen = calibrate_operating_point(traces, bundle.labels, target_fa_per_hour,
                                        min_count=bundle.smoothing.min_count, release_ratio=bundle.smoothing.release_ratio,
                                        per_keyword=per_keyword)
-    clean_traces = [trace_stream(bundle, folder)[0] for folder in clean]
     points = operating_points(traces, bundle.labels, chosen["smoothing"], hit_target=hit_target, clean=clean_traces,
                               high_hit_target=high_hit_target, target_fa_per_hour=target_fa_per_hour)
+    points = choose_taus(points, chosen["smoothing"], bundle.labels, opened, clean_opened, floor, gate_loss)
+    curve = gate_curve(points, chosen["smoothing"], bundle.labels, opened, clean_opened,
+                       sorted({floor, *CURVE_TAUS, *(p.tau for p in points.values() if p.tau is not None)}))
     smoothing = points["balanced"].smoothing(chosen["smoothing"])
     calibration = dict(bundle.calibration)
     calibration["operating_point"] = {
@@ -143,19 +151,20 @@ def calibrate_bundle(bundle: Bundle, folders: Sequence[Path], out: Path, *, targ
         "streams": [str(f) for f in folders], "validation": chosen["score"],
         "hours": sum(t.duration_s for t in traces) / 3600.0,
         "hit_target": hit_target, "high_hit_target": high_hit_target,
+        "gate_floor_tau": floor, "gate_loss": gate_loss,
     }
     if clean:
         calibration["operating_point"]["clean_streams"] = [str(f) for f in clean]
 
     def figures(draft: Bundle) -> None:
-        for name in (CURVE, KEYWORD_FREE):  # the gate's calibration is unchanged: carry its figures over
+        for name in (CURVE, KEYWORD_FREE):  # the gate's clip calibration is unchanged: carry its figures over
             if (bundle.path / name).is_file():
                 shutil.copy2(bundle.path / name, draft.path / name)
         write_json(draft.path / OPERATING_POINT, {"chosen": chosen["smoothing"].to_dict(), "validation": chosen["score"],
-                                                  "grid": chosen["grid"], "operating_points": named})
+                                                  "grid": chosen["grid"], "operating_points": named, "gate_curve": curve})
 
     named = {name: point.to_dict() for name, point in points.items()}
-    write_bundle(out, bundle.stage1.path, bundle.stage2.path, tau=bundle.tau, inference_stride_ms=bundle.inference_stride_ms,
+    write_bundle(out, bundle.stage1.path, bundle.stage2.path, tau=floor, inference_stride_ms=bundle.inference_stride_ms,
                  smoothing=smoothing, calibration=calibration, force=force, extras=figures, operating_points=points)
     return {"smoothing": smoothing.to_dict(), "validation": chosen["score"], "grid": chosen["grid"],
-            "operating_points": points}
+            "operating_points": points, "gate_curve": curve}

@@ -71,10 +71,13 @@ class Bundle:
     calibration: dict[str, Any]
     operating_points: dict[str, OperatingPoint] = dataclasses.field(default_factory=dict)
     sensitivity: str = DEFAULT_SENSITIVITY
+    base_tau: float | None = None  # the manifest's tau: a point without its own runs at it
 
     def __post_init__(self) -> None:
         if not self.operating_points:  # built in memory without points: its smoothing is the one point
             object.__setattr__(self, "operating_points", {DEFAULT_SENSITIVITY: OperatingPoint.of(DEFAULT_SENSITIVITY, self.smoothing)})
+        if self.base_tau is None:
+            object.__setattr__(self, "base_tau", self.tau)
 
     @property
     def operating_point(self) -> OperatingPoint:
@@ -88,7 +91,8 @@ class Bundle:
             raise ModelError(f"{self.path}: no operating point {name!r} (has: {', '.join(self.operating_points)}; "
                              "`kws stream calibrate` writes high, balanced and low)")
         point = self.operating_points[name]
-        return dataclasses.replace(self, smoothing=point.smoothing(self.smoothing), sensitivity=name)
+        tau = point.tau if point.tau is not None else self.base_tau
+        return dataclasses.replace(self, smoothing=point.smoothing(self.smoothing), sensitivity=name, tau=tau)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -212,7 +216,10 @@ def _write_contents(tmp: Path, stage1: ModelDir, stage2: ModelDir, *, tau: float
         "stage2": {"dir": "stage2", "labels": list(stage2.labels)},
         "calibration": calibration,
     }
-    if operating_points:  # [smoothing] holds the default's thresholds: what older kws versions run
-        manifest["smoothing"] = operating_points[DEFAULT_SENSITIVITY].smoothing(smoothing).to_dict()
+    if operating_points:  # [smoothing] and [gate] hold the default's settings: what older kws versions run
+        default = operating_points[DEFAULT_SENSITIVITY]
+        manifest["smoothing"] = default.smoothing(smoothing).to_dict()
+        if default.tau is not None:
+            manifest["gate"]["tau"] = float(default.tau)
         manifest["operating_points"] = {name: point.to_dict() for name, point in operating_points.items()}
     write_text_atomic(tmp / MANIFEST, dumps(manifest))

@@ -1,9 +1,10 @@
 """Named operating points a person can choose: ``high``, ``balanced`` (the default), ``low``.
 
 Each point is a set of detection thresholds (a default and per-keyword overrides) over the
-bundle's one smoothing (window, suppression, release), with what it was measured to do on
-validation streams: hit rate, false accepts per hour, the hours they were measured on and an
-exact Poisson 95 % interval on the false-accept rate. A bundle written before points existed
+bundle's one smoothing (window, suppression, release), and the gate's tau at that point (None:
+the bundle's), with what it was measured to do on validation streams: hit rate, false accepts
+per hour, the share of steps stage 2 ran on (the energy), the hours they were measured on and
+an exact Poisson 95 % interval on the false-accept rate. A bundle written before points existed
 has one: ``balanced`` = its smoothing thresholds (with the figures of its calibration, if any).
 """
 
@@ -51,6 +52,7 @@ class Measured:
     hits: int
     false_accepts: int
     hours: float
+    stage2_duty: float | None = None  # share of the streams' steps stage 2 ran on (None: not measured)
 
     @property
     def hit_rate(self) -> float:
@@ -68,12 +70,14 @@ class Measured:
     def to_dict(self) -> dict[str, Any]:
         return {"keywords": self.keywords, "hits": self.hits, "hit_rate": self.hit_rate,
                 "false_accepts": self.false_accepts, "false_accepts_per_hour": self.false_accepts_per_hour,
-                "false_accepts_per_hour_ci95": list(self.false_accepts_per_hour_ci95), "hours": self.hours}
+                "false_accepts_per_hour_ci95": list(self.false_accepts_per_hour_ci95), "hours": self.hours,
+                **({} if self.stage2_duty is None else {"stage2_duty": self.stage2_duty})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Measured":
+        duty = data.get("stage2_duty")
         return cls(keywords=int(data["keywords"]), hits=int(data["hits"]), false_accepts=int(data["false_accepts"]),
-                   hours=float(data["hours"]))
+                   hours=float(data["hours"]), stage2_duty=None if duty is None else float(duty))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -83,12 +87,13 @@ class OperatingPoint:
     label_thresholds: tuple[tuple[str, float], ...] = ()
     measured: Measured | None = None  # on the validation streams (music, speech: false accepts)
     clean: Measured | None = None  # on clean near-mic keyword streams (what a person speaking to it gets)
+    tau: float | None = None  # the gate's tau at this point (None: the bundle's)
 
     @classmethod
     def of(cls, name: str, smoothing: SmoothingConfig, measured: Measured | None = None,
-           clean: Measured | None = None) -> "OperatingPoint":
+           clean: Measured | None = None, tau: float | None = None) -> "OperatingPoint":
         return cls(name=name, threshold=smoothing.threshold, label_thresholds=smoothing.label_thresholds,
-                   measured=measured, clean=clean)
+                   measured=measured, clean=clean, tau=tau)
 
     def smoothing(self, base: SmoothingConfig) -> SmoothingConfig:
         """``base`` (window, suppression, release) with this point's thresholds."""
@@ -97,18 +102,22 @@ class OperatingPoint:
     def describe(self) -> str:
         """The line every command prints about the point it runs."""
         head = f"operating point {self.name} (threshold {self.threshold:g}" + (
-            f", {len(self.label_thresholds)} per-keyword)" if self.label_thresholds else ")")
+            f", {len(self.label_thresholds)} per-keyword" if self.label_thresholds else "") + (
+            f", gate tau {self.tau:.3g})" if self.tau is not None else ")")
         m = self.measured
         if m is None:
             return head + ": not measured on validation streams"
         lo, hi = m.false_accepts_per_hour_ci95
         clean = "" if self.clean is None else (
             f"; clean near-mic keywords: {self.clean.hit_rate:.3f} ({self.clean.hits}/{self.clean.keywords})")
+        duty = "" if m.stage2_duty is None else f", stage 2 on {m.stage2_duty:.1%} of steps"
         return (f"{head}: hit rate {m.hit_rate:.3f} ({m.hits}/{m.keywords}), {m.false_accepts_per_hour:.1f} false "
-                f"accepts/h (95 % CI {lo:.1f}-{hi:.1f}) on {m.hours:.2f} h of validation streams{clean}")
+                f"accepts/h (95 % CI {lo:.1f}-{hi:.1f}){duty} on {m.hours:.2f} h of validation streams{clean}")
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"threshold": self.threshold, "label_thresholds": dict(self.label_thresholds)}
+        if self.tau is not None:
+            data["tau"] = self.tau
         if self.measured is not None:
             data["measured"] = self.measured.to_dict()
         if self.clean is not None:
@@ -120,7 +129,11 @@ class OperatingPoint:
         measured = Measured.from_dict(data["measured"]) if "measured" in data else None
         clean = Measured.from_dict(data["clean"]) if "clean" in data else None
         pairs = tuple(sorted((str(k), float(v)) for k, v in dict(data.get("label_thresholds", {})).items()))
-        return cls(name=name, threshold=float(data["threshold"]), label_thresholds=pairs, measured=measured, clean=clean)
+        tau = None if data.get("tau") is None else float(data["tau"])
+        if tau is not None and not 0.0 <= tau <= 1.0:
+            raise ValueError(f"operating point {name}: gate tau={tau} outside [0, 1]")
+        return cls(name=name, threshold=float(data["threshold"]), label_thresholds=pairs, measured=measured, clean=clean,
+                   tau=tau)
 
 
 def read_points(manifest: dict[str, Any], smoothing: SmoothingConfig, calibration: dict[str, Any],

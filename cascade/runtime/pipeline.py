@@ -84,6 +84,7 @@ class Step:
     frame: int  # frames emitted by the frontend when the step ran (its window ends there)
     stage1_raw: np.ndarray  # (stage-1 labels,) int8 output of stage 1
     stage2_raw: np.ndarray | None  # (labels,) int8 output of stage 2, None when the gate stayed closed
+    p_stage1: np.ndarray  # (stage-1 labels,) stage 1's probabilities (stage1_raw dequantized)
 
 
 def step_frames(emitted: int, new: int, num_frames: int, every: int) -> list[int]:
@@ -139,4 +140,4 @@ class StreamingCascade:
         posterior = step_posterior(p1, p2, self.bundle.stage1.labels, self.bundle.labels)
         detection, label, score = self.smoother.update(t_end, posterior)
         latency = (time.perf_counter() - start) * 1000.0
-        return Step(t_end, p_kw, opened, label, score, detection, latency, posterior, frame, raw1, raw2)
+        return Step(t_end, p_kw, opened, label, score, detection, latency, posterior, frame, raw1, raw2, p1)

@@ -28,6 +28,7 @@ class StreamResult:
     trace_opened: np.ndarray  # gate state per step
     latency_ms: np.ndarray  # host time per step
     trace_posterior: np.ndarray  # (steps, labels) posteriors fed to the smoother
+    trace_stage1: np.ndarray  # (steps, stage-1 labels) stage 1's probabilities: replaying another gate tau
 
     @property
     def events(self) -> list[Event]:
@@ -72,7 +73,7 @@ def run_blocks(
     for ``min_count``). ``duration_s`` stays the recording's own."""
     detector = Detector(bundle, runner=runner)
     times, p_keyword, latency = array.array("d"), array.array("f"), array.array("f")
-    opened, posteriors = array.array("b"), array.array("f")
+    opened, posteriors, stage1 = array.array("b"), array.array("f"), array.array("f")
     detections: list[Detection] = []
     steps = stage2_runs = 0
 
@@ -89,6 +90,7 @@ def run_blocks(
                 opened.append(step.opened)
                 latency.append(step.latency_ms)
                 posteriors.extend(np.asarray(step.posterior, np.float32))
+                stage1.extend(np.asarray(step.p_stage1, np.float32))
             if on_step is not None:
                 on_step(step)
 
@@ -108,6 +110,7 @@ def run_blocks(
         trace_opened=np.frombuffer(opened, np.int8).astype(bool),
         latency_ms=np.frombuffer(latency, np.float32),
         trace_posterior=np.frombuffer(posteriors, np.float32).reshape(len(times), len(bundle.labels)),
+        trace_stage1=np.frombuffer(stage1, np.float32).reshape(len(times), len(bundle.stage1.labels)),
     )
 
 

@@ -159,20 +159,43 @@ def calibrate(
         exists=True, file_okay=False,
         help="Validation streams of keywords spoken near the microphone over quiet noise (repeatable): "
              "the hit targets of balanced and high are judged there, false accepts on STREAMS.")] = None,
+    gate_loss: Annotated[float, typer.Option(
+        min=0.0, max=1.0,
+        help="Each point's gate tau rises above the clip-calibrated one while its validation hits stay within "
+             "this share of the keywords (no more false accepts): energy for hits. 0: only what costs no keyword.")] = 0.0,
     force: Annotated[bool, typer.Option(help="Replace an existing output bundle.")] = False,
 ) -> None:
     """Choose smoothing window, suppression and per-keyword thresholds for a false-accept target,
-    then the operating points high / balanced (default) / low around them."""
+    then the operating points high / balanced (default) / low around them, each with its gate tau."""
 
     result = calibrate_bundle(open_bundle(model), streams, out, target_fa_per_hour=target_fa,
                               per_keyword=per_keyword, force=force, hit_target=hit_target, high_hit_target=high_hit_target,
-                              clean=clean or ())
+                              clean=clean or (), gate_loss=gate_loss)
     s = result["smoothing"]
     typer.echo(f"window {s['window_ms']:g} ms, suppression {s['suppression_ms']:g} ms, balanced threshold "
                f"{s['threshold']:g}, per keyword {s['label_thresholds'] or '-'}")
+    print_gate_curve(result["gate_curve"], list(result["operating_points"]))
     for point in result["operating_points"].values():
         typer.echo(point.describe())
     typer.echo(f"wrote {out}")
+
+
+def print_gate_curve(curve: list[dict], points: list[str]) -> None:
+    """The energy/hits trade-off of the gate on the validation streams, one row per tau."""
+    from rich.console import Console
+    from rich.table import Table
+
+    clean = "clean_hit_rate" in curve[0][points[0]] if curve else False
+    table = Table("tau", "stage 2", "music", "speech", *[p for p in points],
+                  title="the gate on the validation streams: stage-2 duty; each point's hits / FA per h"
+                        + (" / clean hits" if clean else ""))
+    for row in curve:
+        src = row["stage2_duty_by_source"]
+        cells = [f"{row[p]['hit_rate']:.3f} / {row[p]['false_accepts_per_hour']:.0f}"
+                 + (f" / {row[p]['clean_hit_rate']:.3f}" if clean else "") for p in points]
+        table.add_row(f"{row['tau']:.3f}", f"{row['stage2_duty']:.1%}", *(f"{src[k]:.1%}" if k in src else "-"
+                                                                            for k in ("music", "speech")), *cells)
+    Console().print(table)
 
 
 @app.command("mine")
@@ -180,16 +203,22 @@ def mine(
     negatives: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Folders of keyword-free TRAINING audio (music, speech).")],
     out: Annotated[Path, typer.Option(help="Output folder of mined 1-s clips (use with kws train --negatives).")],
     model: BundleOption = None,
-    min_score: Annotated[float, typer.Option(help="Keep windows whose keyword posterior reaches this.")] = 0.5,
+    min_score: Annotated[Optional[float], typer.Option(
+        help="Keep windows whose keyword score reaches this [default: 0.5; with --gate the bundle's tau].")] = None,
+    gate: Annotated[bool, typer.Option(
+        help="Mine where the stage-1 gate opens (its P(keyword)), for training a gate that stays shut.")] = False,
+    max_per_file: Annotated[int, typer.Option(min=1, help="At most this many windows per recording.")] = 50,
     force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """Hard-negative mining: the windows the cascade would fire on, as training clips."""
     from rich.progress import Progress
 
     bundle = open_bundle(model)
+    if min_score is None:
+        min_score = bundle.tau if gate else 0.5
+    config = MiningConfig(min_score=min_score, gate=gate, max_per_file=max_per_file)
     with Progress() as progress:
         task = progress.add_task("mining", total=sum(len(audio_files(f)) for f in negatives))
-        summary = run(bundle, negatives, out, MiningConfig(min_score=min_score), force=force,
-                      tick=lambda: progress.advance(task))
+        summary = run(bundle, negatives, out, config, force=force, tick=lambda: progress.advance(task))
     typer.echo(f"mined {summary['mined']} windows from {summary['hours']:.2f} h ({summary['per_hour']:.0f}/h): "
                f"{summary['by_label']}; wrote {out}")
