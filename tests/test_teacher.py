@@ -23,6 +23,7 @@ from data_prep.speech_commands import load_dataset
 from kws.cli import app
 from kws.train import teacher_mlperf
 from kws.train.teacher import Distillation, label_map, load_teacher, soften, teacher_accuracy
+from ctrl_c import default_sigint
 
 runner = CliRunner()
 
@@ -187,7 +188,8 @@ def test_train_with_teacher_records_it_and_resumes(teacher_dir: Path, samples_di
             "--temperature", "2", "--quiet"]
     cmd = [sys.executable, "-c", "from kws.cli import main; main()", *args]
     env = dict(os.environ, KWS_CACHE_DIR=str(tmp_path / "cache"))
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     deadline = time.time() + 120
     saved_state = out / "checkpoint" / "checkpoint"  # written once the first epoch's backup is complete
     while not saved_state.is_file() and proc.poll() is None and time.time() < deadline:

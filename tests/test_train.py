@@ -20,6 +20,7 @@ from data_prep.config import FeatureConfig
 from data_prep.errors import ConfigError, DatasetError
 from kws.cli import app
 from kws.train.data import balanced_class_weights
+from ctrl_c import default_sigint
 
 runner = CliRunner()
 
@@ -82,7 +83,8 @@ def test_interrupted_training_resumes(tmp_path: Path, samples_dir: Path) -> None
     cmd = [sys.executable, "-c", "from kws.cli import main; main()", "train", str(samples_dir / "speech_commands"),
            "--out", str(out), "--stage", "1", "--arch", "tiny", "--epochs", "6", "--batch-size", "32", "--quiet"]
     env = dict(os.environ, KWS_CACHE_DIR=str(tmp_path / "cache"))
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     deadline = time.time() + 240
     while len(_history(out)) < 2 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
