@@ -24,7 +24,7 @@ import numpy as np
 
 from cascade.evaluation.operating_point import Trace, score_traces
 from cascade.evaluation.sensitivity import measure
-from cascade.evaluation.stream_score import read_truth
+from cascade.evaluation.stream_score import AUDIO, TRUTH, read_truth
 from cascade.evaluation.stream_sources import by_source, pool_sources
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.decision import SmoothingConfig, background_posterior
@@ -32,7 +32,6 @@ from cascade.runtime.gate import gate_open
 from cascade.runtime.operating_points import Measured, OperatingPoint
 from cascade.runtime.stream_run import detect_file
 
-TRUTH, AUDIO = "truth.json", "stream.wav"
 CURVE_TAUS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # the gate curve reported beside the chosen taus
 
 
@@ -45,9 +44,12 @@ class OpenTrace:
     p_keyword: np.ndarray
     stage2: np.ndarray  # (steps, labels)
     closed: np.ndarray  # (steps, labels)
-    keywords: tuple[dict[str, Any], ...]
     duration_s: float
     truth: dict[str, Any]
+
+    @property
+    def keywords(self) -> tuple[dict[str, Any], ...]:
+        return tuple(self.truth["keywords"])
 
     def at(self, tau: float) -> tuple[Trace, np.ndarray]:
         """The trace the cascade gives at ``tau``, and which steps opened the gate."""
@@ -62,8 +64,7 @@ def open_trace(bundle: Bundle, folder: Path) -> OpenTrace:
     result = detect_file(dataclasses.replace(bundle, tau=0.0), Path(folder) / AUDIO)
     closed = np.stack([background_posterior(p, bundle.stage1.labels, bundle.labels) for p in result.trace_stage1]) \
         if result.steps else np.zeros((0, len(bundle.labels)), np.float32)
-    return OpenTrace(result.trace_t, result.trace_p_keyword, result.trace_posterior, closed,
-                     tuple(truth["keywords"]), result.duration_s, truth)
+    return OpenTrace(result.trace_t, result.trace_p_keyword, result.trace_posterior, closed, result.duration_s, truth)
 
 
 def traces_at(traces: Sequence[OpenTrace], tau: float) -> tuple[list[Trace], float, list[np.ndarray]]:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cascade.evaluation.stream_eval import TRUTH
 from cascade.evaluation.stream_make import StreamRecipe, make_stream
+from cascade.evaluation.stream_score import AUDIO, TRUTH
 from cascade.evaluation.stream_sources import source_kind
 from cascade.runtime.model_dir import write_json
 from data_prep.atomic import atomic_dir
@@ -45,6 +45,6 @@ def build_stream_folder(keywords_dir: Path, negative_dirs: list[Path], out: Path
     truth.update({"keywords_dir": str(keywords_dir), "labels": labels, "split": split, "negatives": [str(d) for d in negative_dirs],
                   "bed": [str(d) for d in bed_dirs]})
     with atomic_dir(out, force, marks=(TRUTH,)) as tmp:
-        write_wav(tmp / "stream.wav", audio, config.sample_rate)
+        write_wav(tmp / AUDIO, audio, config.sample_rate)
         write_json(tmp / TRUTH, truth)
     return truth

@@ -22,6 +22,8 @@ from cascade.evaluation.gate_replay import CURVE_TAUS, choose_taus, gate_curve, 
 from cascade.evaluation.operating_point import Trace, calibrate_operating_point
 from cascade.evaluation.sensitivity import operating_points
 from cascade.evaluation.stream_score import (
+    AUDIO,
+    TRUTH,
     keyword_row,
     match_events,
     pool_by_label,
@@ -35,7 +37,6 @@ from cascade.runtime.model_dir import write_json
 from cascade.runtime.stream_run import StreamResult, detect_file
 from data_prep.outputs import refuse_existing
 
-TRUTH, AUDIO = "truth.json", "stream.wav"
 OPERATING_POINT = "operating_point.json"
 
 

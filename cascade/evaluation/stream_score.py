@@ -17,6 +17,7 @@ from data_prep.errors import DatasetError
 from data_prep.labels import RESERVED
 
 BEFORE_S, AFTER_S = 0.25, 1.5
+TRUTH, AUDIO = "truth.json", "stream.wav"  # a stream folder: the recording and what is in it
 
 
 def read_truth(path: Path) -> dict[str, Any]:

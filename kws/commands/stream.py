@@ -215,7 +215,7 @@ def mine(
 
     bundle = open_bundle(model)
     if min_score is None:
-        min_score = bundle.tau if gate else 0.5
+        min_score = bundle.tau if gate else MiningConfig().min_score
     config = MiningConfig(min_score=min_score, gate=gate, max_per_file=max_per_file)
     with Progress() as progress:
         task = progress.add_task("mining", total=sum(len(audio_files(f)) for f in negatives))
