@@ -1,70 +1,26 @@
 """The exported C pieces against Python, compiled with real gcc, without a trained bundle:
-C arrays, the config header's gate and quantization math, the MFCC frontend on several
-feature configs, and the decision logic on random step sequences."""
+C arrays, the config header's gate and quantization math, and the decision logic on random step
+sequences (the MFCC frontend: tests/test_export_frontend_c.py)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
+from c_export import KEYWORDS, build, int8_tensor, needs_gcc, synthetic_export
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cascade.runtime.bundle import Bundle
 from cascade.runtime.decision import Smoother, SmoothingConfig, step_posterior
 from cascade.runtime.gate import gate_open
 from cascade.runtime.int8_model import TensorInfo
-from cascade.runtime.model_dir import ModelDir
 from cascade.runtime.operating_points import Measured, OperatingPoint
 from data_prep.config import FeatureConfig
-from data_prep.features import mfcc
 from data_prep.labels import SILENCE, UNKNOWN
 from data_prep.normalize import FeatureStats
 from export import frontend_c, header
 from export.c_array import c_float
-from export.firmware import template
-
-GCC, GXX = shutil.which("gcc"), shutil.which("g++")
-needs_gcc = pytest.mark.skipif(GCC is None or GXX is None, reason="gcc/g++ not installed")
-CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
-KEYWORDS = ("yes", "no", "up")
-
-
-def _info(scale: float, zp: int, shape=(1, 3)) -> TensorInfo:
-    return TensorInfo("t", 0, shape, np.dtype(np.int8), float(np.float32(scale)), zp)
-
-
-def synthetic_export(folder: Path, config: FeatureConfig, *, tau=0.5, smoothing=SmoothingConfig(),
-                     stride_ms: float | None = None, silence=True, out_scale=1 / 256, out_zp=-128,
-                     stats: FeatureStats | None = None, points: dict | None = None, sensitivity: str | None = None) -> Bundle:
-    """Config header, frontend tables and the C templates for a bundle that exists only in
-    memory (the stage models are not needed by the frontend or the decision logic)."""
-    reserved = ((SILENCE,) if silence else ()) + (UNKNOWN,)
-    stats = stats or FeatureStats.identity(config.n_mfcc)
-    s1 = ModelDir(folder / "s1", config, reserved + ("keyword",), stats)
-    s2 = ModelDir(folder / "s2", config, reserved + KEYWORDS, stats)
-    bundle = Bundle(folder, config, s1, s2, tau, stride_ms or 5 * config.stride_ms, smoothing, {}, points or {})
-    bundle.validate()
-    bundle = bundle.at(sensitivity)
-    facts = [header.StageFacts(n, m.labels, stats, _info(0.05 * n, n - 2, (1, *config.input_shape)),
-                               _info(out_scale, out_zp, (1, len(m.labels))), 100, 1000, ("SOFTMAX",))
-             for n, m in ((1, s1), (2, s2))]
-    (folder / header.HEADER).write_text(header.cascade_config_header(bundle, *facts))
-    (folder / frontend_c.TABLES_HEADER).write_text(frontend_c.frontend_tables_header(config, *facts))
-    for name in ("kws_frontend.c", "kws_frontend.h", "kws_decision.c", "kws_decision.h"):
-        (folder / name).write_text(template(name))
-    return bundle
-
-
-def build(folder: Path, main_source: str, sources: list[str]) -> Path:
-    (folder / "main.c").write_text(main_source)
-    exe = folder / "prog"
-    subprocess.run([GCC, *CFLAGS, f"-I{folder}", "-o", str(exe), str(folder / "main.c"),
-                    *(str(folder / s) for s in sources), "-lm"], check=True, capture_output=True, text=True)
-    return exe
 
 
 # ---- C literals ----------------------------------------------------------------------------------
@@ -81,7 +37,7 @@ def test_float_literals_parse_back_exactly(tmp_path, rng):
 @settings(max_examples=200, deadline=None)
 @given(tau=st.floats(0, 1), scale=st.floats(1e-4, 0.05), zp=st.integers(-128, 127))
 def test_int8_gate_equals_the_float_gate_on_all_256_values(tau, scale, zp):
-    out = _info(scale, zp)
+    out = int8_tensor(scale, zp)
     q_tau = header.gate_threshold_q(tau, out)
     for q in range(-128, 128):
         p = float(out.dequantize(np.int8(q)))
@@ -89,7 +45,7 @@ def test_int8_gate_equals_the_float_gate_on_all_256_values(tau, scale, zp):
 
 
 def test_gate_threshold_edges():
-    out = _info(1 / 256, -128)
+    out = int8_tensor(1 / 256, -128)
     assert header.gate_threshold_q(0.0, out) == -128
     assert header.gate_threshold_q(0.3515625, out) == -128 + 90  # exactly representable: q = 90 - 128
     assert header.gate_threshold_q(1.0, out) == 128  # (127 + 128) / 256 < 1: never opens
@@ -97,7 +53,7 @@ def test_gate_threshold_edges():
 
 def test_folded_quantization_within_one_lsb_of_the_runtime(rng):
     stats = FeatureStats(tuple(rng.normal(0, 50, 10)), tuple(rng.uniform(3, 100, 10)))
-    tensor = _info(0.0464787, -1, (1, 49, 10))
+    tensor = int8_tensor(0.0464787, -1, (1, 49, 10))
     x = (rng.normal(0, 1, (2000, 10)) * np.float32(stats.std) * 4 + np.float32(stats.mean)).astype(np.float32)
     runtime = tensor.quantize(stats.apply(x))
     folded = frontend_c.quantize_folded(x, *header.fold_quantization(stats, tensor))
@@ -115,86 +71,6 @@ def test_round_half_away_from_zero_twin():
 def test_arena_margin():
     assert header.arena_with_margin(3880) == 4272 and header.arena_with_margin(1600) % 16 == 0
     assert header.arena_with_margin(1600) >= 1760
-
-
-# ---- the frontend on several feature configs ----------------------------------------------------
-FRONTEND_MAIN = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include "kws_frontend.h"
-/* argv: input int16 file, output file, chunk size. Writes per frame: n_mfcc floats, then
- * n_mfcc int8 of stage 1 and of stage 2; then one line with sizeof(kws_frontend_t). */
-int main(int argc, char **argv) {
-    static int16_t pcm[1 << 20];
-    static kws_frontend_t fe;
-    FILE *in = fopen(argv[1], "rb"), *out = fopen(argv[2], "wb");
-    size_t n = fread(pcm, 2, sizeof pcm / 2, in), pos = 0, chunk = (size_t)atoi(argv[3]);
-    (void)argc;
-    kws_frontend_reset(&fe);
-    while (pos < n) {
-        size_t want = n - pos < chunk ? n - pos : chunk;
-        while (want > 0) {
-            int ready = 0;
-            size_t used = kws_frontend_push(&fe, pcm + pos, want, &ready);
-            pos += used; want -= used;
-            if (ready) {
-                int8_t q[KWS_N_MFCC];
-                fwrite(fe.mfcc, sizeof(float), KWS_N_MFCC, out);
-                kws_quantize_features(1, fe.mfcc, q); fwrite(q, 1, KWS_N_MFCC, out);
-                kws_quantize_features(2, fe.mfcc, q); fwrite(q, 1, KWS_N_MFCC, out);
-            }
-        }
-    }
-    printf("%u %u\n", (unsigned)sizeof(kws_frontend_t), (unsigned)sizeof(kws_feature_ring_t));
-    fclose(in); fclose(out);
-    return 0;
-}
-"""
-
-CONFIGS = {
-    "default": FeatureConfig(),
-    "hamming_25ms_10ms_13mfcc": FeatureConfig(window_ms=25.0, stride_ms=10.0, window="hamming", n_mels=32,
-                                              n_mfcc=13, fmax=8000.0),
-    "1500ms_wake_phrase": FeatureConfig(clip_ms=1500.0),
-    "8khz_big_fft_stride_over_window": FeatureConfig(sample_rate=8000, window_ms=32.0, stride_ms=40.0, n_fft=512,
-                                                     n_mels=20, fmin=0.0, fmax=4000.0),
-}
-
-
-def _signals(rate: int, rng) -> np.ndarray:
-    t = np.arange(int(1.3 * rate)) / rate
-    chirp = 0.5 * np.sin(2 * np.pi * (100 + 1500 * t) * t)
-    parts = [rng.normal(0, 0.1, len(t)), chirp, np.zeros(rate // 4), rng.normal(0, 3e-4, rate // 2),
-             np.sign(np.sin(2 * np.pi * 440 * t[: rate // 2]))]
-    return np.clip(np.round(np.concatenate(parts) * 32767), -32768, 32767).astype(np.int16)
-
-
-@needs_gcc
-@pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_c_frontend_matches_python(name, tmp_path, rng):
-    cfg = CONFIGS[name]
-    stats = FeatureStats(tuple(rng.normal(0, 20, cfg.n_mfcc)), tuple(rng.uniform(5, 60, cfg.n_mfcc)))
-    synthetic_export(tmp_path, cfg, stats=stats)
-    exe = build(tmp_path, FRONTEND_MAIN, ["kws_frontend.c"])
-    pcm = _signals(cfg.sample_rate, rng)
-    (tmp_path / "pcm.raw").write_bytes(pcm.tobytes())
-    py = mfcc(pcm.astype(np.float32) / np.float32(32768), cfg)
-    for chunk in (1, 333):
-        run = subprocess.run([exe, tmp_path / "pcm.raw", tmp_path / "out.raw", str(chunk)], capture_output=True,
-                             text=True, check=True)
-        raw = np.frombuffer((tmp_path / "out.raw").read_bytes(), np.uint8).reshape(-1, 6 * cfg.n_mfcc)
-        c = raw[:, : 4 * cfg.n_mfcc].copy().view(np.float32)
-        q1, q2 = raw[:, 4 * cfg.n_mfcc : 5 * cfg.n_mfcc].view(np.int8), raw[:, 5 * cfg.n_mfcc :].view(np.int8)
-        assert c.shape == py.shape
-        rel = np.abs(c - py) / np.maximum(np.abs(py), 1.0)
-        assert rel.max() < 1e-3, f"max relative MFCC error {rel.max():.2e}"
-        for n, q in ((1, q1), (2, q2)):
-            tensor = _info(0.05 * n, n - 2, (1, *cfg.input_shape))
-            runtime = tensor.quantize(stats.apply(py))
-            assert np.abs(runtime.astype(int) - q).max() <= 1
-        sizes = [int(v) for v in run.stdout.split()]
-        ram = frontend_c.ram_bytes(cfg, 5, 12)
-        assert sizes == [ram["frontend"], ram["feature_ring"]]
 
 
 # ---- the decision logic on random step sequences -------------------------------------------------
@@ -251,7 +127,7 @@ def test_c_decision_equals_python(case, tmp_path, rng):
     bundle = synthetic_export(tmp_path, FeatureConfig(), **case)
     exe = build(tmp_path, DECISION_MAIN, ["kws_decision.c"])
     cfg, labels, labels1 = bundle.config, bundle.labels, bundle.stage1.labels
-    out = _info(case.get("out_scale", 1 / 256), case.get("out_zp", -128))
+    out = int8_tensor(case.get("out_scale", 1 / 256), case.get("out_zp", -128))
     kw = labels1.index("keyword")
     l1, l2 = _sequence(rng, 400, len(labels1), len(labels), kw)
     o1, o2 = _logits_to_int8(l1, out), _logits_to_int8(l2, out)
@@ -307,7 +183,7 @@ def _detections(tmp_path, bundle, o1, o2, smoothings: dict) -> tuple[list, dict]
     """(time, label) detections of the C decision (the bundle's smoothing) and of a Python
     Smoother per named config, on int8 stage outputs o1/o2 (scale 1/256, zero point -128)."""
     cfg, labels, labels1 = bundle.config, bundle.labels, bundle.stage1.labels
-    out = _info(1 / 256, -128)
+    out = int8_tensor(1 / 256, -128)
     frames = cfg.num_frames + bundle.inference_stride_frames * np.arange(len(o1))
     stdin = "".join(f"{f} {' '.join(map(str, a))} {' '.join(map(str, b))}\n" for f, a, b in zip(frames, o1, o2))
     lines = subprocess.run([build(tmp_path, DECISION_MAIN, ["kws_decision.c"])], input=stdin, capture_output=True,
@@ -408,4 +284,4 @@ def test_header_compiles_in_the_chosen_points_gate_tau(tmp_path):
         text = (folder / header.HEADER).read_text()
         assert bundle.tau == tau
         assert f"#define KWS_GATE_TAU {header.c_double(tau)}" in text
-        assert f"#define KWS_GATE_TAU_Q {header.gate_threshold_q(tau, _info(1 / 256, -128))}" in text
+        assert f"#define KWS_GATE_TAU_Q {header.gate_threshold_q(tau, int8_tensor(1 / 256, -128))}" in text

@@ -1,5 +1,6 @@
 """C arrays of the models, the frontend's sparse tables and the TFLite Micro op resolver: the
-parts of the export checked without a compiler (tests/test_export_c.py builds the rest)."""
+parts of the export checked without a compiler (tests/test_export_c.py and
+tests/test_export_frontend_c.py build the rest)."""
 
 from __future__ import annotations
 
