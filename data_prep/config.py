@@ -19,6 +19,15 @@ from data_prep.errors import ConfigError, ConfigMismatch
 from data_prep.toml_io import dumps
 
 WINDOWS = ("hann", "hamming", "blackman", "boxcar")
+SPECTRA = ("power", "magnitude")
+# "slaney": librosa.filters.mel (Slaney scale, area-normalised triangles in Hz);
+# "tensorflow": tf.signal.linear_to_mel_weight_matrix (HTK scale, unit-peak triangles in mel, DC
+# bin zeroed), the MLPerf Tiny KWS front end's, so a model trained on it can start from the
+# MLPerf reference weights (kws/train/warm_start.py).
+MEL_BANKS = ("slaney", "tensorflow")
+# Fields added after configs were first saved: left out of the fingerprint at their default, so
+# every saved bundle keeps the fingerprint it was written with.
+_LATER_FIELDS = {"spectrum": "power", "mel_bank": "slaney"}
 SUFFIXES = (".toml", ".json")
 # Upper bounds: far above any keyword-spotting front end (multi-word wake phrases need clips
 # of ~1.5-3 s), far below what would try to allocate gigabytes for one clip.
@@ -53,6 +62,8 @@ class FeatureConfig:
     fmax: float = 4000.0
     n_mfcc: int = 10
     log_floor: float = 1e-6
+    spectrum: str = "power"  # or "magnitude" (what the mel filters weigh)
+    mel_bank: str = "slaney"  # or "tensorflow" (see MEL_BANKS)
 
     def __post_init__(self) -> None:
         # Canonical types, so 10 and 10.0 give one fingerprint and one saved file.
@@ -135,6 +146,10 @@ class FeatureConfig:
                       f"{MAX_SPECTRUM_VALUES} (a longer stride_ms or a smaller n_fft)")
         if self.window not in WINDOWS:
             raise bad(f"window={self.window!r} not one of {', '.join(WINDOWS)}")
+        if self.spectrum not in SPECTRA:
+            raise bad(f"spectrum={self.spectrum!r} not one of {', '.join(SPECTRA)}")
+        if self.mel_bank not in MEL_BANKS:
+            raise bad(f"mel_bank={self.mel_bank!r} not one of {', '.join(MEL_BANKS)}")
         if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
             raise bad(f"need 0 <= fmin < fmax <= sample_rate/2, got {self.fmin}..{self.fmax}")
         if self.n_mels < 1 or not 1 <= self.n_mfcc <= self.n_mels:
@@ -160,7 +175,9 @@ class FeatureConfig:
 
     def fingerprint(self) -> str:
         """Short stable hash of every field: equal configs, equal fingerprints."""
-        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        fields = {k: v for k, v in self.to_dict().items()
+                  if k not in _LATER_FIELDS or v != _LATER_FIELDS[k]}
+        canon = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()[:16]
 
     def to_json(self) -> str:

@@ -99,7 +99,7 @@ _COMMENTS = {
     "kws_mel_first_bin": "first FFT bin of each mel filter",
     "kws_mel_num_bins": "bins each mel filter spans",
     "kws_mel_offset": "start of each filter's weights in kws_mel_weights",
-    "kws_mel_weights": "librosa.filters.mel (Slaney), non-zero ranges only",
+    "kws_mel_weights": "the mel filterbank (FeatureConfig.mel_bank), non-zero ranges only",
     "kws_dct": "DCT-II, orthonormal, first n_mfcc rows",
 }
 

@@ -166,6 +166,8 @@ def cascade_config_header(bundle: Bundle, stage1: StageFacts, stage2: StageFacts
         _define("KWS_N_FFT", str(cfg.n_fft)),
         _define("KWS_N_BINS", str(cfg.n_bins), "n_fft / 2 + 1"),
         _define("KWS_WINDOW_FUNCTION", c_string(cfg.window), "tabulated in kws_frontend_tables.h"),
+        _define("KWS_SPECTRUM_MAGNITUDE", str(int(cfg.spectrum == "magnitude")), "1: |X|, 0: |X|^2 under the mel filters"),
+        _define("KWS_MEL_BANK", c_string(cfg.mel_bank), "filterbank recipe, tabulated in kws_frontend_tables.h"),
         _define("KWS_N_MELS", str(cfg.n_mels)),
         _define("KWS_FMIN", c_float(cfg.fmin), "Hz"),
         _define("KWS_FMAX", c_float(cfg.fmax), "Hz"),

@@ -47,6 +47,8 @@ def test_frozen_and_keyword_only() -> None:
         {"n_fft": 256},
         {"log_floor": 0},
         {"sample_rate": 0},
+        {"spectrum": "energy"},
+        {"mel_bank": "htk"},
     ],
 )
 def test_invalid_configs_are_refused(kwargs: dict) -> None:
@@ -74,7 +76,18 @@ def test_types_are_canonical() -> None:
 def test_fingerprint_changes_with_any_field() -> None:
     base = FeatureConfig()
     assert base.fingerprint() == FeatureConfig().fingerprint()
-    assert len({base.fingerprint(), FeatureConfig(n_mfcc=12).fingerprint(), FeatureConfig(fmin=0).fingerprint()}) == 3
+    others = (FeatureConfig(n_mfcc=12), FeatureConfig(fmin=0), FeatureConfig(spectrum="magnitude"),
+              FeatureConfig(mel_bank="tensorflow"))
+    assert len({base.fingerprint(), *(c.fingerprint() for c in others)}) == 5
+
+
+def test_fields_added_later_keep_saved_fingerprints(tmp_path) -> None:
+    """spectrum and mel_bank came after bundles were shipped: at their defaults they are not
+    hashed, so the default config keeps the fingerprint every saved manifest holds."""
+    assert FeatureConfig().fingerprint() == "2a0e03cc7a608a6f"  # what every bundle of the default front end holds
+    old = tmp_path / "old.toml"  # a features.toml written before the fields existed
+    old.write_text("[features]\nsample_rate = 16000\nn_mfcc = 10\n")
+    assert FeatureConfig.load(old) == FeatureConfig()
 
 
 def test_load_reports_bad_files(tmp_path) -> None:

@@ -3,6 +3,7 @@ MLPerf Tiny measurements, and ``kws energy`` on a real int8 model."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -79,6 +80,20 @@ def test_frontend_counts_follow_the_config():
     ram = frontend_cost(cfg).ram_bytes
     assert ram == {"audio_ring": (640 + 320) * 2, "fft_buffers": 2 * 1024 * 4, "feature_window": 49 * 10}
     assert fft_counts(256) == (64 * 7, 128)
+    assert ops["sqrt"] == 0  # a power spectrum takes no square root
+    magnitude = frontend_cost(FeatureConfig(spectrum="magnitude", mel_bank="tensorflow")).ops
+    assert magnitude["sqrt"] == 513 and magnitude["power"] == 513
+    profile = load_profile("nrf52840")
+    assert (frontend_stage(FeatureConfig(spectrum="magnitude"), profile).cycles
+            == frontend_stage(cfg, profile).cycles + 513 * profile.frontend_cycles["sqrt"])
+
+
+def test_a_profile_without_sqrt_cycles_prices_power_spectra_only(toy):
+    """Profiles written before the magnitude spectrum still load; only a front end that takes
+    square roots needs the figure, and says which."""
+    assert "sqrt" not in toy.frontend_cycles and frontend_stage(TOY_CONFIG, toy).cycles > 0
+    with pytest.raises(ConfigError, match=r"toy.toml: no frontend_cycles.sqrt"):
+        frontend_stage(dataclasses.replace(TOY_CONFIG, spectrum="magnitude"), toy)
 
 
 def test_energy_math_on_a_hand_computed_case(toy):

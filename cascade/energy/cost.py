@@ -24,7 +24,7 @@ from data_prep.features import feature_tables
 
 LAYER_KINDS = ("conv", "depthwise", "dense", "pool", "add", "other")
 MAC_KINDS = ("conv", "depthwise", "dense")
-FRONTEND_OPS = ("window", "fft_butterfly", "fft_post", "power", "mel", "log", "dct")
+FRONTEND_OPS = ("window", "fft_butterfly", "fft_post", "power", "sqrt", "mel", "log", "dct")
 
 # Bytes per stored value on the device: int16 PCM audio, float32 frontend math and tables,
 # int8 features (the model input is int8, so the feature ring is kept quantized).
@@ -109,7 +109,8 @@ def mel_nonzeros(config: FeatureConfig) -> int:
 
 
 def frontend_cost(config: FeatureConfig) -> FrontendCost:
-    """Per-hop MFCC work for ``config``: window, real FFT, power, mel (non-zeros), log, DCT.
+    """Per-hop MFCC work for ``config``: window, real FFT, power (and its square root for a magnitude
+    spectrum), mel (non-zeros), log, DCT.
 
     RAM: a ring of one window of int16 samples plus one stride for the DMA half being filled,
     the FFT input and output buffers (float32, n_fft each), and the T x n_mfcc int8 feature
@@ -123,6 +124,7 @@ def frontend_cost(config: FeatureConfig) -> FrontendCost:
         "fft_butterfly": butterflies,
         "fft_post": post,
         "power": config.n_bins,
+        "sqrt": config.n_bins if config.spectrum == "magnitude" else 0,  # |X| from |X|^2
         "mel": nnz,
         "log": config.n_mels,
         "dct": config.n_mfcc * config.n_mels,

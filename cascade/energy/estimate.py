@@ -54,8 +54,11 @@ def model_stage(model: ModelCost, profile: Profile, engine: str | None = None) -
 
 
 def frontend_stage(config: FeatureConfig, profile: Profile) -> StageCost:
-    """Latency and energy of one hop of MFCC work (window, FFT, power, mel, log, DCT)."""
-    ops = frontend_cost(config).ops
+    """Latency and energy of one hop of MFCC work (window, FFT, power, sqrt, mel, log, DCT)."""
+    ops = {op: count for op, count in frontend_cost(config).ops.items() if count}
+    missing = sorted(set(ops) - set(profile.frontend_cycles))
+    if missing:
+        raise ConfigError(f"{profile.path}: no frontend_cycles.{missing[0]} (the front end of this feature config needs it)")
     return _stage(sum(count * profile.frontend_cycles[op] for op, count in ops.items()), profile)
 
 

@@ -97,9 +97,13 @@ static void compute_mfcc(kws_frontend_t *fe)
     float *w = fe->work;
     uint32_t k, m, c;
     fft_real(w);
-    for (k = 0; k < KWS_N_BINS; ++k) { /* power spectrum, in place (index k <= 2k) */
+    for (k = 0; k < KWS_N_BINS; ++k) { /* power (or magnitude) spectrum, in place (index k <= 2k) */
         const float re = w[2 * k], im = w[2 * k + 1];
+#if KWS_SPECTRUM_MAGNITUDE
+        w[k] = sqrtf(re * re + im * im);
+#else
         w[k] = re * re + im * im;
+#endif
     }
     for (m = 0; m < KWS_N_MELS; ++m) { /* sparse mel filterbank, then dB with a fixed floor */
         const float *weights = kws_mel_weights + kws_mel_offset[m];

@@ -76,8 +76,8 @@ def features_section(a: Artefacts) -> Section:
         ("clip length L", f"{cfg.clip_ms:g} ms = {cfg.clip_samples:,} samples"),
         ("window l", f"{cfg.window_ms:g} ms = {cfg.window_samples:,} samples ({cfg.window})"),
         ("stride s", f"{cfg.stride_ms:g} ms = {cfg.stride_samples:,} samples"),
-        ("FFT size", f"{cfg.n_fft:,}"),
-        ("mel bands", f"{cfg.n_mels} from {cfg.fmin:g} to {cfg.fmax:g} Hz"),
+        ("FFT size", f"{cfg.n_fft:,} ({cfg.spectrum} spectrum)"),
+        ("mel bands", f"{cfg.n_mels} from {cfg.fmin:g} to {cfg.fmax:g} Hz ({cfg.mel_bank} filterbank)"),
         ("MFCCs", f"{cfg.n_mfcc} (log floor {cfg.log_floor:g})"),
         ("frames T", f"T = 1 + (L − l) / s = 1 + ({cfg.clip_samples} − {cfg.window_samples}) / {cfg.stride_samples} "
                      f"= {cfg.num_frames}"),

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
+from data_prep import mel_banks
 from data_prep.errors import ModelError
 
 NAME = "mlperf_tiny_ds_cnn"
@@ -47,22 +48,12 @@ class MlperfFrontEnd:
         return 1 + (self.clip_samples - self.window_samples) // self.stride_samples
 
 
-def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-    """HTK mel scale, as ``tf.signal.linear_to_mel_weight_matrix`` uses."""
-    return 1127.0 * np.log1p(np.asarray(hz, dtype=np.float64) / 700.0)
-
-
 @functools.lru_cache(maxsize=4)
 def tables(recipe: MlperfFrontEnd) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(periodic hann (l,), TF's mel matrix (n_fft/2+1, n_mels), TF's MFCC DCT (n_mels, n_mfcc))."""
     l = recipe.window_samples
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(l) / l)
-    bins = recipe.n_fft // 2 + 1
-    mel = hz_to_mel(np.linspace(0.0, recipe.sample_rate / 2.0, bins)[1:])[:, None]  # TF zeroes the DC bin
-    edges = np.linspace(hz_to_mel(recipe.fmin), hz_to_mel(recipe.fmax), recipe.n_mels + 2)
-    lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
-    weights = np.maximum(0.0, np.minimum((mel - lower) / (center - lower), (upper - mel) / (upper - center)))
-    weights = np.vstack([np.zeros((1, recipe.n_mels)), weights])
+    weights = mel_banks.tensorflow(recipe.sample_rate, recipe.n_fft, recipe.n_mels, recipe.fmin, recipe.fmax).T
     n, k = np.arange(recipe.n_mels)[:, None], np.arange(recipe.n_mfcc)[None]
     dct = 2.0 * np.cos(np.pi * k * (2 * n + 1) / (2 * recipe.n_mels)) / np.sqrt(2.0 * recipe.n_mels)
     out = tuple(np.ascontiguousarray(t, dtype=np.float32) for t in (window, weights, dct))
