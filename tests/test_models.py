@@ -125,3 +125,21 @@ def test_bad_requests_raise_one_clear_config_error(arch, kwargs, shape, classes,
     with pytest.raises(ConfigError) as err:
         build_model(arch, shape, classes, **kwargs)
     assert message in str(err.value)
+
+
+def test_level_layer_removes_the_loudest_frame_of_c0_and_round_trips(tmp_path, config, rng):
+    """ds_cnn(level=True): c0 minus its maximum over the window's frames, the other
+    coefficients untouched (the reference's per-clip peak division, done in the model)."""
+    model = build_model("ds_cnn", config.input_shape, 4, filters=16, blocks=1, level=True)
+    after = keras.Model(model.input, _layers(model, keras.layers.Subtract)[0].output)
+    x = rng.normal(0, 5, (3, *config.input_shape)).astype(np.float32)
+    expected = x.copy()
+    expected[..., 0] -= x[..., 0].max(axis=1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(after(x)), expected, atol=1e-5)
+    louder = x.copy()
+    louder[..., 0] += 7.0  # every frame 7 units louder: the same input to the rest of the model
+    np.testing.assert_allclose(np.asarray(model(louder)), np.asarray(model(x)), atol=1e-5)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)

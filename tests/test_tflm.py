@@ -11,10 +11,12 @@ import pytest
 from cascade.energy.arena import allocates, measure_arena
 from cascade.runtime.int8_model import TFLiteModel
 from data_prep.cache import compute_features
+from data_prep.config import FeatureConfig
 from data_prep.errors import ModelError
 from data_prep.normalize import FeatureStats
 from export.quantize import quantize
 from export.tflm import tflm_outputs, verify_bit_exact
+from export.tflm_ops import model_ops
 from kws.train.models import build_model
 
 SMALL = {"tiny": {}, "ds_cnn": {"filters": 16, "blocks": 2}, "tc_resnet": {"width": 0.5},
@@ -149,3 +151,17 @@ def test_model_tflm_cannot_run_is_named_not_probed_forever(config):
     data = quantize(build_model("tiny", config.input_shape, 3, filters=4), None, "float16")
     with pytest.raises(ModelError, match="TFLite Micro cannot run the model"):
         measure_arena(data)
+
+
+def test_level_layer_is_bit_exact_in_tflm(samples_dir):
+    """The level layer's MAX_POOL_2D, 1x1 CONV_2D and broadcast SUB (ds_cnn level=True) on real
+    sample clips through the MLPerf preset front end."""
+    preset = FeatureConfig.load(samples_dir / "features" / "mlperf.toml")
+    raw = compute_features(sorted((samples_dir / "speech_commands").glob("*/*.wav"))[::8][:30], preset)
+    x = FeatureStats.measure(raw).apply(raw)
+    keras.utils.set_random_seed(7)
+    data = quantize(_trained_looking(build_model("ds_cnn", preset.input_shape, 3, filters=16, blocks=2, level=True),
+                                     7, x), x)
+    assert {"MAX_POOL_2D", "SUB"} <= set(model_ops(data))
+    report = verify_bit_exact(data, TFLiteModel(data).quantize_input(x))
+    assert report.samples == len(x) == 30 and report.bit_exact

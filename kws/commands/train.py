@@ -53,7 +53,7 @@ def train(
     negatives: Annotated[Optional[list[Path]], typer.Option(exists=True, file_okay=False, help="Folders of other speech/music used as _unknown_ (repeatable).")] = None,
     background: Annotated[Optional[list[Path]], typer.Option(exists=True, file_okay=False, help="Folders of music/speech mixed under training clips as background (repeatable).")] = None,
     background_share: Annotated[float, typer.Option(help="Share of noisy clips whose background comes from --background folders.")] = 0.5,
-    init_from: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Trained model dir (same arch and labels): fine-tune from its weights.")] = None,
+    init_from: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Trained model dir (same arch and labels): fine-tune from its weights. Or the MLPerf reference folder (samples/teachers/mlperf_tiny_ds_cnn): stage 2 starts as the full-data model (--arch ds_cnn --arch-params '{\"level\": true}' --config samples/features/mlperf.toml).")] = None,
     noise_mode: Annotated[NoiseMode, typer.Option(help="volume (reference recipe) or snr (noise level relative to the clip).")] = "volume",
     snr_db: Annotated[str, typer.Option(help="SNR range in dB for --noise-mode snr, LOW,HIGH.")] = "5,20",
     speed: Annotated[str, typer.Option(help="Speed perturbation LOW,HIGH drawn per clip (pitch and tempo together), e.g. 0.85,1.15; 1,1: off.")] = "1,1",

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
+import numpy as np
 from keras import layers
 
 from data_prep.errors import ConfigError
@@ -153,19 +154,50 @@ def _ds_cnn_body(x, *, filters: int, blocks: int, kernel, strides, dw_kernel, te
     return x
 
 
+LEVEL_LAYER, INPUT_MAP_LAYER = "level_shift", "input_map"
+
+
+def _level_normalise(x):
+    """c0 minus its maximum over the window's frames, then a per-frame 1x1 map of the coefficients.
+
+    The MLPerf Tiny front end divides each clip by its peak, which only shifts c0 (a constant on
+    every log-mel band); a stream cannot rescale shared frames per window, but the model can
+    subtract the window's loudest frame from its own input: MAX_POOL_2D, a 1x1 CONV_2D ("c0
+    only") and a broadcast SUB in int8. The input map (a 1x1 CONV_2D, identity at first) lets
+    the int8 input stay normalised (one scale for every coefficient) while the layers after it
+    see other units: a warm start sets it to the reference's (kws/train/warm_start.py).
+    """
+    t, c = x.shape[1:]
+    peak = layers.MaxPooling1D(pool_size=t)(x)
+    shift = layers.Conv1D(c, 1, use_bias=False, name=LEVEL_LAYER)
+    level = shift(peak)
+    mask = np.zeros((1, c, c), np.float32)
+    mask[0, 0, 0] = 1.0
+    shift.set_weights([mask])
+    shift.trainable = False  # "subtract the loudest frame of c0" stays exactly that
+    x = layers.Subtract()([x, level])
+    input_map = layers.Conv1D(c, 1, name=INPUT_MAP_LAYER)
+    x = input_map(x)
+    input_map.set_weights([np.eye(c, dtype=np.float32)[None], np.zeros(c, np.float32)])
+    return x
+
+
 # --- architectures ------------------------------------------------------------------------------
 @register("ds_cnn")
 def ds_cnn(
     inputs, num_classes: int, *, filters: int = 64, blocks: int = 4, kernel=(10, 4), strides=(2, 2),
-    weight_decay: float = 1e-4, dropout: float = 0.4,
+    weight_decay: float = 1e-4, dropout: float = 0.4, level: bool = False,
 ):
     """MLPerf Tiny DS-CNN: dropout 0.2 after the stem and 0.4 before pooling, L2 1e-4.
 
     The reference pools with ``(T // 2, n_mfcc // 2)`` = (24, 5) on the 25 x 5 map (it skips the
     last row); kept as is so the graph and MAC count match the benchmark model exactly.
+    ``level``: loudness removed first (``_level_normalise``), as the reference's front end does;
+    what a warm start from the reference weights needs (kws/train/warm_start.py).
     """
     _check_positive("ds_cnn", filters=filters, blocks=blocks)
-    x = _ds_cnn_body(inputs, filters=filters, blocks=blocks, kernel=kernel, strides=strides,
+    x = _level_normalise(inputs) if level else inputs
+    x = _ds_cnn_body(x, filters=filters, blocks=blocks, kernel=kernel, strides=strides,
                      dw_kernel=(3, 3), temporal=False, weight_decay=weight_decay, dropout=dropout)
     t, c = inputs.shape[1:]
     pool = (max(1, min(t // 2, x.shape[1])), max(1, min(c // 2, x.shape[2])))

@@ -39,6 +39,7 @@ from kws.train.data import TrainingArrays, balanced_class_weights, representativ
 from kws.train.distribute import Placement, broadcast_from_chief, lost_worker_is_one_line, make_placement
 from kws.train.loop import run_epochs, synchronise_batch_norm
 from kws.train.teacher import Distillation, load_teacher, recognise_teacher, teacher_accuracy
+from kws.train.warm_start import FIT_CLIPS, check_compatible, is_reference, load_reference, measure_bridge
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -231,6 +232,8 @@ def train(
     log = log or (lambda line: None)
     if config.teacher and not config.teacher_adapter:  # saved with the run: it must say how to hear the teacher
         config = dataclasses.replace(config, teacher_adapter=recognise_teacher(Path(config.teacher)))
+    if config.init_from and is_reference(Path(config.init_from)):  # before any data is read
+        check_compatible(config.stage, config.arch, config.arch_params, features, Path(config.init_from))
     placement = make_placement(strategy)  # first: a multi-worker strategy configures TF itself
     log(placement.describe(config.batch_size))
     out = Path(out)
@@ -269,9 +272,15 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
     arrays = training_arrays(dataset, config, features, skipped, log if chief else None, cache_dir)
     require_unknown(arrays, labels, data_dir)
     augment = noise_plan(config.augment, arrays, data_dir, log)
-    init = artifact.ModelDir.open(Path(config.init_from)) if config.init_from else None
-    # A warm start keeps the normalisation its weights were trained under.
-    stats = init.stats if init is not None else FeatureStats.measure(mfcc(arrays.clips, features))
+    from_reference = bool(config.init_from) and is_reference(Path(config.init_from))
+    init = artifact.ModelDir.open(Path(config.init_from)) if config.init_from and not from_reference else None
+    bridge = measure_bridge(arrays.clips, features) if from_reference else None
+    if bridge is not None:
+        log(f"warm start from the MLPerf reference ({config.init_from}): features mapped to its inputs, "
+            f"R^2 {min(bridge.fit_r2):.3f}-{max(bridge.fit_r2):.3f} per coefficient")
+    # A warm start keeps the normalisation its weights were trained under (or mapped to).
+    stats = (init.stats if init is not None else bridge.stats if bridge is not None
+             else FeatureStats.measure(mfcc(arrays.clips, features)))
     x_val, y_val = split_arrays(dataset, "validation", config, features, cache_dir, skipped)
     if skipped:
         log(skipped_note([s.reason for s in skipped]))
@@ -294,6 +303,8 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
         model = build_model(config.arch, features.input_shape, len(labels), **config.arch_params)
         if init is not None:
             load_weights_from(model, init, labels)
+        elif bridge is not None:
+            load_reference(model, Path(config.init_from), labels, bridge, stats.apply(mfcc(arrays.clips[:FIT_CLIPS], features)))
         if placement.replicas > 1:
             synchronise_batch_norm(model)
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps, alpha=0.02)
