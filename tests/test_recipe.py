@@ -21,6 +21,7 @@ from kws.recipe.runner import STARTED, Step, run_steps
 from kws.recipe.steps import CLIPS, CONFUSABLE_VOICES, confusables_step, train_step
 from kws.train import teacher_mlperf
 from kws.train.config import TrainConfig
+from kws.train.warm_start import is_reference
 
 
 def _counting(calls: list[str], name: str, fail: bool = False):
@@ -82,12 +83,15 @@ def test_the_demo_trains_with_everything_democonfig_gives() -> None:
     cfg = DemoConfig(data="samples/speech_commands")
     recipe = recipe_of(cfg)
     extra = ("runs/demo/synth/clips",)
+    starts = {1: {}, 2: {"init_from": cfg.stage2_init, "learning_rate": cfg.stage2_learning_rate}}
     for stage, arch, params, epochs in ((1, cfg.stage1_arch, {}, cfg.stage1_epochs),
                                         (2, cfg.stage2_arch, dict(cfg.stage2_params), cfg.stage2_epochs)):
         assert recipe.train_config(stage, extra) == TrainConfig(
             stage=stage, arch=arch, arch_params=params, epochs=epochs, patience=epochs, batch_size=32,
             unknown_pct=cfg.unknown_pct, seed=cfg.seed, extra_data=(*cfg.extra_data, *extra), teacher=cfg.teacher,
-            augment=AugmentConfig(speed_range=cfg.speed, noise_mode="snr", snr_db_range=cfg.snr_db), keep=cfg.keep)
+            augment=AugmentConfig(speed_range=cfg.speed, noise_mode="snr", snr_db_range=cfg.snr_db), keep=cfg.keep,
+            **starts[stage])
+    assert is_reference(Path(cfg.stage2_init))  # stage 2 starts from the shipped MLPerf reference
     assert recipe.words_to_synthesize() == WORDS_V2 and recipe.synth == cfg.synth_voices and recipe.recall == cfg.recall
     names = [s.name for s in demo_steps(Path("runs/demo"), cfg, FeatureConfig())]
     assert names == ["features", "synth", "confusables", "train_stage1", "train_stage2", "tflm", "cascade", "evaluate", "stream",

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from kws.commands.common import SAMPLES, load_feature_config
 from kws.demo.pipeline import DemoConfig, demo_steps
 from kws.recipe.runner import run_steps
+from kws.train.warm_start import REFERENCE_FEATURES
+
+DEMO_FEATURES = SAMPLES / "features" / "mlperf.toml"
 
 
 def demo(
     out: Annotated[Path, typer.Option(help="Run directory; each step writes into OUT/<step>/.")] = Path("runs/demo"),
     data: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Speech Commands folder.")] = SAMPLES / "speech_commands",
-    config: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="FeatureConfig .toml/.json.")] = None,
+    config: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="FeatureConfig .toml/.json (another front end than the default, the MLPerf reference's, trains stage 2 from scratch).")] = DEMO_FEATURES,
     force: Annotated[bool, typer.Option(help="Redo every step, even those whose outputs are current.")] = False,
 ) -> None:
     """Features -> train both stages -> int8 -> TFLM check -> cascade -> eval -> stream -> energy."""
@@ -27,6 +31,8 @@ def demo(
     console = Console()
     features = load_feature_config(config)
     cfg = DemoConfig(data=str(data))
+    if features != REFERENCE_FEATURES:  # the reference's weights need its front end
+        cfg = dataclasses.replace(cfg, stage2_init="")
     steps = demo_steps(out, cfg, features)
     console.print(f"[bold]kws demo[/] on {data} -> {out}  (features {features.num_frames} x {features.n_mfcc}, "
                   f"config {features.fingerprint()})", soft_wrap=True)

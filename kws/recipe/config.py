@@ -43,6 +43,10 @@ class CascadeRecipe:
     stage2_arch: str = "ds_cnn"
     stage2_params: tuple[tuple[str, Any], ...] = (("filters", 32),)
     stage2_epochs: int = 40
+    # Stage 2 starts from these weights: a trained model dir or the MLPerf reference folder (a warm
+    # start: kws/train/warm_start.py), fine-tuned at stage2_learning_rate. "": from scratch.
+    stage2_init: str = ""
+    stage2_learning_rate: float = 0.003
     batch_size: int = 32
     unknown_pct: float = 300.0
     extra_data: tuple[str, ...] = ()
@@ -99,13 +103,14 @@ class CascadeRecipe:
         by earlier steps. No early stopping (patience = epochs): small validation sets are noisy."""
         arch, params, epochs = ((self.stage1_arch, self.stage1_params, self.stage1_epochs) if stage == 1
                                 else (self.stage2_arch, self.stage2_params, self.stage2_epochs))
+        start = {} if stage == 1 else {"init_from": self.stage2_init, "learning_rate": self.stage2_learning_rate}
         noise = {} if self.snr_db is None else {"noise_mode": "snr", "snr_db_range": tuple(self.snr_db)}
         augment = AugmentConfig(speed_range=tuple(self.speed), reverb_prob=self.reverb, **noise)
         return TrainConfig(stage=stage, arch=arch, arch_params=dict(params), labels=self.labels, epochs=epochs,
                            patience=epochs, batch_size=self.batch_size, unknown_pct=self.unknown_pct, seed=self.seed,
                            extra_data=(*self.extra_data, *extra_data), negatives=(*self.negatives, *negatives),
                            backgrounds=self.backgrounds, augment=augment,
-                           teacher=self.teacher, keep=self.keep)
+                           teacher=self.teacher, keep=self.keep, **start)
 
     def noisy_copies(self) -> NoisyCopies | None:
         """How the gate is calibrated: on clean validation keywords and noisy copies of them,
