@@ -92,19 +92,23 @@ def noise(samples_dir: Path) -> np.ndarray:
     return (bed * (0.007 / np.sqrt(np.mean(bed**2)))).astype(np.float32)
 
 
-def _compose(clips: list[np.ndarray], noise: np.ndarray) -> np.ndarray:
+def _compose(clips: list[np.ndarray | None], noise: np.ndarray) -> np.ndarray:
+    """The noise bed with clip i at slot i (None: noise only in that slot)."""
     length = int((LEAD_S + SLOT_S * len(clips)) * RATE)
     audio = np.resize(noise, length).copy()
     for i, clip in enumerate(clips):
+        if clip is None:
+            continue
         start = int((LEAD_S + SLOT_S * i) * RATE)
         audio[start : start + len(clip)] += clip * (0.5 / max(float(np.abs(clip).max()), 1e-3))
     return np.clip(audio, -1, 1)
 
 
 def _pick_clips(bundle: Bundle, root: Path, noise: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
-    """The first held-out clip of each keyword that the cascade detects alone on the noise,
-    wherever the recording starts relative to its hops and inference steps (live, the start
-    is wherever PortAudio's first block happens to fall)."""
+    """The first held-out clip of each keyword that the cascade detects alone in its own slot of
+    the recording (over the noise it will have there), wherever the recording starts relative
+    to its hops and inference steps (live, the start is wherever PortAudio's first block happens
+    to fall)."""
     by_label: dict[str, list[Path]] = {}
     dataset = load_dataset(root)
     for e in [*dataset.examples("testing"), *dataset.examples("validation")]:  # never trained on
@@ -114,7 +118,9 @@ def _pick_clips(bundle: Bundle, root: Path, noise: np.ndarray) -> tuple[list[np.
     for label in sorted(by_label):
         for path in by_label[label]:
             clip = load_audio(path, RATE)
-            alone = _compose([clip], noise)
+            slots: list[np.ndarray | None] = [None] * WORDS
+            slots[len(clips)] = clip
+            alone = _compose(slots, noise)
             if all([d.label for d in run_stream(bundle, alone[shift:]).detections] == [label] for shift in SHIFTS):
                 clips.append(clip)
                 labels.append(label)
