@@ -2,9 +2,10 @@
 
 Every model takes (T, n_mfcc) float32 features and returns softmax probabilities. Layers are
 limited to what converts to CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D,
-RESHAPE, ADD and SOFTMAX in int8 (the classifier is a 1x1 CONV_2D, see ``_classifier``): BatchNormalization folds into the preceding convolution at
-conversion and ReLU fuses into it; Dropout and the L2 regulariser vanish. Global pooling is an
-AveragePooling2D over the whole map (GlobalAveragePooling2D would become MEAN).
+RESHAPE, ADD and SOFTMAX in int8 (``ds_cnn(level=True)`` adds MAX_POOL_2D and SUB; the
+classifier is a 1x1 CONV_2D, see ``_classifier``): BatchNormalization folds into the preceding
+convolution at conversion and ReLU fuses into it; Dropout and the L2 regulariser vanish. Global
+pooling is an AveragePooling2D over the whole map (GlobalAveragePooling2D would become MEAN).
 
 Width and depth are parameters of one builder per family, never copies:
 

@@ -278,7 +278,8 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
     if bridge is not None:
         log(f"warm start from the MLPerf reference ({config.init_from}): features mapped to its inputs, "
             f"R^2 {min(bridge.fit_r2):.3f}-{max(bridge.fit_r2):.3f} per coefficient")
-    # A warm start keeps the normalisation its weights were trained under (or mapped to).
+    # A warm start from a trained model keeps the normalisation its weights were trained under;
+    # from the reference, the run measures its own (the model's input map carries it across).
     stats = (init.stats if init is not None else bridge.stats if bridge is not None
              else FeatureStats.measure(mfcc(arrays.clips, features)))
     x_val, y_val = split_arrays(dataset, "validation", config, features, cache_dir, skipped)

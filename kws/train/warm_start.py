@@ -6,9 +6,10 @@ a stream cannot do, and its features are in natural-log units), but with our fro
 recipe (``spectrum = "magnitude"``, ``mel_bank = "tensorflow"``: samples/features/mlperf.toml) and
 ``ds_cnn`` with ``level`` (the loudness removed inside the model) our features differ from its
 inputs by one affine map per coefficient. The map is fitted on the run's training clips and
-becomes the model's input map (behind the run's own normalisation); the weights are copied, batch norms set to the statistics of
-their inputs on those clips (so training mode starts from the same function), and the classifier
-rows follow the run's labels: labels the reference does not know start from a fresh init.
+becomes the model's input map (behind the run's own normalisation); the weights are copied, batch
+norms set to the statistics of their inputs on those clips (so training mode starts from the same
+function), and the classifier rows follow the run's labels: labels the reference does not know
+start from a fresh init.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cascade.runtime.model_dir import TRAIN_CONFIG
 from data_prep.config import FeatureConfig
 from data_prep.errors import ConfigError, ModelError
 from data_prep.features import mfcc
@@ -34,7 +36,7 @@ FIT_CLIPS = 4000  # clips the map and the batch-norm statistics are measured on 
 
 def is_reference(path: Path) -> bool:
     """A folder (or file) holding the reference .tflite rather than a trained kws model dir."""
-    return reference.model_file(Path(path)) is not None and not (Path(path) / "train_config.json").exists()
+    return reference.model_file(Path(path)) is not None and not (Path(path) / TRAIN_CONFIG).exists()
 
 
 def check_compatible(stage: int, arch: str, params: dict, features: FeatureConfig, source: Path) -> None:
@@ -42,7 +44,8 @@ def check_compatible(stage: int, arch: str, params: dict, features: FeatureConfi
     from kws.train.models import arch_params  # lazy: the model zoo imports Keras (seconds)
 
     defaults = arch_params(REFERENCE_ARCH) if arch == REFERENCE_ARCH else {}
-    shape_params = {k: v for k, v in params.items() if k not in ("dropout", "weight_decay", "level")}
+    shape_params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()
+                    if k not in ("dropout", "weight_decay", "level")}  # JSON gives lists for tuples
     if stage != 2 or arch != REFERENCE_ARCH or any(defaults.get(k) != v for k, v in shape_params.items()):
         raise ConfigError(f"{source}: a warm start from the MLPerf reference needs --stage 2 --arch ds_cnn at its "
                           f"default shape (got stage {stage}, {arch} {shape_params or ''})".rstrip())
