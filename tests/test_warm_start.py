@@ -22,11 +22,11 @@ from kws.cli import app
 from kws.train import teacher_mlperf
 from kws.train.models import build_model
 from kws.train.teacher import load_teacher, teacher_accuracy
-from kws.train.warm_start import REFERENCE_FEATURES, fit_bridge, load_reference, measure_bridge
+from kws.train.warm_start import (REFERENCE_CONFIG, REFERENCE_FEATURES, SHIPPED_REFERENCE, fit_bridge, load_reference,
+                                  measure_bridge)
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
-REFERENCE = SAMPLES / "teachers" / "mlperf_tiny_ds_cnn"
-PRESET = SAMPLES / "features" / "mlperf.toml"
+REFERENCE, PRESET = SHIPPED_REFERENCE, REFERENCE_CONFIG
 DB_PER_NEPER = 10.0 / math.log(10.0)
 runner = CliRunner()
 
@@ -116,3 +116,12 @@ def test_train_from_the_reference(tmp_path) -> None:
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["testing"]["n"] >= 50 and metrics["testing"]["int8_accuracy"] >= 0.7
     assert FeatureConfig.load(tmp_path / "run" / "features.toml") == REFERENCE_FEATURES
+
+
+def test_cascade_train_warm_start_needs_one_second_clips(tmp_path) -> None:
+    """`kws cascade train --warm-start` takes the reference's front end; a longer clip (a wake
+    phrase) cannot start from it: one line, before any step runs."""
+    result = runner.invoke(app, ["cascade", "train", str(SAMPLES / "speech_commands"), "--labels", "yes",
+                                 "--out", str(tmp_path / "b"), "--warm-start", "--clip-ms", "1500"])
+    assert result.exit_code != 0 and "clip_ms=1500.0 (needs 1000.0)" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "b.work").exists()

@@ -19,6 +19,7 @@ from kws.recipe.runner import run_steps
 from kws.recipe.steps import CONFUSABLES, SYNTH, bundle_path, cascade_steps
 from kws.recipe.work import default_work, open_work
 from kws.train.teacher import teacher_labels
+from kws.train.warm_start import REFERENCE_CONFIG, SHIPPED_REFERENCE, check_compatible
 
 OWN_BARS = (SYNTH, CONFUSABLES, "train_stage1", "train_stage2")  # the other steps get a spinner
 Folders = Optional[list[Path]]
@@ -42,6 +43,7 @@ def train(
     synth_engine: Annotated[SynthEngine, typer.Option(help="auto: Kokoro where its model is found ($KWS_KOKORO_DIR), else espeak-ng.")] = "auto",
     confusables: Annotated[Optional[int], typer.Option(min=0, help="Words that sound like each keyword, spoken by espeak-ng, trained as _unknown_ (default: 20 for your own keywords, 0 for --labels 12).")] = None,
     teacher: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Distil both stages from this teacher (see kws train --teacher); it must know every keyword.")] = None,
+    warm_start: Annotated[bool, typer.Option(help="Start stage 2 as the MLPerf Tiny reference in samples/teachers (trained on ~2,600 speakers): its layers, new classifier rows for your keywords; both stages use its front end (samples/features/mlperf.toml, 1-s clips).")] = False,
     epochs: Annotated[int, typer.Option(min=1, help="Stage-2 epochs.")] = 40,
     stage1_epochs: Annotated[Optional[int], typer.Option(min=1, help="Stage-1 epochs (default: --epochs).")] = None,
     unknown_pct: Annotated[float, typer.Option(min=0, help="Other words as _unknown_, in % of keyword clips.")] = 300.0,
@@ -67,7 +69,10 @@ def train(
     from rich.console import Console
 
     refuse_existing(out, force, marks=(MANIFEST,), hint="replace it")  # before hours of work
-    features = load_feature_config(None, clip_ms)
+    features = load_feature_config(REFERENCE_CONFIG if warm_start else None, clip_ms)
+    start = {"stage2_init": str(SHIPPED_REFERENCE), "stage2_params": (("level", True),), "stage2_learning_rate": 0.001}
+    if warm_start:
+        check_compatible(2, "ds_cnn", dict(start["stage2_params"]), features, SHIPPED_REFERENCE)
     recipe = CascadeRecipe(
         data=str(data), labels=labels, stage1_epochs=stage1_epochs or epochs, stage2_epochs=epochs,
         unknown_pct=unknown_pct, extra_data=_strs(extra_data), negatives=_strs(negatives),
@@ -75,7 +80,7 @@ def train(
         calibrate_snr=snr_option(calibrate_snr, "--calibrate-snr"), snr_db=snr_option(snr_db, "--snr-db"), reverb=reverb,
         synth_engine=resolve_engine(synth_engine) if synth else "espeak",
         confusables=default_confusables(labels) if confusables is None else confusables,
-        teacher=str(teacher.resolve()) if teacher else "")
+        teacher=str(teacher.resolve()) if teacher else "", **(start if warm_start else {}))
     if teacher:
         check_teacher(recipe, teacher_labels(teacher))
     recipe, notice = without_missing_noise(recipe, check_data(recipe))

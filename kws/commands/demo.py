@@ -11,15 +11,13 @@ import typer
 from kws.commands.common import SAMPLES, load_feature_config
 from kws.demo.pipeline import DemoConfig, demo_steps
 from kws.recipe.runner import run_steps
-from kws.train.warm_start import REFERENCE_FEATURES
-
-DEMO_FEATURES = SAMPLES / "features" / "mlperf.toml"
+from kws.train.warm_start import REFERENCE_CONFIG, REFERENCE_FEATURES
 
 
 def demo(
     out: Annotated[Path, typer.Option(help="Run directory; each step writes into OUT/<step>/.")] = Path("runs/demo"),
     data: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Speech Commands folder.")] = SAMPLES / "speech_commands",
-    config: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="FeatureConfig .toml/.json (another front end than the default, the MLPerf reference's, trains stage 2 from scratch).")] = DEMO_FEATURES,
+    config: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="FeatureConfig .toml/.json (another front end than the default, the MLPerf reference's, trains stage 2 from scratch).")] = REFERENCE_CONFIG,
     force: Annotated[bool, typer.Option(help="Redo every step, even those whose outputs are current.")] = False,
 ) -> None:
     """Features -> train both stages -> int8 -> TFLM check -> cascade -> eval -> stream -> energy."""

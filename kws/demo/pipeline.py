@@ -36,6 +36,7 @@ from kws.recipe.config import CascadeRecipe
 from kws.recipe.runner import Step
 from kws.recipe.steps import cascade_steps
 from kws.report.build import build_report
+from kws.train.warm_start import SHIPPED_REFERENCE
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -49,7 +50,7 @@ class DemoConfig:
     # is fine-tuned on the demo's clips at a third of the usual learning rate; "" trains it from
     # scratch (what `kws demo --config` with another front end does).
     stage2_params: tuple[tuple[str, Any], ...] = (("filters", 64), ("dropout", 0.2), ("level", True))
-    stage2_init: str = str(SAMPLES / "teachers" / "mlperf_tiny_ds_cnn")
+    stage2_init: str = str(SHIPPED_REFERENCE)
     stage2_learning_rate: float = 0.001
     stage2_epochs: int = 40
     unknown_pct: float = 100.0
@@ -61,7 +62,7 @@ class DemoConfig:
     # --teacher / --noise-mode snr --snr-db 0,20 --speed 0.85,1.15): the SNR noise is what lets
     # stage 2 find keywords in the noisy stream (9 of 13 in the full demo, 2 with volume noise).
     extra_data: tuple[str, ...] = (str(SAMPLES / "kokoro"),)
-    teacher: str = str(SAMPLES / "teachers" / "mlperf_tiny_ds_cnn")
+    teacher: str = str(SHIPPED_REFERENCE)
     speed: tuple[float, float] = (0.85, 1.15)
     snr_db: tuple[float, float] | None = (0.0, 20.0)
     # The demo's gate is calibrated on clean clips, as measured in the README (kws cascade train

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cascade.runtime.bundle import SAMPLES
 from cascade.runtime.model_dir import TRAIN_CONFIG
 from data_prep.config import FeatureConfig
 from data_prep.errors import ConfigError, ModelError
@@ -27,8 +28,11 @@ from data_prep.features import mfcc
 from data_prep.normalize import FeatureStats
 from kws.train import teacher_mlperf as reference
 
-# The reference's front end in our FeatureConfig terms (teachers/mlperf_tiny_ds_cnn/README.md).
+# The reference's front end in our FeatureConfig terms (teachers/mlperf_tiny_ds_cnn/README.md),
+# also written out for --config; the reference itself ships in samples/ (Apache-2.0).
 REFERENCE_FEATURES = FeatureConfig(spectrum="magnitude", mel_bank="tensorflow")
+REFERENCE_CONFIG = SAMPLES / "features" / "mlperf.toml"
+SHIPPED_REFERENCE = SAMPLES / "teachers" / "mlperf_tiny_ds_cnn"
 REFERENCE_ARCH = "ds_cnn"
 _WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 FIT_CLIPS = 4000  # clips the map and the batch-norm statistics are measured on (plenty: 2 x 10^5 frames)
