@@ -209,3 +209,12 @@ def test_demo_runs_every_step_on_the_samples(tmp_path: Path, samples_dir: Path) 
         assert results["export"]["host_selftest"] == "passed"
     again = run_steps(tmp_path, demo_steps(tmp_path, cfg, FeatureConfig()))
     assert {k: v.get("seconds") for k, v in again.items()} == {k: v.get("seconds") for k, v in results.items()}
+
+
+def test_the_demo_on_another_front_end_trains_stage_2_from_scratch() -> None:
+    """`kws demo --config other.toml`: the reference's weights need its front end, so stage 2 is
+    trained as before the warm start (no init, no level layer, the usual learning rate)."""
+    cfg = DemoConfig(data="samples/speech_commands").from_scratch()
+    config = recipe_of(cfg).train_config(2)
+    assert config.init_from == "" and "level" not in config.arch_params
+    assert config.learning_rate == TrainConfig.learning_rate == 3e-3

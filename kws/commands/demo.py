@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -30,7 +29,7 @@ def demo(
     features = load_feature_config(config)
     cfg = DemoConfig(data=str(data))
     if features != REFERENCE_FEATURES:  # the reference's weights need its front end
-        cfg = dataclasses.replace(cfg, stage2_init="")
+        cfg = cfg.from_scratch()
     steps = demo_steps(out, cfg, features)
     console.print(f"[bold]kws demo[/] on {data} -> {out}  (features {features.num_frames} x {features.n_mfcc}, "
                   f"config {features.fingerprint()})", soft_wrap=True)

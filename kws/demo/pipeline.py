@@ -36,6 +36,7 @@ from kws.recipe.config import CascadeRecipe
 from kws.recipe.runner import Step
 from kws.recipe.steps import cascade_steps
 from kws.report.build import build_report
+from kws.train.config import TrainConfig
 from kws.train.warm_start import SHIPPED_REFERENCE
 
 
@@ -74,6 +75,13 @@ class DemoConfig:
     # run-to-run spread (threaded training is not bit-reproducible) is larger than the choice.
     keep: str = "best"
     seed: int = 0
+
+    def from_scratch(self) -> "DemoConfig":
+        """Stage 2 as it was trained before the warm start (another front end than the
+        reference's cannot start from its weights): no level layer, the usual learning rate."""
+        params = tuple((k, v) for k, v in self.stage2_params if k != "level")
+        return dataclasses.replace(self, stage2_init="", stage2_params=params,
+                                   stage2_learning_rate=TrainConfig.learning_rate)
 
 
 def features_step(cfg: DemoConfig, features: FeatureConfig):
