@@ -64,11 +64,12 @@ def test_mapped_reference_starts_at_its_accuracy(sample_splits) -> None:
     both); the reference through its own front end scores the same clips."""
     train_clips, _ = sample_splits["training"]
     test_clips, y = sample_splits["testing"]
-    bridge = measure_bridge(train_clips, REFERENCE_FEATURES)
+    train_mfcc = mfcc(train_clips, REFERENCE_FEATURES)
+    bridge = measure_bridge(train_clips, train_mfcc)
     assert min(bridge.fit_r2[1:]) > 0.999 and bridge.fit_r2[0] > 0.9  # c0: the peak vs the loudest frame
     labels = load_dataset(SAMPLES / "speech_commands", "12").labels
     model = build_model("ds_cnn", REFERENCE_FEATURES.input_shape, len(labels), level=True)
-    load_reference(model, REFERENCE, labels, bridge, bridge.stats.apply(mfcc(train_clips, REFERENCE_FEATURES)))
+    load_reference(model, REFERENCE, labels, bridge, bridge.stats.apply(train_mfcc))
     student = float((model.predict(bridge.stats.apply(mfcc(test_clips, REFERENCE_FEATURES)), verbose=0).argmax(1) == y).mean())
     teacher = teacher_accuracy(load_teacher(REFERENCE), test_clips, y, labels, 2)
     print(f"sample test clips (n={len(y)}): mapped reference {student:.3f}, reference itself {teacher:.3f}")
@@ -77,12 +78,13 @@ def test_mapped_reference_starts_at_its_accuracy(sample_splits) -> None:
 
 def test_labels_the_reference_does_not_know_start_fresh(sample_splits) -> None:
     train_clips, _ = sample_splits["training"]
-    bridge = measure_bridge(train_clips[:60], REFERENCE_FEATURES)
+    train_mfcc = mfcc(train_clips[:60], REFERENCE_FEATURES)
+    bridge = measure_bridge(train_clips[:60], train_mfcc)
     labels = ("_silence_", "_unknown_", "yes", "marvin")
     model = build_model("ds_cnn", REFERENCE_FEATURES.input_shape, len(labels), level=True)
     classifier = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)][-1]
     fresh = classifier.get_weights()[0][0, 0].copy()
-    load_reference(model, REFERENCE, labels, bridge, bridge.stats.apply(mfcc(train_clips[:60], REFERENCE_FEATURES)))
+    load_reference(model, REFERENCE, labels, bridge, bridge.stats.apply(train_mfcc))
     kernel = classifier.get_weights()[0][0, 0]
     np.testing.assert_array_equal(kernel[:, 3], fresh[:, 3])
     assert not np.array_equal(kernel[:, 2], fresh[:, 2])

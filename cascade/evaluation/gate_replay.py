@@ -129,6 +129,7 @@ def gate_curve(points: dict[str, OperatingPoint], smoothing: SmoothingConfig, la
     rows = []
     for tau in taus:
         at, duty, opened = traces_at(traces, tau)
+        clean_at = traces_at(clean, tau)[0] if clean else None
         sources = pool_sources([by_source(t.truth, t.times, o, [], t.duration_s) for t, o in zip(traces, opened)])
         row: dict[str, Any] = {"tau": float(tau), "stage2_duty": duty,
                                "stage2_duty_by_source": {k: v["stage2_duty"] for k, v in sources.items()}}
@@ -136,7 +137,7 @@ def gate_curve(points: dict[str, OperatingPoint], smoothing: SmoothingConfig, la
             cfg = point.smoothing(smoothing)
             m = score_traces(at, labels, cfg)
             row[name] = {"hit_rate": m["hit_rate"], "false_accepts_per_hour": m["false_accepts_per_hour"]}
-            if clean:
-                row[name]["clean_hit_rate"] = score_traces(traces_at(clean, tau)[0], labels, cfg)["hit_rate"]
+            if clean_at is not None:
+                row[name]["clean_hit_rate"] = score_traces(clean_at, labels, cfg)["hit_rate"]
         rows.append(row)
     return rows

@@ -19,7 +19,7 @@ from kws.recipe.runner import run_steps
 from kws.recipe.steps import CONFUSABLES, SYNTH, bundle_path, cascade_steps
 from kws.recipe.work import default_work, open_work
 from kws.train.teacher import teacher_labels
-from kws.train.warm_start import REFERENCE_CONFIG, SHIPPED_REFERENCE, check_compatible
+from kws.train.warm_start import LEARNING_RATE, REFERENCE_CONFIG, SHIPPED_REFERENCE, check_compatible
 
 OWN_BARS = (SYNTH, CONFUSABLES, "train_stage1", "train_stage2")  # the other steps get a spinner
 Folders = Optional[list[Path]]
@@ -70,8 +70,9 @@ def train(
 
     refuse_existing(out, force, marks=(MANIFEST,), hint="replace it")  # before hours of work
     features = load_feature_config(REFERENCE_CONFIG if warm_start else None, clip_ms)
-    start = {"stage2_init": str(SHIPPED_REFERENCE), "stage2_params": (("level", True),), "stage2_learning_rate": 0.001}
+    start: dict[str, Any] = {}
     if warm_start:
+        start = {"stage2_init": str(SHIPPED_REFERENCE), "stage2_params": (("level", True),), "stage2_learning_rate": LEARNING_RATE}
         check_compatible(2, "ds_cnn", dict(start["stage2_params"]), features, SHIPPED_REFERENCE)
     recipe = CascadeRecipe(
         data=str(data), labels=labels, stage1_epochs=stage1_epochs or epochs, stage2_epochs=epochs,
@@ -80,7 +81,7 @@ def train(
         calibrate_snr=snr_option(calibrate_snr, "--calibrate-snr"), snr_db=snr_option(snr_db, "--snr-db"), reverb=reverb,
         synth_engine=resolve_engine(synth_engine) if synth else "espeak",
         confusables=default_confusables(labels) if confusables is None else confusables,
-        teacher=str(teacher.resolve()) if teacher else "", **(start if warm_start else {}))
+        teacher=str(teacher.resolve()) if teacher else "", **start)
     if teacher:
         check_teacher(recipe, teacher_labels(teacher))
     recipe, notice = without_missing_noise(recipe, check_data(recipe))

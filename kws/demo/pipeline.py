@@ -37,7 +37,7 @@ from kws.recipe.runner import Step
 from kws.recipe.steps import cascade_steps
 from kws.report.build import build_report
 from kws.train.config import TrainConfig
-from kws.train.warm_start import SHIPPED_REFERENCE
+from kws.train.warm_start import LEARNING_RATE, SHIPPED_REFERENCE
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -52,7 +52,7 @@ class DemoConfig:
     # scratch (what `kws demo --config` with another front end does).
     stage2_params: tuple[tuple[str, Any], ...] = (("filters", 64), ("dropout", 0.2), ("level", True))
     stage2_init: str = str(SHIPPED_REFERENCE)
-    stage2_learning_rate: float = 0.001
+    stage2_learning_rate: float = LEARNING_RATE
     stage2_epochs: int = 40
     unknown_pct: float = 100.0
     recall: float = 0.98

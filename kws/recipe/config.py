@@ -46,7 +46,7 @@ class CascadeRecipe:
     # Stage 2 starts from these weights: a trained model dir or the MLPerf reference folder (a warm
     # start: kws/train/warm_start.py), fine-tuned at stage2_learning_rate. "": from scratch.
     stage2_init: str = ""
-    stage2_learning_rate: float = 0.003
+    stage2_learning_rate: float = TrainConfig.learning_rate
     batch_size: int = 32
     unknown_pct: float = 300.0
     extra_data: tuple[str, ...] = ()

@@ -227,7 +227,7 @@ def operating_points_table(bundle) -> Table:
         figures = ("-",) * 4 if m is None else (
             f"{pct(m.hit_rate)} ({m.hits}/{m.keywords})", f"{m.false_accepts_per_hour:.1f}",
             "{:.1f}-{:.1f}".format(*m.false_accepts_per_hour_ci95), f"{m.hours:.2f}")
-        tau = p.tau if p.tau is not None else bundle.base_tau
+        tau = bundle.at(name).tau  # the point's own, else the bundle's: what the point runs
         duty = "-" if m is None or m.stage2_duty is None else pct(m.stage2_duty)
         rows.append((name + (" (default)" if name == "balanced" else ""), f"{p.threshold:g}",
                      ", ".join(f"{k} {v:g}" for k, v in p.label_thresholds) or "-", *figures[:1], f"{tau:.3f}", duty,

@@ -274,7 +274,8 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
     augment = noise_plan(config.augment, arrays, data_dir, log)
     from_reference = bool(config.init_from) and is_reference(Path(config.init_from))
     init = artifact.ModelDir.open(Path(config.init_from)) if config.init_from and not from_reference else None
-    bridge = measure_bridge(arrays.clips, features) if from_reference else None
+    fit_mfcc = mfcc(arrays.clips[:FIT_CLIPS], features) if from_reference else None  # the map's and the BNs' clips
+    bridge = measure_bridge(arrays.clips[:FIT_CLIPS], fit_mfcc) if from_reference else None
     if bridge is not None:
         log(f"warm start from the MLPerf reference ({config.init_from}): features mapped to its inputs, "
             f"R^2 {min(bridge.fit_r2):.3f}-{max(bridge.fit_r2):.3f} per coefficient")
@@ -305,7 +306,7 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
         if init is not None:
             load_weights_from(model, init, labels)
         elif bridge is not None:
-            load_reference(model, Path(config.init_from), labels, bridge, stats.apply(mfcc(arrays.clips[:FIT_CLIPS], features)))
+            load_reference(model, Path(config.init_from), labels, bridge, stats.apply(fit_mfcc))
         if placement.replicas > 1:
             synchronise_batch_norm(model)
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps, alpha=0.02)

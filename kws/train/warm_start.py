@@ -24,7 +24,6 @@ from cascade.runtime.bundle import SAMPLES
 from cascade.runtime.model_dir import TRAIN_CONFIG
 from data_prep.config import FeatureConfig
 from data_prep.errors import ConfigError, ModelError
-from data_prep.features import mfcc
 from data_prep.normalize import FeatureStats
 from kws.train import teacher_mlperf as reference
 
@@ -33,6 +32,7 @@ from kws.train import teacher_mlperf as reference
 REFERENCE_FEATURES = FeatureConfig(spectrum="magnitude", mel_bank="tensorflow")
 REFERENCE_CONFIG = SAMPLES / "features" / "mlperf.toml"
 SHIPPED_REFERENCE = SAMPLES / "teachers" / "mlperf_tiny_ds_cnn"
+LEARNING_RATE = 0.001  # fine-tuning from the reference: a third of training's default, so the start is kept
 REFERENCE_ARCH = "ds_cnn"
 _WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 FIT_CLIPS = 4000  # clips the map and the batch-norm statistics are measured on (plenty: 2 x 10^5 frames)
@@ -120,14 +120,15 @@ def fit_bridge(ours: np.ndarray, theirs: np.ndarray) -> Bridge:
     return Bridge(stats, tuple(scale), tuple(offset), tuple(r2))
 
 
-def measure_bridge(clips: np.ndarray, features: FeatureConfig) -> Bridge:
-    """The map fitted on (up to ``FIT_CLIPS``) training clips that have a positive sample (the
-    reference divides by the peak, so digital silence has no reference features)."""
-    clips = np.asarray(clips, np.float32)[: FIT_CLIPS]
-    clips = clips[clips.max(axis=1) > 0]
-    if len(clips) == 0:
+def measure_bridge(clips: np.ndarray, ours: np.ndarray) -> Bridge:
+    """The map fitted on the training ``clips`` that have a positive sample (the reference
+    divides by the peak, so digital silence has no reference features); ``ours``: their MFCC
+    under the run's front end, which the caller keeps for the batch-norm statistics."""
+    clips = np.asarray(clips, np.float32)
+    sound = clips.max(axis=1) > 0
+    if not sound.any():
         raise ModelError("no training clip with sound to fit the warm start on")
-    return fit_bridge(mfcc(clips, features), reference.features(clips, reference.MlperfFrontEnd()))
+    return fit_bridge(np.asarray(ours)[sound], reference.features(clips[sound], reference.MlperfFrontEnd()))
 
 
 def load_reference(model, source: Path, labels: Sequence[str], bridge: Bridge, normalised: np.ndarray) -> None:
