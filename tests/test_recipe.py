@@ -18,7 +18,7 @@ from data_prep.labels import WORDS_V2
 from kws.demo.pipeline import DemoConfig, demo_steps, recipe_of
 from kws.recipe.config import CascadeRecipe, check_teacher, default_confusables, folder_fingerprint
 from kws.recipe.runner import STARTED, Step, run_steps
-from kws.recipe.steps import CLIPS, CONFUSABLE_VOICES, confusables_step, train_step
+from kws.recipe.steps import CLIPS, CONFUSABLE_VOICES, cascade_steps, confusables_step, train_step
 from kws.train import teacher_mlperf
 from kws.train.config import TrainConfig
 from kws.train.warm_start import is_reference
@@ -83,24 +83,39 @@ def test_the_demo_trains_with_everything_democonfig_gives() -> None:
     cfg = DemoConfig(data="samples/speech_commands")
     recipe = recipe_of(cfg)
     extra = ("runs/demo/synth/clips",)
+    stage2 = "runs/demo/train_stage2/model"
     starts = {1: {}, 2: {"init_from": cfg.stage2_init, "learning_rate": cfg.stage2_learning_rate}}
     for stage, arch, params, epochs in ((1, cfg.stage1_arch, {}, cfg.stage1_epochs),
                                         (2, cfg.stage2_arch, dict(cfg.stage2_params), cfg.stage2_epochs)):
-        assert recipe.train_config(stage, extra) == TrainConfig(
+        assert recipe.train_config(stage, extra, stage2_model=stage2) == TrainConfig(
             stage=stage, arch=arch, arch_params=params, epochs=epochs, patience=epochs, batch_size=32,
             unknown_pct=cfg.unknown_pct, seed=cfg.seed, extra_data=(*cfg.extra_data, *extra), teacher=cfg.teacher,
             augment=AugmentConfig(speed_range=cfg.speed, noise_mode="snr", snr_db_range=cfg.snr_db), keep=cfg.keep,
             **starts[stage])
     assert is_reference(Path(cfg.stage2_init))  # stage 2 starts from the shipped MLPerf reference
     assert recipe.words_to_synthesize() == WORDS_V2 and recipe.synth == cfg.synth_voices and recipe.recall == cfg.recall
-    names = [s.name for s in demo_steps(Path("runs/demo"), cfg, FeatureConfig())]
-    assert names == ["features", "synth", "confusables", "train_stage1", "train_stage2", "tflm", "cascade", "evaluate", "stream",
-                     "energy", "export", "report"]
+    steps = demo_steps(Path("runs/demo"), cfg, FeatureConfig())
+    assert [s.name for s in steps] == ["features", "synth", "confusables", "train_stage2", "train_stage1", "tflm", "cascade",
+                                       "evaluate", "stream", "energy", "export", "report"]
+    gate = next(s for s in steps if s.name == "train_stage1")
+    assert not cfg.gate_from_stage2 and "train_stage2" not in gate.after  # measured: docs/gate.md
+    own = demo_steps(Path("runs/demo"), dataclasses.replace(cfg, gate_from_stage2=True), FeatureConfig())
+    gate = next(s for s in own if s.name == "train_stage1")
+    assert "train_stage2" in gate.after and gate.inputs["train"]["teacher"] == stage2  # retrained when stage 2 is
+
+
+def test_a_gate_from_stage2_needs_its_path_and_otherwise_learns_from_the_teacher() -> None:
+    recipe = CascadeRecipe(data="d", labels="yes,no", teacher="T", gate_from_stage2=True)
+    with pytest.raises(ValueError, match="path of the recipe's stage 2"):
+        recipe.train_config(1)
+    assert recipe.train_config(2).teacher == "T"
+    plain = dataclasses.replace(recipe, gate_from_stage2=False)
+    assert plain.train_config(1).teacher == plain.train_config(2).teacher == "T"
+    steps = {s.name: s for s in cascade_steps(Path("w"), plain, FeatureConfig())}
+    assert "train_stage2" not in steps["train_stage1"].after  # nothing to wait for
 
 
 def test_each_step_is_stale_only_when_what_it_reads_changes(tmp_path: Path) -> None:
-    from kws.recipe.steps import cascade_steps
-
     base = CascadeRecipe(data=str(tmp_path), labels="yes,no")
     inputs = {s.name: s.inputs for s in cascade_steps(tmp_path, base, FeatureConfig())}
     more = {s.name: s.inputs for s in cascade_steps(tmp_path, dataclasses.replace(base, stage2_epochs=50), FeatureConfig())}
@@ -108,14 +123,14 @@ def test_each_step_is_stale_only_when_what_it_reads_changes(tmp_path: Path) -> N
     (tmp_path / "yes").mkdir()
     (tmp_path / "yes" / "a.wav").write_bytes(b"new recording")
     newer = {s.name: s.inputs for s in cascade_steps(tmp_path, base, FeatureConfig())}
-    assert [n for n in inputs if inputs[n] != newer[n]] == ["train_stage1", "train_stage2", "cascade"]
+    assert [n for n in inputs if inputs[n] != newer[n]] == ["train_stage2", "train_stage1", "cascade"]
     fewer = {s.name: s.inputs for s in cascade_steps(tmp_path, dataclasses.replace(base, confusables=5), FeatureConfig())}
     assert [n for n in newer if newer[n] != fewer[n]] == ["confusables"]  # training follows it through `after`
     clean = {s.name: s.inputs for s in cascade_steps(tmp_path, dataclasses.replace(base, calibrate_snr=None), FeatureConfig())}
     assert [n for n in newer if newer[n] != clean[n]] == ["cascade"]  # the gate is recalibrated, nothing retrained
     roomy = {s.name: s.inputs for s in cascade_steps(tmp_path, dataclasses.replace(base, reverb=0.3, snr_db=(0.0, 20.0)),
                                                      FeatureConfig())}
-    assert [n for n in newer if newer[n] != roomy[n]] == ["train_stage1", "train_stage2"]
+    assert [n for n in newer if newer[n] != roomy[n]] == ["train_stage2", "train_stage1"]
     steps = {s.name: s for s in cascade_steps(tmp_path, base, FeatureConfig())}
     assert "confusables" in steps["train_stage1"].after and "confusables" in steps["train_stage2"].after
 

@@ -21,7 +21,7 @@ from kws.recipe.work import default_work, open_work
 from kws.train.teacher import teacher_labels
 from kws.train.warm_start import LEARNING_RATE, REFERENCE_CONFIG, SHIPPED_REFERENCE, check_compatible
 
-OWN_BARS = (SYNTH, CONFUSABLES, "train_stage1", "train_stage2")  # the other steps get a spinner
+OWN_BARS = (SYNTH, CONFUSABLES, "train_stage2", "train_stage1")  # the other steps get a spinner
 Folders = Optional[list[Path]]
 CALIBRATE_SNR_HELP = ("Also calibrate the gate on noisy copies of the validation keywords: the data's background noise "
                       "at an SNR drawn from LOW,HIGH dB, so its recall holds in noise and on recordings harder than the "
@@ -42,7 +42,8 @@ def train(
     synth: Annotated[int, typer.Option(min=0, help="Synthetic clips per keyword (and per as many other words, as negatives); 0: none.")] = 0,
     synth_engine: Annotated[SynthEngine, typer.Option(help="auto: Kokoro where its model is found ($KWS_KOKORO_DIR), else espeak-ng.")] = "auto",
     confusables: Annotated[Optional[int], typer.Option(min=0, help="Words that sound like each keyword, spoken by espeak-ng, trained as _unknown_ (default: 20 for your own keywords, 0 for --labels 12).")] = None,
-    teacher: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Distil both stages from this teacher (see kws train --teacher); it must know every keyword.")] = None,
+    teacher: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Distil stage 2 (and the gate, without --gate-from-stage2) from this teacher (see kws train --teacher); it must know every keyword.")] = None,
+    gate_from_stage2: Annotated[bool, typer.Option(help="Distil the gate from stage 2's keyword mass (kws train --teacher STAGE2) instead of the labels (and --teacher): what the shipped gate does; for text-only custom words it measured worse on clips (docs/custom_keywords.md).")] = False,
     warm_start: Annotated[bool, typer.Option(help="Start stage 2 as the MLPerf Tiny reference in samples/teachers (trained on ~2,600 speakers): its layers, new classifier rows for your keywords; both stages use its front end (samples/features/mlperf.toml, 1-s clips).")] = False,
     epochs: Annotated[int, typer.Option(min=1, help="Stage-2 epochs.")] = 40,
     stage1_epochs: Annotated[Optional[int], typer.Option(min=1, help="Stage-1 epochs (default: --epochs).")] = None,
@@ -60,7 +61,7 @@ def train(
 ) -> None:
     """Your keywords to a calibrated int8 cascade bundle, in one command.
 
-    Steps: synthesize (--synth) and confusable words (--confusables) -> train stage 1 (tiny gate) and stage 2 (DS-CNN), int8 -> TFLite Micro check -> calibrate tau.
+    Steps: synthesize (--synth) and confusable words (--confusables) -> train stage 2 (DS-CNN), then stage 1 (the tiny gate), int8 -> TFLite Micro check -> calibrate tau.
 
     Interrupted (Ctrl-C, a kill)? Run the same command again: finished steps are skipped, training resumes from its checkpoint.
 
@@ -81,7 +82,7 @@ def train(
         calibrate_snr=snr_option(calibrate_snr, "--calibrate-snr"), snr_db=snr_option(snr_db, "--snr-db"), reverb=reverb,
         synth_engine=resolve_engine(synth_engine) if synth else "espeak",
         confusables=default_confusables(labels) if confusables is None else confusables,
-        teacher=str(teacher.resolve()) if teacher else "", **start)
+        teacher=str(teacher.resolve()) if teacher else "", gate_from_stage2=gate_from_stage2, **start)
     if teacher:
         check_teacher(recipe, teacher_labels(teacher))
     recipe, notice = without_missing_noise(recipe, check_data(recipe))

@@ -14,7 +14,7 @@ from kws.commands.choices import Arch, Keep, NoiseMode, Stage, Strategy
 from kws.commands.common import load_feature_config
 from kws.train.config import TrainConfig
 from kws.train.run import train as run
-from kws.train.teacher import recognise_teacher
+from kws.train.teacher import recognise_teacher, teacher_labels
 
 
 def value_range(text: str, option: str, unit: str = "") -> tuple[float, float]:
@@ -87,6 +87,8 @@ def train(
         params = json.loads(arch_params) if arch_params else {}
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--arch-params is not valid JSON: {exc}") from None
+    if teacher:
+        teacher_labels(teacher)  # a teacher it cannot learn from is one line now, before any data is read
     cfg = TrainConfig(stage=stage, arch=arch, arch_params=params, labels=labels, epochs=epochs,
                       batch_size=batch_size, learning_rate=learning_rate, patience=patience, keep=keep, seed=seed,
                       unknown_pct=unknown_pct, silence_pct=silence_pct, keyword_boost=keyword_boost,

@@ -64,6 +64,11 @@ class DemoConfig:
     # stage 2 find keywords in the noisy stream (9 of 13 in the full demo, 2 with volume noise).
     extra_data: tuple[str, ...] = (str(SAMPLES / "kokoro"),)
     teacher: str = str(SHIPPED_REFERENCE)
+    # The gate learns from the labels and the reference, not from the demo's own stage 2: that
+    # measured the same headline (85.0 % of the test clips, 9 of 13 stream keywords) with stage 2
+    # on 91 % of the stream's steps instead of 49 % (docs/gate.md: a stage 2 trained on 240 real
+    # clips teaches a vaguer keyword mass than the shipped one, trained on 1,541).
+    gate_from_stage2: bool = False
     speed: tuple[float, float] = (0.85, 1.15)
     snr_db: tuple[float, float] | None = (0.0, 20.0)
     # The demo's gate is calibrated on clean clips, as measured in the README (kws cascade train
@@ -167,7 +172,8 @@ def recipe_of(cfg: DemoConfig) -> CascadeRecipe:
                          stage2_arch=cfg.stage2_arch, stage2_params=cfg.stage2_params, stage2_epochs=cfg.stage2_epochs,
                          stage2_init=cfg.stage2_init, stage2_learning_rate=cfg.stage2_learning_rate,
                          unknown_pct=cfg.unknown_pct, recall=cfg.recall, synth=cfg.synth_voices, synth_engine="espeak",
-                         synth_words=WORDS_V2, extra_data=cfg.extra_data, teacher=cfg.teacher, speed=cfg.speed,
+                         synth_words=WORDS_V2, extra_data=cfg.extra_data, teacher=cfg.teacher,
+                         gate_from_stage2=cfg.gate_from_stage2, speed=cfg.speed,
                          snr_db=cfg.snr_db, calibrate_snr=cfg.calibrate_snr, keep=cfg.keep, seed=cfg.seed)
 
 
@@ -181,5 +187,5 @@ def demo_steps(root: Path, cfg: DemoConfig, features: FeatureConfig) -> list[Ste
         Step("energy", "energy on every MCU profile", energy_step(root), {}, ("cascade",)),
         Step("export", "firmware export, compiled and self-tested", export_step(root, cfg), {}, ("cascade",)),
         Step("report", "HTML and Markdown report", report_step(root), {},
-             ("features", "train_stage1", "train_stage2", "tflm", "cascade", "evaluate", "stream", "energy", "export")),
+             ("features", "train_stage2", "train_stage1", "tflm", "cascade", "evaluate", "stream", "energy", "export")),
     ]

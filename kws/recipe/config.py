@@ -32,8 +32,9 @@ class CascadeRecipe:
     """``labels``: 12 or a comma-separated keyword list (folders of ``data``). ``synth``:
     synthetic clips per word (0: none), spoken by ``synth_engine``; ``synth_words`` empty means
     the keywords plus other Speech Commands words as negatives (as many as ``unknown_pct`` asks
-    for), so a synthetic voice alone never means "keyword". The teacher distils into stage 2
-    (where it is measured: docs/distillation.md); the tiny gate learns from the labels."""
+    for), so a synthetic voice alone never means "keyword". ``teacher`` distils into stage 2 and,
+    unless ``gate_from_stage2``, into the gate; with it the gate learns the keyword mass of the
+    stage 2 it will sit in front of (trained first; measured: docs/gate.md)."""
 
     data: str
     labels: str = "12"
@@ -53,6 +54,7 @@ class CascadeRecipe:
     negatives: tuple[str, ...] = ()
     backgrounds: tuple[str, ...] = ()
     teacher: str = ""
+    gate_from_stage2: bool = False
     speed: tuple[float, float] = (1.0, 1.0)
     snr_db: tuple[float, float] | None = None  # noise at a drawn SNR (kws train --noise-mode snr); None: the reference volumes
     reverb: float = 0.0  # share of clips heard in a simulated room (kws train --reverb)
@@ -77,7 +79,7 @@ class CascadeRecipe:
             raise ConfigError(f"--recall {self.recall}: must be in (0, 1]")
         self.noisy_copies()
         for stage in (1, 2):
-            self.train_config(stage)  # its checks (epochs, speed range, ...) now, before any work
+            self.train_config(stage, stage2_model="stage2")  # its checks (epochs, speed range, ...) now, before any work
 
     @property
     def keywords(self) -> tuple[str, ...]:
@@ -98,9 +100,11 @@ class CascadeRecipe:
         """The keywords as said aloud: a folder's ``_`` is a space (``hey_kws``: "hey kws")."""
         return tuple(w.replace("_", " ") for w in self.keywords)
 
-    def train_config(self, stage: int, extra_data: tuple[str, ...] = (), negatives: tuple[str, ...] = ()) -> TrainConfig:
+    def train_config(self, stage: int, extra_data: tuple[str, ...] = (), negatives: tuple[str, ...] = (),
+                     stage2_model: str = "") -> TrainConfig:
         """Stage ``stage``'s training settings; ``extra_data`` and ``negatives`` add folders made
-        by earlier steps. No early stopping (patience = epochs): small validation sets are noisy."""
+        by earlier steps; ``stage2_model``: where the recipe's stage 2 is (the gate's teacher when
+        ``gate_from_stage2``). No early stopping (patience = epochs): small validation sets are noisy."""
         arch, params, epochs = ((self.stage1_arch, self.stage1_params, self.stage1_epochs) if stage == 1
                                 else (self.stage2_arch, self.stage2_params, self.stage2_epochs))
         start = {} if stage == 1 else {"init_from": self.stage2_init, "learning_rate": self.stage2_learning_rate}
@@ -110,7 +114,14 @@ class CascadeRecipe:
                            patience=epochs, batch_size=self.batch_size, unknown_pct=self.unknown_pct, seed=self.seed,
                            extra_data=(*self.extra_data, *extra_data), negatives=(*self.negatives, *negatives),
                            backgrounds=self.backgrounds, augment=augment,
-                           teacher=self.teacher, keep=self.keep, **start)
+                           teacher=self.teacher_of(stage, stage2_model), keep=self.keep, **start)
+
+    def teacher_of(self, stage: int, stage2_model: str = "") -> str:
+        if stage == 1 and self.gate_from_stage2:
+            if not stage2_model:
+                raise ValueError("gate_from_stage2: the gate's settings need the path of the recipe's stage 2")
+            return stage2_model
+        return self.teacher
 
     def noisy_copies(self) -> NoisyCopies | None:
         """How the gate is calibrated: on clean validation keywords and noisy copies of them,

@@ -107,7 +107,8 @@ def made_folders(root: Path, step: str) -> tuple[str, ...]:
 def train_step(root: Path, recipe: CascadeRecipe, features: FeatureConfig, stage: int, *,
                progress: bool = True, log: Log | None = None):
     def run(out: Path) -> dict[str, Any]:
-        config = recipe.train_config(stage, made_folders(root, SYNTH), made_folders(root, CONFUSABLES))
+        config = recipe.train_config(stage, made_folders(root, SYNTH), made_folders(root, CONFUSABLES),
+                                     str(stage_model(root, 2)))
         model = out / MODEL
         if (model / METRICS).is_file():  # finished, then killed before the step's marker: keep it
             metrics = read_json(model / METRICS)
@@ -148,7 +149,7 @@ def cascade_step(root: Path, recipe: CascadeRecipe):
 
 def cascade_steps(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *, progress: bool = True,
                   log: Log | None = None, after: tuple[str, ...] = ()) -> list[Step]:
-    """synth, confusables, train_stage1, train_stage2, tflm, cascade under ``root``; ``after``: earlier steps
+    """synth, confusables, train_stage2, train_stage1, tflm, cascade under ``root``; ``after``: earlier steps
     (of the caller) the training waits for. Each step's inputs are the settings it reads, and a
     fingerprint of the audio folders (new recordings retrain)."""
     base = {"features": features.fingerprint(), "data": folder_fingerprint(recipe.folders())}
@@ -164,18 +165,21 @@ def cascade_steps(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *,
         confusable_inputs["missing"] = missing  # installing what was missing makes them
     confusable_title = (f"synthesize {recipe.confusables} confusable words per keyword (espeak)" if recipe.confusables
                         else "no confusable words (confusables 0)")
-    train_inputs = {stage: base | {"train": recipe.train_config(stage).to_dict(), "data_dir": recipe.data} for stage in (1, 2)}
+    train_inputs = {stage: base | {"train": recipe.train_config(stage, stage2_model=str(stage_model(root, 2))).to_dict(),
+                                   "data_dir": recipe.data} for stage in (1, 2)}
+    # The gate distilled from stage 2 waits for it (and is retrained when it changes).
+    gate_after = ("train_stage2",) if recipe.gate_from_stage2 else ()
     return [
         Step(SYNTH, synth_title, synth_step(recipe, features, progress=progress),
              synth_inputs, keep_partial=True),
         Step(CONFUSABLES, confusable_title, confusables_step(recipe, features, progress=progress),
              confusable_inputs, keep_partial=True),
-        Step("train_stage1", f"train stage 1 ({recipe.stage1_arch} gate) + int8",
-             train_step(root, recipe, features, 1, progress=progress, log=log), train_inputs[1],
-             (*after, SYNTH, CONFUSABLES), keep_partial=True),
         Step("train_stage2", f"train stage 2 ({recipe.stage2_arch} classifier) + int8",
              train_step(root, recipe, features, 2, progress=progress, log=log), train_inputs[2],
              (*after, SYNTH, CONFUSABLES), keep_partial=True),
+        Step("train_stage1", f"train stage 1 ({recipe.stage1_arch} gate) + int8",
+             train_step(root, recipe, features, 1, progress=progress, log=log), train_inputs[1],
+             (*after, SYNTH, CONFUSABLES, *gate_after), keep_partial=True),
         Step("tflm", "TFLite Micro bit-exactness and arena", tflm_step(root, recipe), {"data": recipe.data},
              ("train_stage1", "train_stage2")),
         Step(CASCADE, "calibrate the gate, build the bundle", cascade_step(root, recipe),

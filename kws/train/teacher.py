@@ -42,7 +42,7 @@ import numpy as np
 from cascade.runtime.stages import KEYWORD, stage_labels
 from data_prep.errors import ConfigError
 from data_prep.labels import SILENCE, UNKNOWN
-from kws.train import teacher_mlperf
+from kws.train import teacher_kws, teacher_mlperf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,28 +66,38 @@ def _mlperf(path: Path) -> TeacherAdapter:
                           recipe.sample_rate, recipe.clip_samples, model)
 
 
-# name -> (does this path hold such a teacher?, load it)
-ADAPTERS: dict[str, tuple[Callable[[Path], bool], Callable[[Path], TeacherAdapter]]] = {
-    teacher_mlperf.NAME: (lambda p: teacher_mlperf.model_file(p) is not None, _mlperf),
+def _kws_model(path: Path) -> TeacherAdapter:
+    model = teacher_kws.KwsModelTeacher(path)
+    config = model.model.config
+    return TeacherAdapter(teacher_kws.NAME, str(model.model.path), model.labels, config,
+                          config.sample_rate, config.clip_samples, model)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Kind:
+    recognises: Callable[[Path], bool]  # does this path hold such a teacher?
+    labels: Callable[[Path], tuple[str, ...]]  # what it classifies, without loading the model
+    load: Callable[[Path], TeacherAdapter]
+
+
+ADAPTERS: dict[str, _Kind] = {
+    teacher_mlperf.NAME: _Kind(lambda p: teacher_mlperf.model_file(p) is not None, lambda p: teacher_mlperf.LABELS, _mlperf),
+    teacher_kws.NAME: _Kind(teacher_kws.recognises, teacher_kws.model_labels, _kws_model),
 }
 
 
 def recognise_teacher(path: Path) -> str:
     """The adapter name for the teacher at ``path``, or a ConfigError naming what is expected."""
-    for name, (recognises, _) in ADAPTERS.items():
-        if recognises(path):
+    for name, kind in ADAPTERS.items():
+        if kind.recognises(path):
             return name
     raise ConfigError(f"--teacher {path}: not a known teacher (expected an MLPerf Tiny KWS folder with "
-                      f"{' or '.join(teacher_mlperf.MODEL_FILES)})")
-
-
-# name -> the labels it classifies (known without loading it)
-TEACHER_LABELS: dict[str, tuple[str, ...]] = {teacher_mlperf.NAME: teacher_mlperf.LABELS}
+                      f"{' or '.join(teacher_mlperf.MODEL_FILES)}, or a model directory kws trained)")
 
 
 def teacher_labels(path: Path) -> tuple[str, ...]:
     """The labels of the teacher at ``path`` (ConfigError if it is none), without loading it."""
-    return TEACHER_LABELS[recognise_teacher(path)]
+    return ADAPTERS[recognise_teacher(path)].labels(path)
 
 
 def load_teacher(path: Path, adapter: str = "") -> TeacherAdapter:
@@ -95,7 +105,7 @@ def load_teacher(path: Path, adapter: str = "") -> TeacherAdapter:
     name = adapter or recognise_teacher(path)
     if name not in ADAPTERS:
         raise ConfigError(f"teacher adapter {name!r} is not one of {sorted(ADAPTERS)}")
-    return ADAPTERS[name][1](path)
+    return ADAPTERS[name].load(path)
 
 
 def label_map(teacher_labels: Sequence[str], dataset_labels: Sequence[str], stage: int) -> np.ndarray:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import scipy.fft
 
 from data_prep import mel_banks
 from data_prep.errors import ModelError
+from kws.train.tflite_batch import BatchedTFLite
 
 NAME = "mlperf_tiny_ds_cnn"
 LABELS = ("down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "_silence_", "_unknown_")
@@ -95,82 +95,24 @@ def model_file(path: Path) -> Path | None:
 
 
 class MlperfTeacher:
-    """Waveform batch -> teacher probabilities (B, 12) in ``LABELS`` order, batched.
-
-    tf.data calls it from parallel native threads, whose Python thread state (and so any
-    ``threading.local``) does not outlive one call: interpreters are kept in a pool instead,
-    each used by one call at a time, so there are as many as there are concurrent calls.
-    """
+    """Waveform batch -> teacher probabilities (B, 12) in ``LABELS`` order, batched
+    (kws.train.tflite_batch: safe to call from tf.data's threads)."""
 
     def __init__(self, path: Path, recipe: MlperfFrontEnd = MlperfFrontEnd()):
         found = model_file(path)
         if found is None:
             raise ModelError(f"{path}: no MLPerf Tiny KWS model ({' or '.join(MODEL_FILES)})")
         self.file, self.recipe = found, recipe
-        self.model_bytes = found.read_bytes()
-        self._idle: list[_Sized] = []
-        self._lock = threading.Lock()
-        first = self._take()
-        shape, classes = tuple(first.input["shape"][1:]), int(first.output["shape"][-1])
-        self._give(first)
+        self.runner = BatchedTFLite(found.read_bytes(), str(found))
+        shape, classes = self.runner.input_shape, self.runner.num_classes
         if shape != (recipe.num_frames, recipe.n_mfcc, 1) or classes != len(LABELS):
             raise ModelError(f"{found}: input {shape} / {classes} outputs are not the MLPerf KWS model's "
                              f"({recipe.num_frames}, {recipe.n_mfcc}, 1) -> {len(LABELS)}")
-
-    def _take(self) -> "_Sized":
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        from ai_edge_litert import interpreter as litert
-
-        try:
-            return _Sized(litert.Interpreter(model_content=self.model_bytes, num_threads=1))
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{self.file}: cannot load TFLite model ({exc})") from None
-
-    def _give(self, sized: "_Sized") -> None:
-        with self._lock:
-            self._idle.append(sized)
 
     def __call__(self, wav: np.ndarray) -> np.ndarray:
         """(B, L) audio -> (B, 12) float32 probabilities; NaN rows where the clip has no
         positive sample (see ``peak_normalise``)."""
         wav = np.asarray(wav, dtype=np.float32)
-        x = features(wav, self.recipe)[..., None]
-        if len(x) == 0:
-            return np.zeros((0, len(LABELS)), np.float32)
-        sized = self._take()
-        try:
-            inp, out = sized.resize(len(x))
-            if inp["dtype"] == np.int8:
-                scale, zero = inp["quantization"]
-                x = np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
-            sized.interpreter.set_tensor(inp["index"], x)
-            sized.interpreter.invoke()
-            probs = sized.interpreter.get_tensor(out["index"])
-        finally:
-            self._give(sized)
-        if out["dtype"] == np.int8:
-            scale, zero = out["quantization"]
-            probs = (probs.astype(np.float32) - zero) * scale
-        probs = np.asarray(probs, dtype=np.float32).copy()
+        probs = self.runner(features(wav, self.recipe))
         probs[~peak_normalise(wav)[1]] = np.nan
         return probs
-
-
-class _Sized:
-    """An interpreter and the batch size its tensors are allocated for (resized on change)."""
-
-    def __init__(self, interpreter) -> None:
-        self.interpreter, self.batch = interpreter, 1
-        self.interpreter.allocate_tensors()
-        self.input, self.output = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-
-    def resize(self, batch: int) -> tuple[dict, dict]:
-        if batch != self.batch:
-            shape = [batch, *self.input["shape"][1:]]
-            self.interpreter.resize_tensor_input(self.input["index"], shape)
-            self.interpreter.allocate_tensors()
-            self.batch = batch
-            self.input, self.output = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]
-        return self.input, self.output
