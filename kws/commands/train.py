@@ -63,8 +63,9 @@ def train(
     keyword_boost: Annotated[float, typer.Option(help="Stage 1: weight multiplier of the keyword class (recall).")] = 2.0,
     teacher: Annotated[Optional[Path], typer.Option(
         exists=True, file_okay=False,
-        help="Distil from this teacher (e.g. teachers/mlperf_tiny_ds_cnn): it hears the same augmented clips "
-             "through its own front end; its probabilities, mapped onto this run's labels, become soft targets.")] = None,
+        help="Distil from this teacher (teachers/mlperf_tiny_ds_cnn, or a stage-2 model directory kws trained, e.g. "
+             "samples/models/stage2): it hears the same augmented clips through its own front end; its probabilities, "
+             "mapped onto this run's labels, become soft targets.")] = None,
     teacher_weight: Annotated[float, typer.Option(help="Targets = A x teacher + (1 - A) x one-hot.")] = 0.7,
     temperature: Annotated[float, typer.Option(help="Softens the teacher's logits (1: as it is).")] = 1.0,
     config: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="FeatureConfig .toml/.json (default: 49x10 MFCC).")] = None,

@@ -27,21 +27,24 @@ def recognises(path: Path) -> bool:
     return path.is_dir() and all((path / name).is_file() for name in REQUIRED)
 
 
-def model_labels(path: Path) -> tuple[str, ...]:
-    """Its class names; a gate (stage 1: ``keyword``) is refused: a teacher must name words."""
+def _open(path: Path) -> ModelDir:
+    """The model directory; a gate (stage 1: ``keyword``) is refused: a teacher must name words."""
     model = ModelDir.open(path)
     if KEYWORD in model.labels:
         raise ModelError(f"--teacher {path}: a stage-1 gate (labels {', '.join(model.labels)}); "
                          "a teacher must classify the words themselves (a stage-2 model)")
-    return model.labels
+    return model
+
+
+def model_labels(path: Path) -> tuple[str, ...]:
+    return _open(path).labels
 
 
 class KwsModelTeacher:
     """Waveform batch (B, L) -> (B, len(labels)) probabilities of the model at ``path``."""
 
     def __init__(self, path: Path):
-        model_labels(path)
-        self.model = ModelDir.open(path)
+        self.model = _open(path)
         self.model.check_int8()  # its files describe this model (shape, classes, int8 ends)
         self.runner = BatchedTFLite(self.model.int8_path.read_bytes(), str(self.model.int8_path))
 
