@@ -4,7 +4,8 @@ The gate's job is to pass what stage 2 would call a keyword; distilled from stag
 mass it learns that directly, on every augmented input (music and speech windows included),
 and for any keyword stage 2 knows: a custom word the MLPerf reference never heard has no
 teacher but its own stage 2. The teacher hears the waveform through its own feature config
-and normalisation and runs its int8 model (what the device will run), batched.
+and normalisation and runs its int8 model (what the device will run; clip by clip, as kws's
+graphs fix their batch at 1, on TFLite's optimised kernels: kws.train.tflite_batch).
 """
 
 from __future__ import annotations
