@@ -16,11 +16,11 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from cascade.energy.cost import FRONTEND_OPS, LAYER_KINDS, MAC_KINDS
+from data_prep.errors import ConfigError
 
 # "sqrt" came with the magnitude spectrum: profiles written before it still load, and only a
 # front end that takes square roots asks for it (cascade.energy.estimate.frontend_stage).
 REQUIRED_FRONTEND_OPS = tuple(op for op in FRONTEND_OPS if op != "sqrt")
-from data_prep.errors import ConfigError
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 

@@ -65,7 +65,8 @@ def read_model_bytes(model: bytes | bytearray | str | Path) -> tuple[bytes, str]
     return data, source
 
 
-def _tensor_info(detail: dict) -> TensorInfo:
+def tensor_info(detail: dict) -> TensorInfo:
+    """A TFLite interpreter's tensor detail as a TensorInfo."""
     scale, zero_point = detail["quantization"]
     return TensorInfo(
         name=detail["name"],
@@ -99,8 +100,8 @@ class TFLiteModel:
             raise ModelError(
                 f"{self.source}: expected one input and one output, got {len(inputs)} and {len(outputs)}"
             )
-        self.input = _tensor_info(inputs[0])
-        self.output = _tensor_info(outputs[0])
+        self.input = tensor_info(inputs[0])
+        self.output = tensor_info(outputs[0])
         if self.input.shape[0] != 1:
             raise ModelError(f"{self.source}: expected batch-1 input, got shape {self.input.shape}")
 

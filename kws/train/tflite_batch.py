@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 
+from cascade.runtime.int8_model import tensor_info
 from data_prep.errors import ModelError
 
 
@@ -25,8 +26,9 @@ class BatchedTFLite:
         self._idle: list[_Sized] = []
         self._lock = threading.Lock()
         first = self._take()
-        self.input_shape = tuple(int(n) for n in first.input["shape"][1:])
-        self.num_classes = int(first.output["shape"][-1])
+        # (de)quantization as the runtime does it; a float model's ends pass through as float32
+        self.input_info, self.output_info = tensor_info(first.input), tensor_info(first.output)
+        self.input_shape, self.num_classes = self.input_info.shape[1:], self.output_info.shape[-1]
         self._give(first)
 
     def _take(self) -> "_Sized":
@@ -48,19 +50,13 @@ class BatchedTFLite:
         x = np.asarray(x, dtype=np.float32).reshape(len(x), *self.input_shape)
         if len(x) == 0:
             return np.zeros((0, self.num_classes), np.float32)
+        q = self.input_info.quantize(x)
         sized = self._take()
         try:
-            inp, out = sized.input, sized.output
-            if inp["dtype"] == np.int8:
-                scale, zero = inp["quantization"]
-                x = np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
-            probs = sized.run(x)
+            out = sized.run(q)
         finally:
             self._give(sized)
-        if out["dtype"] == np.int8:
-            scale, zero = out["quantization"]
-            probs = (probs.astype(np.float32) - zero) * scale
-        return np.asarray(probs, dtype=np.float32)
+        return self.output_info.dequantize(out)
 
 
 class _Sized:
