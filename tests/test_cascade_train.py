@@ -48,13 +48,22 @@ def test_writes_a_bundle_that_eval_and_detect_run_on(run, samples_dir: Path) -> 
     bundle = Bundle.open(out)
     assert bundle.labels == ("_silence_", "_unknown_", "yes", "no")
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["cascade.toml", "features.toml", "keyword_free.json", "stage1", "stage2", "threshold_curve.json"])
+        ["cascade.toml", "features.toml", "keyword_free.json", "operating_point.json", "stage1", "stage2",
+         "threshold_curve.json"])
     work = out.with_name("yesno.work")
+    # the operating points are measured on a stream of the validation split, never the test split
+    truth = json.loads((work / "cascade" / "validation_stream" / "truth.json").read_text())
+    assert truth["split"] == "validation" and truth["keywords"]
+    assert set(bundle.operating_points) == {"high", "balanced", "low"} and bundle.sensitivity == "balanced"
+    assert bundle.operating_points["balanced"].measured.keywords == len(truth["keywords"])
+    assert "operating point balanced" in output
     tflm = json.loads((work / "tflm" / "tflm.json").read_text())
     assert tflm["stage1"]["bit_exact"] and tflm["stage2"]["bit_exact"] and tflm["stage2"]["samples"] > 0
     for step in STEPS:
         assert step in output
-    assert f"tau = {bundle.tau:.4f}" in output and f"bundle: {out}" in output and str(work) in output
+    assert f"tau = {bundle.calibration['tau']:.4f}" in output and f"bundle: {out}" in output and str(work) in output
+    assert f"gate tau {bundle.tau:.3g}" in output  # balanced's, at or above the clip floor
+    assert bundle.tau >= bundle.calibration["tau"]
     assert "int8 accuracy: validation" in output
 
     data = samples_dir / "speech_commands"

@@ -18,7 +18,8 @@ from data_prep.labels import WORDS_V2
 from kws.demo.pipeline import DemoConfig, demo_steps, recipe_of
 from kws.recipe.config import CascadeRecipe, check_teacher, default_confusables, folder_fingerprint
 from kws.recipe.runner import STARTED, Step, run_steps
-from kws.recipe.steps import CLIPS, CONFUSABLE_VOICES, cascade_steps, confusables_step, train_step
+from kws.recipe.steps import (CLIPS, CONFUSABLE_VOICES, MINE, MINED_STAGE2, cascade_steps, confusables_step, final_stage2,
+                              stage_model, train_step)
 from kws.train import teacher_mlperf
 from kws.train.config import TrainConfig
 from kws.train.warm_start import is_reference
@@ -133,6 +134,35 @@ def test_each_step_is_stale_only_when_what_it_reads_changes(tmp_path: Path) -> N
     assert [n for n in newer if newer[n] != roomy[n]] == ["train_stage2", "train_stage1"]
     steps = {s.name: s for s in cascade_steps(tmp_path, base, FeatureConfig())}
     assert "confusables" in steps["train_stage1"].after and "confusables" in steps["train_stage2"].after
+
+
+def test_mining_fine_tunes_stage2_from_the_draft_and_the_bundle_carries_the_fine_tune(tmp_path: Path) -> None:
+    plain = CascadeRecipe(data=str(tmp_path), labels="yes,no", negatives=("neg",), backgrounds=("neg", "music"),
+                          mine_epochs=0)
+    mining = dataclasses.replace(plain, mine_epochs=5)
+    assert CascadeRecipe(data=".", labels="yes").mine_epochs == 10  # on by default, where there is audio to mine
+    assert not plain.mines and mining.mines and mining.mining_folders() == ("neg", "music")
+    assert not dataclasses.replace(mining, negatives=(), backgrounds=()).mines  # nothing keyword-free to mine
+    assert [s.name for s in cascade_steps(tmp_path, plain, FeatureConfig())] == [
+        "synth", "confusables", "train_stage2", "train_stage1", "tflm", "cascade"]
+    steps = {s.name: s for s in cascade_steps(tmp_path, mining, FeatureConfig())}
+    assert list(steps) == ["synth", "confusables", "train_stage2", "train_stage1", MINE, MINED_STAGE2, "tflm", "cascade"]
+    assert set(steps[MINE].after) == {"train_stage1", "train_stage2"}
+    assert steps["tflm"].after == steps["cascade"].after == ("train_stage1", MINED_STAGE2)
+    assert final_stage2(tmp_path, mining) == tmp_path / MINED_STAGE2 / "model"
+    assert final_stage2(tmp_path, plain) == stage_model(tmp_path, 2)
+
+    draft = str(stage_model(tmp_path, 2))
+    tune = mining.mined_config(("synth",), ("confusables", "mined"), draft)
+    first = mining.train_config(2, ("synth",), ("confusables",))
+    assert (tune.init_from, tune.epochs, tune.patience, tune.learning_rate) == (draft, 5, 5, 0.001)
+    assert tune.negatives == ("neg", "confusables", "mined") and tune.augment == first.augment
+    assert tune.backgrounds == first.backgrounds and tune.extra_data == first.extra_data
+    # more fine-tune epochs retrain only the fine-tune (tflm and cascade follow it through `after`)
+    more = {s.name: s.inputs for s in cascade_steps(tmp_path, dataclasses.replace(mining, mine_epochs=9), FeatureConfig())}
+    assert [n for n in steps if steps[n].inputs != more[n]] == [MINED_STAGE2]
+    with pytest.raises(ConfigError, match="--mine-epochs"):
+        dataclasses.replace(plain, mine_epochs=-1)
 
 
 def test_cascade_train_passes_noise_reverb_and_calibration_to_the_recipe(tmp_path: Path) -> None:

@@ -16,12 +16,12 @@ from kws.commands.train import value_range
 from kws.recipe.config import (CascadeRecipe, check_data, check_teacher, default_confusables, resolve_engine,
                                without_missing_noise)
 from kws.recipe.runner import run_steps
-from kws.recipe.steps import CONFUSABLES, SYNTH, bundle_path, cascade_steps
+from kws.recipe.steps import CONFUSABLES, MINE, MINED_STAGE2, SYNTH, bundle_path, cascade_steps
 from kws.recipe.work import default_work, open_work
 from kws.train.teacher import teacher_labels
 from kws.train.warm_start import LEARNING_RATE, REFERENCE_CONFIG, SHIPPED_REFERENCE, check_compatible
 
-OWN_BARS = (SYNTH, CONFUSABLES, "train_stage2", "train_stage1")  # the other steps get a spinner
+OWN_BARS = (SYNTH, CONFUSABLES, "train_stage2", "train_stage1", MINED_STAGE2)  # the other steps get a spinner
 Folders = Optional[list[Path]]
 CALIBRATE_SNR_HELP = ("Also calibrate the gate on noisy copies of the validation keywords: the data's background noise "
                       "at an SNR drawn from LOW,HIGH dB, so its recall holds in noise and on recordings harder than the "
@@ -51,6 +51,7 @@ def train(
     speed: Annotated[str, typer.Option(help="Speed perturbation LOW,HIGH per clip, e.g. 0.85,1.15; 1,1: off.")] = "1,1",
     snr_db: Annotated[str, typer.Option(help="Background noise at an SNR drawn from LOW,HIGH dB (e.g. 0,20; kws train --noise-mode snr); off: the reference volumes.")] = "off",
     reverb: Annotated[float, typer.Option(min=0, max=1, help="Share of clips heard in a simulated room, e.g. 0.3 (kws train --reverb).")] = 0.0,
+    mine_epochs: Annotated[int, typer.Option(min=0, help="Hard-negative mining: run the draft cascade over the --negatives and --background audio, then fine-tune stage 2 this many epochs with the windows it fired on as _unknown_ (needs --negatives or --background); 0: off.")] = 10,
     recall: Annotated[float, typer.Option(help="Share of validation keyword clips the gate must pass (sets tau).")] = 0.98,
     calibrate_snr: Annotated[str, typer.Option(help=CALIBRATE_SNR_HELP)] = "10,30",
     clip_ms: Annotated[Optional[float], typer.Option(help="Clip length in ms, e.g. 1500 for a two-word phrase.")] = None,
@@ -61,7 +62,7 @@ def train(
 ) -> None:
     """Your keywords to a calibrated int8 cascade bundle, in one command.
 
-    Steps: synthesize (--synth) and confusable words (--confusables) -> train stage 2 (DS-CNN), then stage 1 (the tiny gate), int8 -> TFLite Micro check -> calibrate tau.
+    Steps: synthesize (--synth) and confusable words (--confusables) -> train stage 2 (DS-CNN), then stage 1 (the tiny gate), int8 -> [mine false accepts, fine-tune stage 2 (--mine-epochs)] -> TFLite Micro check -> calibrate tau.
 
     Interrupted (Ctrl-C, a kill)? Run the same command again: finished steps are skipped, training resumes from its checkpoint.
 
@@ -79,6 +80,7 @@ def train(
         data=str(data), labels=labels, stage1_epochs=stage1_epochs or epochs, stage2_epochs=epochs,
         unknown_pct=unknown_pct, extra_data=_strs(extra_data), negatives=_strs(negatives),
         backgrounds=_strs(background), speed=value_range(speed, "--speed"), recall=recall, seed=seed, synth=synth,
+        mine_epochs=mine_epochs,
         calibrate_snr=snr_option(calibrate_snr, "--calibrate-snr"), snr_db=snr_option(snr_db, "--snr-db"), reverb=reverb,
         synth_engine=resolve_engine(synth_engine) if synth else "espeak",
         confusables=default_confusables(labels) if confusables is None else confusables,
@@ -149,8 +151,11 @@ def print_summary(console, steps, results: dict[str, dict[str, Any]], cached: se
         console.print(f"[yellow]warning:[/] {' and '.join(inexact)} not bit-exact in TFLite Micro "
                       f"(see {work / 'tflm' / 'tflm.json'}): firmware outputs will differ from kws eval's", soft_wrap=True)
     console.print(
-        f"gate tau = {cal['tau']:.4f}: passes {cal['recall']:.1%} of validation keyword clips (target {recipe.recall:.0%}), "
+        f"gate tau = {cal['tau']:.4f} (its floor, from clips): passes {cal['recall']:.1%} of validation keyword clips (target {recipe.recall:.0%}), "
         f"opens on {cal['false_open_rate']:.1%} of the other validation clips\n"
+        f"operating points on a {cal['validation_stream_minutes']:g}-minute stream of the validation split "
+        f"(kws live/detect/eval --sensitivity NAME; balanced runs by default):\n  "
+        + "\n  ".join(cal["operating_points"].values()) + "\n"
         f"bundle: {bundle}   (try: kws detect --model {bundle} FILE.wav; kws eval {recipe.data} --model {bundle})\n"
         f"steps kept in {work} (a re-run resumes; `kws report {work}` renders them)", soft_wrap=True, markup=False)
 
@@ -167,6 +172,9 @@ def _describe(name: str, summary: dict[str, Any]) -> str:
     if name == CONFUSABLES:
         return summary.get("note") or (f"{summary['clips']} clips of {summary['words']} words (espeak), trained as _unknown_"
                                        if summary["clips"] else "none")
+    if name == MINE:
+        return (f"{summary['clips']} windows where the draft cascade fires in {summary['hours']:.2f} h of keyword-free "
+                f"audio ({summary['per_hour']:.0f}/h): {summary['by_label']}")
     if name == "cascade":
         return (f"tau {summary['tau']:.4f}, gate recall {summary['recall']:.3f}, opens on {summary['invocation_rate']:.1%} "
                 f"of validation clips; stage 2 runs {summary['keyword_free_stage2_per_s']:.2f}/s on keyword-free audio")

@@ -1,10 +1,12 @@
-"""The recipe's steps: synthesize, confusable words -> train stage 1 and stage 2 (int8 inside) -> TFLite Micro
-bit-exactness -> calibrate the gate into a bundle. Each writes into ``root/<step>/`` (the layout
+"""The recipe's steps: synthesize, confusable words -> train stage 2 and stage 1 (int8 inside) -> [mine the
+draft cascade's false accepts, fine-tune stage 2 on them] -> TFLite Micro bit-exactness -> calibrate the gate
+into a bundle. Each writes into ``root/<step>/`` (the layout
 ``kws report`` reads); ``kws demo`` adds its evaluation steps after these.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +14,8 @@ from typing import Any
 
 from cascade.energy.arena import measure_arena
 from cascade.evaluation.calibrate import build_cascade
+from cascade.evaluation.mining import MiningConfig, mine
+from cascade.runtime.bundle import Bundle
 from cascade.runtime.int8_model import TFLiteModel
 from cascade.runtime.model_dir import METRICS, ModelDir, read_json, write_json
 from data_prep import synth_kokoro as kokoro
@@ -26,12 +30,16 @@ from export.tflm import verify_bit_exact
 from kws.commands.synth import run_with_progress
 from kws.recipe.config import CascadeRecipe, folder_fingerprint
 from kws.recipe.runner import Step
+from kws.recipe.stream_points import calibrate_on_validation
 from kws.train.run import train
 
 SYNTH, CONFUSABLES, CLIPS = "synth", "confusables", "clips"
+MINE, MINED_STAGE2 = "mine", "train_stage2_mined"
+DRAFT = "draft"
 CONFUSABLE_VOICES = 20  # espeak-ng voices per confusable word: 20 words x 20 voices ~ a keyword's real clips
 MODEL = "model"
 CASCADE, BUNDLE = "cascade", "bundle"
+CLIP_BUNDLE, VALIDATION_STREAM = "clip_calibrated", "validation_stream"  # the gate's tau alone; the stream it is tuned on
 KOKORO_SPEEDS = "0.85-1.15"  # one speed per speaker, drawn from this range
 TFLM_CLIPS = 1000  # enough to catch a kernel that differs; TFLM's Python interpreter is slow on big test sets
 
@@ -40,6 +48,11 @@ Log = Callable[[str], None]
 
 def stage_model(root: Path, stage: int) -> Path:
     return root / f"train_stage{stage}" / MODEL
+
+
+def final_stage2(root: Path, recipe: CascadeRecipe) -> Path:
+    """The stage 2 the bundle carries: the fine-tune on mined windows when the recipe mines."""
+    return root / MINED_STAGE2 / MODEL if recipe.mines else stage_model(root, 2)
 
 
 def bundle_path(root: Path) -> Path:
@@ -110,17 +123,23 @@ def train_step(root: Path, recipe: CascadeRecipe, features: FeatureConfig, stage
         config = recipe.train_config(stage, made_folders(root, SYNTH), made_folders(root, CONFUSABLES),
                                      str(stage_model(root, 2)))
         model = out / MODEL
-        if (model / METRICS).is_file():  # finished, then killed before the step's marker: keep it
-            metrics = read_json(model / METRICS)
-        else:
-            metrics = train(Path(recipe.data), model, config, features, progress=progress, log=log)
-        return {"testing": metrics.get("testing"), "validation": metrics.get("validation")}
+        return _accuracies(_trained(model, lambda: train(Path(recipe.data), model, config, features,
+                                                         progress=progress, log=log)))
     return run
+
+
+def _trained(model: Path, train_it: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A model's metrics: trained now, or kept when it finished and the step was killed before its marker."""
+    return read_json(model / METRICS) if (model / METRICS).is_file() else train_it()
+
+
+def _accuracies(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {"testing": metrics.get("testing"), "validation": metrics.get("validation")}
 
 
 def tflm_step(root: Path, recipe: CascadeRecipe):
     def run(out: Path) -> dict[str, Any]:
-        models = {f"stage{s}": ModelDir.open(stage_model(root, s)) for s in (1, 2)}
+        models = {"stage1": ModelDir.open(stage_model(root, 1)), "stage2": ModelDir.open(final_stage2(root, recipe))}
         models["stage1"].config.require_same(models["stage2"].config, "stage 1 vs stage 2")
         dataset = load_dataset(Path(recipe.data), models["stage2"].dataset_labels())
         examples = dataset.examples("testing") or dataset.examples("validation")
@@ -138,18 +157,50 @@ def tflm_step(root: Path, recipe: CascadeRecipe):
     return run
 
 
-def cascade_step(root: Path, recipe: CascadeRecipe):
+def mine_step(root: Path, recipe: CascadeRecipe):
+    """The draft cascade (both stages, gate calibrated as the bundle's will be) over the recipe's
+    keyword-free audio: the windows it would fire on, as clips (cascade.evaluation.mining)."""
     def run(out: Path) -> dict[str, Any]:
-        _, cal = build_cascade(stage_model(root, 1), stage_model(root, 2), Path(recipe.data),
-                               out / BUNDLE, recall=recipe.recall, force=True, noisy=recipe.noisy_copies())
+        build_cascade(stage_model(root, 1), stage_model(root, 2), Path(recipe.data), out / DRAFT,
+                      recall=recipe.recall, force=True, noisy=recipe.noisy_copies())
+        summary = mine(Bundle.open(out / DRAFT), [Path(f) for f in recipe.mining_folders()], out / CLIPS,
+                       MiningConfig(), force=True)
+        return {"clips": summary["mined"], "hours": round(summary["hours"], 3),
+                "per_hour": round(summary["per_hour"], 1), "by_label": summary["by_label"]}
+    return run
+
+
+def mined_train_step(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *, progress: bool = True,
+                     log: Log | None = None):
+    """Stage 2 fine-tuned with its mined windows as ``_unknown_``; nothing mined: the draft as it is."""
+    def run(out: Path) -> dict[str, Any]:
+        model, draft, mined = out / MODEL, stage_model(root, 2), root / MINE / CLIPS
+        if not any(mined.rglob("*.wav")):
+            shutil.copytree(draft, model, dirs_exist_ok=True)
+            return _accuracies(read_json(model / METRICS)) | {
+                "note": "the draft cascade fired nowhere in the keyword-free audio: stage 2 kept as trained"}
+        config = recipe.mined_config(made_folders(root, SYNTH), (*made_folders(root, CONFUSABLES), str(mined)), str(draft))
+        return _accuracies(_trained(model, lambda: train(Path(recipe.data), model, config, features,
+                                                         progress=progress, log=log)))
+    return run
+
+
+def cascade_step(root: Path, recipe: CascadeRecipe):
+    """The gate's tau on validation clips, then the smoothing and the named operating points on a
+    validation stream (kws.recipe.stream_points): the bundle runs as calibrated, not at defaults."""
+    def run(out: Path) -> dict[str, Any]:
+        _, cal = build_cascade(stage_model(root, 1), final_stage2(root, recipe), Path(recipe.data),
+                               out / CLIP_BUNDLE, recall=recipe.recall, force=True, noisy=recipe.noisy_copies())
+        points = calibrate_on_validation(out / CLIP_BUNDLE, Path(recipe.data), recipe.labels, out / VALIDATION_STREAM,
+                                         out / BUNDLE, minutes=recipe.stream_minutes, seed=recipe.seed)
         return {k: cal[k] for k in ("tau", "recall", "invocation_rate", "false_open_rate")} | {
-            "keyword_free_stage2_per_s": cal["keyword_free"]["stage2_per_s"]}
+            "keyword_free_stage2_per_s": cal["keyword_free"]["stage2_per_s"]} | points
     return run
 
 
 def cascade_steps(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *, progress: bool = True,
                   log: Log | None = None, after: tuple[str, ...] = ()) -> list[Step]:
-    """synth, confusables, train_stage2, train_stage1, tflm, cascade under ``root``; ``after``: earlier steps
+    """synth, confusables, train_stage2, train_stage1, [mine, train_stage2_mined,] tflm, cascade under ``root``; ``after``: earlier steps
     (of the caller) the training waits for. Each step's inputs are the settings it reads, and a
     fingerprint of the audio folders (new recordings retrain)."""
     base = {"features": features.fingerprint(), "data": folder_fingerprint(recipe.folders())}
@@ -169,7 +220,7 @@ def cascade_steps(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *,
                                    "data_dir": recipe.data} for stage in (1, 2)}
     # The gate distilled from stage 2 waits for it (and is retrained when it changes).
     gate_after = ("train_stage2",) if recipe.gate_from_stage2 else ()
-    return [
+    steps = [
         Step(SYNTH, synth_title, synth_step(recipe, features, progress=progress),
              synth_inputs, keep_partial=True),
         Step(CONFUSABLES, confusable_title, confusables_step(recipe, features, progress=progress),
@@ -180,9 +231,24 @@ def cascade_steps(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *,
         Step("train_stage1", f"train stage 1 ({recipe.stage1_arch} gate) + int8",
              train_step(root, recipe, features, 1, progress=progress, log=log), train_inputs[1],
              (*after, SYNTH, CONFUSABLES, *gate_after), keep_partial=True),
-        Step("tflm", "TFLite Micro bit-exactness and arena", tflm_step(root, recipe), {"data": recipe.data},
-             ("train_stage1", "train_stage2")),
+    ]
+    final = ("train_stage1", "train_stage2")
+    if recipe.mines:
+        mined_inputs = base | {"train": recipe.mined_config((), (), str(stage_model(root, 2))).to_dict(),
+                               "data_dir": recipe.data}
+        steps += [
+            Step(MINE, "mine the draft cascade's false accepts in the negatives", mine_step(root, recipe),
+                 base | {"folders": recipe.mining_folders(), "recall": recipe.recall,
+                         "calibrate_snr": recipe.calibrate_snr, "mining": dataclasses.asdict(MiningConfig())},
+                 ("train_stage1", "train_stage2")),
+            Step(MINED_STAGE2, f"fine-tune stage 2 on its mined windows ({recipe.mine_epochs} epochs) + int8",
+                 mined_train_step(root, recipe, features, progress=progress, log=log), mined_inputs,
+                 ("train_stage2", MINE), keep_partial=True),
+        ]
+        final = ("train_stage1", MINED_STAGE2)
+    return steps + [
+        Step("tflm", "TFLite Micro bit-exactness and arena", tflm_step(root, recipe), {"data": recipe.data}, final),
         Step(CASCADE, "calibrate the gate, build the bundle", cascade_step(root, recipe),
-             base | {"recall": recipe.recall, "data_dir": recipe.data, "calibrate_snr": recipe.calibrate_snr},
-             ("train_stage1", "train_stage2")),
+             base | {"recall": recipe.recall, "data_dir": recipe.data, "calibrate_snr": recipe.calibrate_snr,
+                     "stream_minutes": recipe.stream_minutes, "operating_points": "validation stream"}, final),
     ]
