@@ -94,6 +94,7 @@ def test_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
         assert base64.b64decode(data) == (run_dir / "report_files" / f"{name}.png").read_bytes()
     md = md_path.read_text()
     assert set(re.findall(r"\]\(report_files/([a-z_]+)\.png\)", md)) == FIGURES
+    assert "no truth.json" not in md and "the true keywords (green)" in md  # the stream's truth file is read and drawn
 
     probe = html_path.with_name("probe.html")
     probe.write_text(page.replace("</body>", PROBE + "</body>"))
