@@ -45,7 +45,8 @@ def demo(
     table = Table("step", "result", title="demo summary")
     for step in steps:
         summary = {k: v for k, v in results[step.name].items() if k != "seconds"}
-        table.add_row(step.name, json.dumps(summary, default=_short)[:300])
+        points = summary.pop("operating_points", None)  # one line each: the point the demo runs
+        table.add_row(step.name, json.dumps(summary, default=_short)[:300] + (f"\n{points['balanced']}" if points else ""))
     console.print(table)
 
 
