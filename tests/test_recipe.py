@@ -18,8 +18,17 @@ from data_prep.labels import WORDS_V2
 from kws.demo.pipeline import DemoConfig, demo_steps, recipe_of
 from kws.recipe.config import CascadeRecipe, check_teacher, default_confusables, folder_fingerprint
 from kws.recipe.runner import STARTED, Step, run_steps
-from kws.recipe.steps import (CLIPS, CONFUSABLE_VOICES, MINE, MINED_STAGE2, cascade_steps, confusables_step, final_stage2,
-                              stage_model, train_step)
+from kws.recipe.steps import (
+    CLIPS,
+    CONFUSABLE_VOICES,
+    MINE,
+    MINED_STAGE2,
+    cascade_steps,
+    confusables_step,
+    final_stage2,
+    stage_model,
+    train_step,
+)
 from kws.train import teacher_mlperf
 from kws.train.config import TrainConfig
 from kws.train.warm_start import is_reference

@@ -39,7 +39,7 @@ def test_the_draft_cascade_is_run_over_the_negatives_and_its_firings_cut_out(min
 
 
 def test_stage2_is_fine_tuned_from_the_draft_with_the_mined_windows(mined, samples_dir: Path) -> None:
-    root, recipe, summary = mined
+    root, recipe, _ = mined
     draft = ModelDir.open(stage_model(root, 2))
     (root / MINED_STAGE2).mkdir()
     result = mined_train_step(root, recipe, draft.config, progress=False)(root / MINED_STAGE2)

@@ -22,8 +22,8 @@ from data_prep import synth_kokoro as kokoro
 from data_prep.config import FeatureConfig
 from data_prep.confusable_clips import plan_confusables
 from data_prep.errors import KwsError
-from data_prep.phones import cmudict_path
 from data_prep.example_features import example_features
+from data_prep.phones import cmudict_path
 from data_prep.speech_commands import load_dataset
 from data_prep.synth_run import prepare_synth
 from export.tflm import verify_bit_exact
