@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Issue #17's measurement, end to end: "alexa" and "snowboy" as your own keywords, trained by
+# `kws cascade train` at its defaults from real recordings (`real`) and from Kokoro voices only
+# (`text`), scored on the same real test recordings and the same test stream (never tuned on).
+#
+#   benchmarks/custom_keywords/run.sh [OUT] [real|text|both|data]   (default: runs/custom_keywords both;
+#                                                                   data: only the data and streams)
+#
+# Needs the shared data (../shared/data), root or wesnoth-1.16-music installed (the music bed),
+# and for `text` the Kokoro model (../shared/tts/kokoro or $KWS_KOKORO_DIR). Every step resumes
+# or is skipped when its output exists: rerun after an interruption. Results: OUT/{real,text}_*.json
+# and the summary lines this prints.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+R=${1:-$ROOT/runs/custom_keywords}
+WHICH=${2:-both}
+KWS=${KWS:-$ROOT/.venv/bin/kws}
+PY=${PY:-$ROOT/.venv/bin/python}
+export KWS_KOKORO_DIR=${KWS_KOKORO_DIR:-$ROOT/../shared/tts/kokoro}
+mkdir -p "$R"
+N=$R/neg
+T=$N/training
+stamp() { echo "[$(date +%H:%M:%S)] $*"; }
+
+# Negatives: music by track and espeak-ng sentences by voice, split once (the recordings in
+# wake_word_negatives are the keywords here, so they are not negatives).
+[ -f "$N/negatives.json" ] || { stamp negatives; "$KWS" data negatives "$N" --music --synth-voices 60; }
+[ -d "$R/data" ] || "$PY" "$HERE/build_data.py" "$R/data"
+# 20-minute streams: each split's keywords over its music bed, espeak sentences and other words
+for s in validation testing; do
+  [ -f "$R/streams/$s/truth.json" ] || { stamp "stream $s"; "$KWS" stream make --keywords "$R/data" \
+      --labels alexa,snowboy --split $s --negatives "$N/$s/synth" --bed "$N/$s/music" --minutes 20 --seed 0 \
+      --out "$R/streams/$s"; }
+done
+# Text only: Kokoro voices (54 + 40 blends, 3 speeds; 10 % of the voices validation-only) are the
+# only alexa/snowboy in training and validation
+if [ "$WHICH" != real ]; then
+  grep -qs '"complete": true' "$R/kokoro/synth.json" || { stamp "kokoro synthesis";
+    "$KWS" data synth "$R/kokoro" --words alexa,snowboy --engine kokoro --voices all --blend 40 --speeds 0.85-1.15; }
+  [ -d "$R/data_text" ] || "$PY" "$HERE/build_data.py" "$R/data_text" --kokoro "$R/kokoro"
+fi
+[ "$WHICH" = data ] && exit 0
+NEG=(--negatives "$T/music" --negatives "$T/synth" --background "$T/music" --background "$T/synth")
+
+score() {  # NAME: the bundle's clip accuracy and its operating points on the test stream
+  local m=$R/$1
+  [ -f "$R/$1_eval.json" ] || "$KWS" eval "$R/data" --model "$m" --json "$R/$1_eval.json" | tail -n 25
+  for p in balanced low; do
+    [ -f "$R/$1_stream_$p.json" ] || "$KWS" stream eval "$R/streams/testing" --model "$m" --sensitivity $p \
+        --target-fa 10 --json "$R/$1_stream_$p.json" --det "$R/$1_det_$p.png" | tail -n 20
+  done
+  "$PY" "$HERE/summary.py" "$R" "$1"
+}
+
+train() {  # NAME DATA: the one command, at its defaults, timed
+  [ -f "$R/$1/manifest.json" ] || { stamp "kws cascade train $1"; /usr/bin/time -f "$1: %e s wall" \
+      "$KWS" cascade train "$2" --labels alexa,snowboy --out "$R/$1" "${NEG[@]}" --quiet 2>&1 | tail -n 30; }
+}
+
+if [ "$WHICH" != text ]; then
+  train real "$R/data"
+  score real
+fi
+if [ "$WHICH" != real ]; then
+  train text "$R/data_text"
+  score text
+fi
