@@ -19,7 +19,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cascade.runtime.bundle import Bundle
+from data_prep.config import FeatureConfig
 from kws.cli import app
+from kws.recipe.config import resolve_warm_start
+from kws.train.warm_start import REFERENCE_FEATURES, SHIPPED_REFERENCE
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = ("synth", "confusables", "train_stage1", "train_stage2", "tflm", "cascade")
@@ -74,6 +77,29 @@ def test_writes_a_bundle_that_eval_and_detect_run_on(run, samples_dir: Path) -> 
     detected = _cli("detect", clip, "--model", out)
     assert detected.exit_code == 0, detected.output
     assert "detections in 1.0 s" in detected.output
+
+
+def test_the_default_recipe_is_the_measured_one(run) -> None:
+    """Not told otherwise, stage 2 starts from the MLPerf reference on its front end and both
+    stages train with speed, noise and room augmentation (docs/custom_keywords.md); the bundle
+    carries that front end, so eval/detect/export read the clips as training did."""
+    out, _ = run
+    work = out.with_name("yesno.work")
+    config = json.loads((work / "train_stage2" / "model" / "train_config.json").read_text())
+    assert config["init_from"] == str(SHIPPED_REFERENCE) and config["arch_params"]["level"] is True
+    for stage in (1, 2):
+        augment = json.loads((work / f"train_stage{stage}" / "model" / "train_config.json").read_text())["augment"]
+        assert tuple(augment["speed_range"]) == (0.85, 1.15) and augment["reverb_prob"] == 0.3
+        assert augment["noise_mode"] == "snr" and tuple(augment["snr_db_range"]) == (0.0, 20.0)
+    assert FeatureConfig.load(out / "features.toml") == REFERENCE_FEATURES
+
+
+def test_warm_start_defaults_to_what_the_clip_length_allows() -> None:
+    assert resolve_warm_start(None, None) == (True, "")
+    assert resolve_warm_start(None, 1000.0) == (True, "")
+    on, note = resolve_warm_start(None, 1500.0)
+    assert not on and "--clip-ms 1500: stage 2 trains from scratch" in note
+    assert resolve_warm_start(False, None) == (False, "") and resolve_warm_start(True, 1500.0) == (True, "")
 
 
 def test_confusable_words_train_both_stages_as_unknown(run) -> None:

@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--kokoro", type=Path, help="kws data synth --engine kokoro output: text-only keywords")
     parser.add_argument("--shared", type=Path, default=SHARED)
     args = parser.parse_args()
+    if not (args.shared / "speech_commands_dev").is_dir():
+        raise SystemExit(f"error: {args.shared}: no speech_commands_dev folder (pass --shared DIR)")
     if args.out.exists():
         raise SystemExit(f"error: {args.out}: exists; remove it to rebuild")
     for word, splits in build(args.out, args.shared, args.kokoro).items():

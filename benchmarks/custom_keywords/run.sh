@@ -6,7 +6,7 @@
 #   benchmarks/custom_keywords/run.sh [OUT] [real|text|both|data]   (default: runs/custom_keywords both;
 #                                                                   data: only the data and streams)
 #
-# Needs the shared data (../shared/data), root or wesnoth-1.16-music installed (the music bed),
+# Needs the shared data ($SHARED/data, default ../shared/data), root or wesnoth-1.16-music installed (the music bed),
 # and for `text` the Kokoro model (../shared/tts/kokoro or $KWS_KOKORO_DIR). Every step resumes
 # or is skipped when its output exists: rerun after an interruption. Results: OUT/{real,text}_*.json
 # and the summary lines this prints.
@@ -17,7 +17,8 @@ R=${1:-$ROOT/runs/custom_keywords}
 WHICH=${2:-both}
 KWS=${KWS:-$ROOT/.venv/bin/kws}
 PY=${PY:-$ROOT/.venv/bin/python}
-export KWS_KOKORO_DIR=${KWS_KOKORO_DIR:-$ROOT/../shared/tts/kokoro}
+SHARED=${SHARED:-$ROOT/../shared}
+export KWS_KOKORO_DIR=${KWS_KOKORO_DIR:-$SHARED/tts/kokoro}
 mkdir -p "$R"
 N=$R/neg
 T=$N/training
@@ -26,7 +27,7 @@ stamp() { echo "[$(date +%H:%M:%S)] $*"; }
 # Negatives: music by track and espeak-ng sentences by voice, split once (the recordings in
 # wake_word_negatives are the keywords here, so they are not negatives).
 [ -f "$N/negatives.json" ] || { stamp negatives; "$KWS" data negatives "$N" --music --synth-voices 60; }
-[ -d "$R/data" ] || "$PY" "$HERE/build_data.py" "$R/data"
+[ -d "$R/data" ] || "$PY" "$HERE/build_data.py" "$R/data" --shared "$SHARED/data"
 # 20-minute streams: each split's keywords over its music bed, espeak sentences and other words
 for s in validation testing; do
   [ -f "$R/streams/$s/truth.json" ] || { stamp "stream $s"; "$KWS" stream make --keywords "$R/data" \
@@ -38,7 +39,7 @@ done
 if [ "$WHICH" != real ]; then
   grep -qs '"complete": true' "$R/kokoro/synth.json" || { stamp "kokoro synthesis";
     "$KWS" data synth "$R/kokoro" --words alexa,snowboy --engine kokoro --voices all --blend 40 --speeds 0.85-1.15; }
-  [ -d "$R/data_text" ] || "$PY" "$HERE/build_data.py" "$R/data_text" --kokoro "$R/kokoro"
+  [ -d "$R/data_text" ] || "$PY" "$HERE/build_data.py" "$R/data_text" --kokoro "$R/kokoro" --shared "$SHARED/data"
 fi
 [ "$WHICH" = data ] && exit 0
 NEG=(--negatives "$T/music" --negatives "$T/synth" --background "$T/music" --background "$T/synth")

@@ -13,8 +13,8 @@ from data_prep.outputs import refuse_existing
 from kws.commands.choices import SynthEngine
 from kws.commands.common import load_feature_config
 from kws.commands.train import value_range
-from kws.recipe.config import (CascadeRecipe, check_data, check_teacher, default_confusables, resolve_engine,
-                               without_missing_noise)
+from kws.recipe.config import (RECOMMENDED, CascadeRecipe, check_data, check_teacher, default_confusables,
+                               resolve_engine, resolve_warm_start, without_missing_noise)
 from kws.recipe.runner import run_steps
 from kws.recipe.steps import CONFUSABLES, MINE, MINED_STAGE2, SYNTH, bundle_path, cascade_steps
 from kws.recipe.work import default_work, open_work
@@ -44,13 +44,13 @@ def train(
     confusables: Annotated[Optional[int], typer.Option(min=0, help="Words that sound like each keyword, spoken by espeak-ng, trained as _unknown_ (default: 20 for your own keywords, 0 for --labels 12).")] = None,
     teacher: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Distil stage 2 (and the gate, without --gate-from-stage2) from this teacher (see kws train --teacher); it must know every keyword.")] = None,
     gate_from_stage2: Annotated[bool, typer.Option(help="Distil the gate from stage 2's keyword mass (kws train --teacher STAGE2) instead of the labels (and --teacher): what the shipped gate does; for text-only custom words it measured worse on clips (docs/custom_keywords.md).")] = False,
-    warm_start: Annotated[bool, typer.Option(help="Start stage 2 as the MLPerf Tiny reference in samples/teachers (trained on ~2,600 speakers): its layers, new classifier rows for your keywords; both stages use its front end (samples/features/mlperf.toml, 1-s clips).")] = False,
-    epochs: Annotated[int, typer.Option(min=1, help="Stage-2 epochs.")] = 40,
-    stage1_epochs: Annotated[Optional[int], typer.Option(min=1, help="Stage-1 epochs (default: --epochs).")] = None,
+    warm_start: Annotated[Optional[bool], typer.Option(help="Start stage 2 as the MLPerf Tiny reference in samples/teachers (trained on ~2,600 speakers): its layers, new classifier rows for your keywords; both stages use its front end (samples/features/mlperf.toml, 1-s clips). Default: on for 1-s clips, off (with a note) for another --clip-ms.", show_default=False)] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Stage-2 epochs.")] = RECOMMENDED.epochs,
+    stage1_epochs: Annotated[Optional[int], typer.Option(min=1, help="Stage-1 epochs (default: half of --epochs).")] = None,
     unknown_pct: Annotated[float, typer.Option(min=0, help="Other words as _unknown_, in % of keyword clips.")] = 300.0,
-    speed: Annotated[str, typer.Option(help="Speed perturbation LOW,HIGH per clip, e.g. 0.85,1.15; 1,1: off.")] = "1,1",
-    snr_db: Annotated[str, typer.Option(help="Background noise at an SNR drawn from LOW,HIGH dB (e.g. 0,20; kws train --noise-mode snr); off: the reference volumes.")] = "off",
-    reverb: Annotated[float, typer.Option(min=0, max=1, help="Share of clips heard in a simulated room, e.g. 0.3 (kws train --reverb).")] = 0.0,
+    speed: Annotated[str, typer.Option(help="Speed perturbation LOW,HIGH per clip; 1,1: off.")] = RECOMMENDED.speed,
+    snr_db: Annotated[str, typer.Option(help="Background noise at an SNR drawn from LOW,HIGH dB (kws train --noise-mode snr); off: the reference volumes.")] = RECOMMENDED.snr_db,
+    reverb: Annotated[float, typer.Option(min=0, max=1, help="Share of clips heard in a simulated room (kws train --reverb); 0: none.")] = RECOMMENDED.reverb,
     mine_epochs: Annotated[int, typer.Option(min=0, help="Hard-negative mining: run the draft cascade over the --negatives and --background audio, then fine-tune stage 2 this many epochs with the windows it fired on as _unknown_ (needs --negatives or --background); 0: off.")] = 10,
     recall: Annotated[float, typer.Option(help="Share of validation keyword clips the gate must pass (sets tau).")] = 0.98,
     calibrate_snr: Annotated[str, typer.Option(help=CALIBRATE_SNR_HELP)] = "10,30",
@@ -71,13 +71,14 @@ def train(
     from rich.console import Console
 
     refuse_existing(out, force, marks=(MANIFEST,), hint="replace it")  # before hours of work
+    warm_start, warm_note = resolve_warm_start(warm_start, clip_ms)
     features = load_feature_config(REFERENCE_CONFIG if warm_start else None, clip_ms)
     start: dict[str, Any] = {}
     if warm_start:
         start = {"stage2_init": str(SHIPPED_REFERENCE), "stage2_params": (("level", True),), "stage2_learning_rate": LEARNING_RATE}
         check_compatible(2, "ds_cnn", dict(start["stage2_params"]), features, SHIPPED_REFERENCE)
     recipe = CascadeRecipe(
-        data=str(data), labels=labels, stage1_epochs=stage1_epochs or epochs, stage2_epochs=epochs,
+        data=str(data), labels=labels, stage1_epochs=stage1_epochs or max(1, epochs // 2), stage2_epochs=epochs,
         unknown_pct=unknown_pct, extra_data=_strs(extra_data), negatives=_strs(negatives),
         backgrounds=_strs(background), speed=value_range(speed, "--speed"), recall=recall, seed=seed, synth=synth,
         mine_epochs=mine_epochs,
@@ -90,8 +91,9 @@ def train(
     recipe, notice = without_missing_noise(recipe, check_data(recipe))
     work = work or default_work(out)
     console = Console()
-    if notice:
-        console.print(notice, soft_wrap=True, markup=False)
+    for line in (warm_note, notice):
+        if line:
+            console.print(line, soft_wrap=True, markup=False)
     resumed = open_work(work, out, recipe, features)
     console.print(f"[bold]kws cascade train[/] {', '.join(recipe.keywords)} from {data} -> {out} "
                   f"(steps in {work}{', resuming' if resumed else ''})", soft_wrap=True)
