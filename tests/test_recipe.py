@@ -158,6 +158,11 @@ def test_mining_fine_tunes_stage2_from_the_draft_and_the_bundle_carries_the_fine
     assert list(steps) == ["synth", "confusables", "train_stage2", "train_stage1", MINE, MINED_STAGE2, "tflm", "cascade"]
     assert set(steps[MINE].after) == {"train_stage1", "train_stage2"}
     assert steps["tflm"].after == steps["cascade"].after == ("train_stage1", MINED_STAGE2)
+    # the bundle's gate floor and the mining draft's are separate: moving one redoes only its steps
+    inputs = {s.name: s.inputs for s in cascade_steps(tmp_path, mining, FeatureConfig())}
+    for change, stale in (({"recall": 1.0}, ["cascade"]), ({"mining_recall": 1.0}, [MINE])):
+        moved = {s.name: s.inputs for s in cascade_steps(tmp_path, dataclasses.replace(mining, **change), FeatureConfig())}
+        assert [n for n in inputs if inputs[n] != moved[n]] == stale
     assert final_stage2(tmp_path, mining) == tmp_path / MINED_STAGE2 / "model"
     assert final_stage2(tmp_path, plain) == stage_model(tmp_path, 2)
 

@@ -162,7 +162,7 @@ def mine_step(root: Path, recipe: CascadeRecipe):
     keyword-free audio: the windows it would fire on, as clips (cascade.evaluation.mining)."""
     def run(out: Path) -> dict[str, Any]:
         build_cascade(stage_model(root, 1), stage_model(root, 2), Path(recipe.data), out / DRAFT,
-                      recall=recipe.recall, force=True, noisy=recipe.noisy_copies())
+                      recall=recipe.mining_recall, force=True, noisy=recipe.noisy_copies())
         summary = mine(Bundle.open(out / DRAFT), [Path(f) for f in recipe.mining_folders()], out / CLIPS,
                        MiningConfig(), force=True)
         return {"clips": summary["mined"], "hours": round(summary["hours"], 3),
@@ -238,7 +238,7 @@ def cascade_steps(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *,
                                "data_dir": recipe.data}
         steps += [
             Step(MINE, "mine the draft cascade's false accepts in the negatives", mine_step(root, recipe),
-                 base | {"folders": recipe.mining_folders(), "recall": recipe.recall,
+                 base | {"folders": recipe.mining_folders(), "recall": recipe.mining_recall,
                          "calibrate_snr": recipe.calibrate_snr, "mining": dataclasses.asdict(MiningConfig())},
                  ("train_stage1", "train_stage2")),
             Step(MINED_STAGE2, f"fine-tune stage 2 on its mined windows ({recipe.mine_epochs} epochs) + int8",
