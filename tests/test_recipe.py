@@ -18,6 +18,7 @@ from data_prep.labels import WORDS_V2
 from kws.demo.pipeline import DemoConfig, demo_steps, recipe_of
 from kws.recipe.config import CascadeRecipe, check_teacher, default_confusables, folder_fingerprint
 from kws.recipe.runner import STARTED, Step, run_steps
+from kws.recipe.stream_points import calibrate_on_validation, stream_minutes
 from kws.recipe.steps import (
     CLIPS,
     CONFUSABLE_VOICES,
@@ -277,3 +278,35 @@ def test_the_demo_on_another_front_end_trains_stage_2_from_scratch() -> None:
     config = recipe_of(cfg).train_config(2)
     assert config.init_from == "" and "level" not in config.arch_params
     assert config.learning_rate == TrainConfig.learning_rate == 3e-3
+
+
+def test_held_out_validation_audio_recalibrates_only_and_never_is_training_audio(tmp_path: Path) -> None:
+    base = CascadeRecipe(data=str(tmp_path), labels="yes,no", negatives=("neg/training",))
+    held = dataclasses.replace(base, validation_negatives=("neg/validation/speech",), validation_beds=("neg/validation/music",))
+    inputs = {s.name: s.inputs for s in cascade_steps(tmp_path, base, FeatureConfig())}
+    moved = {s.name: s.inputs for s in cascade_steps(tmp_path, held, FeatureConfig())}
+    assert [n for n in inputs if inputs[n] != moved[n]] == ["cascade"]
+    assert held.validation_folders() == ("neg/validation/speech", "neg/validation/music")
+    with pytest.raises(ConfigError, match="also a training --negatives/--background"):
+        dataclasses.replace(base, validation_beds=("neg/training",))
+
+
+def test_the_validation_stream_plays_the_held_out_audio(tmp_path: Path, samples_dir: Path) -> None:
+    """calibrate_on_validation with held-out speech and music: the speech plays between the words
+    of the stream it calibrates on, the music joins its bed (truth.json says so), and with them the
+    stream is as long as the bound allows, not as the keywords ask."""
+    data = samples_dir / "speech_commands"
+    speech, music = tmp_path / "speech", tmp_path / "music"
+    speech.mkdir()
+    music.mkdir()
+    for i, clip in enumerate(sorted((data / "bed").iterdir())[:3]):  # other words, a held-out voice
+        shutil.copy(clip, speech / f"{i}{clip.suffix}")
+    noise = sorted((data / "_background_noise_").glob("*.wav"))[0]
+    shutil.copy(noise, music / noise.name)
+    assert stream_minutes(data, "12", held_out=True) == 20.0 > stream_minutes(data, "12")
+    points = calibrate_on_validation(samples_dir / "cascade", data, "12", tmp_path / "stream", tmp_path / "bundle",
+                                     minutes=0.75, negatives=[speech], beds=[music])
+    truth = json.loads((tmp_path / "stream" / "truth.json").read_text())
+    assert truth["split"] == "validation" and truth["negatives"] == [str(speech)] and truth["bed"] == [str(music)]
+    assert any(str(speech) in e["file"] for e in truth["negative_events"])
+    assert set(points["operating_points"]) == {"high", "balanced", "low"}

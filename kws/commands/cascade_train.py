@@ -38,6 +38,8 @@ def train(
     out: Annotated[Path, typer.Option(help="Bundle directory to write (kws eval/detect/live/export --model take it).")],
     negatives: Annotated[Folders, typer.Option(exists=True, file_okay=False, help="Folders of other speech/music used as _unknown_ (repeatable).")] = None,
     background: Annotated[Folders, typer.Option(exists=True, file_okay=False, help="Folders of audio mixed under training clips as background (repeatable).")] = None,
+    validation_negatives: Annotated[Folders, typer.Option(exists=True, file_okay=False, help="Held-out keyword-free audio (other speech, not used in training) played between the words of the validation stream the operating points are calibrated on; with it or --validation-bed that stream is 20 minutes (repeatable).")] = None,
+    validation_bed: Annotated[Folders, typer.Option(exists=True, file_okay=False, help="Held-out long recordings (e.g. music) under the validation stream's words (repeatable).")] = None,
     extra_data: Annotated[Folders, typer.Option(exists=True, file_okay=False, help="More Speech Commands-layout folders; all their clips train (repeatable).")] = None,
     synth: Annotated[int, typer.Option(min=0, help="Synthetic clips per keyword (and per as many other words, as negatives); 0: none.")] = 0,
     synth_engine: Annotated[SynthEngine, typer.Option(help="auto: Kokoro where its model is found ($KWS_KOKORO_DIR), else espeak-ng.")] = "auto",
@@ -80,7 +82,8 @@ def train(
     recipe = CascadeRecipe(
         data=str(data), labels=labels, stage1_epochs=stage1_epochs or max(1, epochs // 2), stage2_epochs=epochs,
         unknown_pct=unknown_pct, extra_data=_strs(extra_data), negatives=_strs(negatives),
-        backgrounds=_strs(background), speed=value_range(speed, "--speed"), recall=recall, seed=seed, synth=synth,
+        backgrounds=_strs(background), validation_negatives=_strs(validation_negatives),
+        validation_beds=_strs(validation_bed), speed=value_range(speed, "--speed"), recall=recall, seed=seed, synth=synth,
         mine_epochs=mine_epochs,
         calibrate_snr=snr_option(calibrate_snr, "--calibrate-snr"), snr_db=snr_option(snr_db, "--snr-db"), reverb=reverb,
         synth_engine=resolve_engine(synth_engine) if synth else "espeak",
@@ -155,7 +158,8 @@ def print_summary(console, steps, results: dict[str, dict[str, Any]], cached: se
     console.print(
         f"gate tau = {cal['tau']:.4f} (its floor, from clips): passes {cal['recall']:.1%} of validation keyword clips (target {recipe.recall:.0%}), "
         f"opens on {cal['false_open_rate']:.1%} of the other validation clips\n"
-        f"operating points on a {cal['validation_stream_minutes']:g}-minute stream of the validation split "
+        f"operating points on a {cal['validation_stream_minutes']:g}-minute stream of the validation split"
+        f"{' and the held-out audio' if recipe.validation_folders() else ''} "
         f"(kws live/detect/eval --sensitivity NAME; balanced runs by default):\n  "
         + "\n  ".join(cal["operating_points"].values()) + "\n"
         f"bundle: {bundle}   (try: kws detect --model {bundle} FILE.wav; kws eval {recipe.data} --model {bundle})\n"

@@ -94,8 +94,13 @@ class CascadeRecipe:
     recall: float = 0.98
     mining_recall: float = 0.98
     calibrate_snr: tuple[float, float] | None = (10.0, 30.0)  # gate also calibrated on noisy copies; None: clean
-    # The validation stream the operating points are calibrated on; None: ~9 s per validation keyword
+    # The validation stream the operating points are calibrated on; None: ~9 s per validation
+    # keyword, or 20 minutes with held-out keyword-free audio: other speech as events
+    # (validation_negatives) and long recordings such as music under the words (validation_beds),
+    # never the training negatives (false accepts on what trained read low)
     stream_minutes: float | None = None
+    validation_negatives: tuple[str, ...] = ()
+    validation_beds: tuple[str, ...] = ()
     keep: str = "best"  # which epoch each stage keeps (kws train --keep)
     seed: int = 0
 
@@ -113,6 +118,11 @@ class CascadeRecipe:
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be in (0, 1]")
         self.noisy_copies()
+        trained = {str(Path(f).resolve()) for f in (*self.negatives, *self.backgrounds)}
+        for folder in self.validation_folders():
+            if str(Path(folder).resolve()) in trained:
+                raise ConfigError(f"{folder}: held-out validation audio is also a training --negatives/--background: "
+                                  "false accepts measured on what trained read low; hold out another folder")
         for stage in (1, 2):
             self.train_config(stage, stage2_model="stage2")  # its checks (epochs, speed range, ...) now, before any work
 
@@ -177,6 +187,9 @@ class CascadeRecipe:
         """How the gate is calibrated: on clean validation keywords and noisy copies of them,
         so its recall holds where it is used (measured: docs/custom_keywords.md)."""
         return None if self.calibrate_snr is None else NoisyCopies(tuple(self.calibrate_snr), seed=self.seed)
+
+    def validation_folders(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.validation_negatives, *self.validation_beds)))
 
     def folders(self) -> tuple[str, ...]:
         """Every folder of audio the recipe reads (whose contents a re-run must notice)."""

@@ -192,7 +192,9 @@ def cascade_step(root: Path, recipe: CascadeRecipe):
         _, cal = build_cascade(stage_model(root, 1), final_stage2(root, recipe), Path(recipe.data),
                                out / CLIP_BUNDLE, recall=recipe.recall, force=True, noisy=recipe.noisy_copies())
         points = calibrate_on_validation(out / CLIP_BUNDLE, Path(recipe.data), recipe.labels, out / VALIDATION_STREAM,
-                                         out / BUNDLE, minutes=recipe.stream_minutes, seed=recipe.seed)
+                                         out / BUNDLE, minutes=recipe.stream_minutes, seed=recipe.seed,
+                                         negatives=[Path(f) for f in recipe.validation_negatives],
+                                         beds=[Path(f) for f in recipe.validation_beds])
         return {k: cal[k] for k in ("tau", "recall", "invocation_rate", "false_open_rate")} | {
             "keyword_free_stage2_per_s": cal["keyword_free"]["stage2_per_s"]} | points
     return run
@@ -250,5 +252,7 @@ def cascade_steps(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *,
         Step("tflm", "TFLite Micro bit-exactness and arena", tflm_step(root, recipe), {"data": recipe.data}, final),
         Step(CASCADE, "calibrate the gate, build the bundle", cascade_step(root, recipe),
              base | {"recall": recipe.recall, "data_dir": recipe.data, "calibrate_snr": recipe.calibrate_snr,
-                     "stream_minutes": recipe.stream_minutes, "operating_points": "validation stream"}, final),
+                     "stream_minutes": recipe.stream_minutes, "operating_points": "validation stream",
+                     "validation_audio": [recipe.validation_negatives, recipe.validation_beds,
+                                          folder_fingerprint(recipe.validation_folders())]}, final),
     ]
