@@ -42,6 +42,18 @@ class Source:
     held_out: bool = False  # every file to testing
 
 
+def held_out_twin(folder: Path, split: str = "validation") -> Path | None:
+    """The same source's ``split`` folder when ``folder`` is a training folder of a corpus this
+    module wrote (its manifest two levels up), else None: audio no model trained on, to measure
+    false accepts with."""
+    folder = Path(folder)
+    root = folder.parent.parent
+    if folder.parent.name != SPLITS[0] or not (root / MANIFEST).is_file():
+        return None
+    twin = root / split / folder.name
+    return twin if twin.is_dir() and any(twin.iterdir()) else None
+
+
 def split_of(key: str, shares: tuple[float, float] = (0.7, 0.15)) -> str:
     """training / validation / testing from a stable hash of ``key`` (shares of the first two)."""
     u = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF

@@ -15,8 +15,10 @@ from data_prep.augment import AugmentConfig
 from data_prep.config import FeatureConfig
 from data_prep.errors import ConfigError
 from data_prep.labels import WORDS_V2
+from data_prep.negatives import held_out_twin
 from kws.demo.pipeline import DemoConfig, demo_steps, recipe_of
-from kws.recipe.config import CascadeRecipe, check_teacher, default_confusables, folder_fingerprint
+from kws.recipe.config import (CascadeRecipe, check_teacher, default_confusables, folder_fingerprint,
+                               with_held_out_validation)
 from kws.recipe.runner import STARTED, Step, run_steps
 from kws.recipe.stream_points import calibrate_on_validation, stream_minutes
 from kws.recipe.steps import (
@@ -310,3 +312,28 @@ def test_the_validation_stream_plays_the_held_out_audio(tmp_path: Path, samples_
     assert truth["split"] == "validation" and truth["negatives"] == [str(speech)] and truth["bed"] == [str(music)]
     assert any(str(speech) in e["file"] for e in truth["negative_events"])
     assert set(points["operating_points"]) == {"high", "balanced", "low"}
+
+
+def test_negatives_from_kws_data_negatives_lend_their_validation_split(tmp_path: Path, samples_dir: Path) -> None:
+    """Training folders of a `kws data negatives` corpus have held-out twins: the recipe
+    calibrates its operating points with them (music under the words, the rest between), unless
+    the user named validation audio; folders of any other layout lend nothing."""
+    clip = min((samples_dir / "speech_commands" / "bed").iterdir())
+    neg = tmp_path / "neg"
+    for split in ("training", "validation"):
+        for source in ("music", "synth"):
+            (neg / split / source).mkdir(parents=True)
+            shutil.copy(clip, neg / split / source / clip.name)
+    (neg / "negatives.json").write_text("{}")
+    other = tmp_path / "my_music"
+    other.mkdir()
+    assert held_out_twin(neg / "training" / "music") == neg / "validation" / "music"
+    assert held_out_twin(neg / "validation" / "music") is None and held_out_twin(other) is None
+    recipe = CascadeRecipe(data=str(tmp_path), labels="yes", negatives=(str(neg / "training" / "synth"), str(other)),
+                           backgrounds=(str(neg / "training" / "music"),))
+    held, note = with_held_out_validation(recipe)
+    assert held.validation_negatives == (str(neg / "validation" / "synth"),)
+    assert held.validation_beds == (str(neg / "validation" / "music"),) and "held-out validation split" in note
+    chosen = dataclasses.replace(recipe, validation_negatives=(str(other.parent / "elsewhere"),))
+    assert with_held_out_validation(chosen) == (chosen, "")
+    assert with_held_out_validation(CascadeRecipe(data=str(tmp_path), labels="yes"))[1] == ""

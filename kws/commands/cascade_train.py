@@ -14,7 +14,8 @@ from kws.commands.choices import SynthEngine
 from kws.commands.common import load_feature_config
 from kws.commands.train import value_range
 from kws.recipe.config import (RECOMMENDED, CascadeRecipe, check_data, check_teacher, default_confusables,
-                               resolve_engine, resolve_warm_start, without_missing_noise)
+                               resolve_engine, resolve_warm_start, with_held_out_validation,
+                               without_missing_noise)
 from kws.recipe.runner import run_steps
 from kws.recipe.steps import CONFUSABLES, MINE, MINED_STAGE2, SYNTH, bundle_path, cascade_steps
 from kws.recipe.work import default_work, open_work
@@ -92,9 +93,10 @@ def train(
     if teacher:
         check_teacher(recipe, teacher_labels(teacher))
     recipe, notice = without_missing_noise(recipe, check_data(recipe))
+    recipe, held_out = with_held_out_validation(recipe)
     work = work or default_work(out)
     console = Console()
-    for line in (warm_note, notice):
+    for line in (warm_note, notice, held_out):
         if line:
             console.print(line, soft_wrap=True, markup=False)
     resumed = open_work(work, out, recipe, features)

@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 
 from cascade.evaluation.noisy_copies import NoisyCopies
+from cascade.evaluation.stream_sources import kind_of_name
 from data_prep import synth_kokoro as kokoro
 from data_prep.augment import AugmentConfig
 from data_prep.confusable_clips import PER_WORD
 from data_prep.errors import ConfigError, DatasetError
 from data_prep.labels import NAMED_SETS, RESERVED, WORDS_V2, parse_labels
+from data_prep.negatives import held_out_twin
 from data_prep.speech_commands import BACKGROUND_NOISE_DIR, Dataset, load_dataset
 from data_prep.synth import espeak_binary
 from data_prep.synth_run import ENGINES
@@ -262,6 +264,23 @@ def without_missing_noise(recipe: CascadeRecipe, dataset: Dataset) -> tuple[Casc
     return dataclasses.replace(recipe, calibrate_snr=None), (
         f"{recipe.data}: no {BACKGROUND_NOISE_DIR} folder: the gate is calibrated on clean validation clips only "
         f"(put noise recordings there to calibrate it in noise, --calibrate-snr)")
+
+
+def with_held_out_validation(recipe: CascadeRecipe) -> tuple[CascadeRecipe, str]:
+    """Training negatives made by ``kws data negatives`` come with a validation split no model
+    trained on: unless the user named validation audio, the operating points are calibrated with
+    it too (its music under the words, the rest between them), and say so once. Measured: the
+    validation stream's false accepts then foretell the test stream's (docs/custom_keywords.md)."""
+    if recipe.validation_folders():
+        return recipe, ""
+    twins = {str(t): kind_of_name(t.name) == "music" for f in recipe.mining_folders() if (t := held_out_twin(Path(f)))}
+    if not twins:
+        return recipe, ""
+    beds = tuple(t for t, music in twins.items() if music)
+    events = tuple(t for t, music in twins.items() if not music)
+    return dataclasses.replace(recipe, validation_negatives=events, validation_beds=beds), (
+        f"operating points calibrated with the negatives' held-out validation split too: {', '.join(twins)} "
+        "(--validation-negatives/--validation-bed choose other audio)")
 
 
 def folder_fingerprint(folders: tuple[str, ...]) -> str:
