@@ -28,12 +28,11 @@ stamp() { echo "[$(date +%H:%M:%S)] $*"; }
 # wake_word_negatives are the keywords here, so they are not negatives).
 [ -f "$N/negatives.json" ] || { stamp negatives; "$KWS" data negatives "$N" --music --synth-voices 60; }
 [ -d "$R/data" ] || "$PY" "$HERE/build_data.py" "$R/data" --shared "$SHARED/data"
-# 20-minute streams: each split's keywords over its music bed, espeak sentences and other words
-for s in validation testing; do
-  [ -f "$R/streams/$s/truth.json" ] || { stamp "stream $s"; "$KWS" stream make --keywords "$R/data" \
-      --labels alexa,snowboy --split $s --negatives "$N/$s/synth" --bed "$N/$s/music" --minutes 20 --seed 0 \
-      --out "$R/streams/$s"; }
-done
+# The 20-minute test stream: the test keywords over the test music, espeak sentences and other
+# words (kws cascade train makes its own validation stream from the validation splits)
+[ -f "$R/streams/testing/truth.json" ] || { stamp "test stream"; "$KWS" stream make --keywords "$R/data" \
+    --labels alexa,snowboy --split testing --negatives "$N/testing/synth" --bed "$N/testing/music" --minutes 20 \
+    --seed 0 --out "$R/streams/testing"; }
 # Text only: Kokoro voices (54 + 40 blends, 3 speeds; 10 % of the voices validation-only) are the
 # only alexa/snowboy in training and validation
 if [ "$WHICH" != real ]; then
