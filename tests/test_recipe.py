@@ -17,10 +17,8 @@ from data_prep.errors import ConfigError
 from data_prep.labels import WORDS_V2
 from data_prep.negatives import held_out_twin
 from kws.demo.pipeline import DemoConfig, demo_steps, recipe_of
-from kws.recipe.config import (CascadeRecipe, check_teacher, default_confusables, folder_fingerprint,
-                               with_held_out_validation)
+from kws.recipe.config import CascadeRecipe, check_teacher, default_confusables, folder_fingerprint, with_held_out_validation
 from kws.recipe.runner import STARTED, Step, run_steps
-from kws.recipe.stream_points import calibrate_on_validation, stream_minutes
 from kws.recipe.steps import (
     CLIPS,
     CONFUSABLE_VOICES,
@@ -32,6 +30,7 @@ from kws.recipe.steps import (
     stage_model,
     train_step,
 )
+from kws.recipe.stream_points import calibrate_on_validation, stream_minutes
 from kws.train import teacher_mlperf
 from kws.train.config import TrainConfig
 from kws.train.warm_start import is_reference

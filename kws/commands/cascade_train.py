@@ -13,9 +13,17 @@ from data_prep.outputs import refuse_existing
 from kws.commands.choices import SynthEngine
 from kws.commands.common import load_feature_config
 from kws.commands.train import value_range
-from kws.recipe.config import (RECOMMENDED, CascadeRecipe, check_data, check_teacher, default_confusables,
-                               resolve_engine, resolve_warm_start, with_held_out_validation,
-                               without_missing_noise)
+from kws.recipe.config import (
+    RECOMMENDED,
+    CascadeRecipe,
+    check_data,
+    check_teacher,
+    default_confusables,
+    resolve_engine,
+    resolve_warm_start,
+    with_held_out_validation,
+    without_missing_noise,
+)
 from kws.recipe.runner import run_steps
 from kws.recipe.steps import CONFUSABLES, MINE, MINED_STAGE2, SYNTH, bundle_path, cascade_steps
 from kws.recipe.work import default_work, open_work
