@@ -92,7 +92,7 @@ class CascadeRecipe:
     # The gate's tau floor: the share of validation keyword clips (and noisy copies) it must pass;
     # each operating point's tau then rises on the validation stream while it loses no keyword
     # there. The mining draft keeps the 0.98 its mining was measured with: at 1.0 it mined 595
-    # windows instead of 321 and the bundle lost keywords (docs/custom_keywords.md, "The gate's floor").
+    # windows instead of 321 and the bundle lost keywords (docs/custom_keywords.md, "The gate's floor" in "Today's defaults").
     recall: float = 0.98
     mining_recall: float = 0.98
     calibrate_snr: tuple[float, float] | None = (10.0, 30.0)  # gate also calibrated on noisy copies; None: clean
