@@ -31,6 +31,7 @@ from kws.commands.synth import run_with_progress
 from kws.recipe.config import CascadeRecipe, folder_fingerprint
 from kws.recipe.runner import Step
 from kws.recipe.stream_points import calibrate_on_validation
+from kws.train.config import TrainConfig
 from kws.train.run import train
 
 SYNTH, CONFUSABLES, CLIPS = "synth", "confusables", "clips"
@@ -123,14 +124,16 @@ def train_step(root: Path, recipe: CascadeRecipe, features: FeatureConfig, stage
         config = recipe.train_config(stage, made_folders(root, SYNTH), made_folders(root, CONFUSABLES),
                                      str(stage_model(root, 2)))
         model = out / MODEL
-        return _accuracies(_trained(model, lambda: train(Path(recipe.data), model, config, features,
-                                                         progress=progress, log=log)))
+        return _accuracies(_trained(recipe, model, config, features, progress=progress, log=log))
     return run
 
 
-def _trained(model: Path, train_it: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _trained(recipe: CascadeRecipe, model: Path, config: TrainConfig, features: FeatureConfig, *, progress: bool,
+             log: Log | None) -> dict[str, Any]:
     """A model's metrics: trained now, or kept when it finished and the step was killed before its marker."""
-    return read_json(model / METRICS) if (model / METRICS).is_file() else train_it()
+    if (model / METRICS).is_file():
+        return read_json(model / METRICS)
+    return train(Path(recipe.data), model, config, features, progress=progress, log=log)
 
 
 def _accuracies(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -180,8 +183,7 @@ def mined_train_step(root: Path, recipe: CascadeRecipe, features: FeatureConfig,
             return _accuracies(read_json(model / METRICS)) | {
                 "note": "the draft cascade fired nowhere in the keyword-free audio: stage 2 kept as trained"}
         config = recipe.mined_config(made_folders(root, SYNTH), (*made_folders(root, CONFUSABLES), str(mined)), str(draft))
-        return _accuracies(_trained(model, lambda: train(Path(recipe.data), model, config, features,
-                                                         progress=progress, log=log)))
+        return _accuracies(_trained(recipe, model, config, features, progress=progress, log=log))
     return run
 
 
