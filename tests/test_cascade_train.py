@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cascade.runtime.bundle import Bundle
+from cascade.runtime.gate import lowest_keyword
 from data_prep.config import FeatureConfig
 from kws.cli import app
 from kws.recipe.config import resolve_warm_start
@@ -67,6 +68,10 @@ def test_writes_a_bundle_that_eval_and_detect_run_on(run, samples_dir: Path) -> 
     assert f"tau = {bundle.calibration['tau']:.4f}" in output and f"bundle: {out}" in output and str(work) in output
     assert f"gate tau {bundle.tau:.3g}" in output  # balanced's, at or above the clip floor
     assert bundle.tau >= bundle.calibration["tau"]
+    # each keyword's recall at the floor is reported beside the pooled one (clean clips and copies)
+    per_keyword = bundle.calibration["per_keyword"]
+    assert set(per_keyword) == {"yes", "no"} and all(0 <= r <= 1 for r in per_keyword.values())
+    assert f"lowest keyword {lowest_keyword(per_keyword)}" in output
     assert "int8 accuracy: validation" in output
 
     data = samples_dir / "speech_commands"
@@ -80,13 +85,17 @@ def test_writes_a_bundle_that_eval_and_detect_run_on(run, samples_dir: Path) -> 
 
 
 def test_the_default_recipe_is_the_measured_one(run) -> None:
-    """Not told otherwise, stage 2 starts from the MLPerf reference on its front end and both
-    stages train with speed, noise and room augmentation (docs/custom_keywords.md); the bundle
-    carries that front end, so eval/detect/export read the clips as training did."""
+    """Not told otherwise, stage 2 starts from the MLPerf reference on its front end, the gate has
+    the shipped gate's kernels, and both stages train with speed, noise and room augmentation
+    (docs/custom_keywords.md); the bundle carries that front end, so eval/detect/export read the
+    clips as training did."""
     out, _ = run
     work = out.with_name("yesno.work")
     config = json.loads((work / "train_stage2" / "model" / "train_config.json").read_text())
     assert config["init_from"] == str(SHIPPED_REFERENCE) and config["arch_params"]["level"] is True
+    gate = json.loads((work / "train_stage1" / "model" / "train_config.json").read_text())
+    shipped = json.loads((REPO / "samples" / "models" / "stage1" / "train_config.json").read_text())
+    assert gate["arch"] == shipped["arch"] and gate["arch_params"] == shipped["arch_params"] == {"kernel": 11, "dw_kernel": 9}
     for stage in (1, 2):
         augment = json.loads((work / f"train_stage{stage}" / "model" / "train_config.json").read_text())["augment"]
         assert tuple(augment["speed_range"]) == (0.85, 1.15) and augment["reverb_prob"] == 0.3

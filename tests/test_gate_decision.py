@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cascade.runtime.decision import Smoother, SmoothingConfig, background_posterior, clip_predictions
-from cascade.runtime.gate import calibrate, gate_open, threshold_curve
+from cascade.runtime.gate import calibrate, gate_open, lowest_keyword, threshold_curve
 from data_prep.errors import ConfigError
 
 LABELS = ("_silence_", "_unknown_", "yes", "no")
@@ -21,6 +21,20 @@ def test_calibration_meets_the_target_recall_with_the_largest_tau(rng: np.random
     assert np.mean(p[kw] >= np.nextafter(cal.tau, 1)) < 0.95  # any larger tau misses the target
     assert cal.invocation_rate == pytest.approx(np.mean(p >= cal.tau))
     assert calibrate(p, kw, 1.0).tau == p[kw].min()
+
+
+def test_each_keywords_recall_is_reported_beside_the_pooled_target(rng: np.random.Generator) -> None:
+    # "hard" has few clips and low scores: the pooled floor is carried by "easy"'s clips
+    p = np.concatenate([rng.uniform(0.6, 1.0, 300), rng.uniform(0.2, 1.0, 20), rng.uniform(0.0, 0.5, 100)])
+    names = np.array(["easy"] * 300 + ["hard"] * 20 + ["_unknown_"] * 100)
+    kw = names != "_unknown_"
+    pooled, reported = calibrate(p, kw, 0.9), calibrate(p, kw, 0.9, names)
+    assert reported.tau == pooled.tau and pooled.per_keyword == {}
+    assert set(reported.per_keyword) == {"easy", "hard"}
+    for word in ("easy", "hard"):
+        assert reported.per_keyword[word] == np.mean(p[names == word] >= reported.tau)
+    assert reported.per_keyword["hard"] < 0.9 <= reported.recall  # what the pool promises, "hard" does not get
+    assert lowest_keyword(reported.per_keyword).startswith("hard ")
 
 
 def test_calibration_refuses_nonsense() -> None:

@@ -40,6 +40,13 @@ def test_noisy_copies_lower_tau_and_travel_with_the_bundle(trained_models: dict[
     assert noisy.calibration["n_keyword"] == 3 * clean.calibration["n_keyword"]  # clean + 2 copies
     assert noisy.tau < clean.tau  # at 0 dB SNR the gate hears less keyword: it must open lower
     assert noisy.calibration["recall"] >= 0.9
+    # each keyword's recall over its clean clips and their copies; weighted by its clips, the pool's
+    keywords = [e.label for e in load_dataset(samples_dir / "speech_commands", noisy.stage2.dataset_labels())
+                .examples("validation") if e.label not in RESERVED]
+    per_keyword = noisy.calibration["per_keyword"]
+    assert set(per_keyword) == set(keywords)
+    pooled = sum(per_keyword[w] * keywords.count(w) for w in per_keyword) / len(keywords)
+    assert pooled == pytest.approx(noisy.calibration["recall"])
 
 
 def test_noisy_scores_are_seeded_and_really_noisy(trained_models: dict[str, Path], samples_dir: Path) -> None:

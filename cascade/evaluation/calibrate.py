@@ -29,8 +29,8 @@ KEYWORD_FREE = "keyword_free.json"
 
 def stage1_scores(stage1: ModelDir, data_dir: Path, split: str, labels, cache_dir: Path | None = None,
                   skipped: list[Skipped] | None = None, noisy: NoisyCopies | None = None):
-    """(P(keyword) from the int8 stage 1, is-keyword flags, files longer than a clip) over a
-    split of ``data_dir``, with ``noisy`` copies of the keyword clips appended. Unreadable clips
+    """(P(keyword) from the int8 stage 1, is-keyword flags, each clip's label, files longer than
+    a clip) over a split of ``data_dir``, with ``noisy`` copies of the keyword clips appended. Unreadable clips
     are left out (and recorded in ``skipped``): one damaged recording must not stop the
     calibration."""
     dataset = load_dataset(data_dir, labels)
@@ -44,10 +44,15 @@ def stage1_scores(stage1: ModelDir, data_dir: Path, split: str, labels, cache_di
         skipped.extend(bad)
     p = StageRunner(stage1)(features)[:, stage1.labels.index(KEYWORD)]
     is_kw = np.array([e.label not in RESERVED for e in examples])
+    names = np.array([e.label for e in examples])
     if noisy is not None:
         extra = noisy_keyword_scores(stage1, dataset, [e for e, k in zip(examples, is_kw) if k], noisy)
+        copies = np.tile(names[is_kw], noisy.copies)  # noisy_keyword_scores: copy after copy of the same clips
+        if len(copies) != len(extra):
+            raise DatasetError(f"{data_dir}: {len(extra)} noisy copies scored for {len(copies)} keyword clips")
         p, is_kw = np.concatenate([p, extra]), np.concatenate([is_kw, np.ones(len(extra), bool)])
-    return p, is_kw, count_long(examples, stage1.config)
+        names = np.concatenate([names, copies])
+    return p, is_kw, names, count_long(examples, stage1.config)
 
 
 def build_cascade(
@@ -69,8 +74,8 @@ def build_cascade(
     stage1, stage2 = ModelDir.open(stage1_dir), ModelDir.open(stage2_dir)
     stage1.config.require_same(stage2.config, f"{stage1_dir} vs {stage2_dir}")
     skipped: list[Skipped] = []
-    p, is_kw, long = stage1_scores(stage1, data_dir, split, stage2.dataset_labels(), cache_dir, skipped, noisy)
-    cal = calibrate(p, is_kw, recall)
+    p, is_kw, names, long = stage1_scores(stage1, data_dir, split, stage2.dataset_labels(), cache_dir, skipped, noisy)
+    cal = calibrate(p, is_kw, recall, names)
     calibration = dataclasses.asdict(cal) | {"data": str(data_dir), "split": split,
                                              "skipped": [s.reason for s in skipped]}  # TOML: strings
     if noisy is not None:

@@ -1,7 +1,10 @@
 """The stage-1 gate: open when P(keyword) >= tau; tau calibrated for a target keyword recall.
 
 Calibration runs on the int8 stage-1 outputs (what the device computes), so the recall it
-promises is the recall the firmware gets.
+promises is the recall the firmware gets. The target is pooled over the keywords; each keyword's
+own recall is reported beside it, because a keyword with fewer or harder clips can sit well below
+the pool (a floor per keyword was measured and not adopted: docs/custom_keywords.md, "The gate's
+floor per keyword").
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class Calibration:
     false_open_rate: float  # share of non-keyword clips that open the gate
     n_keyword: int
     n_other: int
+    per_keyword: dict[str, float] = dataclasses.field(default_factory=dict)  # each keyword's recall at tau
 
 
 def threshold_curve(p_keyword: np.ndarray, is_keyword: np.ndarray) -> list[dict[str, float]]:
@@ -45,8 +49,10 @@ def threshold_curve(p_keyword: np.ndarray, is_keyword: np.ndarray) -> list[dict[
     return out
 
 
-def calibrate(p_keyword: np.ndarray, is_keyword: np.ndarray, target_recall: float) -> Calibration:
-    """The largest tau whose recall on keyword clips is >= ``target_recall``."""
+def calibrate(p_keyword: np.ndarray, is_keyword: np.ndarray, target_recall: float,
+              keywords: np.ndarray | None = None) -> Calibration:
+    """The largest tau whose recall on keyword clips is >= ``target_recall``; ``keywords`` (each
+    clip's keyword, anything where ``is_keyword`` is False) adds each keyword's recall there."""
     if not 0 < target_recall <= 1:
         raise ConfigError(f"target recall must be in (0, 1], got {target_recall}")
     p, kw = np.asarray(p_keyword, np.float64), np.asarray(is_keyword, bool)
@@ -57,6 +63,7 @@ def calibrate(p_keyword: np.ndarray, is_keyword: np.ndarray, target_recall: floa
     keep = int(np.ceil(target_recall * len(scores) - 1e-9))
     tau = float(scores[len(scores) - keep])
     opened = p >= tau
+    names = np.asarray(keywords).astype(str) if keywords is not None else np.full(len(p), "")
     return Calibration(
         tau=tau,
         target_recall=float(target_recall),
@@ -65,4 +72,14 @@ def calibrate(p_keyword: np.ndarray, is_keyword: np.ndarray, target_recall: floa
         false_open_rate=float(opened[~kw].mean()) if (~kw).any() else 0.0,
         n_keyword=int(kw.sum()),
         n_other=int((~kw).sum()),
+        per_keyword={g: float(opened[kw & (names == g)].mean()) for g in sorted(set(names[kw]))}
+        if keywords is not None else {},
     )
+
+
+def lowest_keyword(per_keyword: dict[str, float]) -> str:
+    """The keyword the gate passes least, for a one-line summary."""
+    if not per_keyword:
+        return "n/a"
+    name = min(per_keyword, key=per_keyword.__getitem__)
+    return f"{name} {per_keyword[name]:.1%}"

@@ -13,6 +13,7 @@ from cascade.evaluation.noisy_copies import NoisyCopies
 from cascade.evaluation.search import pareto_png
 from cascade.evaluation.search import search as run
 from cascade.runtime.decision import SmoothingConfig
+from cascade.runtime.gate import lowest_keyword
 from cascade.runtime.model_dir import write_json
 from data_prep.locate import long_clips_notice
 from data_prep.outputs import refuse_existing
@@ -57,7 +58,8 @@ def build(
     if cal["long_recordings"]:
         console.print(long_clips_notice(cal["long_recordings"], bundle.config.clip_ms), soft_wrap=True, markup=False)
     console.print(
-        f"tau = {cal['tau']:.4f}: stage-1 recall {cal['recall']:.3f} (target {recall}) on {cal['n_keyword']} keyword "
+        f"tau = {cal['tau']:.4f}: stage-1 recall {cal['recall']:.3f} (target {recall}; lowest "
+        f"keyword {lowest_keyword(cal['per_keyword'])}) on {cal['n_keyword']} keyword "
         f"clips{' incl. noisy copies' if 'noisy_copies' in cal else ''}, gate opens on "
         f"{cal['invocation_rate']:.1%} of validation clips ({cal['false_open_rate']:.1%} of non-keyword)\n"
         f"keyword-free audio ({cal['keyword_free']['seconds']:.0f} s of noise and other speech): stage 2 runs "

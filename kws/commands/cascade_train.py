@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from cascade.runtime.bundle import MANIFEST, copy_bundle
+from cascade.runtime.gate import lowest_keyword
 from data_prep.outputs import refuse_existing
 from kws.commands.choices import SynthEngine
 from kws.commands.common import load_feature_config
@@ -89,7 +90,8 @@ def train(
         start = {"stage2_init": str(SHIPPED_REFERENCE), "stage2_params": (("level", True),), "stage2_learning_rate": LEARNING_RATE}
         check_compatible(2, "ds_cnn", dict(start["stage2_params"]), features, SHIPPED_REFERENCE)
     recipe = CascadeRecipe(
-        data=str(data), labels=labels, stage1_epochs=stage1_epochs or max(1, epochs // 2), stage2_epochs=epochs,
+        data=str(data), labels=labels, stage1_params=RECOMMENDED.stage1_params,
+        stage1_epochs=stage1_epochs or max(1, epochs // 2), stage2_epochs=epochs,
         unknown_pct=unknown_pct, extra_data=_strs(extra_data), negatives=_strs(negatives),
         backgrounds=_strs(background), validation_negatives=_strs(validation_negatives),
         validation_beds=_strs(validation_bed), speed=value_range(speed, "--speed"), recall=recall, seed=seed, synth=synth,
@@ -166,7 +168,8 @@ def print_summary(console, steps, results: dict[str, dict[str, Any]], cached: se
         console.print(f"[yellow]warning:[/] {' and '.join(inexact)} not bit-exact in TFLite Micro "
                       f"(see {work / 'tflm' / 'tflm.json'}): firmware outputs will differ from kws eval's", soft_wrap=True)
     console.print(
-        f"gate tau = {cal['tau']:.4f} (its floor, from clips): passes {cal['recall']:.1%} of validation keyword clips (target {recipe.recall:.0%}), "
+        f"gate tau = {cal['tau']:.4f} (its floor, from clips): passes {cal['recall']:.1%} of validation keyword clips "
+        f"(target {recipe.recall:.0%}; lowest keyword {lowest_keyword(cal.get('per_keyword', {}))}), "
         f"opens on {cal['false_open_rate']:.1%} of the other validation clips\n"
         f"operating points on a {cal['validation_stream_minutes']:g}-minute stream of the validation split"
         f"{' and the held-out audio' if recipe.validation_folders() else ''} "

@@ -197,7 +197,7 @@ def cascade_step(root: Path, recipe: CascadeRecipe):
                                          out / BUNDLE, minutes=recipe.stream_minutes, seed=recipe.seed,
                                          negatives=[Path(f) for f in recipe.validation_negatives],
                                          beds=[Path(f) for f in recipe.validation_beds])
-        return {k: cal[k] for k in ("tau", "recall", "invocation_rate", "false_open_rate")} | {
+        return {k: cal[k] for k in ("tau", "recall", "per_keyword", "invocation_rate", "false_open_rate")} | {
             "keyword_free_stage2_per_s": cal["keyword_free"]["stage2_per_s"]} | points
     return run
 
