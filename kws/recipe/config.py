@@ -35,10 +35,10 @@ from kws.train.warm_start import REFERENCE_FEATURES, SHIPPED_REFERENCE
 class Recommended:
     """What ``kws cascade train`` runs unless told otherwise: the recipe measured best on real and
     text-only custom words (docs/custom_keywords.md): from the reference's weights, with speed,
-    noise and room augmentation, 30 stage-2 and 15 stage-1 epochs. Trained from Kokoro voices only,
-    stage 2 found 42 % / 73 % of the real "alexa" / "snowboy" test recordings from scratch without
-    augmentation (12 epochs), 73 % / 81 % with it, 94 % / 100 % warm-started too. (CascadeRecipe's
-    own defaults stay plain: the demo and the tests choose theirs.)"""
+    noise and room augmentation, 30 stage-2 and 15 stage-1 epochs, a gate shaped like the shipped
+    one. Trained from Kokoro voices only, stage 2 found 42 % / 73 % of the real "alexa" / "snowboy"
+    test recordings from scratch without augmentation (12 epochs), 73 % / 81 % with it, 94 % / 100 %
+    warm-started too. (CascadeRecipe's own defaults stay plain: the demo and the tests choose theirs.)"""
 
     epochs: int = 30  # stage 2; stage 1 gets half
     speed: str = "0.85,1.15"
