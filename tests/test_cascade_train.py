@@ -96,6 +96,10 @@ def test_the_default_recipe_is_the_measured_one(run) -> None:
     gate = json.loads((work / "train_stage1" / "model" / "train_config.json").read_text())
     shipped = json.loads((REPO / "samples" / "models" / "stage1" / "train_config.json").read_text())
     assert gate["arch"] == shipped["arch"] and gate["arch_params"] == shipped["arch_params"] == {"kernel": 11, "dw_kernel": 9}
+    # the gate's floor passes every validation keyword clip; the mining draft keeps its own 0.98
+    bundle = Bundle.open(out)
+    assert bundle.calibration["target_recall"] == 1.0 and bundle.calibration["recall"] == 1.0
+    assert json.loads((work / "recipe.json").read_text())["recipe"]["mining_recall"] == 0.98
     for stage in (1, 2):
         augment = json.loads((work / f"train_stage{stage}" / "model" / "train_config.json").read_text())["augment"]
         assert tuple(augment["speed_range"]) == (0.85, 1.15) and augment["reverb_prob"] == 0.3
