@@ -63,7 +63,6 @@ def calibrate(p_keyword: np.ndarray, is_keyword: np.ndarray, target_recall: floa
     keep = int(np.ceil(target_recall * len(scores) - 1e-9))
     tau = float(scores[len(scores) - keep])
     opened = p >= tau
-    names = np.asarray(keywords).astype(str) if keywords is not None else np.full(len(p), "")
     return Calibration(
         tau=tau,
         target_recall=float(target_recall),
@@ -72,9 +71,12 @@ def calibrate(p_keyword: np.ndarray, is_keyword: np.ndarray, target_recall: floa
         false_open_rate=float(opened[~kw].mean()) if (~kw).any() else 0.0,
         n_keyword=int(kw.sum()),
         n_other=int((~kw).sum()),
-        per_keyword={g: float(opened[kw & (names == g)].mean()) for g in sorted(set(names[kw]))}
-        if keywords is not None else {},
+        per_keyword={} if keywords is None else _recall_by_name(opened[kw], np.asarray(keywords).astype(str)[kw]),
     )
+
+
+def _recall_by_name(opened: np.ndarray, names: np.ndarray) -> dict[str, float]:
+    return {name: float(opened[names == name].mean()) for name in sorted(set(names))}
 
 
 def lowest_keyword(per_keyword: dict[str, float]) -> str:
