@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from data_prep import synth_kokoro as kokoro
 from data_prep.atomic import atomic_dir, write_text_atomic
 from data_prep.audio import audio_files, load_audio, write_audio
 from data_prep.config import FeatureConfig
@@ -33,6 +34,7 @@ MANIFEST = "negatives.json"
 MUSIC_PACKAGE = "wesnoth-1.16-music"
 MUSIC_DIR = Path("/usr/share/games/wesnoth/1.16/data/core/music")
 SENTENCES = Path(__file__).with_name("negative_sentences.txt")
+SENTENCES_PER_READER = 4
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -99,29 +101,53 @@ def _add_source(source: Source, root: Path, sample_rate: int, rows: list[dict[st
                      "origin": str(file), "seconds": round(len(audio) / sample_rate, 3)})
 
 
-def _add_synth(voices: int, seed: int, root: Path, sample_rate: int, rows: list[dict[str, Any]], tick: Callable[[], None]) -> None:
-    """Each espeak-ng voice reads a few sentences; a voice (one synthetic "speaker") lives in one split."""
-
-    config = FeatureConfig(sample_rate=sample_rate)
+def _add_readers(name: str, readers: Sequence[tuple[str, str, Any]], say: Callable[[str, Any], np.ndarray],
+                 rng: np.random.Generator, root: Path, sample_rate: int, rows: list[dict[str, Any]],
+                 tick: Callable[[], None]) -> None:
+    """Each reader (one synthetic "speaker": id, description, voice) reads a few sentences at a
+    random level; a reader lives in one split, so no voice is heard in training and testing."""
     text = sentences()
-    rng = np.random.default_rng(seed)
+    for reader_id, description, voice in readers:
+        split = split_of(f"{name}/{reader_id}")
+        for k in rng.choice(len(text), size=min(SENTENCES_PER_READER, len(text)), replace=False):
+            audio = say(text[int(k)], voice)
+            audio = audio * np.float32(rng.uniform(0.2, 0.9) / max(float(np.abs(audio).max()), 1e-6))
+            target = root / split / name / f"{reader_id}_{int(k):03d}.flac"
+            _write_flac(target, audio, sample_rate)
+            rows.append({"split": split, "source": name, "file": str(target.relative_to(root)),
+                         "origin": f"{description}: {text[int(k)][:60]}", "seconds": round(len(audio) / sample_rate, 3)})
+        tick()
+
+
+def _add_synth(voices: int, seed: int, root: Path, sample_rate: int, rows: list[dict[str, Any]],
+               tick: Callable[[], None]) -> None:
+    """espeak-ng voices (a language voice, variant, speed and pitch) reading sentences."""
+    config = FeatureConfig(sample_rate=sample_rate)
+    readers = [(v.speaker_id, f"espeak-ng {v.name} s{v.speed} p{v.pitch}", v) for v in random_voices(voices, seed)]
     with tempfile.TemporaryDirectory() as tmp:
-        for voice in random_voices(voices, seed):
-            split = split_of(f"synth/{voice.speaker_id}")
-            for k in rng.choice(len(text), size=min(4, len(text)), replace=False):
-                audio = speak(text[int(k)], voice, config, Path(tmp))
-                audio = audio * np.float32(rng.uniform(0.2, 0.9) / max(float(np.abs(audio).max()), 1e-6))
-                target = root / split / "synth" / f"{voice.speaker_id}_{int(k):03d}.flac"
-                _write_flac(target, audio, sample_rate)
-                rows.append({"split": split, "source": "synth", "file": str(target.relative_to(root)),
-                             "origin": f"espeak-ng {voice.name} s{voice.speed} p{voice.pitch}: {text[int(k)][:60]}",
-                             "seconds": round(len(audio) / sample_rate, 3)})
-            tick()
+        _add_readers("synth", readers, lambda text, voice: speak(text, voice, config, Path(tmp)),
+                     np.random.default_rng(seed), root, sample_rate, rows, tick)
 
 
-def build_negatives(out: Path, sources: Sequence[Source], *, synth_voices: int = 0, seed: int = 0,
-                    sample_rate: int = 16000, force: bool = False, tick: Callable[[], None] = lambda: None) -> dict[str, Any]:
+def _add_kokoro(count: int, seed: int, model_dir: Path | None, root: Path, sample_rate: int,
+                rows: list[dict[str, Any]], tick: Callable[[], None]) -> None:
+    """Kokoro-82M speakers (its voices, then blends of two) reading sentences: other speech
+    far closer to people than espeak-ng, and in the very voices text-only keywords are made of,
+    so a model cannot take "a Kokoro voice" for the keyword."""
+    engine = kokoro.load_engine(model_dir, kokoro.cores())
+    speakers = kokoro.speakers_for(count, kokoro.voice_names(model_dir), kokoro.SPEED_RANGE, seed)
+    readers = [(s.speaker_id, f"kokoro {s.source.key} x{s.speed}", s) for s in speakers]
+    _add_readers("kokoro", readers, lambda text, speaker: kokoro.speak(engine, text, speaker, sample_rate),
+                 np.random.default_rng([seed, 7]), root, sample_rate, rows, tick)
+
+
+def build_negatives(out: Path, sources: Sequence[Source], *, synth_voices: int = 0, kokoro_voices: int = 0,
+                    kokoro_dir: Path | None = None, seed: int = 0, sample_rate: int = 16000, force: bool = False,
+                    tick: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Write ``out/<split>/<source>/...flac`` and a manifest; atomic (temp dir + rename)."""
+    if kokoro_voices:  # before any work: a missing model or package is a one-line error, not a half-built corpus
+        kokoro.model_files(kokoro_dir)
+        kokoro.check_packages()
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
     with atomic_dir(out, force, marks=(MANIFEST,)) as tmp:
@@ -129,12 +155,14 @@ def build_negatives(out: Path, sources: Sequence[Source], *, synth_voices: int =
             _add_source(source, tmp, sample_rate, rows, skipped, tick)
         if synth_voices:
             _add_synth(synth_voices, seed, tmp, sample_rate, rows, tick)
+        if kokoro_voices:
+            _add_kokoro(kokoro_voices, seed, kokoro_dir, tmp, sample_rate, rows, tick)
         summary = {f"{split}/{name}": {"files": sum(1 for r in rows if (r["split"], r["source"]) == (split, name)),
                                        "seconds": round(sum(r["seconds"] for r in rows if (r["split"], r["source"]) == (split, name)), 1)}
                    for split in SPLITS for name in sorted({r["source"] for r in rows})}
         manifest = {"sample_rate": sample_rate, "sources": [{"name": s.name, "path": str(s.path), "held_out": s.held_out}
                                                             for s in sources],
-                    "synth_voices": synth_voices, "seed": seed, "summary": summary, "skipped": skipped, "files": rows}
+                    "synth_voices": synth_voices, "kokoro_voices": kokoro_voices, "seed": seed, "summary": summary, "skipped": skipped, "files": rows}
         write_text_atomic(tmp / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
 

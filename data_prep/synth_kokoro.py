@@ -34,6 +34,7 @@ MODEL_DIR_ENV = "KWS_KOKORO_DIR"
 NATIVE_RATE = 24000
 ENGLISH_PREFIXES = ("af_", "am_", "bf_", "bm_")  # US/UK female/male; the rest speak accented English
 INSTALL = "pip install 'kws[tts]'"
+SPEED_RANGE = "0.85-1.15"  # one speed per speaker drawn from it: the spread of people's speaking rates we train with
 
 
 def default_model_dir() -> Path:
@@ -222,6 +223,14 @@ def voices_for_clips(clips: int, available_voices: Sequence[str], seed: int = 0)
     return ",".join(str(v) for v in chosen), max(0, clips - len(names))
 
 
+def speakers_for(count: int, available_voices: Sequence[str], speeds: str, seed: int = 0) -> list[Speaker]:
+    """``count`` speakers: voices drawn with the seed, past the voice count blends of two, one
+    speed each from ``speeds``."""
+    spec, blend = voices_for_clips(count, available_voices, seed)
+    chosen = choose_voices(spec, available_voices)
+    return make_speakers([Source(v) for v in chosen] + make_blends(chosen, blend, seed), speeds, seed)
+
+
 # --- the engine: one model per process ----------------------------------------------------------------
 _ENGINE: dict[tuple, Any] = {}
 
@@ -248,14 +257,19 @@ def voice_names(model_dir: Path | None = None) -> list[str]:
         return sorted(npz.files)
 
 
+def speak(engine: Any, text: str, speaker: Speaker, sample_rate: int) -> np.ndarray:
+    """One utterance of ``text`` (a word or a sentence) by ``speaker``, trimmed, at ``sample_rate``."""
+    try:
+        audio, rate = engine.create(text, voice=speaker.source.style(engine.voices), speed=speaker.speed, lang="en-us")
+    except Exception as exc:  # noqa: BLE001  (the runtime's own errors, reported as one line)
+        raise KwsError(f"Kokoro failed on {text[:40]!r} as {speaker.source.key} at speed {speaker.speed}: {exc}") from None
+    return resample(trim_silence(np.asarray(audio, np.float32)), int(rate), sample_rate)
+
+
 def render(task: tuple[str, str, Speaker], out: Path, config: FeatureConfig, seed: int, engine: Any) -> str:
     """Speak one word as one speaker into its clip: 'written', or 'too_long' when it does not fit."""
     word, folder, speaker = task
-    try:
-        audio, rate = engine.create(word, voice=speaker.source.style(engine.voices), speed=speaker.speed, lang="en-us")
-    except Exception as exc:  # noqa: BLE001  (the runtime's own errors, reported as one line)
-        raise KwsError(f"Kokoro failed on {word!r} as {speaker.source.key} at speed {speaker.speed}: {exc}") from None
-    utterance = resample(trim_silence(np.asarray(audio, np.float32)), int(rate), config.sample_rate)
+    utterance = speak(engine, word, speaker, config.sample_rate)
     if len(utterance) > config.clip_samples:
         return "too_long"
     digest = hashlib.sha1(f"{speaker.speaker_id}/{folder}".encode()).digest()

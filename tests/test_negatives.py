@@ -10,9 +10,11 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
+from data_prep import synth_kokoro as kokoro
 from data_prep.augment import AugmentConfig, augment, noise_segments, rms
 from data_prep.config import FeatureConfig
-from data_prep.negatives import SPLITS, Source, build_negatives, split_of
+from data_prep.errors import KwsError
+from data_prep.negatives import SENTENCES_PER_READER, SPLITS, Source, build_negatives, split_of
 from kws.cli import app
 from kws.train.run import negative_windows
 
@@ -99,3 +101,39 @@ def test_noise_weights_choose_the_pool_share(rng: np.random.Generator) -> None:
     pool = (np.zeros(2000, np.float32), np.ones(2000, np.float32))
     seg = noise_segments(pool, 100, 4000, np.random.default_rng(1), weights=(0.2, 0.8))
     assert seg[:, 0].mean() == pytest.approx(0.8, abs=0.03)
+
+
+def _kokoro_dir() -> Path:
+    model_dir = kokoro.default_model_dir()
+    if not all((model_dir / f).is_file() for f in (kokoro.MODEL_FILE, kokoro.VOICES_FILE)):
+        pytest.skip(f"Kokoro model files not in {model_dir} (set ${kokoro.MODEL_DIR_ENV})")
+    try:
+        kokoro.check_packages()
+    except KwsError as exc:
+        pytest.skip(str(exc))
+    return model_dir
+
+
+def test_kokoro_speakers_read_sentences_each_in_one_split(tmp_path: Path) -> None:
+    """Real Kokoro: two speakers, each reading sentences at a random level, named and split by speaker."""
+    model_dir = _kokoro_dir()
+    out = tmp_path / "neg"
+    manifest = build_negatives(out, [], kokoro_voices=2, kokoro_dir=model_dir, seed=4)
+    rows = [r for r in manifest["files"] if r["source"] == "kokoro"]
+    assert len(rows) == 2 * SENTENCES_PER_READER and manifest["kokoro_voices"] == 2
+    splits_of: dict[str, set[str]] = {}
+    for row in rows:
+        speaker = Path(row["file"]).name.split("_")[0]
+        splits_of.setdefault(speaker, set()).add(row["split"])
+        assert row["file"].startswith(f"{row['split']}/kokoro/kokoro") and row["origin"].startswith("kokoro ")
+        audio, rate = sf.read(out / row["file"], dtype="float32")
+        assert rate == 16000 and len(audio) / rate > 1.0 and 0.19 < np.abs(audio).max() < 0.91
+    assert len(splits_of) == 2 and all(len(s) == 1 for s in splits_of.values())
+    assert {s for (s,) in splits_of.values()} == {split_of(f"kokoro/{k}") for k in splits_of}
+
+
+def test_missing_kokoro_model_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["data", "negatives", str(tmp_path / "neg"), "--kokoro-voices", "3",
+                                 "--model-dir", str(tmp_path / "nowhere")])
+    assert result.exit_code != 0 and "Kokoro model not found" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "neg").exists()

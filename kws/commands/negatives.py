@@ -28,6 +28,11 @@ def negatives(
     music: Annotated[bool, typer.Option(help="Add the Debian music package as source 'music' (split by track; "
                                               "apt-get installs it when run as root).")] = False,
     synth_voices: Annotated[int, typer.Option(help="espeak-ng voices reading non-keyword sentences (split by voice).")] = 0,
+    kokoro_voices: Annotated[int, typer.Option(help="Kokoro-82M speakers (its 54 voices, then blends of two) reading "
+                                                    "non-keyword sentences as source 'kokoro' (split by speaker; "
+                                                    "needs kws[tts] and the model).")] = 0,
+    model_dir: Annotated[Optional[Path], typer.Option(help="Folder of the Kokoro model files (default: "
+                                                           "$KWS_KOKORO_DIR or ../shared/tts/kokoro).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
@@ -38,8 +43,9 @@ def negatives(
     if music:
         sources.append(Source(name="music", path=ensure_music()))
     with Progress() as progress:
-        task = progress.add_task("decoding", total=count_files(sources) + synth_voices)
-        manifest = build_negatives(out, sources, synth_voices=synth_voices, seed=seed, force=force,
+        task = progress.add_task("decoding", total=count_files(sources) + synth_voices + kokoro_voices)
+        manifest = build_negatives(out, sources, synth_voices=synth_voices, kokoro_voices=kokoro_voices,
+                                   kokoro_dir=model_dir, seed=seed, force=force,
                                    tick=lambda: progress.advance(task))
     for key, row in manifest["summary"].items():
         if row["files"]:

@@ -41,7 +41,6 @@ CONFUSABLE_VOICES = 20  # espeak-ng voices per confusable word: 20 words x 20 vo
 MODEL = "model"
 CASCADE, BUNDLE = "cascade", "bundle"
 CLIP_BUNDLE, VALIDATION_STREAM = "clip_calibrated", "validation_stream"  # the gate's tau alone; the stream it is tuned on
-KOKORO_SPEEDS = "0.85-1.15"  # one speed per speaker, drawn from this range
 TFLM_CLIPS = 1000  # enough to catch a kernel that differs; TFLM's Python interpreter is slow on big test sets
 
 Log = Callable[[str], None]
@@ -71,7 +70,7 @@ def synth_step(recipe: CascadeRecipe, features: FeatureConfig, *, progress: bool
         if recipe.synth_engine == "kokoro":  # one speed per speaker; resumes inside: clips on disk are kept
             voices, blend = kokoro.voices_for_clips(recipe.synth, kokoro.voice_names(), recipe.seed)
         job = prepare_synth(words, out / CLIPS, engine=recipe.synth_engine, voices=voices, blend=blend,
-                            speeds=KOKORO_SPEEDS, seed=recipe.seed, config=features)
+                            speeds=kokoro.SPEED_RANGE, seed=recipe.seed, config=features)
         counts = (run_with_progress(job.label, job.total, job.run) if progress else job.run(None))["counts"]
         return {"clips": counts["written"] + counts["existing"], "engine": job.engine, "words": len(job.words),
                 "speakers": job.speakers, "too_long": counts["too_long"]}
