@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from tar_archives import make_release, make_tree
 
+from data_prep import synth_kokoro as kokoro
 from data_prep.config import FeatureConfig
+from data_prep.errors import KwsError
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("KWS_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -27,6 +29,18 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def dev_data(shared_data: Path) -> Path:
     return shared_data / "speech_commands_dev"
+
+
+@pytest.fixture(scope="session")
+def kokoro_dir() -> Path:
+    """The Kokoro model folder, when its files and packages are here (skip where they are absent)."""
+    model_dir = kokoro.default_model_dir()
+    try:
+        kokoro.model_files(model_dir)
+        kokoro.check_packages()
+    except KwsError as exc:
+        pytest.skip(str(exc))
+    return model_dir
 
 
 @pytest.fixture(scope="session")

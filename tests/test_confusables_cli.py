@@ -14,7 +14,6 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from data_prep import synth_kokoro as kokoro
 from data_prep.config import FeatureConfig
 from data_prep.confusable_clips import MANIFEST, make_confusables
 from data_prep.errors import DatasetError
@@ -137,10 +136,8 @@ def test_espeak_synth_puts_a_phrase_in_the_folder_kokoro_uses(tmp_path):
     assert _words(tmp_path) == {"hey_kws"}
 
 
-def test_kokoro_engine_writes_splits_and_resumes(tmp_path):
-    model_dir = kokoro.default_model_dir()
-    if not (model_dir / kokoro.MODEL_FILE).is_file() or importlib.util.find_spec("kokoro_onnx") is None:
-        pytest.skip("Kokoro model or packages not available")
+def test_kokoro_engine_writes_splits_and_resumes(tmp_path, kokoro_dir):
+    model_dir = kokoro_dir
     args = ("--words", "yes", "--per-word", "1", "--engine", "kokoro", "--voices", "af_bella,bm_george", "--jobs", "1",
             "--validation-share", "0.5", "--model-dir", str(model_dir), "--out", str(tmp_path / "k"))
     first = _run(*args)

@@ -10,10 +10,8 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from data_prep import synth_kokoro as kokoro
 from data_prep.augment import AugmentConfig, augment, noise_segments, rms
 from data_prep.config import FeatureConfig
-from data_prep.errors import KwsError
 from data_prep.negatives import SENTENCES_PER_READER, SPLITS, Source, build_negatives, split_of
 from kws.cli import app
 from kws.train.run import negative_windows
@@ -103,22 +101,10 @@ def test_noise_weights_choose_the_pool_share(rng: np.random.Generator) -> None:
     assert seg[:, 0].mean() == pytest.approx(0.8, abs=0.03)
 
 
-def _kokoro_dir() -> Path:
-    model_dir = kokoro.default_model_dir()
-    if not all((model_dir / f).is_file() for f in (kokoro.MODEL_FILE, kokoro.VOICES_FILE)):
-        pytest.skip(f"Kokoro model files not in {model_dir} (set ${kokoro.MODEL_DIR_ENV})")
-    try:
-        kokoro.check_packages()
-    except KwsError as exc:
-        pytest.skip(str(exc))
-    return model_dir
-
-
-def test_kokoro_speakers_read_sentences_each_in_one_split(tmp_path: Path) -> None:
+def test_kokoro_speakers_read_sentences_each_in_one_split(tmp_path: Path, kokoro_dir: Path) -> None:
     """Real Kokoro: two speakers, each reading sentences at a random level, named and split by speaker."""
-    model_dir = _kokoro_dir()
     out = tmp_path / "neg"
-    manifest = build_negatives(out, [], kokoro_voices=2, kokoro_dir=model_dir, seed=4)
+    manifest = build_negatives(out, [], kokoro_voices=2, kokoro_dir=kokoro_dir, seed=4)
     rows = [r for r in manifest["files"] if r["source"] == "kokoro"]
     assert len(rows) == 2 * SENTENCES_PER_READER and manifest["kokoro_voices"] == 2
     splits_of: dict[str, set[str]] = {}

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,20 +19,10 @@ WORDS = ("yes", "go")
 VOICES = "af_bella,bm_george"
 
 
-def _model_dir() -> Path:
-    model_dir = kokoro.default_model_dir()
-    if not all((model_dir / f).is_file() for f in (kokoro.MODEL_FILE, kokoro.VOICES_FILE)):
-        pytest.skip(f"Kokoro model files not in {model_dir} (set ${kokoro.MODEL_DIR_ENV})")
-    for package in ("kokoro_onnx", "onnxruntime"):
-        if importlib.util.find_spec(package) is None:
-            pytest.skip(f"{package} not installed (pip install 'kws[tts]')")
-    return model_dir
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, kokoro_dir):
     """2 words x (2 voices + 1 blend), one of the three held out for validation."""
-    model_dir = _model_dir()
+    model_dir = kokoro_dir
     plan = kokoro.plan(WORDS, kokoro.voice_names(model_dir), voices=VOICES, blend=1, speeds="0.9-1.1",
                        validation_share=0.34, seed=3)
     out = tmp_path_factory.mktemp("kokoro") / "clips"
@@ -78,18 +66,18 @@ def test_manifest_records_the_run(run):
     assert saved["counts"]["clips_per_split"] == {"training": 4, "validation": 2, "testing": 0}
 
 
-def test_rerun_skips_clips_on_disk_and_fills_gaps(run):
+def test_rerun_skips_clips_on_disk_and_fills_gaps(run, kokoro_dir):
     plan, out, _ = run
     files = sorted(out.glob("*/*.wav"))
     mtimes = {p: p.stat().st_mtime_ns for p in files}
     files[0].unlink()
-    manifest = kokoro.synthesize_kokoro(plan, out, model_dir=_model_dir(), jobs=1)
+    manifest = kokoro.synthesize_kokoro(plan, out, model_dir=kokoro_dir, jobs=1)
     assert (manifest["counts"]["written"], manifest["counts"]["existing"]) == (1, len(files) - 1)
     assert all(p.stat().st_mtime_ns == mtimes[p] for p in files[1:]) and files[0].is_file()
 
 
-def test_phrase_longer_than_the_clip_is_skipped_with_a_hint(tmp_path):
-    model_dir = _model_dir()
+def test_phrase_longer_than_the_clip_is_skipped_with_a_hint(tmp_path, kokoro_dir):
+    model_dir = kokoro_dir
     result = CliRunner().invoke(app, ["data", "synth", str(tmp_path / "out"), "--engine", "kokoro", "--words", "hey kws",
                                       "--voices", "af_bella", "--clip-ms", "500", "--jobs", "1",
                                       "--model-dir", str(model_dir)])
