@@ -72,6 +72,7 @@ def test_training_takes_every_clip_as_unknown_through_negatives(folder, samples_
     arrays = training_arrays(dataset, TrainConfig(labels="left,yes", negatives=(str(folder),)), FeatureConfig())
     assert len(arrays.clips) == len(plain.clips) + 8  # `kws train --negatives FOLDER`: all 8 clips
     assert arrays.clip_labels[len(plain.clips):] == (UNKNOWN,) * 8
+    assert arrays.negative == (False,) * len(plain.clips) + (True,) * 8  # a teacher teaches them no keyword
     # --extra-data is not the route: a folder without the keywords' own folders is refused
     with pytest.raises(DatasetError, match="labels not in the dataset"):
         training_arrays(dataset, TrainConfig(labels="left,yes", extra_data=(str(folder),)), FeatureConfig())

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cascade.runtime.stages import stage_targets
+from cascade.runtime.stages import stage_labels, stage_targets
 from data_prep.config import FeatureConfig
 from data_prep.labels import KEYWORDS, UNKNOWN
 from data_prep.recordings import recording_clips
@@ -117,6 +117,33 @@ def test_custom_labels_and_temperature(teacher, dev_testing) -> None:
     entropy = lambda p: -(p * np.log(np.maximum(p, 1e-12))).sum(axis=1)
     assert np.all(entropy(warm) >= entropy(probs) - 1e-6)
     assert np.array_equal(warm.argmax(axis=1), probs.argmax(axis=1)) and soften(probs, 1.0) is probs
+
+
+def test_negatives_windows_get_no_keyword_mass_in_stage2(teacher, dev_testing) -> None:
+    """Keyword clips passed off as negatives (_unknown_ windows, the case where the teacher is
+    surely fooled): for stage 2 the teacher's keyword mass goes to _unknown_ and its silence share
+    stays; the same clips not marked negative, and a gate's clips, keep what the teacher says."""
+    dataset, audio, examples = dev_testing
+    picked = [i for i, e in enumerate(examples) if e.label in KEYWORDS][:32]
+    clips, n, labels = audio[picked], len(picked), [UNKNOWN] * len(picked)
+    mapped = teacher.predict(clips) @ label_map(teacher.labels, dataset.labels, stage=2)
+    soft_of = {}
+    for stage in (1, 2):
+        targets = np.asarray(stage_targets(stage, dataset.labels, labels))
+        for marked in (False, True):
+            distill = Distillation.build(teacher, dataset.labels, stage, labels, weight=0.7, temperature=1.0,
+                                         negative=[marked] * n)
+            soft_of[stage, marked] = distill.soft_targets(clips, np.arange(n), targets)
+        assert distill.keyword_columns.sum() == (1 if stage == 1 else 10)
+    keyword = np.asarray([name not in ("_silence_", UNKNOWN) for name in stage_labels(2, tuple(dataset.labels))])
+    assert soft_of[2, False][:, keyword].sum(axis=1).mean() > 0.5  # the teacher hears keywords in them
+    assert np.all(soft_of[2, True][:, keyword] == 0.0)
+    np.testing.assert_allclose(soft_of[2, True].sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(soft_of[2, True][:, 0], 0.7 * mapped[:, 0], atol=1e-5)  # _silence_ share kept
+    np.testing.assert_array_equal(soft_of[1, True], soft_of[1, False])  # the gate imitates its teacher
+    assert soft_of[1, True][:, 2].mean() > 0.35
+    with pytest.raises(ValueError, match="negative marks 2 clips"):
+        Distillation.build(teacher, dataset.labels, 2, [UNKNOWN] * 3, weight=0.7, temperature=1.0, negative=[True, False])
 
 
 class _Context:

@@ -42,6 +42,7 @@ class TrainingArrays:
     noise_pool: tuple[np.ndarray, ...]
     noise_weights: tuple[float, ...] | None = None  # draw share of each pool entry (None: uniform)
     clip_labels: tuple[str, ...] = ()  # dataset label of each clip (what a teacher is trusted on)
+    negative: tuple[bool, ...] = ()  # per clip: a window of --negatives audio (empty: none is)
     context: Context | None = None  # audio around long recordings' windows, for jitter (None: none is long)
     rirs: tuple[np.ndarray, ...] = ()  # room impulse responses for reverb (data_prep.rooms; empty: no reverb)
 

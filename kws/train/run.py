@@ -140,8 +140,9 @@ def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConf
     if extra_noise:
         share = config.background_share if noise else 1.0
         weights = tuple([(1.0 - share) / max(len(noise), 1)] * len(noise) + [share / len(extra_noise)] * len(extra_noise))
+    negative = (False,) * len(clips[0]) + (True,) * sum(map(len, clips[1:]))
     return TrainingArrays(np.concatenate(clips), np.asarray(targets, np.int32), tuple(noise + extra_noise), weights,
-                          clip_labels=tuple(labels), context=context,
+                          clip_labels=tuple(labels), negative=negative, context=context,
                           rirs=room_responses(config, features, cache_dir, log))
 
 
@@ -346,7 +347,7 @@ def distillation(config: TrainConfig, dataset: Dataset, arrays: TrainingArrays, 
         raise KwsError(f"--teacher {config.teacher}: hears {teacher.clip_samples} samples at {teacher.sample_rate} Hz, "
                        f"this run's clips are {features.clip_samples} at {features.sample_rate} Hz")
     distill = Distillation.build(teacher, dataset.labels, config.stage, arrays.clip_labels,
-                                 config.teacher_weight, config.temperature)
+                                 config.teacher_weight, config.temperature, arrays.negative)
     notes: dict[str, Any] = {"adapter": teacher.name, "model": teacher.source,
                              "trusted_clips": int(distill.trusted.sum()), "training_clips": len(distill.trusted)}
     if y_val is not None:

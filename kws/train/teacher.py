@@ -17,7 +17,13 @@ name:
   so no class the teacher cannot speak of gets invented mass;
 - a clip whose label is a word the teacher does not know (a custom keyword) gets its one-hot
   only: the teacher's ``_unknown_`` would teach "not a keyword" for the keyword itself. So does
-  a clip the teacher's front end cannot read (digital silence: NaN probabilities).
+  a clip the teacher's front end cannot read (digital silence: NaN probabilities);
+- for stage 2, a window of ``--negatives`` audio (music, other speech, mined windows: known to
+  hold no keyword) keeps the teacher's split between ``_silence_`` and ``_unknown_``, but the mass
+  the teacher puts on keywords goes to its own label: there the teacher is wrong by construction,
+  and copying it teaches the decider the teacher's false accepts (measured: docs/distillation.md,
+  "The teacher on negatives"). A gate keeps its teacher's keyword mass there: it is a filter for
+  stage 2, and the same rule measured worse for it.
 
 Caching: the teacher's output on a *clean* clip never changes, so in an epoch whose
 augmentation is an identity (no noise, shift or gain: the student hears the clip itself) it is
@@ -141,6 +147,12 @@ def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
     return (soft / soft.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
+def without_keywords(probs: np.ndarray, own: np.ndarray, keyword_columns: np.ndarray) -> np.ndarray:
+    """``probs`` (B, K) with the mass on ``keyword_columns`` moved to each row's own label ``own`` (one-hot)."""
+    out = np.where(keyword_columns, 0.0, probs)
+    return (out + probs[:, keyword_columns].sum(axis=-1, keepdims=True) * own).astype(np.float32)
+
+
 def one_hot(targets: np.ndarray, num_classes: int) -> np.ndarray:
     return np.eye(num_classes, dtype=np.float32)[np.asarray(targets, dtype=np.int64)]
 
@@ -154,16 +166,28 @@ class Distillation:
     trusted: np.ndarray  # (N,) bool per training clip: its label is one the teacher knows
     weight: float
     temperature: float
+    negative: np.ndarray  # (N,) bool per training clip: a negatives window, no keyword mass taught
+    keyword_columns: np.ndarray  # (K_s,) bool: the student's keyword classes
     clean: dict[int, np.ndarray] = dataclasses.field(default_factory=dict, compare=False, repr=False)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, compare=False, repr=False)
 
     @classmethod
     def build(cls, teacher: TeacherAdapter, dataset_labels: Sequence[str], stage: int,
-              clip_labels: Sequence[str], weight: float, temperature: float) -> "Distillation":
-        """``clip_labels``: the dataset label of each training clip, in training-array order."""
+              clip_labels: Sequence[str], weight: float, temperature: float,
+              negative: Sequence[bool] = ()) -> "Distillation":
+        """``clip_labels``: the dataset label of each training clip, in training-array order;
+        ``negative``: which of them are negatives windows (none when empty; stage 2 only)."""
         known = trusted_labels(teacher.labels, dataset_labels)
         trusted = np.asarray([label in known for label in clip_labels], dtype=bool)
-        return cls(teacher, label_map(teacher.labels, dataset_labels, stage), trusted, weight, temperature)
+        negative = np.asarray(negative, dtype=bool) if len(negative) else np.zeros(len(trusted), dtype=bool)
+        if negative.shape != trusted.shape:
+            raise ValueError(f"negative marks {negative.shape[0]} clips, clip_labels {trusted.shape[0]}")
+        if stage != 2:
+            negative = np.zeros_like(negative)  # the gate imitates its teacher everywhere (module doc)
+        keyword_columns = np.asarray([name not in (SILENCE, UNKNOWN)
+                                      for name in stage_labels(stage, tuple(dataset_labels))], dtype=bool)
+        return cls(teacher, label_map(teacher.labels, dataset_labels, stage), trusted, weight, temperature,
+                   negative, keyword_columns)
 
     def student_probs(self, teacher_probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Teacher probabilities (B, K_t) -> softened, mapped (B, K_s); mass without a
@@ -184,6 +208,8 @@ class Distillation:
         out = own.copy()
         if usable.any():
             taught = self.student_probs(probs[usable], targets[usable])
+            negative = self.negative[indices][usable]
+            taught[negative] = without_keywords(taught[negative], own[usable][negative], self.keyword_columns)
             out[usable] = self.weight * taught + (1.0 - self.weight) * own[usable]
         return out.astype(np.float32)
 
