@@ -47,7 +47,7 @@ import numpy as np
 
 from cascade.runtime.stages import KEYWORD, stage_labels
 from data_prep.errors import ConfigError
-from data_prep.labels import SILENCE, UNKNOWN
+from data_prep.labels import RESERVED, SILENCE, UNKNOWN
 from kws.train import teacher_kws, teacher_mlperf
 
 
@@ -184,8 +184,7 @@ class Distillation:
             raise ValueError(f"negative marks {negative.shape[0]} clips, clip_labels {trusted.shape[0]}")
         if stage != 2:
             negative = np.zeros_like(negative)  # the gate imitates its teacher everywhere (module doc)
-        keyword_columns = np.asarray([name not in (SILENCE, UNKNOWN)
-                                      for name in stage_labels(stage, tuple(dataset_labels))], dtype=bool)
+        keyword_columns = np.asarray([n not in RESERVED for n in stage_labels(stage, tuple(dataset_labels))], dtype=bool)
         return cls(teacher, label_map(teacher.labels, dataset_labels, stage), trusted, weight, temperature,
                    negative, keyword_columns)
 
@@ -207,10 +206,10 @@ class Distillation:
         usable = self.trusted[indices] & ~np.isnan(probs).any(axis=-1)
         out = own.copy()
         if usable.any():
-            taught = self.student_probs(probs[usable], targets[usable])
+            taught, own_used = self.student_probs(probs[usable], targets[usable]), own[usable]
             negative = self.negative[indices][usable]
-            taught[negative] = without_keywords(taught[negative], own[usable][negative], self.keyword_columns)
-            out[usable] = self.weight * taught + (1.0 - self.weight) * own[usable]
+            taught[negative] = without_keywords(taught[negative], own_used[negative], self.keyword_columns)
+            out[usable] = self.weight * taught + (1.0 - self.weight) * own_used
         return out.astype(np.float32)
 
     def clean_probs(self, audio: np.ndarray, indices: np.ndarray) -> np.ndarray:
