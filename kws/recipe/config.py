@@ -78,6 +78,7 @@ class CascadeRecipe:
     # start: kws/train/warm_start.py), fine-tuned at stage2_learning_rate. "": from scratch.
     stage2_init: str = ""
     stage2_learning_rate: float = TrainConfig.learning_rate
+    stage2_freeze: int = 0  # the first N weighted layers keep the warm start's weights (kws/train/freeze.py)
     batch_size: int = 32
     unknown_pct: float = 300.0
     extra_data: tuple[str, ...] = ()
@@ -162,7 +163,8 @@ class CascadeRecipe:
         ``gate_from_stage2``). No early stopping (patience = epochs): small validation sets are noisy."""
         arch, params, epochs = ((self.stage1_arch, self.stage1_params, self.stage1_epochs) if stage == 1
                                 else (self.stage2_arch, self.stage2_params, self.stage2_epochs))
-        start = {} if stage == 1 else {"init_from": self.stage2_init, "learning_rate": self.stage2_learning_rate}
+        start = {} if stage == 1 else {"init_from": self.stage2_init, "learning_rate": self.stage2_learning_rate,
+                                       "freeze": self.stage2_freeze}
         noise = {} if self.snr_db is None else {"noise_mode": "snr", "snr_db_range": tuple(self.snr_db)}
         augment = AugmentConfig(speed_range=tuple(self.speed), reverb_prob=self.reverb, **noise)
         return TrainConfig(stage=stage, arch=arch, arch_params=dict(params), labels=self.labels, epochs=epochs,

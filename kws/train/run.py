@@ -37,6 +37,7 @@ from export.quantize import quantize
 from kws.train.config import TrainConfig
 from kws.train.data import TrainingArrays, balanced_class_weights, representative_mfcc, steps_per_epoch, training_dataset
 from kws.train.distribute import Placement, broadcast_from_chief, lost_worker_is_one_line, make_placement
+from kws.train.freeze import freeze_first
 from kws.train.loop import run_epochs, synchronise_batch_norm
 from kws.train.teacher import Distillation, load_teacher, recognise_teacher, teacher_accuracy
 from kws.train.warm_start import FIT_CLIPS, check_compatible, is_reference, load_reference, measure_bridge
@@ -266,6 +267,8 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
     from kws.train.progress import RichProgress  # lazy: a Keras callback: imports Keras (seconds)
 
     chief = placement.is_chief
+    if config.freeze:  # refused in one line before any data is read or anything written
+        freeze_first(build_model(config.arch, features.input_shape, 2, **config.arch_params), config.freeze)
     dataset = load_dataset(data_dir, config.labels, silence_pct=config.silence_pct,
                            unknown_pct=config.unknown_pct, seed=config.seed)
     labels = stage_labels(config.stage, dataset.labels)
@@ -308,6 +311,9 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
             load_weights_from(model, init, labels)
         elif bridge is not None:
             load_reference(model, Path(config.init_from), labels, bridge, stats.apply(fit_mfcc))
+        frozen = freeze_first(model, config.freeze)
+        if frozen:
+            log(f"transfer learning: {len(frozen)} layers keep the warm start's weights ({frozen[0]} .. {frozen[-1]})")
         if placement.replicas > 1:
             synchronise_batch_norm(model)
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps, alpha=0.02)
