@@ -44,6 +44,7 @@ from kws.commands import (
     optimize,
     report,
     search,
+    soup,
     stream,
     synth,
     train,
@@ -108,6 +109,7 @@ app.command("export")(export.export)
 app.command("report")(report.report)
 app.command("live")(live.live)
 app.command("optimize")(optimize.optimize)
+app.command("soup")(soup.soup)
 app.command("search")(search.search)
 bench.app.command("live")(bench_live.bench_live)
 data.app.command("download")(download.download)

@@ -1,5 +1,6 @@
-"""Transfer learning (`kws train --freeze N`): a real fine-tune in which the first N weighted
-layers and their batch norms keep the warm start's weights to the bit, and the rest train."""
+"""Transfer learning (`kws train --freeze N`, `--frozen-bn`): real fine-tunes in which the first N
+weighted layers and their batch norms, or every batch norm, keep the warm start's weights to the
+bit, and the rest train."""
 
 from __future__ import annotations
 
@@ -39,6 +40,26 @@ def test_frozen_layers_keep_the_warm_start_and_the_rest_trains(trained_models: d
     assert all(any(not np.array_equal(w0, w1) for w0, w1 in zip(b.get_weights(), a.get_weights())) for b, a in trained)
     assert json.loads((tmp_path / "ft" / "train_config.json").read_text())["freeze"] == 3
     assert json.loads((tmp_path / "ft" / "metrics.json").read_text())["testing"]["n"] > 0  # quantized and measured
+
+
+def test_frozen_batch_norms_keep_their_statistics_while_every_kernel_trains(trained_models: dict[str, Path],
+                                                                           samples_dir: Path, tmp_path: Path) -> None:
+    result = _fine_tune(samples_dir, trained_models["stage2"], tmp_path / "ft", "--frozen-bn")
+    assert result.exit_code == 0, result.output
+    assert "frozen batch norms: " in result.output
+    before, after = load_keras(trained_models["stage2"] / "model.keras"), load_keras(tmp_path / "ft" / "model.keras")
+    pairs = [(b, a) for b, a in zip(before.layers, after.layers) if b.weights]
+    norms = [(b, a) for b, a in pairs if type(b).__name__ == "BatchNormalization"]
+    kernels = [(b, a) for b, a in pairs if b in weighted_layers(before)]
+    assert len(norms) >= 3 and len(kernels) >= 3
+    for b, a in norms:  # moving mean and variance, scale and shift: bit for bit
+        assert all(np.array_equal(w0, w1) for w0, w1 in zip(b.get_weights(), a.get_weights())), a.name
+    assert all(not np.array_equal(b.get_weights()[0], a.get_weights()[0]) for b, a in kernels)
+    assert json.loads((tmp_path / "ft" / "train_config.json").read_text())["frozen_bn"] is True
+    scratch = runner.invoke(app, ["train", str(samples_dir / "speech_commands"), "--out", str(tmp_path / "b"),
+                                  "--frozen-bn", "--quiet"])
+    assert scratch.exit_code != 0 and "needs a warm start" in scratch.output and "Traceback" not in scratch.output
+    assert not (tmp_path / "b").exists()
 
 
 def test_freeze_is_refused_in_one_line_without_a_warm_start_or_beyond_the_classifier(trained_models, samples_dir,

@@ -60,6 +60,7 @@ class DemoConfig:
     # 0.904 (0.923), test clips 73.3 % (85.0 %), test stream 34 of 55 (33): 40 kept.
     stage2_epochs: int = 40
     stage2_freeze: int = 0  # kws train --freeze: the warm start's first N weighted layers stay
+    stage2_frozen_bn: bool = False  # kws train --frozen-bn: the warm start's batch-norm statistics stay
     unknown_pct: float = 100.0
     recall: float = 0.98
     # The test stream, and the validation stream the operating points are calibrated on: 8 minutes
@@ -96,7 +97,7 @@ class DemoConfig:
         reference's cannot start from its weights): no level layer, the usual learning rate."""
         params = tuple((k, v) for k, v in self.stage2_params if k != "level")
         return dataclasses.replace(self, stage2_init="", stage2_params=params, stage2_freeze=0,
-                                   stage2_learning_rate=TrainConfig.learning_rate)
+                                   stage2_frozen_bn=False, stage2_learning_rate=TrainConfig.learning_rate)
 
 
 def features_step(cfg: DemoConfig, features: FeatureConfig):
@@ -181,8 +182,8 @@ def recipe_of(cfg: DemoConfig) -> CascadeRecipe:
     return CascadeRecipe(data=cfg.data, labels="12", stage1_arch=cfg.stage1_arch, stage1_epochs=cfg.stage1_epochs,
                          stage2_arch=cfg.stage2_arch, stage2_params=cfg.stage2_params, stage2_epochs=cfg.stage2_epochs,
                          stage2_init=cfg.stage2_init, stage2_learning_rate=cfg.stage2_learning_rate,
-                         stage2_freeze=cfg.stage2_freeze, unknown_pct=cfg.unknown_pct, recall=cfg.recall,
-                         synth=cfg.synth_voices, synth_engine="espeak",
+                         stage2_freeze=cfg.stage2_freeze, stage2_frozen_bn=cfg.stage2_frozen_bn,
+                         unknown_pct=cfg.unknown_pct, recall=cfg.recall, synth=cfg.synth_voices, synth_engine="espeak",
                          synth_words=WORDS_V2, extra_data=cfg.extra_data, teacher=cfg.teacher,
                          gate_from_stage2=cfg.gate_from_stage2, speed=cfg.speed,
                          snr_db=cfg.snr_db, calibrate_snr=cfg.calibrate_snr, keep=cfg.keep, seed=cfg.seed,

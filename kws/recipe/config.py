@@ -79,6 +79,7 @@ class CascadeRecipe:
     stage2_init: str = ""
     stage2_learning_rate: float = TrainConfig.learning_rate
     stage2_freeze: int = 0  # the first N weighted layers keep the warm start's weights (kws/train/freeze.py)
+    stage2_frozen_bn: bool = False  # every batch norm keeps the warm start's statistics (same module)
     batch_size: int = 32
     unknown_pct: float = 300.0
     extra_data: tuple[str, ...] = ()
@@ -164,7 +165,7 @@ class CascadeRecipe:
         arch, params, epochs = ((self.stage1_arch, self.stage1_params, self.stage1_epochs) if stage == 1
                                 else (self.stage2_arch, self.stage2_params, self.stage2_epochs))
         start = {} if stage == 1 else {"init_from": self.stage2_init, "learning_rate": self.stage2_learning_rate,
-                                       "freeze": self.stage2_freeze}
+                                       "freeze": self.stage2_freeze, "frozen_bn": self.stage2_frozen_bn}
         noise = {} if self.snr_db is None else {"noise_mode": "snr", "snr_db_range": tuple(self.snr_db)}
         augment = AugmentConfig(speed_range=tuple(self.speed), reverb_prob=self.reverb, **noise)
         return TrainConfig(stage=stage, arch=arch, arch_params=dict(params), labels=self.labels, epochs=epochs,

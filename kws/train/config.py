@@ -45,6 +45,7 @@ class TrainConfig:
     # Transfer learning (kws/train/freeze.py): the first ``freeze`` weighted layers of the warm
     # start keep their weights; 0 trains every layer.
     freeze: int = 0
+    frozen_bn: bool = False  # every batch norm keeps the warm start's statistics (freeze.py)
     # Distillation (kws.train.teacher): targets = teacher_weight * teacher soft targets
     # + (1 - teacher_weight) * one-hot; the adapter name says how the teacher at ``teacher``
     # hears a waveform and names its classes ("": recognised from the files). "" = no teacher.
@@ -69,6 +70,9 @@ class TrainConfig:
             raise ConfigError(f"train config: learning_rate={self.learning_rate} must be > 0")
         if self.freeze < 0 or (self.freeze and not self.init_from):
             raise ConfigError(f"train config: freeze={self.freeze} needs a warm start (kws train --init-from, kws cascade train --warm-start) and must be >= 0")
+        if self.frozen_bn and not self.init_from:
+            raise ConfigError("train config: frozen_bn needs a warm start "
+                              "(kws train --init-from, kws cascade train --warm-start)")
         if not 0.0 <= self.teacher_weight <= 1.0:
             raise ConfigError(f"train config: teacher_weight={self.teacher_weight} not in [0, 1]")
         if not self.temperature > 0:

@@ -36,3 +36,16 @@ def freeze_first(model, n: int) -> list[str]:
             layer.trainable = False
             frozen.append(layer.name)
     return frozen
+
+
+def freeze_batch_norms(model) -> list[str]:
+    """Every batch norm keeps the warm start's statistics, scale and shift (it runs as at
+    inference). A fine-tune's batches are noisier and fewer than the data the warm start saw:
+    re-estimating the statistics on them moves every layer's input, which costs more on clean
+    speech than the new data brings (docs/distillation.md, "Frozen batch norms")."""
+    frozen = []
+    for layer in model.layers:
+        if type(layer).__name__ == "BatchNormalization" and layer.trainable:
+            layer.trainable = False
+            frozen.append(layer.name)
+    return frozen

@@ -37,7 +37,7 @@ from export.quantize import quantize
 from kws.train.config import TrainConfig
 from kws.train.data import TrainingArrays, balanced_class_weights, representative_mfcc, steps_per_epoch, training_dataset
 from kws.train.distribute import Placement, broadcast_from_chief, lost_worker_is_one_line, make_placement
-from kws.train.freeze import freeze_first
+from kws.train.freeze import freeze_batch_norms, freeze_first
 from kws.train.loop import run_epochs, synchronise_batch_norm
 from kws.train.teacher import Distillation, load_teacher, recognise_teacher, teacher_accuracy
 from kws.train.warm_start import FIT_CLIPS, check_compatible, is_reference, load_reference, measure_bridge
@@ -314,6 +314,8 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
         frozen = freeze_first(model, config.freeze)
         if frozen:
             log(f"transfer learning: {len(frozen)} layers keep the warm start's weights ({frozen[0]} .. {frozen[-1]})")
+        if config.frozen_bn:
+            log(f"frozen batch norms: {len(freeze_batch_norms(model))} keep the warm start's statistics")
         if placement.replicas > 1:
             synchronise_batch_norm(model)
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps, alpha=0.02)

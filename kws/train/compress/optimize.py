@@ -233,11 +233,46 @@ _TECHNIQUES: dict[str, Callable[..., tuple[Any, dict[str, Any]]]] = {
     "qat": _qat, "prune": _prune, "cluster": _cluster, "finetune": _finetune}
 
 
-def _prepare_out(out: Path, force: bool) -> None:
+def prepare_out(out: Path, force: bool) -> None:
     refuse_existing(out, force, marks=(OPTIMIZE_JSON, artifact.TRAIN_CONFIG, artifact.FEATURES), hint="replace it")
     if out.exists() and any(out.iterdir()):
         shutil.rmtree(out)
     make_dirs(out)
+
+
+def write_model(out: Path, data: FineTuneData, float_model, *, seed: int, verify_samples: int,
+                arch_params: dict[str, Any] | None = None, label: str = "") -> tuple[dict[str, Any], Any, bytes]:
+    """Convert ``float_model`` to full int8 as ``kws train`` does, check it bit-exact in TFLite
+    Micro on real validation inputs, and write a complete model directory (the source's
+    front end, labels and normalisation; its training recipe) with its float and int8
+    accuracies; returns (metrics, the bit-exact check, the int8 flatbuffer)."""
+    source = data.source
+    int8 = quantize(float_model, data.representative(), "int8")
+    x_val, _ = data.validation
+    rows = np.random.default_rng(seed).permutation(len(x_val))[:verify_samples]
+    check = verify_bit_exact(int8, TFLiteModel(int8).quantize_input(x_val[rows]))
+    if not check.bit_exact:
+        raise ModelError(f"{label}: the int8 model is not bit-exact in TFLite Micro "
+                         f"({check.mismatched_samples} of {check.samples} inputs differ)")
+
+    for name in (artifact.FEATURES, artifact.LABELS, artifact.NORMALIZATION):
+        write_bytes_atomic(out / name, (source.path / name).read_bytes())
+    partial = out / f".{artifact.MODEL_KERAS}.tmp.keras"
+    float_model.save(partial)
+    os.replace(partial, out / artifact.MODEL_KERAS)
+    write_bytes_atomic(out / artifact.MODEL_INT8, int8)
+    train_config = source.metadata(artifact.TRAIN_CONFIG)
+    if arch_params is not None:
+        train_config["arch_params"] = arch_params
+    artifact.write_json(out / artifact.TRAIN_CONFIG, train_config)
+    opened = ModelDir.open(out)
+    metrics: dict[str, Any] = {"stage": data.config.stage, "arch": data.config.arch, "labels": list(source.labels)}
+    for split in ("validation", "testing"):
+        x, y = data.split(split)
+        if len(y):
+            metrics[split] = accuracy_of(opened, x, y, float_model)
+    artifact.write_json(out / artifact.METRICS, metrics)
+    return metrics, check, int8
 
 
 def optimize(model_dir: Path, out: Path, settings: OptimizeSettings, *, data_dir: Path | None = None,
@@ -257,36 +292,13 @@ def optimize(model_dir: Path, out: Path, settings: OptimizeSettings, *, data_dir
     data = data or load_data(source, data_dir, cache_dir)
     if data.source.path.resolve() != source.path.resolve():
         raise KwsError(f"fine-tuning data was loaded for {data.source.path}, not {source.path}")
-    _prepare_out(out, force)
+    prepare_out(out, force)
     keras.utils.set_random_seed(settings.seed)
     model = load_keras(source.keras_path)
     float_model, details = _TECHNIQUES[settings.method](model, data, settings, progress)
 
-    int8 = quantize(float_model, data.representative(), "int8")
-    x_val, _ = data.validation
-    rows = np.random.default_rng(settings.seed).permutation(len(x_val))[: settings.verify_samples]
-    check = verify_bit_exact(int8, TFLiteModel(int8).quantize_input(x_val[rows]))
-    if not check.bit_exact:
-        raise ModelError(f"{settings.method}: the int8 model is not bit-exact in TFLite Micro "
-                         f"({check.mismatched_samples} of {check.samples} inputs differ)")
-
-    for name in (artifact.FEATURES, artifact.LABELS, artifact.NORMALIZATION):
-        write_bytes_atomic(out / name, (source.path / name).read_bytes())
-    partial = out / f".{artifact.MODEL_KERAS}.tmp.keras"
-    float_model.save(partial)
-    os.replace(partial, out / artifact.MODEL_KERAS)
-    write_bytes_atomic(out / artifact.MODEL_INT8, int8)
-    train_config = source.metadata(artifact.TRAIN_CONFIG)
-    if "arch_params" in details:
-        train_config["arch_params"] = details["arch_params"]
-    artifact.write_json(out / artifact.TRAIN_CONFIG, train_config)
-    opened = ModelDir.open(out)
-    metrics: dict[str, Any] = {"stage": data.config.stage, "arch": data.config.arch, "labels": list(source.labels)}
-    for split in ("validation", "testing"):
-        x, y = data.split(split)
-        if len(y):
-            metrics[split] = accuracy_of(opened, x, y, float_model)
-    artifact.write_json(out / artifact.METRICS, metrics)
+    metrics, check, int8 = write_model(out, data, float_model, seed=settings.seed, verify_samples=settings.verify_samples,
+                                       arch_params=details.get("arch_params"), label=settings.method)
     before = sum(layer.macs for layer in graph_layers(source.int8_path.read_bytes())[0])
     after = sum(layer.macs for layer in graph_layers(int8)[0])
     record = {"method": settings.method, "source": str(source.path), "settings": dataclasses.asdict(settings),
