@@ -39,6 +39,12 @@ def producers(model) -> dict[str, list[Any]]:
     return {layer.name: [made_by[id(t)] for t in inputs_of(layer) if id(t) in made_by] for layer in body_layers(model)}
 
 
+def reads_input(model) -> dict[str, list[bool]]:
+    """layer name -> for each of its inputs, whether it is the model input itself."""
+    made_by = {id(output_of(layer)) for layer in body_layers(model)}
+    return {layer.name: [id(t) not in made_by for t in inputs_of(layer)] for layer in body_layers(model)}
+
+
 def consumers(model) -> dict[str, list[Any]]:
     """layer name -> the layers that consume its output."""
     out: dict[str, list[Any]] = {layer.name: [] for layer in body_layers(model)}

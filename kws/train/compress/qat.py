@@ -11,7 +11,10 @@ will do to the float model:
   symmetric, to [-127, 127] (TFLite's int8 weight scheme); the bias stays float (int32 on
   the device, with a scale far finer than the weights');
 - a ReLU right after conv + BN is fused, as the converter fuses it;
-- every int8 activation tensor (the model input, each conv / ADD output) is fake-quantized
+- the level layer of a warm-started stage 2 (kws/train/models.py ``_level_normalise``: a max
+  pool, a fixed 1x1 "c0 only" Conv1D, a SUB and the 1x1 input map) is simulated the same way:
+  its Conv1Ds as convolutions, the SUB as an ADD, the pool passing its input's range through;
+- every int8 activation tensor (the model input, each conv / ADD / SUB output) is fake-quantized
   with a range tracked as an exponential moving average during training, initialised from a
   calibration pass over real features.
 
@@ -30,10 +33,11 @@ from typing import Any
 import numpy as np
 
 from data_prep.errors import ModelError
-from kws.train.compress.keras_graph import body_layers, call_again, consumers, producers, rebuild, single_consumer
+from kws.train.compress.keras_graph import body_layers, call_again, consumers, reads_input, rebuild, single_consumer
 
 EMA_DECAY = 0.99
-_PASS_THROUGH = ("Reshape", "Flatten", "Dropout", "AveragePooling2D", "MaxPooling2D", "Softmax")
+_PASS_THROUGH = ("Reshape", "Flatten", "Dropout", "AveragePooling2D", "MaxPooling1D", "MaxPooling2D", "Softmax")
+_MERGES = ("Add", "Subtract")  # int8 ADD / SUB: an output range of their own
 
 
 def _fake_quant_weights(w, channels: int):
@@ -83,13 +87,14 @@ def _quant_layers() -> dict[str, Any]:
     base = _layer_base()
 
     class QuantConv(base):
-        """Conv2D / DepthwiseConv2D with its BN folded, weights and output fake-quantized."""
+        """Conv1D / Conv2D / DepthwiseConv2D with its BN folded, weights and output fake-quantized
+        (a Conv1D is an EXPAND_DIMS + CONV_2D on the device: the same per-channel scheme)."""
 
         def __init__(self, conv, bn=None, relu=None, **kwargs):
             super().__init__(name=f"qat_{conv.name}", **kwargs)
             self.conv, self.bn, self.relu = conv, bn, relu
             self.depthwise = type(conv).__name__ == "DepthwiseConv2D"
-            if tuple(conv.dilation_rate) != (1, 1) or conv.activation.__name__ != "linear":
+            if set(conv.dilation_rate) != {1} or conv.activation.__name__ != "linear":
                 raise ModelError(f"layer {conv.name!r}: QAT supports undilated convolutions without activation")
 
         def folded(self):
@@ -114,7 +119,9 @@ def _quant_layers() -> dict[str, Any]:
             kernel, bias = self.folded()
             strides = (1, *self.conv.strides, 1)
             padding = self.conv.padding.upper()
-            if self.depthwise:
+            if type(self.conv).__name__ == "Conv1D":
+                y = tf.nn.conv1d(x, kernel, self.conv.strides[0], padding)
+            elif self.depthwise:
                 y = tf.nn.depthwise_conv2d(x, kernel, strides, padding)
             else:
                 y = tf.nn.conv2d(x, kernel, strides, padding)
@@ -124,6 +131,8 @@ def _quant_layers() -> dict[str, Any]:
             return self.quantize_output(y, training)
 
     class QuantAdd(base):
+        """ADD or SUB (and a ReLU fused after it), output fake-quantized."""
+
         def __init__(self, add, relu=None, **kwargs):
             super().__init__(name=f"qat_{add.name}", **kwargs)
             self.add, self.relu = add, relu
@@ -135,14 +144,13 @@ def _quant_layers() -> dict[str, Any]:
             return self.quantize_output(y, training)
 
     class QuantInput(base):
-        """The int8 model input: quantized before the first layer sees it."""
+        """The int8 model input: quantized once, before any layer sees it."""
 
-        def __init__(self, layer, **kwargs):
-            super().__init__(name=f"qat_input_{layer.name}", **kwargs)
-            self.layer = layer
+        def __init__(self, **kwargs):
+            super().__init__(name="qat_input", **kwargs)
 
         def call(self, x, training=None):
-            return self.layer(self.quantize_output(x, training))
+            return self.quantize_output(x, training)
 
     return {"QuantConv": QuantConv, "QuantAdd": QuantAdd, "QuantInput": QuantInput, "base": base}
 
@@ -150,8 +158,16 @@ def _quant_layers() -> dict[str, Any]:
 def qat_model(model):
     """The fake-quant training graph of ``model`` (sharing its variables)."""
     kinds = _quant_layers()
-    feeds, users = producers(model), consumers(model)
+    users, from_input = consumers(model), reads_input(model)
     fused: set[str] = set()
+    quantized_input: list[Any] = []  # the model input as the int8 graph sees it (made once)
+
+    def quantize_input(layer, args):
+        if not any(from_input[layer.name]):
+            return args
+        if not quantized_input:
+            quantized_input.append(kinds["QuantInput"]()(args[from_input[layer.name].index(True)]))
+        return [quantized_input[0] if first else arg for first, arg in zip(from_input[layer.name], args)]
 
     def fused_relu(layer):
         relu = single_consumer(users, layer, "ReLU")
@@ -164,17 +180,14 @@ def qat_model(model):
         kind = type(layer).__name__
         if layer.name in fused:
             return args[0]
-        if not feeds[layer.name]:  # reads the model input
-            if kind not in _PASS_THROUGH:
-                raise ModelError(f"QAT: the model input feeds {kind} {layer.name!r}; expected a reshape first")
-            return kinds["QuantInput"](layer)(args[0])
-        if kind in ("Conv2D", "DepthwiseConv2D"):
+        args = quantize_input(layer, args)
+        if kind in ("Conv1D", "Conv2D", "DepthwiseConv2D"):
             bn = single_consumer(users, layer, "BatchNormalization")
             if bn is not None:
                 fused.add(bn.name)
             relu = fused_relu(bn if bn is not None else layer)
             return kinds["QuantConv"](layer, bn, relu)(args[0])
-        if kind == "Add":
+        if kind in _MERGES:
             return kinds["QuantAdd"](layer, fused_relu(layer))(args)
         if kind in _PASS_THROUGH or kind == "ReLU":
             return call_again(layer, args)
