@@ -1,11 +1,12 @@
 """`kws soup`: two real fine-tunes of one warm start (frozen batch norms, seeds 0 and 1)
 averaged into a model directory whose float weights are their mean, converted to int8,
-checked bit-exact in TFLite Micro and measured; ingredients that are not seed-only siblings
+checked bit-exact in TFLite Micro and measured; ingredients that are not fine-tunes of one warm start on one dataset
 are refused in one line."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -60,5 +61,12 @@ def test_a_soup_refuses_models_that_are_not_seed_siblings(ingredients: list[Path
     assert scratch.exit_code != 0 and "trained from scratch" in scratch.output and "Traceback" not in scratch.output
     other = runner.invoke(app, ["soup", str(ingredients[0]), str(trained_models["stage1"]), "--out", str(tmp_path / "c")])
     assert other.exit_code != 0 and str(trained_models["stage1"]) in other.output and "Traceback" not in other.output
-    for name in "abc":
+    moved = tmp_path / "moved"  # its recipe names a negatives folder that is not where it runs
+    shutil.copytree(ingredients[1], moved)
+    config = json.loads((moved / "train_config.json").read_text())
+    (moved / "train_config.json").write_text(json.dumps(config | {"negatives": ["no/such/negatives"]}))
+    lost = runner.invoke(app, ["soup", str(moved), str(ingredients[0]), "--out", str(tmp_path / "e")])
+    assert lost.exit_code != 0 and "'no/such/negatives', which is not here" in lost.output
+    assert "Traceback" not in lost.output
+    for name in "abce":
         assert not (tmp_path / name).exists()

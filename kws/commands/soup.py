@@ -11,7 +11,7 @@ from kws.train.compress.soup import soup as run
 
 
 def soup(
-    models: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Two or more `kws train` model directories: fine-tunes of one warm start that differ only in --seed.")],
+    models: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Two or more `kws train` model directories: fine-tunes of one warm start on one dataset (other --seed, or other epochs or rates).")],
     out: Annotated[Path, typer.Option(help="Output model directory (a complete one, as `kws train` writes).")],
     data: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Speech Commands folder (default: the one the models were trained on).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing output written by kws.")] = False,

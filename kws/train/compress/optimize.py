@@ -122,6 +122,10 @@ def load_data(source: ModelDir, data_dir: Path | None = None, cache_dir: Path | 
     data_dir = Path(data_dir or saved_data or "")
     if not data_dir.is_dir():
         raise KwsError(f"{source.path}: training data folder {str(data_dir)!r} not found (pass --data)")
+    for folder in (*config.extra_data, *config.negatives, *config.backgrounds):
+        if not Path(folder).is_dir():
+            raise KwsError(f"{source.path}: its training recipe names the folder {folder!r}, which is not here "
+                           f"(relative paths are read from where it was trained)")
     dataset = load_dataset(data_dir, config.labels, silence_pct=config.silence_pct,
                            unknown_pct=config.unknown_pct, seed=config.seed)
     arrays = training_arrays(dataset, config, source.config, cache_dir=cache_dir)

@@ -7,9 +7,10 @@ stage 2 warm-started from the MLPerf reference, ten-epoch fine-tunes vary by +-2
 401 test clips from seed alone; their soup removes most of that lottery (docs/distillation.md,
 "Frozen batch norms and a soup of seeds").
 
-Only fine-tunes that share everything but the seed are averaged: the warm start, data,
-architecture, labels and front end must match, and the normalisations (measured per run on
-its own clips) must agree to a few percent. Batch norms frozen at the start's statistics
+Only fine-tunes of one warm start on one dataset are averaged (other seeds, or other
+epochs or rates as the paper's greedy soups do): the warm start, data, architecture, labels and
+front end must match, and the normalisations (measured per run on its own clips) must agree to
+a few percent. Batch norms frozen at the start's statistics
 (``kws train --frozen-bn``) average exactly; trained ones are averaged like any weight.
 """
 
@@ -47,8 +48,8 @@ def average_weights(weight_lists: Sequence[Sequence[np.ndarray]]) -> list[np.nda
 
 
 def check_ingredients(sources: Sequence[ModelDir]) -> None:
-    """Refuse, in one line naming the model, an ingredient that is not a seed-only sibling of
-    the first."""
+    """Refuse, in one line naming the model, an ingredient that is not a fine-tune of the
+    first one's warm start on its data, architecture, labels and front end."""
     first = sources[0]
     config, data = train_config_of(first)
     if not config.init_from:
@@ -65,7 +66,7 @@ def check_ingredients(sources: Sequence[ModelDir]) -> None:
                                   ("labels", list(first.labels), list(other.labels))):
             if mine != yours:
                 raise ConfigError(f"{other.path}: its {what} ({yours}) differs from {first.path}'s ({mine}); "
-                                  "a soup averages fine-tunes that differ only in their seed")
+                                  "a soup averages fine-tunes of one warm start on one dataset")
         if other.config != first.config:
             raise ConfigError(f"{other.path}: another front end (features.toml) than {first.path}")
         (mean_a, std_a), (mean_b, std_b) = ((np.asarray(s.mean), np.asarray(s.std)) for s in (first.stats, other.stats))
