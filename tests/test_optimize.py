@@ -215,6 +215,28 @@ def test_each_method_writes_a_bit_exact_int8_model_dir(method, trained_models, f
         optimize(trained_models["stage2"], out, settings, data=finetune_data)
 
 
+def test_fine_tuning_keeps_the_models_teacher(trained_models, samples_dir, tmp_path):
+    """A model distilled from a teacher is fine-tuned on that teacher's soft targets, as it
+    was trained (on labels alone a warm-started stage 2 forgets: docs/distillation.md)."""
+    from typer.testing import CliRunner
+
+    from cascade.runtime.model_dir import ModelDir
+    from kws.cli import app as kws_app
+    from kws.train.compress.optimize import OptimizeSettings, load_data, optimize
+
+    student = tmp_path / "student"
+    result = CliRunner().invoke(kws_app, [
+        "train", str(samples_dir / "speech_commands"), "--out", str(student), "--stage", "2", "--arch", "ds_cnn",
+        "--arch-params", '{"filters": 8, "blocks": 1}', "--epochs", "1", "--batch-size", "32",
+        "--unknown-pct", "50", "--teacher", str(trained_models["stage2"]), "--quiet"])
+    assert result.exit_code == 0, result.output
+    data = load_data(ModelDir.open(student))
+    assert data.distill is not None
+    record = optimize(student, tmp_path / "ft", OptimizeSettings(method="finetune", epochs=1, verify_samples=8), data=data)
+    assert record["teacher"] == str(trained_models["stage2"].resolve())
+    assert [h["epoch"] for h in record["history"]] == [0, 1] and record["bit_exact"]["bit_exact"]
+
+
 def test_optimize_refuses_bad_settings_and_models(tmp_path, trained_models):
     from kws.train.compress.optimize import OptimizeSettings, optimize
 

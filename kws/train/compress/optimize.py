@@ -2,7 +2,7 @@
 
 Each technique changes the float model (kws.train.compress: qat / prune / cluster), then
 fine-tunes it with the model's own training recipe (its train_config.json: data, labels,
-augmentation, class weights), keeps the epoch with the best validation accuracy (the
+augmentation, class weights, and its teacher's soft targets when it had one), keeps the epoch with the best validation accuracy (the
 starting point counts as epoch 0, so fine-tuning never makes a model worse on validation),
 converts to full-int8 exactly as ``kws train`` does, and checks the int8 model bit-exact in
 TensorFlow Lite Micro on real validation features. The result is a complete model directory
@@ -40,7 +40,8 @@ from kws.train.compress.prune import transfer_channels
 from kws.train.compress.qat import calibrate, qat_model
 from kws.train.config import TrainConfig
 from kws.train.data import TrainingArrays, balanced_class_weights, representative_mfcc, steps_per_epoch, training_dataset
-from kws.train.run import split_arrays, training_arrays
+from kws.train.run import distillation, split_arrays, training_arrays
+from kws.train.teacher import Distillation
 from kws.train.width import keras_macs, width_for_macs
 
 # "finetune" is the control: the same fine-tuning with no technique, then plain PTQ int8, so
@@ -97,6 +98,7 @@ class FineTuneData:
     class_weights: list[float]
     validation: tuple[np.ndarray, np.ndarray]  # normalised features, targets
     cache_dir: Path | None
+    distill: Distillation | None = None  # the recipe's teacher, as kws train ran it
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         x, y = split_arrays(self.dataset, name, self.config, self.source.config, self.cache_dir)
@@ -131,7 +133,8 @@ def load_data(source: ModelDir, data_dir: Path | None = None, cache_dir: Path | 
     arrays = training_arrays(dataset, config, source.config, cache_dir=cache_dir)
     boost = {source.labels.index(KEYWORD): config.keyword_boost} if KEYWORD in source.labels else None
     weights = balanced_class_weights(arrays.targets, len(source.labels), boost)
-    data = FineTuneData(source, config, dataset, arrays, weights, (np.zeros(0), np.zeros(0)), cache_dir)
+    distill, _ = distillation(config, dataset, arrays, source.config, None, lambda line: None)
+    data = FineTuneData(source, config, dataset, arrays, weights, (np.zeros(0), np.zeros(0)), cache_dir, distill)
     data.validation = data.split("validation")
     if len(data.validation[1]) == 0:
         raise KwsError(f"{data_dir}: no validation examples (fine-tuning keeps the best epoch by them)")
@@ -185,11 +188,13 @@ def fine_tune(model, data: FineTuneData, *, epochs: int, learning_rate: float, s
     stats = data.source.stats
     ds = training_dataset(data.arrays, data.source.config, stats, config.augment, config.masks,
                           batch_size=config.batch_size, seed=config.seed + 1000 + seed,
-                          class_weights=data.class_weights, epochs=epochs)
-    ds = ds.map(lambda x, y, w, n: (x, y, w))
+                          class_weights=data.class_weights, epochs=epochs, distill=data.distill)
+    if data.distill is None:
+        ds, loss = ds.map(lambda x, y, w, n: (x, y, w)), keras.losses.SparseCategoricalCrossentropy()
+    else:  # the teacher's soft targets, as the model was trained: a fine-tune on labels alone forgets
+        ds, loss = ds.map(lambda x, y, w, n, soft: (x, soft, w)), keras.losses.CategoricalCrossentropy()
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
     model.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0,
               callbacks=[*callbacks, keep, RichProgress(epochs, steps, enabled=progress)])
     return history
@@ -307,6 +312,6 @@ def optimize(model_dir: Path, out: Path, settings: OptimizeSettings, *, data_dir
     after = sum(layer.macs for layer in graph_layers(int8)[0])
     record = {"method": settings.method, "source": str(source.path), "settings": dataclasses.asdict(settings),
               "int8_macs_before": before, "int8_macs_after": after, "bit_exact": check.to_dict(),
-              "metrics": metrics, **details}
+              "metrics": metrics, "teacher": data.config.teacher or None, **details}
     artifact.write_json(out / OPTIMIZE_JSON, record)
     return record
