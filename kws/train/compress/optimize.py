@@ -2,10 +2,10 @@
 
 Each technique changes the float model (kws.train.compress: qat / prune / cluster), then
 fine-tunes it with the model's own training recipe (its train_config.json: data, labels,
-augmentation, class weights, and its teacher's soft targets when it had one), keeps the epoch with the best validation accuracy (the
-starting point counts as epoch 0, so fine-tuning never makes a model worse on validation),
-converts to full-int8 exactly as ``kws train`` does, and checks the int8 model bit-exact in
-TensorFlow Lite Micro on real validation features. The result is a complete model directory
+augmentation, class weights, and its teacher's soft targets when it had one), keeps the epoch
+with the best validation accuracy (the starting point counts as epoch 0, so fine-tuning never
+makes a model worse on validation), converts to full-int8 exactly as ``kws train`` does, and
+checks the int8 model bit-exact in TensorFlow Lite Micro on real validation features. The result is a complete model directory
 (what ``kws train`` writes) plus ``optimize.json``, so every later command takes it as is.
 
 Fine-tuning goes through the training package's own data path (kws.train), not a second one.
@@ -119,7 +119,10 @@ def train_config_of(source: ModelDir):
     return TrainConfig.from_dict({k: v for k, v in saved.items() if k != "data"}), saved.get("data")
 
 
-def load_data(source: ModelDir, data_dir: Path | None = None, cache_dir: Path | None = None) -> FineTuneData:
+def load_data(source: ModelDir, data_dir: Path | None = None, cache_dir: Path | None = None,
+              teacher: bool = True) -> FineTuneData:
+    """The recipe ``source`` was trained with, loaded; ``teacher=False`` leaves its teacher out
+    (converting and measuring need none)."""
     config, saved_data = train_config_of(source)
     data_dir = Path(data_dir or saved_data or "")
     if not data_dir.is_dir():
@@ -133,7 +136,7 @@ def load_data(source: ModelDir, data_dir: Path | None = None, cache_dir: Path | 
     arrays = training_arrays(dataset, config, source.config, cache_dir=cache_dir)
     boost = {source.labels.index(KEYWORD): config.keyword_boost} if KEYWORD in source.labels else None
     weights = balanced_class_weights(arrays.targets, len(source.labels), boost)
-    distill, _ = distillation(config, dataset, arrays, source.config, None, lambda line: None)
+    distill = distillation(config, dataset, arrays, source.config, None, lambda line: None)[0] if teacher else None
     data = FineTuneData(source, config, dataset, arrays, weights, (np.zeros(0), np.zeros(0)), cache_dir, distill)
     data.validation = data.split("validation")
     if len(data.validation[1]) == 0:

@@ -90,7 +90,7 @@ def soup(model_dirs: Sequence[Path], out: Path, *, data_dir: Path | None = None,
             raise KwsError(f"{out}: the output must not be one of the models")
     check_ingredients(sources)
     import_tensorflow()
-    data = load_data(sources[0], data_dir, cache_dir)
+    data = load_data(sources[0], data_dir, cache_dir, teacher=False)
     prepare_out(out, force)
     model = load_keras(sources[0].keras_path)
     model.set_weights(average_weights([load_keras(s.keras_path).get_weights() for s in sources]))
