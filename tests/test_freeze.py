@@ -70,3 +70,15 @@ def test_freeze_is_refused_in_one_line_without_a_warm_start_or_beyond_the_classi
     scratch = runner.invoke(app, ["train", str(samples_dir / "speech_commands"), "--out", str(tmp_path / "b"),
                                   "--freeze", "2", "--quiet"])
     assert scratch.exit_code != 0 and "needs a warm start" in scratch.output and "Traceback" not in scratch.output
+
+
+def test_the_freezing_fields_name_a_recipe_step_only_when_set() -> None:
+    """A work folder made before these options existed keeps its trained stages (its step keys
+    did not hold them); setting one retrains."""
+    from kws.train.config import TrainConfig
+
+    plain = TrainConfig(stage=2).step_key()
+    assert "freeze" not in plain and "frozen_bn" not in plain and plain["epochs"] == TrainConfig.epochs
+    assert TrainConfig(stage=2, init_from="x", frozen_bn=True).step_key()["frozen_bn"] is True
+    assert TrainConfig(stage=2, init_from="x", freeze=3).step_key()["freeze"] == 3
+    assert TrainConfig(stage=2).to_dict()["frozen_bn"] is False  # train_config.json still says everything

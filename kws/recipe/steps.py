@@ -219,7 +219,7 @@ def cascade_steps(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *,
         confusable_inputs["missing"] = missing  # installing what was missing makes them
     confusable_title = (f"synthesize {recipe.confusables} confusable words per keyword (espeak)" if recipe.confusables
                         else "no confusable words (confusables 0)")
-    train_inputs = {stage: base | {"train": recipe.train_config(stage, stage2_model=str(stage_model(root, 2))).to_dict(),
+    train_inputs = {stage: base | {"train": recipe.train_config(stage, stage2_model=str(stage_model(root, 2))).step_key(),
                                    "data_dir": recipe.data} for stage in (1, 2)}
     # The gate distilled from stage 2 waits for it (and is retrained when it changes).
     gate_after = ("train_stage2",) if recipe.gate_from_stage2 else ()
@@ -237,7 +237,7 @@ def cascade_steps(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *,
     ]
     final = ("train_stage1", "train_stage2")
     if recipe.mines:
-        mined_inputs = base | {"train": recipe.mined_config((), (), str(stage_model(root, 2))).to_dict(),
+        mined_inputs = base | {"train": recipe.mined_config((), (), str(stage_model(root, 2))).step_key(),
                                "data_dir": recipe.data}
         steps += [
             Step(MINE, "mine the draft cascade's false accepts in the negatives", mine_step(root, recipe),

@@ -15,6 +15,10 @@ ARCHS = ("bc_resnet", "ds_cnn", "tc_resnet", "tiny")
 KEEP = ("best", "last")
 
 
+# TrainConfig fields added after recipe work folders existed, with their defaults (step_key).
+LATER_FIELDS: dict[str, Any] = {"freeze": 0, "frozen_bn": False}
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     """Training settings. ``keyword_boost`` multiplies the keyword class weight of stage 1,
@@ -100,6 +104,12 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"train config: unknown keys {unknown}")
         return cls(**data)
+
+    def step_key(self) -> dict[str, Any]:
+        """The settings that name a recipe's training step (kws.recipe.steps): fields added after
+        work folders existed are left out at their defaults, so upgrading kws does not retrain
+        a stage that is already trained."""
+        return {k: v for k, v in self.to_dict().items() if k not in LATER_FIELDS or v != LATER_FIELDS[k]}
 
     def resumable_with(self, other: "TrainConfig") -> bool:
         """A run may resume under a new ``epochs``/``patience``, not under changed data or model."""
