@@ -51,6 +51,10 @@ def test_a_soup_is_the_mean_of_its_ingredients_converted_and_measured(ingredient
     assert (out / "model_int8.tflite").stat().st_size > 0
     again = runner.invoke(app, ["soup", *map(str, ingredients), "--out", str(out)])
     assert again.exit_code != 0 and "--force" in again.output and "Traceback" not in again.output
+    forced = runner.invoke(app, ["soup", *map(str, ingredients), "--out", str(out), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert json.loads((out / "soup.json").read_text())["metrics"] == record["metrics"]  # the same soup again
+    assert [p.name for p in tmp_path.iterdir()] == ["soup"]  # built beside it, then put in its place
 
 
 def test_a_soup_refuses_models_that_are_not_seed_siblings(ingredients: list[Path], trained_models: dict[str, Path],

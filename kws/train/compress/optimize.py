@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,9 @@ from cascade.runtime import model_dir as artifact
 from cascade.runtime.int8_model import TFLiteModel
 from cascade.runtime.model_dir import ModelDir, load_keras
 from cascade.runtime.stages import KEYWORD
-from data_prep.atomic import write_bytes_atomic
+from data_prep.atomic import atomic_dir, write_bytes_atomic
 from data_prep.errors import ConfigError, KwsError, ModelError
-from data_prep.outputs import make_dirs, refuse_existing
+from data_prep.outputs import refuse_existing
 from data_prep.speech_commands import Dataset, load_dataset
 from data_prep.tensorflow_quiet import import_tensorflow
 from export.quantize import quantize
@@ -245,11 +244,13 @@ _TECHNIQUES: dict[str, Callable[..., tuple[Any, dict[str, Any]]]] = {
     "qat": _qat, "prune": _prune, "cluster": _cluster, "finetune": _finetune}
 
 
-def prepare_out(out: Path, force: bool) -> None:
-    refuse_existing(out, force, marks=(OPTIMIZE_JSON, artifact.TRAIN_CONFIG, artifact.FEATURES), hint="replace it")
-    if out.exists() and any(out.iterdir()):
-        shutil.rmtree(out)
-    make_dirs(out)
+# How a model directory kws wrote is recognised (what --force may replace).
+MODEL_MARKS = (OPTIMIZE_JSON, artifact.TRAIN_CONFIG, artifact.FEATURES)
+
+
+def refuse_out(out: Path, force: bool) -> None:
+    """Before any data is read: ``out`` must be new, empty, or (with ``force``) kws's own."""
+    refuse_existing(out, force, marks=MODEL_MARKS, hint="replace it")
 
 
 def write_model(out: Path, data: FineTuneData, float_model, *, seed: int, verify_samples: int,
@@ -301,20 +302,22 @@ def optimize(model_dir: Path, out: Path, settings: OptimizeSettings, *, data_dir
         raise ModelError(f"{source.path}: no {artifact.MODEL_KERAS}; optimizing needs the float model")
     if Path(out).resolve() == source.path.resolve():
         raise KwsError(f"{out}: the output must not be the source model directory")
+    refuse_out(out, force)
     data = data or load_data(source, data_dir, cache_dir)
     if data.source.path.resolve() != source.path.resolve():
         raise KwsError(f"fine-tuning data was loaded for {data.source.path}, not {source.path}")
-    prepare_out(out, force)
     keras.utils.set_random_seed(settings.seed)
     model = load_keras(source.keras_path)
     float_model, details = _TECHNIQUES[settings.method](model, data, settings, progress)
 
-    metrics, check, int8 = write_model(out, data, float_model, seed=settings.seed, verify_samples=settings.verify_samples,
-                                       arch_params=details.get("arch_params"), label=settings.method)
-    before = sum(layer.macs for layer in graph_layers(source.int8_path.read_bytes())[0])
-    after = sum(layer.macs for layer in graph_layers(int8)[0])
-    record = {"method": settings.method, "source": str(source.path), "settings": dataclasses.asdict(settings),
-              "int8_macs_before": before, "int8_macs_after": after, "bit_exact": check.to_dict(),
-              "metrics": metrics, "teacher": data.config.teacher or None, **details}
-    artifact.write_json(out / OPTIMIZE_JSON, record)
+    with atomic_dir(out, force, marks=MODEL_MARKS) as building:  # a previous result goes only now
+        metrics, check, int8 = write_model(building, data, float_model, seed=settings.seed,
+                                           verify_samples=settings.verify_samples,
+                                           arch_params=details.get("arch_params"), label=settings.method)
+        before = sum(layer.macs for layer in graph_layers(source.int8_path.read_bytes())[0])
+        after = sum(layer.macs for layer in graph_layers(int8)[0])
+        record = {"method": settings.method, "source": str(source.path), "settings": dataclasses.asdict(settings),
+                  "int8_macs_before": before, "int8_macs_after": after, "bit_exact": check.to_dict(),
+                  "metrics": metrics, "teacher": data.config.teacher or None, **details}
+        artifact.write_json(building / OPTIMIZE_JSON, record)
     return record

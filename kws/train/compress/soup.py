@@ -26,9 +26,10 @@ import numpy as np
 from cascade.energy.model_stats import graph_layers
 from cascade.runtime import model_dir as artifact
 from cascade.runtime.model_dir import ModelDir, load_keras
+from data_prep.atomic import atomic_dir
 from data_prep.errors import ConfigError, KwsError, ModelError
 from data_prep.tensorflow_quiet import import_tensorflow
-from kws.train.compress.optimize import load_data, prepare_out, train_config_of, write_model
+from kws.train.compress.optimize import MODEL_MARKS, load_data, refuse_out, train_config_of, write_model
 
 SOUP_JSON = "soup.json"
 # Normalisations of one recipe differ only by which clips measured them (~0.1 % here): a larger
@@ -89,15 +90,16 @@ def soup(model_dirs: Sequence[Path], out: Path, *, data_dir: Path | None = None,
         if Path(out).resolve() == source.path.resolve():
             raise KwsError(f"{out}: the output must not be one of the models")
     check_ingredients(sources)
+    refuse_out(out, force)
     import_tensorflow()
     data = load_data(sources[0], data_dir, cache_dir, teacher=False)
-    prepare_out(out, force)
     model = load_keras(sources[0].keras_path)
     model.set_weights(average_weights([load_keras(s.keras_path).get_weights() for s in sources]))
-    metrics, check, int8 = write_model(out, data, model, seed=0, verify_samples=verify_samples, label="soup")
     ingredients = [{"model": str(s.path), **{split: s.metadata(artifact.METRICS).get(split, {})
                                              for split in ("validation", "testing")}} for s in sources]
-    record = {"method": "soup", "ingredients": ingredients, "int8_macs": sum(layer.macs for layer in graph_layers(int8)[0]),
-              "bit_exact": check.to_dict(), "metrics": metrics}
-    artifact.write_json(out / SOUP_JSON, record)
+    with atomic_dir(out, force, marks=(*MODEL_MARKS, SOUP_JSON)) as building:  # a previous result goes only now
+        metrics, check, int8 = write_model(building, data, model, seed=0, verify_samples=verify_samples, label="soup")
+        record = {"method": "soup", "ingredients": ingredients, "bit_exact": check.to_dict(), "metrics": metrics,
+                  "int8_macs": sum(layer.macs for layer in graph_layers(int8)[0])}
+        artifact.write_json(building / SOUP_JSON, record)
     return record
