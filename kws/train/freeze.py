@@ -30,12 +30,7 @@ def freeze_first(model, n: int) -> list[str]:
     if n == 0:
         return []
     boundary = model.layers.index(weighted[n])
-    frozen = []
-    for layer in model.layers[:boundary]:
-        if layer.weights and layer.trainable:
-            layer.trainable = False
-            frozen.append(layer.name)
-    return frozen
+    return _freeze(layer for layer in model.layers[:boundary] if layer.weights)
 
 
 def freeze_batch_norms(model) -> list[str]:
@@ -43,9 +38,14 @@ def freeze_batch_norms(model) -> list[str]:
     inference). A fine-tune's batches are noisier and fewer than the data the warm start saw:
     re-estimating the statistics on them moves every layer's input, which costs more on clean
     speech than the new data brings (docs/distillation.md, "Frozen batch norms")."""
+    return _freeze(layer for layer in model.layers if type(layer).__name__ == "BatchNormalization")
+
+
+def _freeze(layers) -> list[str]:
+    """Make the still-trainable ``layers`` non-trainable; their names."""
     frozen = []
-    for layer in model.layers:
-        if type(layer).__name__ == "BatchNormalization" and layer.trainable:
+    for layer in layers:
+        if layer.trainable:
             layer.trainable = False
             frozen.append(layer.name)
     return frozen

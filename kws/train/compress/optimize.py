@@ -5,8 +5,9 @@ fine-tunes it with the model's own training recipe (its train_config.json: data,
 augmentation, class weights, and its teacher's soft targets when it had one), keeps the epoch
 with the best validation accuracy (the starting point counts as epoch 0, so fine-tuning never
 makes a model worse on validation), converts to full-int8 exactly as ``kws train`` does, and
-checks the int8 model bit-exact in TensorFlow Lite Micro on real validation features. The result is a complete model directory
-(what ``kws train`` writes) plus ``optimize.json``, so every later command takes it as is.
+checks the int8 model bit-exact in TensorFlow Lite Micro on real validation features. The
+result is a complete model directory (what ``kws train`` writes) plus ``optimize.json``, so
+every later command takes it as is.
 
 Fine-tuning goes through the training package's own data path (kws.train), not a second one.
 """

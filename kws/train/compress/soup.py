@@ -93,11 +93,12 @@ def soup(model_dirs: Sequence[Path], out: Path, *, data_dir: Path | None = None,
     refuse_out(out, force)
     import_tensorflow()
     data = load_data(sources[0], data_dir, cache_dir, teacher=False)
-    model = load_keras(sources[0].keras_path)
-    model.set_weights(average_weights([load_keras(s.keras_path).get_weights() for s in sources]))
+    models = [load_keras(s.keras_path) for s in sources]
+    model = models[0]  # the first one carries the soup
+    model.set_weights(average_weights([m.get_weights() for m in models]))
     ingredients = [{"model": str(s.path), **{split: s.metadata(artifact.METRICS).get(split, {})
                                              for split in ("validation", "testing")}} for s in sources]
-    with atomic_dir(out, force, marks=(*MODEL_MARKS, SOUP_JSON)) as building:  # a previous result goes only now
+    with atomic_dir(out, force, marks=MODEL_MARKS) as building:  # a previous result goes only now
         metrics, check, int8 = write_model(building, data, model, seed=0, verify_samples=verify_samples, label="soup")
         record = {"method": "soup", "ingredients": ingredients, "bit_exact": check.to_dict(), "metrics": metrics,
                   "int8_macs": sum(layer.macs for layer in graph_layers(int8)[0])}
