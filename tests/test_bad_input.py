@@ -303,9 +303,16 @@ def test_report_skips_an_artefact_with_a_wrong_type(bundle: Path, tmp_path: Path
     ok(kws("eval", SAMPLES / "speech_commands", "--model", bundle, "--json", run / "eval.json"))
     report = json.loads((run / "eval.json").read_text())
     (run / "eval.json").write_text(json.dumps(report | {"accuracy": "high"}))
+    one_line_error(kws("report", run), str(run), "nothing to report")  # the only artefact was skipped
+    shutil.copy(bundle / "features.toml", run / "features.toml")
     out = ok(kws("report", run))
     assert f"{run / 'eval.json'}: accuracy is \"high\", not a number; skipped" in out, out
     assert (run / "report.html").is_file()
+
+
+def test_stream_eval_on_a_folder_that_is_not_a_stream_names_it(bundle: Path, tmp_path: Path) -> None:
+    one_line_error(kws("stream", "eval", tmp_path, "--model", bundle), str(tmp_path), "not a stream folder",
+                   "kws stream make")
 
 
 # --- the CLI's last net: an OSError about a user's file ---------------------------------------------

@@ -26,6 +26,8 @@ from data_prep.errors import KwsError
 from kws.report.build import build_report
 from kws.report.doc import days, num, pct, ratio
 
+FEATURES_TOML = Path(__file__).resolve().parents[1] / "samples" / "models" / "stage2" / "features.toml"
+
 FIGURES = {"training", "confusion", "threshold_curve", "timeline", "keyword_det", "energy", "pareto"}
 
 PROBE = """<script>
@@ -153,6 +155,7 @@ def test_partial_run_dir_gets_notes_not_a_crash(run_dir: Path, tmp_path: Path) -
 
 
 def test_an_unrelated_report_html_is_not_overwritten(tmp_path: Path) -> None:
+    shutil.copy(FEATURES_TOML, tmp_path / "features.toml")
     (tmp_path / "report.html").write_text("<html>my own notes</html>")
     with pytest.raises(KwsError, match="not a previous kws report"):
         build_report(tmp_path)
@@ -172,6 +175,10 @@ def test_cli(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(_cli(), ["report", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "nope' does not exist" in result.output and "Traceback" not in result.output
+    result = runner.invoke(_cli(), ["report", str(tmp_path)])  # the wrong folder: refused, nothing written
+    assert result.exit_code == 1 and result.output.strip().count("\n") == 0, result.output
+    assert "nothing to report" in result.output and not list(tmp_path.iterdir())
+    shutil.copy(FEATURES_TOML, tmp_path / "features.toml")
     out = tmp_path / "out"
     result = runner.invoke(_cli(), ["report", str(tmp_path), "--out", str(out)])
     assert result.exit_code == 0, result.output

@@ -21,6 +21,8 @@ TRUTH, AUDIO = "truth.json", "stream.wav"  # a stream folder: the recording and 
 
 
 def read_truth(path: Path) -> dict[str, Any]:
+    if not Path(path).is_file():
+        raise DatasetError(f"{Path(path).parent}: not a stream folder (no {Path(path).name}; `kws stream make` writes one)")
     try:
         data = json.loads(Path(path).read_text())
         data["duration_s"], data["keywords"] = float(data["duration_s"]), list(data["keywords"])

@@ -75,6 +75,9 @@ def make_report(run_dir: Path, log: Callable[[str], None] | None = None) -> Repo
     a = find_artefacts(run_dir)
     for note in a.notes:
         (log or (lambda line: None))(note)
+    if a.empty():
+        raise KwsError(f"{run_dir}: nothing to report (no model, bundle, evaluation, stream, energy or export "
+                       "output of kws found under it)")
     sections = tuple(build(a) for build in (
         features_section, models_section, evaluation_section, gate_section, stream_section, keywords_section, energy_section,
         pareto_section, export_section))

@@ -67,6 +67,10 @@ class Artefacts:
     export_dir: Path | None = None
     notes: tuple[str, ...] = ()  # artefacts skipped because a value has the wrong type
 
+    def empty(self) -> bool:
+        """Nothing the report could show: the wrong folder, which a blank report would hide."""
+        return not any(getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("run_dir", "notes"))
+
 
 def _is_entries(data: Any, *keys: str) -> bool:
     """A non-empty dict whose every value is a dict holding ``keys``."""
