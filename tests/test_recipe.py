@@ -96,7 +96,8 @@ def test_the_demo_trains_with_everything_democonfig_gives() -> None:
     recipe = recipe_of(cfg)
     extra = ("runs/demo/synth/clips",)
     stage2 = "runs/demo/train_stage2/model"
-    starts = {1: {}, 2: {"init_from": cfg.stage2_init, "learning_rate": cfg.stage2_learning_rate}}
+    starts = {1: {}, 2: {"init_from": cfg.stage2_init, "learning_rate": cfg.stage2_learning_rate,
+                         "frozen_bn": cfg.stage2_frozen_bn}}
     for stage, arch, params, epochs in ((1, cfg.stage1_arch, {}, cfg.stage1_epochs),
                                         (2, cfg.stage2_arch, dict(cfg.stage2_params), cfg.stage2_epochs)):
         assert recipe.train_config(stage, extra, stage2_model=stage2) == TrainConfig(
@@ -275,10 +276,13 @@ def test_demo_runs_every_step_on_the_samples(tmp_path: Path, samples_dir: Path) 
 def test_the_demo_on_another_front_end_trains_stage_2_from_scratch() -> None:
     """`kws demo --config other.toml`: the reference's weights need its front end, so stage 2 is
     trained as before the warm start (no init, no level layer, the usual learning rate)."""
+    warm = recipe_of(DemoConfig(data="samples/speech_commands")).train_config(2)
+    assert warm.init_from and warm.frozen_bn and warm.epochs == 10  # measured: DemoConfig's note
     cfg = DemoConfig(data="samples/speech_commands").from_scratch()
     config = recipe_of(cfg).train_config(2)
     assert config.init_from == "" and "level" not in config.arch_params
     assert config.learning_rate == TrainConfig.learning_rate == 3e-3
+    assert not config.frozen_bn and config.epochs == 40  # batch norms without a warm start must train
 
 
 def test_held_out_validation_audio_recalibrates_only_and_never_is_training_audio(tmp_path: Path) -> None:
