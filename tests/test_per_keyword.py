@@ -234,6 +234,8 @@ def test_report_shows_per_keyword_tables_and_det(stream_report, samples_eval, tm
     text = md.read_text()
     assert "## Keywords on streams" in text and "| keyword | spoken | hits | misses |" in text
     assert "stage 2 alone | gate closed |" in text
+    low, high = evaluation["speakers"]["ci95"]
+    assert f"the 95 % interval is {100 * low:.1f}%-{100 * high:.1f}%" in text  # the spread over speakers
     stop = evaluation["per_label"]["stop"]
     assert f"| stop | {100 * stop['precision']:.1f}% | {100 * stop['recall']:.1f}% |" in text
     assert (run / "report_files" / "keyword_det.png").read_bytes()[:8] == PNG

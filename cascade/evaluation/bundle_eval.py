@@ -9,6 +9,7 @@ import numpy as np
 
 from cascade.evaluation.eval_report import EvalReport
 from cascade.evaluation.model_eval import classification_report
+from cascade.evaluation.speaker_spread import speaker_spread
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.decision import clip_predictions
 from cascade.runtime.pipeline import Cascade
@@ -53,12 +54,13 @@ def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cach
         raise DatasetError(f"{data_dir}: none of the {len(examples)} {split} clips could be read ({skipped[0].reason})")
     y, is_kw = y[keep], is_kw[keep]
     opened, stage2_preds = np.concatenate(opened), np.concatenate(stage2_preds)
+    predicted = np.concatenate(predictions)
 
     def per_label(mask: np.ndarray) -> tuple[int, ...]:  # how many clips of each label ``mask`` holds
         return tuple(int(c) for c in np.bincount(y[mask], minlength=len(labels)))
 
     return EvalReport(
-        cascade=classification_report(y, np.concatenate(predictions), labels),
+        cascade=classification_report(y, predicted, labels),
         model=str(bundle.path),
         data=str(data_dir),
         split=split,
@@ -72,4 +74,5 @@ def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cach
         gate_closed=per_label(~opened),
         stage2_correct=per_label(stage2_preds == y),
         operating_point=bundle.operating_point if at_operating_point else None,
+        speakers=speaker_spread(predicted == y, [e.speaker for e, k in zip(examples, keep) if k]),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from cascade.evaluation.speaker_spread import SpeakerSpread
 from cascade.runtime.operating_points import OperatingPoint
 from data_prep.example_features import Skipped
 
@@ -125,6 +126,7 @@ class EvalReport(_Headline):
     gate_closed: tuple[int, ...] = ()  # per label (``labels`` order): clips the gate kept from stage 2
     stage2_correct: tuple[int, ...] = ()  # per label: clips stage 2 alone got right
     operating_point: OperatingPoint | None = None  # whose thresholds the decisions used (None: argmax)
+    speakers: SpeakerSpread | None = None  # the cascade accuracy's spread over speakers
 
     @property
     def classes(self) -> ClassReport:
@@ -136,12 +138,14 @@ class EvalReport(_Headline):
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        for added in ("cascade", "gate_closed", "stage2_correct", "operating_point"):
+        for added in ("cascade", "gate_closed", "stage2_correct", "operating_point", "speakers"):
             del data[added]
         data["skipped"] = [s.to_dict() for s in self.skipped]
         out = {**self.cascade.to_json(), **data, "per_label": {r.label: r.to_json() for r in self.per_label}}
         if self.operating_point is not None:
             out["operating_point"] = {"name": self.operating_point.name, **self.operating_point.to_dict()}
+        if self.speakers is not None:
+            out["speakers"] = self.speakers.to_json()
         return out
 
 
@@ -158,6 +162,7 @@ class ModelEvalReport(_Headline):
     float_: ClassReport | None = None  # "float" in JSON
     skipped: tuple[Skipped, ...] = ()  # clips that could not be read, left out of n
     long_recordings: int = 0  # files longer than a clip, their word located by energy
+    speakers: SpeakerSpread | None = None  # the int8 accuracy's spread over speakers
 
     @property
     def classes(self) -> ClassReport:
@@ -175,4 +180,6 @@ class ModelEvalReport(_Headline):
         out["skipped"] = [s.to_dict() for s in self.skipped]
         out["long_recordings"] = self.long_recordings
         out["per_label"] = {r.label: r.to_json() for r in self.per_label}
+        if self.speakers is not None:
+            out["speakers"] = self.speakers.to_json()
         return out

@@ -14,6 +14,7 @@ import numpy as np
 
 from cascade.evaluation.eval_report import ClassMetrics, ClassReport, ModelEvalReport
 from cascade.evaluation.figures import pyplot, save_png
+from cascade.evaluation.speaker_spread import speaker_spread
 from cascade.runtime.int8_model import TFLiteModel
 from cascade.runtime.model_dir import ModelDir, load_keras
 from cascade.runtime.stages import KEYWORD, stage_targets
@@ -96,12 +97,13 @@ def evaluate(model: ModelDir, data_dir: Path, split: str = "testing", cache_dir:
     keep = kept_mask(len(examples), skipped)
     if not keep.any():
         raise DatasetError(f"{data_dir}: none of the {len(examples)} {split} clips could be read ({skipped[0].reason})")
-    y = y[keep]
+    y, int8_predicted = y[keep], np.concatenate(int8_preds)
     return ModelEvalReport(
         model=str(model.path), data=str(data_dir), split=split, stage=stage,
-        int8=classification_report(y, np.concatenate(int8_preds), model.labels),
+        int8=classification_report(y, int8_predicted, model.labels),
         float_=classification_report(y, np.concatenate(float_preds), model.labels) if keras_model is not None else None,
-        skipped=tuple(skipped), long_recordings=count_long(examples, model.config))
+        skipped=tuple(skipped), long_recordings=count_long(examples, model.config),
+        speakers=speaker_spread(int8_predicted == y, [e.speaker for e, k in zip(examples, keep) if k]))
 
 
 def confusion_png(report: ClassReport, path: Path, title: str) -> Path:

@@ -89,6 +89,8 @@ def evaluate(
     if report.long_recordings:
         console.print(long_clips_notice(report.long_recordings, clip_ms), soft_wrap=True, markup=False)
     console.print(f"[bold]{model}[/] on {data} ({split}, n={report.n}): {acc}", soft_wrap=True)
+    if report.speakers is not None:
+        console.print(report.speakers.describe(), soft_wrap=True, markup=False)
     if report.skipped:
         console.print(f"[yellow]{escape(skipped_note([s.reason for s in report.skipped]))}[/]", soft_wrap=True)
     console.print(label_table(report.per_label))

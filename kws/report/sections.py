@@ -172,6 +172,11 @@ def evaluation_section(a: Artefacts) -> Section:
     else:
         summary = f"Accuracy {pct(ev['accuracy'])} on {count(n)} {split} clips."
         what = "model (int8)"
+    spread = ev.get("speakers")  # kws eval since the spread over speakers
+    ci = spread.get("ci95") if isinstance(spread, dict) else None
+    if isinstance(ci, list) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
+        summary += (f" Over its {count(spread.get('speakers'))} speakers (whole speakers resampled) the 95 % interval is "
+                    f"{pct(ci[0])}-{pct(ci[1])}; {pct(spread.get('largest_share'))} of the clips are one speaker's.")
     per_label = ev.get("per_label") or {}  # kws eval since per-label results: the cascade's gate and stage 2 per label
     cascade_rows = bool(per_label) and all("gate_closed" in per_label.get(label, {}) for label in ev["per_class"])
     per_class = tuple(
