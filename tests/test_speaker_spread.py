@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cascade.evaluation.speaker_spread import speaker_spread
+from cascade.evaluation.speaker_spread import paired_difference, speaker_spread
 from data_prep.splits import speaker_id
 from kws.cli import app
 from kws.commands.common import SAMPLES
@@ -46,6 +46,40 @@ def test_clips_without_a_speaker_are_their_own_clusters_and_one_speaker_is_no_sp
     assert spread.to_json()["per_speaker"]["(no speaker)"] == {"n": 2, "correct": 2}
     with pytest.raises(ValueError, match="3 results for 2 speaker ids"):
         speaker_spread([True, True, False], ["a", "b"])
+
+
+def test_a_paired_difference_resamples_both_models_on_the_same_speakers() -> None:
+    base = _wrong_on({"spk00", "spk01"}, 36)  # two hard speakers, hard for both models
+    better = base.copy()
+    better[[i for i, s in enumerate(SPEAKERS) if s == "spk00"][:4]] = True  # A gets 4 of those clips right
+    a, b = speaker_spread(better, SPEAKERS), speaker_spread(base, SPEAKERS)
+    same = paired_difference(b, b)
+    assert (same.difference, same.low, same.high, same.only_a, same.only_b) == (0.0, 0.0, 0.0, 0, 0)
+    paired = paired_difference(a, b)
+    assert paired.difference == pytest.approx(4 / 360) and (paired.only_a, paired.only_b) == (4, 0)
+    assert 0.0 <= paired.low <= paired.difference <= paired.high  # never worse on any draw of speakers
+    # unpaired intervals overlap almost entirely; pairing removes the speakers both find hard
+    assert paired.high - paired.low < 0.25 * (b.high - b.low)
+    with pytest.raises(ValueError, match="did not score the same clips"):
+        paired_difference(a, speaker_spread(base[:-1], SPEAKERS[:-1]))
+
+
+def test_kws_eval_against_another_model_on_real_clips(tmp_path: Path) -> None:
+    if not (SAMPLES / "cascade").is_dir():
+        pytest.skip("samples/cascade is not shipped in this checkout")
+    out = tmp_path / "eval.json"
+    args = ["eval", str(SAMPLES / "speech_commands"), "--model", str(SAMPLES / "cascade"),
+            "--against", str(SAMPLES / "models" / "stage2"), "--json", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    against = report["against"]
+    assert against["difference"] == pytest.approx(report["accuracy"] - report["stage2_accuracy"])
+    assert against["accuracy"] == pytest.approx(report["stage2_accuracy"])  # stage 2 alone, as the cascade measured it
+    assert against["only_a"] - against["only_b"] == round(against["difference"] * report["n"])
+    low, high = against["ci95"]
+    assert low <= against["difference"] <= high
+    assert "cascade - stage2:" in result.output and "paired, whole speakers resampled" in result.output
 
 
 @pytest.mark.parametrize("model", ["models/stage2", "cascade"])

@@ -30,6 +30,9 @@ class SpeakerSpread:
     high: float
     clip_se: float  # binomial standard error, clips taken as independent
     per_speaker: tuple[tuple[str, int, int], ...]
+    # per clip, for a paired comparison of two models on the same clips (not written to JSON)
+    correct: tuple[bool, ...] = dataclasses.field(default=(), repr=False, compare=False)
+    clusters: tuple[str, ...] = dataclasses.field(default=(), repr=False, compare=False)
 
     @property
     def largest_share(self) -> float:
@@ -74,4 +77,44 @@ def speaker_spread(correct: np.ndarray, speakers: Sequence[str], *, reps: int = 
     if unnamed:
         named.append(("(no speaker)", int(n[unnamed].sum()), int(right[unnamed].sum())))
     return SpeakerSpread(accuracy=accuracy, speakers=len(names) - len(unnamed), low=float(low), high=float(high),
-                         clip_se=float(np.sqrt(accuracy * (1 - accuracy) / len(correct))), per_speaker=tuple(named))
+                         clip_se=float(np.sqrt(accuracy * (1 - accuracy) / len(correct))), per_speaker=tuple(named),
+                         correct=tuple(bool(c) for c in correct), clusters=tuple(ids))
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedDifference:
+    """Model A's accuracy minus B's on the same clips, with its 95 % interval when whole
+    speakers are resampled (both models see the same draw, so a speaker both find hard costs
+    neither), and the clips only one of them gets right."""
+
+    difference: float
+    low: float
+    high: float
+    speakers: int
+    only_a: int  # clips A gets right and B does not
+    only_b: int
+
+    def describe(self, a: str = "A", b: str = "B") -> str:
+        return (f"{a} - {b}: {100 * self.difference:+.1f} points, 95 % interval over {self.speakers} speakers "
+                f"(paired, whole speakers resampled) {100 * self.low:+.1f} to {100 * self.high:+.1f}; "
+                f"right only for {a}: {self.only_a} clips, only for {b}: {self.only_b}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"difference": self.difference, "ci95": [self.low, self.high], "speakers": self.speakers,
+                "only_a": self.only_a, "only_b": self.only_b}
+
+
+def paired_difference(a: SpeakerSpread, b: SpeakerSpread, *, reps: int = REPS, seed: int = 0) -> PairedDifference:
+    """A minus B, resampling the speakers of the clips both were measured on; refused when
+    the two were not measured on the same clips in the same order."""
+
+    if a.clusters != b.clusters or not a.clusters:
+        raise ValueError("the two evaluations did not score the same clips (a clip unreadable for one of them?)")
+    ca, cb = np.asarray(a.correct), np.asarray(b.correct)
+    names, index = np.unique(np.asarray(a.clusters, dtype=object), return_inverse=True)
+    n = np.bincount(index, minlength=len(names))
+    gain = np.bincount(index, weights=ca.astype(float) - cb, minlength=len(names))
+    draws = np.random.default_rng(seed).integers(0, len(names), size=(reps, len(names)))
+    low, high = np.percentile(gain[draws].sum(axis=1) / n[draws].sum(axis=1), [2.5, 97.5])
+    return PairedDifference(difference=float(ca.mean() - cb.mean()), low=float(low), high=float(high),
+                            speakers=a.speakers, only_a=int((ca & ~cb).sum()), only_b=int((cb & ~ca).sum()))
