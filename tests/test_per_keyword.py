@@ -22,6 +22,7 @@ from cascade.runtime.decision import SmoothingConfig, clip_label
 from cascade.runtime.operating_points import Measured, OperatingPoint
 from cascade.runtime.stream_run import detect_file
 from data_prep.labels import RESERVED
+from data_prep.splits import speaker_id
 from kws.cli import app
 from kws.report.build import build_report
 
@@ -212,6 +213,12 @@ def test_stream_eval_per_keyword_and_its_det(stream_report) -> None:
     for key in ("keywords", "hits", "false_accepts"):
         assert sum(r[key] for r in rows.values()) == total[key]
     assert all(r["misses"] == r["keywords"] - r["hits"] for r in rows.values())
+    # the hit rate's spread over the speakers of the clips the stream plays (truth.json names them)
+    spread, truth = data["speakers"], json.loads((Path(data["streams"][0]["stream"]) / "truth.json").read_text())
+    assert spread["speakers"] == len({speaker_id(k["file"]) for k in truth["keywords"]}) >= 2
+    assert sum(s["n"] for s in spread["per_speaker"].values()) == total["keywords"]
+    assert sum(s["correct"] for s in spread["per_speaker"].values()) == total["hits"]
+    assert spread["ci95"][0] <= total["hit_rate"] <= spread["ci95"][1] and "whole speakers resampled" in output
     spoken = {name for name, r in rows.items() if r["keywords"]}
     assert spoken and set(data["det_per_keyword"]) == spoken
     assert all(r["hit_rate"] is None for name, r in rows.items() if name not in spoken)
@@ -233,6 +240,7 @@ def test_report_shows_per_keyword_tables_and_det(stream_report, samples_eval, tm
     _, md = build_report(run)
     text = md.read_text()
     assert "## Keywords on streams" in text and "| keyword | spoken | hits | misses |" in text
+    assert "speakers (whole speakers resampled)" in text.split("## Keywords on streams")[1]
     assert "stage 2 alone | gate closed |" in text
     low, high = evaluation["speakers"]["ci95"]
     assert f"the 95 % interval is {100 * low:.1f}%-{100 * high:.1f}%" in text  # the spread over speakers

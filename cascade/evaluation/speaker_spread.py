@@ -40,11 +40,11 @@ class SpeakerSpread:
         total = sum(n for _, n, _ in self.per_speaker)
         return self.per_speaker[0][1] / total if total else 0.0
 
-    def describe(self) -> str:
+    def describe(self, what: str = "clips") -> str:
         name, n, _ = self.per_speaker[0]
         return (f"95 % interval over {self.speakers} speakers (whole speakers resampled) "
-                f"{self.low:.3f}-{self.high:.3f}; counting clips as independent +-{1.96 * self.clip_se:.3f}; "
-                f"{self.largest_share:.0%} of the clips are one speaker's ({name}, {n})")
+                f"{self.low:.3f}-{self.high:.3f}; counting {what} as independent +-{1.96 * self.clip_se:.3f}; "
+                f"{self.largest_share:.0%} of the {what} are one speaker's ({name}, {n})")
 
     def to_json(self) -> dict[str, Any]:
         return {"speakers": self.speakers, "ci95": [self.low, self.high], "clip_se": self.clip_se,

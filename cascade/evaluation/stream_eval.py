@@ -21,6 +21,7 @@ from cascade.evaluation.det import SweepPoint, det_point, det_sweep, hits_at_rat
 from cascade.evaluation.gate_replay import CURVE_TAUS, choose_taus, gate_curve, open_trace, traces_at
 from cascade.evaluation.operating_point import Trace, calibrate_operating_point
 from cascade.evaluation.sensitivity import operating_points
+from cascade.evaluation.speaker_spread import speaker_spread
 from cascade.evaluation.stream_score import (
     AUDIO,
     TRUTH,
@@ -36,6 +37,7 @@ from cascade.runtime.bundle import MANIFEST, Bundle, write_bundle
 from cascade.runtime.model_dir import write_json
 from cascade.runtime.stream_run import StreamResult, detect_file
 from data_prep.outputs import refuse_existing
+from data_prep.splits import speaker_id
 
 OPERATING_POINT = "operating_point.json"
 
@@ -74,12 +76,15 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
     pooled DET curve, the rate at ``hit_target`` hits and the hits at ``target_fa_per_hour``;
     and per keyword: hits, misses, false accepts of that label per hour, and its DET curve."""
     per_stream, traces, detections = [], [], []
+    found: list[bool] = []  # per spoken keyword, over all streams: hit at the operating point
     seconds = steps = runs = 0.0
     for folder in folders:
         trace, result, truth = trace_stream(bundle, folder)
         events = [{"t": d.t, "label": d.label} for d in result.detections]
         score = score_events(events, trace.keywords, result.duration_s)
         matches = match_events([(e["t"], e["label"]) for e in events], trace.keywords)
+        matched = set(matches)
+        found += [i in matched for i in range(len(trace.keywords))]
         sources = by_source(truth, result.trace_t, result.trace_opened,
                             [e["t"] for e, m in zip(events, matches) if m is None], result.duration_s)
         per_stream.append({"stream": str(folder), **score.to_json(), "stage2_runs": result.stage2_runs,
@@ -107,7 +112,15 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
         f"hit_rate_at_{target_fa_per_hour:g}_fa_per_hour": hits_at_rate(pooled, target_fa_per_hour),
         "energy": energy_rows(bundle, rate, profiles),
         **keyword_figures,
+        **_speaker_spread(found, [k for t in traces for k in t.keywords]),
     }
+
+
+def _speaker_spread(found: Sequence[bool], keywords: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The hit rate's interval over the speakers of the keyword clips the streams play (truth
+    files name each clip), as ``kws eval`` gives for clips; nothing when fewer than two are named."""
+    spread = speaker_spread(found, [speaker_id(k["file"]) if k.get("file") else "" for k in keywords]) if found else None
+    return {} if spread is None else {"speakers": spread.to_json() | {"text": spread.describe("keywords")}}
 
 
 def keyword_results(bundle: Bundle, traces: Sequence[Trace], detections: Sequence[Sequence[dict[str, Any]]]

@@ -34,9 +34,13 @@ def keywords_section(a: Artefacts) -> Section:
                   tuple((name, count(r["keywords"]), count(r["hits"]), count(r["misses"]), pct(r["hit_rate"]),
                          count(r["false_accepts"]), num(r["false_accepts_per_hour"], 1)) for name, r in rows.items()),
                   "Per keyword at the operating point")
+    spread = data.get("speakers")  # kws stream eval since the spread over speakers
+    hit_rate = (data.get("total") or {}).get("hit_rate")
+    over_speakers = (f" The hit rate {pct(hit_rate)}: {spread['text']}." if isinstance(spread, dict)
+                     and isinstance(spread.get("text"), str) else "")
     blocks: list = [
         Text(f"On {what}: a keyword's false accepts are detections of it where it was not spoken (double "
-             "triggers included), per hour of the whole stream; the rows add up to the totals."),
+             f"triggers included), per hour of the whole stream; the rows add up to the totals.{over_speakers}"),
         table,
     ]
     curves = data.get("det_per_keyword") or {}
