@@ -61,22 +61,18 @@ def speaker_spread(correct: np.ndarray, speakers: Sequence[str], *, reps: int = 
     correct = np.asarray(correct, dtype=bool)
     if len(correct) != len(speakers):
         raise ValueError(f"{len(correct)} results for {len(speakers)} speaker ids")
-    ids = [s or f"\0{i}" for i, s in enumerate(speakers)]  # no speaker: a cluster of its own
-    names, index = np.unique(np.asarray(ids, dtype=object), return_inverse=True)
     if len({s for s in speakers if s}) < 2:
         return None
-    n = np.bincount(index, minlength=len(names))
-    right = np.bincount(index, weights=correct, minlength=len(names))
-    draws = np.random.default_rng(seed).integers(0, len(names), size=(reps, len(names)))
-    accuracies = right[draws].sum(axis=1) / n[draws].sum(axis=1)  # ratio estimator: clips weigh as clips
-    low, high = np.percentile(accuracies, [2.5, 97.5])
+    ids = [s or f"\0{i}" for i, s in enumerate(speakers)]  # no speaker: a cluster of its own
+    names, n, right = _clusters(ids, correct)
+    low, high = _interval(n, right, reps, seed)
     accuracy = float(correct.mean())
     order = sorted(range(len(names)), key=lambda i: (-n[i], str(names[i])))
     named = [(str(names[i]), int(n[i]), int(right[i])) for i in order if not str(names[i]).startswith("\0")]
     unnamed = [i for i in order if str(names[i]).startswith("\0")]
     if unnamed:
         named.append(("(no speaker)", int(n[unnamed].sum()), int(right[unnamed].sum())))
-    return SpeakerSpread(accuracy=accuracy, speakers=len(names) - len(unnamed), low=float(low), high=float(high),
+    return SpeakerSpread(accuracy=accuracy, speakers=len(names) - len(unnamed), low=low, high=high,
                          clip_se=float(np.sqrt(accuracy * (1 - accuracy) / len(correct))), per_speaker=tuple(named),
                          correct=tuple(bool(c) for c in correct), clusters=tuple(ids))
 
@@ -111,10 +107,22 @@ def paired_difference(a: SpeakerSpread, b: SpeakerSpread, *, reps: int = REPS, s
     if a.clusters != b.clusters or not a.clusters:
         raise ValueError("the two evaluations did not score the same clips (a clip unreadable for one of them?)")
     ca, cb = np.asarray(a.correct), np.asarray(b.correct)
-    names, index = np.unique(np.asarray(a.clusters, dtype=object), return_inverse=True)
-    n = np.bincount(index, minlength=len(names))
-    gain = np.bincount(index, weights=ca.astype(float) - cb, minlength=len(names))
-    draws = np.random.default_rng(seed).integers(0, len(names), size=(reps, len(names)))
-    low, high = np.percentile(gain[draws].sum(axis=1) / n[draws].sum(axis=1), [2.5, 97.5])
-    return PairedDifference(difference=float(ca.mean() - cb.mean()), low=float(low), high=float(high),
+    _, n, gain = _clusters(a.clusters, ca.astype(float) - cb)
+    low, high = _interval(n, gain, reps, seed)
+    return PairedDifference(difference=float(ca.mean() - cb.mean()), low=low, high=high,
                             speakers=a.speakers, only_a=int((ca & ~cb).sum()), only_b=int((cb & ~ca).sum()))
+
+
+def _clusters(ids: Sequence[str], values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each distinct id, its number of clips and the sum of ``values`` over them."""
+    names, index = np.unique(np.asarray(ids, dtype=object), return_inverse=True)
+    return (names, np.bincount(index, minlength=len(names)),
+            np.bincount(index, weights=np.asarray(values, dtype=float), minlength=len(names)))
+
+
+def _interval(n: np.ndarray, sums: np.ndarray, reps: int, seed: int) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of sum / clips when whole clusters are drawn with
+    replacement (a ratio estimator: a cluster weighs as many clips as it holds)."""
+    draws = np.random.default_rng(seed).integers(0, len(n), size=(reps, len(n)))
+    low, high = np.percentile(sums[draws].sum(axis=1) / n[draws].sum(axis=1), [2.5, 97.5])
+    return float(low), float(high)
