@@ -97,6 +97,9 @@ def test_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
     md = md_path.read_text()
     assert set(re.findall(r"\]\(report_files/([a-z_]+)\.png\)", md)) == FIGURES
     assert "no truth.json" not in md and "the true keywords (green)" in md  # the stream's truth file is read and drawn
+    detections = json.loads((run_dir / "stream" / "detections.json").read_text())
+    assert detections["speakers"]["text"] in md  # the demo's hit rate with its spread over speakers
+    assert sum(s["n"] for s in detections["speakers"]["per_speaker"].values()) == detections["score"]["keywords"]
 
     probe = html_path.with_name("probe.html")
     probe.write_text(page.replace("</body>", PROBE + "</body>"))

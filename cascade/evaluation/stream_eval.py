@@ -83,8 +83,7 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
         events = [{"t": d.t, "label": d.label} for d in result.detections]
         score = score_events(events, trace.keywords, result.duration_s)
         matches = match_events([(e["t"], e["label"]) for e in events], trace.keywords)
-        matched = set(matches)
-        found += [i in matched for i in range(len(trace.keywords))]
+        found += keywords_found(matches, len(trace.keywords))
         sources = by_source(truth, result.trace_t, result.trace_opened,
                             [e["t"] for e, m in zip(events, matches) if m is None], result.duration_s)
         per_stream.append({"stream": str(folder), **score.to_json(), "stage2_runs": result.stage2_runs,
@@ -112,11 +111,17 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
         f"hit_rate_at_{target_fa_per_hour:g}_fa_per_hour": hits_at_rate(pooled, target_fa_per_hour),
         "energy": energy_rows(bundle, rate, profiles),
         **keyword_figures,
-        **_speaker_spread(found, [k for t in traces for k in t.keywords]),
+        **hit_spread(found, [k for t in traces for k in t.keywords]),
     }
 
 
-def _speaker_spread(found: Sequence[bool], keywords: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def keywords_found(matches: Sequence[int | None], count: int) -> list[bool]:
+    """Per spoken keyword (``count`` of them): whether an event hit it (``match_events``'s output)."""
+    matched = set(matches)
+    return [i in matched for i in range(count)]
+
+
+def hit_spread(found: Sequence[bool], keywords: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The hit rate's interval over the speakers of the keyword clips the streams play (truth
     files name each clip), as ``kws eval`` gives for clips; nothing when fewer than two are named."""
     spread = speaker_spread(found, [speaker_id(k["file"]) if k.get("file") else "" for k in keywords]) if found else None

@@ -21,9 +21,9 @@ from cascade.evaluation.det import det_point
 from cascade.evaluation.model_eval import confusion_png
 from cascade.evaluation.operating_point import Trace
 from cascade.evaluation.stream_build import build_stream_folder
-from cascade.evaluation.stream_eval import keyword_results
+from cascade.evaluation.stream_eval import hit_spread, keyword_results, keywords_found
 from cascade.evaluation.stream_make import StreamRecipe
-from cascade.evaluation.stream_score import score_events
+from cascade.evaluation.stream_score import match_events, score_events
 from cascade.runtime.bundle import SAMPLES, Bundle
 from cascade.runtime.model_dir import write_json
 from cascade.runtime.stream_run import detect_file
@@ -144,13 +144,16 @@ def stream_step(root: Path, cfg: DemoConfig):
         result = detect_file(bundle, out / "recording" / "stream.wav")
         events = [{"t": d.t, "label": d.label, "score": d.score} for d in result.detections]
         score = score_events(events, truth["keywords"], result.duration_s).to_json()
+        matches = match_events([(e["t"], e["label"]) for e in events], truth["keywords"])
+        spread = hit_spread(keywords_found(matches, len(truth["keywords"])), truth["keywords"])
         trace = Trace(result.trace_t, result.trace_posterior, tuple(truth["keywords"]), result.duration_s)
         sweep, keywords = keyword_results(bundle, [trace], [events])  # the report's per-keyword table and DET
         np.savez_compressed(out / "trace.npz", t=result.trace_t, p_keyword=result.trace_p_keyword,
                             opened=result.trace_opened, latency_ms=result.latency_ms)
         write_json(out / "detections.json", {"events": events, "score": score, "tau": bundle.tau,
                                              "stage2_runs": result.stage2_runs, "steps": result.steps,
-                                             "det": [det_point(p.threshold, p.total) for p in sweep], **keywords})
+                                             "det": [det_point(p.threshold, p.total) for p in sweep], **keywords,
+                                             **spread})
         return score | {"stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty}
     return run
 
