@@ -61,18 +61,19 @@ def speaker_spread(correct: np.ndarray, speakers: Sequence[str], *, reps: int = 
     correct = np.asarray(correct, dtype=bool)
     if len(correct) != len(speakers):
         raise ValueError(f"{len(correct)} results for {len(speakers)} speaker ids")
-    if len({s for s in speakers if s}) < 2:
+    named_speakers = {s for s in speakers if s}
+    if len(named_speakers) < 2:
         return None
     ids = [s or f"\0{i}" for i, s in enumerate(speakers)]  # no speaker: a cluster of its own
     names, n, right = _clusters(ids, correct)
     low, high = _interval(n, right, reps, seed)
     accuracy = float(correct.mean())
-    order = sorted(range(len(names)), key=lambda i: (-n[i], str(names[i])))
-    named = [(str(names[i]), int(n[i]), int(right[i])) for i in order if not str(names[i]).startswith("\0")]
-    unnamed = [i for i in order if str(names[i]).startswith("\0")]
+    rows = sorted(((str(name), int(k), int(c)) for name, k, c in zip(names, n, right)), key=lambda r: (-r[1], r[0]))
+    named = [r for r in rows if r[0] in named_speakers]
+    unnamed = [r for r in rows if r[0] not in named_speakers]
     if unnamed:
-        named.append(("(no speaker)", int(n[unnamed].sum()), int(right[unnamed].sum())))
-    return SpeakerSpread(accuracy=accuracy, speakers=len(names) - len(unnamed), low=low, high=high,
+        named.append(("(no speaker)", sum(r[1] for r in unnamed), sum(r[2] for r in unnamed)))
+    return SpeakerSpread(accuracy=accuracy, speakers=len(named_speakers), low=low, high=high,
                          clip_se=float(np.sqrt(accuracy * (1 - accuracy) / len(correct))), per_speaker=tuple(named),
                          correct=tuple(bool(c) for c in correct), clusters=tuple(ids))
 

@@ -26,6 +26,7 @@ from cascade.evaluation.stream_score import (
     AUDIO,
     TRUTH,
     keyword_row,
+    keywords_found,
     match_events,
     pool_by_label,
     read_truth,
@@ -113,12 +114,6 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
         **keyword_figures,
         **hit_spread(found, [k for t in traces for k in t.keywords]),
     }
-
-
-def keywords_found(matches: Sequence[int | None], count: int) -> list[bool]:
-    """Per spoken keyword (``count`` of them): whether an event hit it (``match_events``'s output)."""
-    matched = set(matches)
-    return [i in matched for i in range(count)]
 
 
 def hit_spread(found: Sequence[bool], keywords: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -78,6 +78,12 @@ class StreamScore:
                 "duration_s": self.duration_s}
 
 
+def keywords_found(matches: Sequence[int | None], count: int) -> list[bool]:
+    """Per spoken keyword (``count`` of them): whether an event hit it (``match_events``'s output)."""
+    matched = set(matches)
+    return [i in matched for i in range(count)]
+
+
 def score_events(events: Sequence[dict[str, Any]], keywords: Sequence[dict[str, Any]], duration_s: float) -> StreamScore:
     """events: [{t, label}], keywords: [{start, end, label}] -> hits and false accepts."""
     matches = match_events([(e["t"], e["label"]) for e in events], keywords)

@@ -21,9 +21,9 @@ from cascade.evaluation.det import det_point
 from cascade.evaluation.model_eval import confusion_png
 from cascade.evaluation.operating_point import Trace
 from cascade.evaluation.stream_build import build_stream_folder
-from cascade.evaluation.stream_eval import hit_spread, keyword_results, keywords_found
+from cascade.evaluation.stream_eval import hit_spread, keyword_results
 from cascade.evaluation.stream_make import StreamRecipe
-from cascade.evaluation.stream_score import match_events, score_events
+from cascade.evaluation.stream_score import keywords_found, match_events, score_events
 from cascade.runtime.bundle import SAMPLES, Bundle
 from cascade.runtime.model_dir import write_json
 from cascade.runtime.stream_run import detect_file
