@@ -21,6 +21,9 @@ import typer
 from typer.testing import CliRunner
 
 from cascade.evaluation.search import Candidate
+from cascade.evaluation.stream_build import build_stream_folder
+from cascade.evaluation.stream_make import StreamRecipe
+from cascade.runtime.bundle import Bundle
 from data_prep.config import FeatureConfig
 from data_prep.errors import KwsError
 from kws.report.build import build_report
@@ -155,6 +158,26 @@ def test_partial_run_dir_gets_notes_not_a_crash(run_dir: Path, tmp_path: Path) -
     assert md.count("> Not in this run:") == 4 and "![" in md
     assert {p.name for p in (mine / "report_files").iterdir()} == {"confusion.png", "energy.png", "pareto.png",
                                                                   "timeline.png"}
+
+
+def test_detections_are_judged_on_their_own_stream(samples_dir: Path, tmp_path: Path) -> None:
+    """A run holding two streams, as the demo's does (the operating point's validation stream,
+    found first, and the test stream it reports): each detection's verdict and the keywords
+    drawn come from the stream the detections were scored on."""
+    from kws.demo.pipeline import DemoConfig, stream_step
+
+    root = tmp_path / "run"
+    shutil.copytree(samples_dir / "cascade", root / "cascade" / "bundle")
+    cfg = DemoConfig(data=str(samples_dir / "speech_commands"), stream_minutes=0.5)
+    build_stream_folder(Path(cfg.data), [], root / "cascade" / "validation_stream",
+                        StreamRecipe(minutes=0.5, seed=cfg.seed + 1), config=Bundle.open(root / "cascade" / "bundle").config)
+    (root / "stream").mkdir()
+    stream_step(root, cfg)(root / "stream")
+    score = json.loads((root / "stream" / "detections.json").read_text())["score"]
+    _, md_path = build_report(root)
+    verdicts = re.findall(r"^\| [\d.]+ \| [a-z_]+ \| [\d.]+ \| (hit|false accept) \|$", md_path.read_text(), re.M)
+    assert verdicts.count("hit") == score["hits"] > 0
+    assert verdicts.count("false accept") == score["false_accepts"]
 
 
 def test_an_unrelated_report_html_is_not_overwritten(tmp_path: Path) -> None:

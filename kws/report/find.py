@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cascade.energy.results import EnergyEstimate
+from cascade.evaluation.stream_score import score_events
 from cascade.runtime.bundle import MANIFEST as BUNDLE_MANIFEST
 from cascade.runtime.model_dir import HISTORY, METRICS, MODEL_INT8, MODEL_KERAS
 from data_prep.errors import KwsError
@@ -201,6 +202,38 @@ def _first(found: dict[str, list], kind: str, prefer=None):
     return items[0] if items else (None, None)
 
 
+def _nearest(items: list[tuple[Path, Any]], to: Path | None) -> tuple[Path, Any] | tuple[None, None]:
+    """The item sharing the longest folder prefix with ``to`` (walk order breaks ties)."""
+    if not items:
+        return None, None
+    if to is None:
+        return items[0]
+    shared = [len(os.path.commonpath([path.parent, to.parent]).split(os.sep)) for path, _ in items]
+    return items[shared.index(max(shared))]
+
+
+def _reproduces(truth: dict[str, Any], detections: dict[str, Any]) -> bool:
+    """Whether scoring the detections' events on this truth gives the score they carry."""
+    score, events = detections.get("score"), detections.get("events")
+    if not (isinstance(score, dict) and isinstance(events, list)):
+        return False
+    try:
+        mine = score_events(events, truth["keywords"], float(truth["duration_s"]))
+    except (KeyError, TypeError, ValueError):
+        return False
+    return (mine.keywords, mine.hits, mine.false_accepts) == (score.get("keywords"), score.get("hits"),
+                                                              score.get("false_accepts"))
+
+
+def _paired_truth(truths: list[tuple[Path, Any]], detections: dict[str, Any] | None,
+                  near: Path | None) -> dict[str, Any] | None:
+    """The truth file the detections were scored on. A run can hold several streams (the demo
+    tunes its operating point on a validation stream and reports on a test one): the one whose
+    keywords reproduce the detections' score, else the nearest to them."""
+    matching = [item for item in truths if detections and _reproduces(item[1], detections)]
+    return _nearest(matching or truths, near)[1]
+
+
 def find_artefacts(run_dir: Path) -> Artefacts:
     """Walk ``run_dir`` (hidden folders and report output skipped) and classify what is there."""
     run_dir = Path(run_dir)
@@ -244,7 +277,7 @@ def find_artefacts(run_dir: Path) -> Artefacts:
                     found.setdefault(kind, []).append((path, data))
     eval_path, evaluation = _first(found, "evaluation", prefer=lambda d: "stage1_recall" in d)
     _, energy = _first(found, "energy", prefer=lambda d: all("stage2_always_on" in v for v in d.values()))
-    _, detections = _first(found, "detections", prefer=lambda d: isinstance(d.get("events"), list))
+    detections_path, detections = _first(found, "detections", prefer=lambda d: isinstance(d.get("events"), list))
     if detections is not None and not isinstance(detections.get("events"), list):
         _, events = _first(found, "events")
         detections = {**detections, "events": events} if events is not None else detections
@@ -263,11 +296,11 @@ def find_artefacts(run_dir: Path) -> Artefacts:
         evaluation=evaluation,
         evaluation_path=eval_path,
         energy={name: EnergyEstimate.from_json(r) for name, r in energy.items()} if energy else None,
-        truth=_first(found, "truth")[1],
+        truth=_paired_truth(found.get("truth", []), detections, detections_path),
         stream_eval=stream_eval,
         stream_eval_path=stream_eval_path,
         detections=detections,
-        trace=traces[0] if traces else None,
+        trace=_nearest([(t, None) for t in traces], detections_path)[0],
         search=_first(found, "search")[1],
         export_dir=exports[0] if exports else None,
         notes=tuple(notes),
