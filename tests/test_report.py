@@ -103,6 +103,12 @@ def test_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
     detections = json.loads((run_dir / "stream" / "detections.json").read_text())
     assert detections["speakers"]["text"] in md  # the demo's hit rate with its spread over speakers
     assert sum(s["n"] for s in detections["speakers"]["per_speaker"].values()) == detections["score"]["keywords"]
+    # the energy at the recording's own stage-2 rate, beside the keyword-free one of the headline
+    busy = next(r for r in detections["energy"] if r["profile"] == "nrf52840")
+    quiet = json.loads((run_dir / "energy" / "energy.json").read_text())["nrf52840"]
+    assert f"At that rate the cascade on the nrf52840 uses {ratio(busy['ratio'])} the energy" in md
+    busier = detections["stage2_runs"] / detections["steps"] > quiet["stage2_rate_per_s"] * quiet["inference_stride_ms"] / 1000
+    assert (busy["ratio"] > quiet["cascade_vs_stage2_energy"]) == busier
 
     probe = html_path.with_name("probe.html")
     probe.write_text(page.replace("</body>", PROBE + "</body>"))

@@ -21,7 +21,7 @@ from cascade.evaluation.det import det_point
 from cascade.evaluation.model_eval import confusion_png
 from cascade.evaluation.operating_point import Trace
 from cascade.evaluation.stream_build import build_stream_folder
-from cascade.evaluation.stream_eval import hit_spread, keyword_results
+from cascade.evaluation.stream_eval import energy_rows, hit_spread, keyword_results
 from cascade.evaluation.stream_make import StreamRecipe
 from cascade.evaluation.stream_score import keywords_found, match_events, score_events
 from cascade.runtime.bundle import SAMPLES, Bundle
@@ -153,7 +153,7 @@ def stream_step(root: Path, cfg: DemoConfig):
         write_json(out / "detections.json", {"events": events, "score": score, "tau": bundle.tau,
                                              "stage2_runs": result.stage2_runs, "steps": result.steps,
                                              "det": [det_point(p.threshold, p.total) for p in sweep], **keywords,
-                                             **spread})
+                                             **spread, "energy": energy_rows(bundle, result.stage2_per_hour / 3600.0)})
         return score | {"stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty}
     return run
 

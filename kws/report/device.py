@@ -8,9 +8,8 @@ from pathlib import Path
 
 from cascade.energy.results import AlwaysOn, EnergyEstimate
 from kws.report import plots
-from kws.report.doc import DASH, Figure, Row, Section, Table, Text, count, days, num, omitted, pct, ratio
+from kws.report.doc import DASH, Figure, Row, Section, Table, Text, count, days, num, omitted, pct, ratio, rel
 from kws.report.find import Artefacts
-from kws.report.sections import rel
 
 REFERENCE_PROFILE = "nrf52840"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,3 +121,11 @@ def days(x: float | None) -> str:
 def ratio(x: float | None) -> str:
     """Cascade / always-on energy: '0.56×'."""
     return DASH if _bad(x) else f"{x:.2f}×"
+
+
+def rel(path: Path, root: Path) -> str:
+    """``path`` as the run folder's reader finds it: relative to ``root`` when inside it."""
+    try:
+        return str(Path(path).relative_to(root)) or "."
+    except ValueError:
+        return str(path)

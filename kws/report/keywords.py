@@ -8,9 +8,8 @@ from typing import Any
 
 from cascade.evaluation.det import keyword_marks
 from kws.report import plots
-from kws.report.doc import Figure, Section, Table, Text, count, num, omitted, pct
+from kws.report.doc import Figure, Section, Table, Text, count, num, omitted, pct, rel
 from kws.report.find import Artefacts
-from kws.report.sections import rel
 
 
 def keyword_source(a: Artefacts) -> tuple[dict[str, Any] | None, str]:

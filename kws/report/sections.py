@@ -6,7 +6,6 @@ what it looked for, so a run directory assembled by hand still gets a report.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from cascade.energy.model_stats import collect_stats
@@ -17,6 +16,7 @@ from cascade.runtime.model_dir import read_json
 from data_prep.config import FeatureConfig
 from data_prep.errors import KwsError
 from kws.report import plots
+from kws.report.device import REFERENCE_PROFILE, reference_profile
 from kws.report.doc import (
     DASH,
     Figure,
@@ -25,20 +25,16 @@ from kws.report.doc import (
     Table,
     Text,
     count,
+    days,
     nbytes,
     num,
     omitted,
     pct,
+    ratio,
+    rel,
     si,
 )
 from kws.report.find import Artefacts, ModelInfo
-
-
-def rel(path: Path, root: Path) -> str:
-    try:
-        return str(Path(path).relative_to(root)) or "."
-    except ValueError:
-        return str(path)
 
 
 def open_bundle(a: Artefacts):
@@ -265,6 +261,19 @@ def mark_hits(events: list[dict[str, Any]], keywords: list[dict[str, Any]], dura
     return out
 
 
+def _stream_energy(det: dict[str, Any], a: Artefacts) -> str:
+    """The energy at this recording's stage-2 rate, beside the keyword-free rate the energy
+    section and headline use: a recording dense with words keeps stage 2 busier than a quiet room."""
+    rows = {r.get("profile"): r for r in det.get("energy") or [] if isinstance(r, dict)}
+    name = reference_profile(a.energy) if a.energy else REFERENCE_PROFILE
+    row = rows.get(name)
+    if row is None:
+        return ""
+    return (f" At that rate the cascade on the {name} uses {ratio(row.get('ratio'))} the energy of stage 2 always on "
+            f"({days(row.get('battery_days'))}); the energy section and the headline use the rate on keyword-free "
+            "audio.")
+
+
 def stream_section(a: Artefacts) -> Section:
     key, title = "stream", "Long recording"
     det, truth, trace = a.detections, a.truth, _trace(a)
@@ -287,7 +296,8 @@ def stream_section(a: Artefacts) -> Section:
             num(score["false_accepts_per_hour"], 1), f"{num(score['duration_s'], 0)} s"),)))
     if det and det.get("stage2_runs") is not None and det.get("steps"):
         blocks.append(Text(f"Stage 2 ran on {count(det['stage2_runs'])} of {count(det['steps'])} inference steps "
-                           f"({pct(det['stage2_runs'] / det['steps'])} of the time the recording lasts)."))
+                           f"({pct(det['stage2_runs'] / det['steps'])} of the time the recording lasts)."
+                           + _stream_energy(det, a)))
     notes = [] if trace is not None else ["no stage-1 trace (.npz with t, p_keyword, opened): probability and gate not drawn"]
     if truth is None:
         notes.append("no truth.json: true keywords not drawn")
