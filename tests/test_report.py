@@ -103,6 +103,8 @@ def test_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
     detections = json.loads((run_dir / "stream" / "detections.json").read_text())
     assert detections["speakers"]["text"] in md  # the demo's hit rate with its spread over speakers
     assert sum(s["n"] for s in detections["speakers"]["per_speaker"].values()) == detections["score"]["keywords"]
+    gate = json.loads((run_dir / "evaluate" / "eval.json").read_text())["stage1_recall_speakers"]["ci95"]
+    assert f"Stage-1 recall over the same speakers, 95 % interval: {pct(gate[0])}-{pct(gate[1])}." in md
     # the energy at the recording's own stage-2 rate, beside the keyword-free one of the headline
     busy = next(r for r in detections["energy"] if r["profile"] == "nrf52840")
     quiet = json.loads((run_dir / "energy" / "energy.json").read_text())["nrf52840"]

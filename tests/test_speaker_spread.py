@@ -99,3 +99,12 @@ def test_kws_eval_reports_the_spread_over_the_test_speakers(model: str, tmp_path
     low, high = spread["ci95"]
     assert low <= report["accuracy"] <= high
     assert f"95 % interval over {len(listed)} speakers" in result.output
+    if model == "cascade":  # the gate's recall too: its tau was set on other speakers
+        gate = report["stage1_recall_speakers"]
+        keyword_clips = sum(r["n"] for label, r in report["per_label"].items() if not label.startswith("_"))
+        assert sum(s["n"] for s in gate["per_speaker"].values()) == keyword_clips
+        assert sum(s["correct"] for s in gate["per_speaker"].values()) == round(report["stage1_recall"] * keyword_clips)
+        assert gate["ci95"][0] <= report["stage1_recall"] <= gate["ci95"][1]
+        assert f"stage-1 recall {report['stage1_recall']:.3f}: 95 % interval over" in result.output
+    else:
+        assert "stage1_recall_speakers" not in report

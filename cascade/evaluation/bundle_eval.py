@@ -59,6 +59,8 @@ def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cach
     def per_label(mask: np.ndarray) -> tuple[int, ...]:  # how many clips of each label ``mask`` holds
         return tuple(int(c) for c in np.bincount(y[mask], minlength=len(labels)))
 
+    speakers = [e.speaker for e, k in zip(examples, keep) if k]
+
     return EvalReport(
         cascade=classification_report(y, predicted, labels),
         model=str(bundle.path),
@@ -74,5 +76,6 @@ def evaluate_bundle(bundle: Bundle, data_dir: Path, split: str = "testing", cach
         gate_closed=per_label(~opened),
         stage2_correct=per_label(stage2_preds == y),
         operating_point=bundle.operating_point if at_operating_point else None,
-        speakers=speaker_spread(predicted == y, [e.speaker for e, k in zip(examples, keep) if k]),
+        speakers=speaker_spread(predicted == y, speakers),
+        gate_speakers=speaker_spread(opened[is_kw], [s for s, kw in zip(speakers, is_kw) if kw]),
     )

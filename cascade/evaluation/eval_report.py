@@ -127,6 +127,9 @@ class EvalReport(_Headline):
     stage2_correct: tuple[int, ...] = ()  # per label: clips stage 2 alone got right
     operating_point: OperatingPoint | None = None  # whose thresholds the decisions used (None: argmax)
     speakers: SpeakerSpread | None = None  # the cascade accuracy's spread over speakers
+    # the gate's recall over the keyword clips' speakers: its tau was set on the validation
+    # speakers, and on others it passes fewer (docs/gate.md, "Every gate at equal stage-2 time")
+    gate_speakers: SpeakerSpread | None = None
 
     @property
     def classes(self) -> ClassReport:
@@ -138,7 +141,7 @@ class EvalReport(_Headline):
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        for added in ("cascade", "gate_closed", "stage2_correct", "operating_point", "speakers"):
+        for added in ("cascade", "gate_closed", "stage2_correct", "operating_point", "speakers", "gate_speakers"):
             del data[added]
         data["skipped"] = [s.to_dict() for s in self.skipped]
         out = {**self.cascade.to_json(), **data, "per_label": {r.label: r.to_json() for r in self.per_label}}
@@ -146,6 +149,8 @@ class EvalReport(_Headline):
             out["operating_point"] = {"name": self.operating_point.name, **self.operating_point.to_dict()}
         if self.speakers is not None:
             out["speakers"] = self.speakers.to_json()
+        if self.gate_speakers is not None:
+            out["stage1_recall_speakers"] = self.gate_speakers.to_json()
         return out
 
 

@@ -101,6 +101,8 @@ def evaluate(
     console.print(f"[bold]{escape(str(model))}[/] on {escape(str(data))} ({split}, n={report.n}): {acc}", soft_wrap=True)
     if report.speakers is not None:
         say(report.speakers.describe())
+    if getattr(report, "gate_speakers", None) is not None:  # a bundle: its tau was set on the validation speakers
+        say(f"stage-1 recall {report.gate_speakers.accuracy:.3f}: " + report.gate_speakers.describe("keyword clips"))
     if report.skipped:
         console.print(f"[yellow]{escape(skipped_note([s.reason for s in report.skipped]))}[/]", soft_wrap=True)
     console.print(label_table(report.per_label))

@@ -169,10 +169,11 @@ def evaluation_section(a: Artefacts) -> Section:
         summary = f"Accuracy {pct(ev['accuracy'])} on {count(n)} {split} clips."
         what = "model (int8)"
     spread = ev.get("speakers")  # kws eval since the spread over speakers
-    ci = spread.get("ci95") if isinstance(spread, dict) else None
-    if isinstance(ci, list) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
+    if ci := _ci95(spread):
         summary += (f" Over its {count(spread.get('speakers'))} speakers (whole speakers resampled) the 95 % interval is "
                     f"{pct(ci[0])}-{pct(ci[1])}; {pct(spread.get('largest_share'))} of the clips are one speaker's.")
+    if ci := _ci95(ev.get("stage1_recall_speakers")):  # the gate's tau was set on the validation speakers
+        summary += f" Stage-1 recall over the same speakers, 95 % interval: {pct(ci[0])}-{pct(ci[1])}."
     per_label = ev.get("per_label") or {}  # kws eval since per-label results: the cascade's gate and stage 2 per label
     cascade_rows = bool(per_label) and all("gate_closed" in per_label.get(label, {}) for label in ev["per_class"])
     per_class = tuple(
@@ -259,6 +260,14 @@ def mark_hits(events: list[dict[str, Any]], keywords: list[dict[str, Any]], dura
         out.append({**e, "hit": now == before})
         before = now
     return out
+
+
+def _ci95(spread: Any) -> tuple[float, float] | None:
+    """A speaker spread's 95 % interval, when the JSON holds one (older kws eval files do not)."""
+    ci = spread.get("ci95") if isinstance(spread, dict) else None
+    if isinstance(ci, list) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
+        return float(ci[0]), float(ci[1])
+    return None
 
 
 def _stream_energy(det: dict[str, Any], a: Artefacts) -> str:
