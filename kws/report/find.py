@@ -108,7 +108,7 @@ NUMERIC_KEYS = frozenset({
     "accuracy", "arena_bytes", "clip_se", "largest_share", "speakers", "avg_power_mw", "battery_days", "cascade_vs_stage2_energy", "duration_s",
     "duty_cycle", "end", "energy_j_per_hour", "energy_uj", "epoch", "f1", "false_accepts", "false_accepts_per_hour",
     "false_open_rate", "flash_bytes", "gate_closed", "hit_rate", "hits", "invocation_rate", "keywords", "latency_ms",
-    "miss_rate", "misses", "n", "p_keyword", "precision", "recall", "score", "stage", "stage1_recall", "stage2_accuracy",
+    "miss_rate", "misses", "n", "p_keyword", "precision", "ratio", "recall", "score", "stage", "stage1_recall", "stage2_accuracy",
     "stage2_invocation_rate", "stage2_recall", "stage2_runs", "start", "steps", "support", "t", "target_recall", "tau",
 })
 
