@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -207,3 +208,33 @@ def test_noise_alone_detects_nothing(pulse, model: Path, noise: np.ndarray, tmp_
     report = json.loads(summary.read_text())
     assert report["peak_level_db"] > -45  # the noise did arrive: nothing was detected in it
     assert report["audio_s"] == pytest.approx(5.0, abs=0.05) and report["steps"] > 0
+
+
+def test_a_microphone_that_goes_away_keeps_what_was_heard(pulse, model: Path, tmp_path: Path) -> None:
+    """The device vanishes mid-run (a USB microphone unplugged: the sink behind the monitor is
+    unloaded): one line naming it and exit 1, after the summary of what was heard is printed
+    and written."""
+    summary = tmp_path / "summary.json"
+    proc = subprocess.Popen(
+        [*KWS, "live", "--model", str(model), "--json-events", "--seconds", "60", "--summary-json", str(summary)],
+        env={**pulse, "PULSE_SOURCE": "virt.monitor"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr.readline().startswith("operating point ")
+        assert proc.stderr.readline().startswith("listening:")
+        time.sleep(1.5)
+        unload = subprocess.run(["pactl", "unload-module", "module-null-sink"], env=pulse, capture_output=True, text=True)
+        assert unload.returncode == 0, unload.stderr
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        subprocess.run(["pactl", "load-module", "module-null-sink", "sink_name=virt"], env=pulse, capture_output=True)
+    assert proc.returncode == 1 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "no audio for" in last, err
+    report = json.loads(summary.read_text())
+    assert report["stopped_by"] == "device error" and report["error"] in last
+    assert report["audio_s"] > 0.5 and report["steps"] > 0  # what was heard before it went away
+    assert re.search(r"stopped[\s│]*by[\s│]*device[\s│]*error", err)  # the summary table (wrapped), before the error line

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from data_prep.atomic import write_text_atomic
+from data_prep.errors import AudioError
 from data_prep.outputs import refuse_existing
 from kws.commands.choices import Battery
 from kws.commands.common import BundleOption, SensitivityOption, open_bundle
@@ -90,5 +91,6 @@ def live(
     summary = summary_dict(status, energy.at(status.stage2_per_s))
     out.print(summary_table(summary))
     if summary_json is not None:
-
         write_text_atomic(summary_json, json.dumps(summary, indent=2) + "\n")
+    if status.error:  # the summary of what was heard is out; now say why it stopped, and fail
+        raise AudioError(status.error)

@@ -79,7 +79,8 @@ class LiveStatus:
     latency_ms: array.array = dataclasses.field(default_factory=lambda: array.array("f"))
     cpu_s: float = 0.0
     wall_s: float = 0.0
-    stopped_by: str = ""  # "end of input", "--seconds" or "Ctrl-C"
+    stopped_by: str = ""  # "end of input", "--seconds", "Ctrl-C" or "device error"
+    error: str = ""  # why the device stopped delivering audio mid-run (what was heard is still kept)
 
     @property
     def interrupted(self) -> bool:
@@ -158,7 +159,8 @@ class LiveLoop:
         self._fed = 0  # model-rate samples fed to the cascade
 
     def run(self) -> LiveStatus:
-        """Process until the source ends, ``seconds`` of audio are done or Ctrl-C."""
+        """Process until the source ends, ``seconds`` of audio are done, Ctrl-C, or the device
+        fails after audio arrived (``status.error``: the caller keeps the summary, then fails)."""
         status = self.status
         cpu0, wall0 = time.process_time(), time.monotonic()
         last_update = 0.0
@@ -167,7 +169,7 @@ class LiveLoop:
             while self.limit is None or self._taken < self.limit:
                 item = self.blocks.get(timeout=self.stall_s)
                 if item is None:
-                    raise AudioError(f"{self.source.name}: no audio for {self.stall_s:g} s (device stalled?)")
+                    raise AudioError(f"{self.source.name}: no audio for {self.stall_s:g} s (unplugged or stalled?)")
                 if isinstance(item, End):
                     if item.error is not None:
                         raise item.error
@@ -184,6 +186,10 @@ class LiveLoop:
             self._feed(self.detector.hops(np.zeros(0, np.float32), last=True))
         except KeyboardInterrupt:
             status.stopped_by = "Ctrl-C"
+        except AudioError as exc:  # a microphone unplugged or a server gone mid-run
+            if self._taken == 0:
+                raise  # nothing was heard: the device never worked, nothing to keep
+            status.stopped_by, status.error = "device error", str(exc)
         self._refresh(cpu0, wall0)
         if self.on_update is not None:
             self.on_update(status)
