@@ -32,7 +32,8 @@ from export.header import gate_table
 
 GOLDEN_HEADER = "kws_golden.h"
 NOISE_GAIN = 0.5  # silence clips are background noise at a reduced volume, as in training
-STEP_ARRAYS = ("step_frame", "step_stage1", "step_open", "step_stage2", "step_label", "step_score", "step_detected")
+STEP_ARRAYS = ("step_frame", "step_stage1", "step_silent", "step_open", "step_stage2", "step_label", "step_score",
+               "step_detected")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +67,7 @@ def _first_wav(folder: Path) -> Path | None:
 
 
 def pick_clips(data: Path, bundle: Bundle) -> tuple[Clip, ...]:
-    """2 keywords, 1 other word, 1 s of background noise, first files in name order."""
+    """2 keywords, 1 other word, 1 s of background noise (first files in name order), 1 s of zeros."""
     cfg, data = bundle.config, Path(data)
     if not data.is_dir():
         raise DatasetError(f"{data}: golden data folder not found")
@@ -86,6 +87,8 @@ def pick_clips(data: Path, bundle: Bundle) -> tuple[Clip, ...]:
             clips.append(Clip(f"silence_{noise.stem}", SILENCE, f"{noise.relative_to(data)}@{start}", to_int16(segment)))
     if not clips:
         raise DatasetError(f"{data}: no keyword, word or background-noise WAVs for golden vectors")
+    # last, so the stream's final window is all zeros: a muted microphone (digital_silence.py)
+    clips.append(Clip("silence_digital", SILENCE, "zeros", np.zeros(cfg.clip_samples, np.int16)))
     return tuple(clips)
 
 
@@ -104,6 +107,7 @@ def record_stream(bundle: Bundle, pcm: np.ndarray) -> dict[str, np.ndarray]:
         "step_frame": np.asarray([s.frame for s in steps], np.uint32),
         "step_stage1": stage1,
         "step_open": np.asarray([s.opened for s in steps], np.uint8),
+        "step_silent": np.asarray([s.silent for s in steps], np.uint8),
         "step_stage2": stage2,
         "step_label": np.asarray([labels.index(s.label) for s in steps], np.int16),
         "step_score": np.asarray([s.score for s in steps], np.float32),
@@ -153,9 +157,11 @@ def golden_header(golden: Golden) -> str:
         "/* Python's gate for stage-1 keyword output q, at index q + 128 */\n",
         _c_array("uint8_t", "kws_golden_gate", golden.gate.astype(np.uint8), ["256"], 32),
         "/* the stream: per step the frame that completed it, the raw stage outputs (stage 2: zeros when\n"
-        " * the gate stayed closed), and Python's decision (label index, averaged score, detection) */\n",
+        " * the gate stayed closed), whether the window was digital silence (stage 1's output then the\n"
+        " * constant one), and Python's decision (label index, averaged score, detection) */\n",
     ]
-    types = {"step_frame": "uint32_t", "step_stage1": "int8_t", "step_open": "uint8_t", "step_stage2": "int8_t",
+    types = {"step_frame": "uint32_t", "step_stage1": "int8_t", "step_silent": "uint8_t", "step_open": "uint8_t",
+             "step_stage2": "int8_t",
              "step_label": "int16_t", "step_score": "float", "step_detected": "uint8_t"}
     extra = {"step_stage1": ["KWS_STAGE1_NUM_LABELS"], "step_stage2": ["KWS_NUM_LABELS"]}
     for key in STEP_ARRAYS:

@@ -16,6 +16,7 @@ import numpy as np
 
 from cascade.runtime.bundle import Bundle, kws_version
 from cascade.runtime.decision import SmoothingConfig
+from cascade.runtime.digital_silence import silent_c0, silent_output
 from cascade.runtime.gate import gate_open
 from cascade.runtime.int8_model import TensorInfo
 from cascade.runtime.stages import KEYWORD
@@ -193,6 +194,13 @@ def cascade_config_header(bundle: Bundle, stage1: StageFacts, stage2: StageFacts
         _define("KWS_GATE_TAU", c_double(bundle.tau), "as a probability"),
         _define("KWS_GATE_TAU_Q", str(q_tau),
                 "int8: q >= this <=> (q - zp) * scale >= tau, for all 256 q (128: never)"),
+        "",
+        "/* ---- digital silence (cascade/runtime/digital_silence.py): a window of zeros is silence ---- */",
+        _define("KWS_SILENT_C0", c_float(silent_c0(cfg)),
+                "a frame whose c0 <= this has every mel band at the log floor (exact zeros)"),
+        _define("KWS_STAGE1_SILENT_OUTPUT_INIT",
+                c_initializer(stage1.output.quantize(silent_output(labels1)), fmt=str),
+                "stage 1's int8 output on a window of such frames: it does not run there"),
         "",
         "/* ---- schedule and smoothing (cascade/decision.py) ---- */",
         _define("KWS_INFERENCE_STRIDE_MS", c_double(bundle.inference_stride_ms)),

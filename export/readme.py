@@ -82,7 +82,7 @@ Stage 1 (always on) gates stage 2: stage 2 runs when stage 1's keyword probabili
 | `{src}/kws_cascade_config.h` | every constant: feature config, labels, scales and zero points, normalisation and folded quantization, gate tau (probability and int8), stride, smoothing (with per-keyword thresholds), arena sizes, fingerprint, version |
 | `{src}/kws_frontend.c`/`.h` | portable C99 streaming MFCC: ring buffer framing, window, radix-2 real FFT, sparse mel filterbank, log, DCT, int8 quantization per stage, feature rings; no malloc, libm `logf` only |
 | `{src}/kws_frontend_tables.h` | the frontend's `const` tables generated from the feature config |
-| `{src}/kws_decision.c`/`.h` | schedule, gate, posterior and smoothing: the rules of `cascade/decision.py`, plain C99 |
+| `{src}/kws_decision.c`/`.h` | schedule, digital silence (a window of exact zeros runs no stage), gate, posterior and smoothing: the rules of `cascade/decision.py`, plain C99 |
 {driver_rows}{arduino_rows}| `{golden}/` | golden vectors: clips (`.wav`, int16), MFCC, int8 inputs and outputs of both stages, a recorded stream; `kws_golden.h`, `.npy`, `golden.json` |
 | `{host_test}/kws_selftest.c`, `Makefile` | host test: arrays == files, frontend == golden, gate, decisions on the golden stream |
 | `kws_export.json` | this export's figures and checks, machine-readable |

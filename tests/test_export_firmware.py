@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from cascade.energy.arena import measure_arena
 from cascade.runtime.bundle import Bundle
+from cascade.runtime.digital_silence import silent_c0, silent_output
 from cascade.runtime.int8_model import TFLiteModel
 from data_prep.errors import ConfigMismatch, KwsError, ModelError
 from data_prep.features import mfcc
@@ -116,7 +117,7 @@ def test_sources_compile_strictly_and_the_host_selftest_passes(exported, tmp_pat
     assert out.count("model_bytes_equal") == 2 and "selftest passed" in out
     assert float(re.search(r"mfcc_max_rel_error (\S+)", out).group(1)) < 1e-3
     assert int(re.search(r"input_max_lsb (\d+)", out).group(1)) <= 1
-    assert "gate_mismatches 0" in out and re.search(r"stream_steps \d+ detections \d+ mismatches 0", out)
+    assert "gate_mismatches 0" in out and re.search(r"stream_steps \d+ detections \d+ silent [1-9]\d* mismatches 0", out)
     sizes = re.search(r"kws_frontend_t (\d+) kws_feature_ring_t (\d+) kws_smoother_t (\d+)", out).groups()
     rows = {r["part"]: r for r in json.loads((exported / MANIFEST).read_text())["memory"]["rows"]}
     assert [int(s) for s in sizes] == [rows["MFCC frontend"]["ram"], rows["stage 1 model"]["other_ram"],
@@ -140,9 +141,10 @@ def test_golden_vectors_agree_with_python_and_tflite_micro(exported, bundle_dir)
     g = {p.stem: np.load(p) for p in (exported / "golden").glob("*.npy")}
     meta = json.loads((exported / "golden/golden.json").read_text())
     labels = [c["label"] for c in meta["clips"]]
-    assert len(labels) == 4 and UNKNOWN in labels and SILENCE in labels
+    assert len(labels) == 5 and UNKNOWN in labels and labels.count(SILENCE) == 2
     assert sum(label in bundle.labels and label not in (SILENCE, UNKNOWN) for label in labels) == 2
-    assert g["samples"].dtype == np.int16 and g["samples"].shape == (4, bundle.config.clip_samples)
+    assert g["samples"].dtype == np.int16 and g["samples"].shape == (5, bundle.config.clip_samples)
+    assert meta["clips"][-1]["source"] == "zeros" and not g["samples"][-1].any()  # a muted microphone, last
     assert np.array_equal(g["mfcc"], mfcc(g["samples"].astype(np.float32) / 32768, bundle.config))
     for n, stage in ((1, bundle.stage1), (2, bundle.stage2)):
         data = stage.int8_path.read_bytes()
@@ -152,8 +154,12 @@ def test_golden_vectors_agree_with_python_and_tflite_micro(exported, bundle_dir)
         micro = tflm_outputs(data, inputs)
         assert np.array_equal(micro, model.invoke_int8(inputs)) and np.array_equal(micro, g[f"stage{n}_output"])
     steps = len(g["step_frame"])
-    assert steps == (4 * bundle.config.clip_samples - bundle.config.clip_samples) // (
+    assert steps == (5 * bundle.config.clip_samples - bundle.config.clip_samples) // (
         bundle.config.stride_samples * bundle.inference_stride_frames) + 1
+    # the last window is the zeros alone: stage 1 did not run, its silence output stands, the gate stayed shut
+    silent = TFLiteModel(bundle.stage1.int8_path).output.quantize(silent_output(bundle.stage1.labels))
+    assert np.array_equal(g["step_stage1"][-1], silent) and g["step_open"][-1] == 0 and g["step_silent"][-1] == 1
+    assert g["step_silent"][:-1].sum() == 0  # no other window of the stream is all zeros
 
 
 def test_config_header_holds_every_constant(exported, bundle_dir):
@@ -167,6 +173,7 @@ def test_config_header_holds_every_constant(exported, bundle_dir):
         assert int(d[f"KWS_{key}"]) == value, key
     assert d["KWS_CONFIG_FINGERPRINT"] == f'"{cfg.fingerprint()}"' and float(d["KWS_GATE_TAU"]) == bundle.tau
     assert float(d["KWS_SMOOTHING_THRESHOLD"]) == bundle.smoothing.threshold
+    assert np.float32(d["KWS_SILENT_C0"].rstrip("f")) == np.float32(silent_c0(cfg))
     assert d["KWS_WINDOW_FUNCTION"] == f'"{cfg.window}"' and float(d["KWS_LOG_FLOOR"].rstrip("f")) == np.float32(cfg.log_floor)
     assert all(f'"{label}"' in d["KWS_LABELS_INIT"] for label in bundle.labels)
     for n, stage in ((1, bundle.stage1), (2, bundle.stage2)):

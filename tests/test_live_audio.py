@@ -237,4 +237,6 @@ def test_a_microphone_that_goes_away_keeps_what_was_heard(pulse, model: Path, tm
     report = json.loads(summary.read_text())
     assert report["stopped_by"] == "device error" and report["error"] in last
     assert report["audio_s"] > 0.5 and report["steps"] > 0  # what was heard before it went away
+    # an idle sink's monitor delivers exact zeros: digital silence, neither stage ran
+    assert report["peak_level_db"] <= -119 and report["stage2_runs"] == 0
     assert re.search(r"stopped[\s│]*by[\s│]*device[\s│]*error", err)  # the summary table (wrapped), before the error line

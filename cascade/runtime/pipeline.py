@@ -14,6 +14,7 @@ import numpy as np
 
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.decision import Detection, Smoother, SmoothingConfig, clip_predictions, step_posterior
+from cascade.runtime.digital_silence import silent_output, silent_windows
 from cascade.runtime.gate import gate_open
 from cascade.runtime.int8_model import TFLiteModel
 from cascade.runtime.model_dir import ModelDir
@@ -34,6 +35,11 @@ class StageRunner:
         batch = features if features.ndim == 3 else features[None]
         self.invocations += len(batch)
         return self.tflite.predict(self.model.inputs(batch), workers=self.workers)
+
+    def silent_raw(self) -> np.ndarray:
+        """The int8 output taken for a digitally silent window (``digital_silence``), as the
+        firmware's constant: the stage does not run there."""
+        return self.tflite.output.quantize(silent_output(self.model.labels))
 
     def raw(self, features: np.ndarray) -> np.ndarray:
         """The int8 outputs (N, classes) themselves, as firmware sees them: what ``__call__``
@@ -57,7 +63,11 @@ class Cascade:
         already run on every clip (an evaluation comparing with stage 2 alone), reused as is.
         ``thresholds``: an operating point's, applied as ``decision.clip_label`` says (None:
         the argmax, the classifier's own accuracy)."""
-        p1 = self.stage1(features)
+        silent = silent_windows(features, self.bundle.config)
+        p1 = np.empty((len(features), len(self.bundle.stage1.labels)), np.float32)
+        p1[silent] = self.stage1.tflite.dequantize_output(self.stage1.silent_raw())
+        if not silent.all():
+            p1[~silent] = self.stage1(features[~silent])
         opened = gate_open(p1[:, self.keyword_index], self.bundle.tau)
         p2 = np.full((len(features), len(self.bundle.labels)), np.nan, dtype=np.float32)
         if opened.any():
@@ -85,6 +95,7 @@ class Step:
     stage1_raw: np.ndarray  # (stage-1 labels,) int8 output of stage 1
     stage2_raw: np.ndarray | None  # (labels,) int8 output of stage 2, None when the gate stayed closed
     p_stage1: np.ndarray  # (stage-1 labels,) stage 1's probabilities (stage1_raw dequantized)
+    silent: bool = False  # the window was digital silence: neither stage ran (digital_silence.py)
 
 
 def step_frames(emitted: int, new: int, num_frames: int, every: int) -> list[int]:
@@ -129,7 +140,8 @@ class StreamingCascade:
     def _step(self, window: np.ndarray, t_end: float, frame: int) -> Step:
         start = time.perf_counter()
         s1, s2 = self.cascade.stage1, self.cascade.stage2
-        raw1 = s1.raw(window)[0]
+        silent = bool(silent_windows(window[None], self.bundle.config)[0])
+        raw1 = s1.silent_raw() if silent else s1.raw(window)[0]
         p1 = s1.tflite.dequantize_output(raw1)
         p_kw = float(p1[self.cascade.keyword_index])
         opened = bool(gate_open(p_kw, self.bundle.tau))
@@ -140,4 +152,4 @@ class StreamingCascade:
         posterior = step_posterior(p1, p2, self.bundle.stage1.labels, self.bundle.labels)
         detection, label, score = self.smoother.update(t_end, posterior)
         latency = (time.perf_counter() - start) * 1000.0
-        return Step(t_end, p_kw, opened, label, score, detection, latency, posterior, frame, raw1, raw2, p1)
+        return Step(t_end, p_kw, opened, label, score, detection, latency, posterior, frame, raw1, raw2, p1, silent)

@@ -2,7 +2,8 @@
 //
 // The only file of the export that needs the TFLite Micro library. Per frame it quantizes
 // the frontend's MFCC row into one int8 feature ring per stage; on every scheduled step it
-// copies ring 1 into stage 1's input tensor and runs it, opens the gate on stage 1's int8
+// copies ring 1 into stage 1's input tensor and runs it (unless the window is digital
+// silence: exact zeros, KWS_SILENT_C0), opens the gate on stage 1's int8
 // keyword output, runs stage 2 on ring 2 only when the gate is open, and hands both raw int8
 // outputs to the decision logic (kws_decision.c, the same rules as cascade/decision.py).
 #include "kws_cascade.h"
@@ -52,6 +53,7 @@ bool g_ready = false;
 bool g_ops_registered = false;
 uint32_t g_steps = 0;
 uint32_t g_stage2_runs = 0;
+kws_silence_t g_silence;  // digital silence: a window of a muted microphone's zeros runs no stage
 const char* g_error = "not initialised";
 
 kws_status_t Fail(const char* message) {
@@ -131,6 +133,7 @@ extern "C" kws_status_t kws_cascade_init(void) {
 extern "C" void kws_cascade_reset(void) {
   kws_frontend_reset(&g_frontend);
   kws_smoother_reset(&g_smoother);
+  kws_silence_reset(&g_silence);
   for (Stage& s : g_stages) {
     kws_feature_ring_reset(&s.ring);
   }
@@ -153,12 +156,15 @@ extern "C" kws_status_t kws_cascade_push(const int16_t* samples, size_t n, size_
       kws_quantize_features(stage, g_frontend.mfcc, row);
       kws_feature_ring_push(&g_stages[stage - 1].ring, row);
     }
+    const bool silent = kws_silence_push(&g_silence, g_frontend.mfcc) != 0;
     if (!kws_step_due(g_frontend.frames_emitted)) {
       continue;
     }
     int8_t out1[KWS_STAGE1_NUM_LABELS];
     int8_t out2[KWS_NUM_LABELS];
-    if (RunStage(g_stages[0], nullptr, out1) != KWS_OK) {
+    if (silent) {
+      memcpy(out1, kws_stage1_silent_output, sizeof(out1));
+    } else if (RunStage(g_stages[0], nullptr, out1) != KWS_OK) {
       return KWS_ERROR;
     }
     const bool open = kws_gate_open(out1[KWS_STAGE1_KEYWORD_INDEX]) != 0;

@@ -29,6 +29,19 @@ double kws_step_time(uint32_t frames_emitted)
     return samples / (double)KWS_SAMPLE_RATE;
 }
 
+const int8_t kws_stage1_silent_output[KWS_STAGE1_NUM_LABELS] = KWS_STAGE1_SILENT_OUTPUT_INIT;
+
+void kws_silence_reset(kws_silence_t *s)
+{
+    s->frames = 0;
+}
+
+int kws_silence_push(kws_silence_t *s, const float *mfcc)
+{
+    s->frames = mfcc[0] <= KWS_SILENT_C0 ? s->frames + 1 : 0;
+    return s->frames >= KWS_NUM_FRAMES;
+}
+
 int kws_gate_open(int8_t stage1_keyword_q)
 {
     return (int)stage1_keyword_q >= KWS_GATE_TAU_Q;

@@ -5,6 +5,9 @@
  *
  *   - schedule: stage 1 runs once KWS_NUM_FRAMES frames exist, then every
  *     KWS_INFERENCE_STRIDE_FRAMES frames;
+ *   - digital silence: a window whose frames all have c0 <= KWS_SILENT_C0 (exact zeros: a
+ *     muted microphone) runs neither stage; stage 1's output is taken as
+ *     KWS_STAGE1_SILENT_OUTPUT_INIT (cascade/runtime/digital_silence.py);
  *   - gate: stage 2 runs when stage 1's int8 keyword output q >= KWS_GATE_TAU_Q, which is
  *     exactly Python's float test (q - zp) * scale >= tau;
  *   - posterior: stage 2's dequantized output when it ran, else stage 1's _silence_/_unknown_
@@ -58,6 +61,18 @@ typedef struct {
 int kws_step_due(uint32_t frames_emitted);
 /* End time (s) of the window whose last frame is frame number frames_emitted. */
 double kws_step_time(uint32_t frames_emitted);
+
+/* Frames in a row of digital silence (every mel band at the log floor). */
+typedef struct {
+    uint32_t frames;
+} kws_silence_t;
+
+void kws_silence_reset(kws_silence_t *s);
+/* Count the frame whose MFCC was just computed; 1 when the window ending with it holds only
+ * silent frames, i.e. a step there runs neither stage. */
+int kws_silence_push(kws_silence_t *s, const float *mfcc);
+/* Stage 1's int8 output taken for such a window (all mass on _silence_). */
+extern const int8_t kws_stage1_silent_output[KWS_STAGE1_NUM_LABELS];
 
 /* The gate on stage 1's raw int8 keyword output. */
 int kws_gate_open(int8_t stage1_keyword_q);

@@ -159,11 +159,13 @@ static void check_stream(void)
 {
     static kws_frontend_t fe;
     static kws_smoother_t smoother;
+    static kws_silence_t silence;
     const size_t total = (size_t)KWS_GOLDEN_NUM_CLIPS * KWS_CLIP_SAMPLES;
     size_t pos = 0, chunk = 0;
-    int step = 0, bad = 0, detections = 0;
+    int step = 0, bad = 0, detections = 0, silent_steps = 0, silent = 0;
     kws_frontend_reset(&fe);
     kws_smoother_reset(&smoother);
+    kws_silence_reset(&silence);
     while (pos < total) {
         size_t n = chunk_sizes[chunk++ % NUM_CHUNK_SIZES], used;
         int ready = 0;
@@ -174,6 +176,9 @@ static void check_stream(void)
         }
         used = kws_frontend_push(&fe, pcm, n, &ready);
         pos += used;
+        if (ready) {
+            silent = kws_silence_push(&silence, fe.mfcc);
+        }
         if (!ready || !kws_step_due(fe.frames_emitted)) {
             continue;
         }
@@ -181,6 +186,12 @@ static void check_stream(void)
             fail("step schedule differs from the Python cascade");
             return;
         }
+        if (silent != kws_golden_step_silent[step] ||
+            (silent && memcmp(kws_golden_step_stage1[step], kws_stage1_silent_output, KWS_STAGE1_NUM_LABELS) != 0)) {
+            fprintf(stderr, "step %d: C digital silence %d, Python %d\n", step, silent, kws_golden_step_silent[step]);
+            bad++;
+        }
+        silent_steps += silent;
         {
             const int8_t *out1 = kws_golden_step_stage1[step];
             const int open = kws_gate_open(out1[KWS_STAGE1_KEYWORD_INDEX]);
@@ -195,7 +206,7 @@ static void check_stream(void)
         }
         step++;
     }
-    printf("stream_steps %d detections %d mismatches %d\n", step, detections, bad);
+    printf("stream_steps %d detections %d silent %d mismatches %d\n", step, detections, silent_steps, bad);
     if (bad || step != KWS_GOLDEN_STREAM_STEPS) {
         fail("decisions on the golden stream differ from the Python cascade");
     }
