@@ -3,6 +3,7 @@ source pacing, loop == ``run_stream``, --seconds, Ctrl-C, stalls, energy panel, 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from kws.live.blocks import BlockQueue, End
 from kws.live.display import render
 from kws.live.energy import LiveEnergy
 from kws.live.loop import SILENT_DB, LiveLoop, level_db
+from kws.live.near_miss import NearMisses
+from kws.live.report import summary_dict
 from kws.live.session import run_live
 from kws.live.sources import FileSource
 
@@ -187,3 +190,34 @@ def test_display_shows_the_state(live_bundle: Bundle, tmp_path: Path, speech: np
                  "energy (apollo3)", "mW avg", "dropped blocks 3", f"detections ({len(status.events)})", "16000 Hz"):
         assert part in text, part
     assert ("OPEN" in text) == status.opened
+
+
+def test_near_misses_are_bumps_under_the_bar() -> None:
+    misses = NearMisses({"left": 0.4, "yes": 0.6})
+    for t, label, score, detected in [(0.1, "left", 0.25, False), (0.2, "left", 0.35, False),  # one bump, best 0.35
+                                      (0.3, "_silence_", 0.9, False), (0.4, "left", 0.1, False),  # background; too low
+                                      (2.0, "yes", 0.4, False), (2.1, "yes", 0.7, True),  # rose past its bar: a hit
+                                      (4.0, "left", 0.45, False), (5.0, "stop", 0.3, False)]:  # over the bar; not a keyword here
+        misses.update(t, label, score, detected)
+    assert misses.count == 1 and [m.to_dict() for m in misses.latest] == [
+        {"t": 0.2, "label": "left", "score": 0.35, "threshold": 0.4}]
+
+
+def test_live_names_the_keywords_it_heard_under_the_bar(live_bundle: Bundle, tmp_path: Path, speech: np.ndarray) -> None:
+    """The same speech with every bar just above the best score it reached: no detection, and
+    the words show up as near misses in the panel and the summary."""
+    path = _wav(tmp_path / "s.wav", speech)
+    q = BlockQueue()
+    heard = run_live(live_bundle, FileSource(path, 20.0, q, realtime=False), q)
+    assert heard.events  # the words are detected at the bundle's own bars
+    bar = max(e.score for e in heard.events) + 1e-3
+    strict = dataclasses.replace(live_bundle, smoothing=dataclasses.replace(
+        live_bundle.smoothing, threshold=bar, label_thresholds=()))
+    q = BlockQueue()
+    status = run_live(strict, FileSource(path, 20.0, q, realtime=False), q)
+    assert not status.events and status.near_misses.count >= 1
+    assert all(0.5 * bar <= m.score < bar and m.threshold == bar for m in status.near_misses.latest)
+    console = Console(record=True, width=200)
+    console.print(render(status, None))
+    summary = summary_dict(status, None)
+    assert summary["near_misses"] == status.near_misses.count and "heard under their bar" in console.export_text()

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from kws.live.energy import EnergyFigures
 from kws.live.loop import SILENT_DB, LiveStatus
+from kws.live.near_miss import near_miss_text
 
 BAR = 32
 SHOWN_EVENTS = 8
@@ -58,6 +59,9 @@ def render(status: LiveStatus, energy: EnergyFigures | None, title: str = "kws l
                                      f"({status.stage2_duty:.1%} duty, {status.stage2_per_s:.2f}/s)"))
     grid.add_row("stage 2", Text(f"{status.label or '-'}", style="bold magenta")
                  + Text(f"  {status.score:.2f}  (top label of the smoothed posterior)", style="default"))
+    misses = status.near_misses
+    if misses.count:
+        grid.add_row("near misses", Text(near_miss_text(misses.count, [m.to_dict() for m in misses.latest]), style="yellow"))
     if energy is not None:
         grid.add_row(f"energy ({energy.profile})",
                      Text(f"{energy.avg_power_mw:.3f} mW avg, {_days(energy.battery_days)} on {energy.battery}"

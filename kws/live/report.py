@@ -9,6 +9,7 @@ from rich.table import Table
 
 from kws.live.energy import EnergyFigures
 from kws.live.loop import LiveStatus
+from kws.live.near_miss import near_miss_text
 
 
 def _stats(values) -> dict[str, float]:
@@ -37,6 +38,8 @@ def summary_dict(status: LiveStatus, energy: EnergyFigures | None) -> dict[str, 
         "stage2_duty": status.stage2_duty,
         "stage2_per_s": status.stage2_per_s,
         "detections": [e.to_dict() for e in status.events],
+        "near_misses": status.near_misses.count,  # keywords heard under their bar (kws/live/near_miss.py)
+        "latest_near_misses": [m.to_dict() for m in status.near_misses.latest],
         "overflows": status.overflows,
         "dropped_blocks": status.dropped,
         "hop_ms": hop,
@@ -56,6 +59,8 @@ def summary_table(summary: dict[str, Any]) -> Table:
     table.add_row("listened", f"{summary['audio_s']:.1f} s of audio in {summary['wall_s']:.1f} s, peak level "
                               f"{summary['peak_level_db']:.0f} dBFS (stopped by {summary['stopped_by']})")
     table.add_row("detections", ", ".join(f"{d['label']}@{d['t']:.2f}s" for d in summary["detections"]) or "none")
+    if summary["near_misses"]:
+        table.add_row("near misses", near_miss_text(summary["near_misses"], summary["latest_near_misses"]))
     table.add_row("stage 2", f"ran on {summary['stage2_runs']} of {summary['steps']} steps "
                              f"({summary['stage2_duty']:.1%} duty, {summary['stage2_per_s']:.2f}/s)")
     hop, lat = summary["hop_ms"], summary["latency_ms"] or {}
@@ -73,3 +78,4 @@ def summary_table(summary: dict[str, Any]) -> Table:
         table.add_row(f"energy ({e['profile']})", f"{e['avg_power_mw']:.3f} mW average, {days} days on {e['battery']} "
                                                   f"(stage 2 always on: {e['always_on_mw']:.3f} mW)")
     return table
+

@@ -1,0 +1,61 @@
+"""Near misses: keywords the cascade heard but did not report.
+
+A person who says "left" and sees nothing cannot tell a word that never reached stage 2 from
+one that scored 0.31 against a bar of 0.35; the second is what ``--sensitivity high`` is for.
+A near miss is one bump of a keyword as the smoothed top label, its best score at least
+``RATIO`` of that keyword's bar and below it, that did not end in a detection.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Any
+
+RATIO = 0.5  # the smoother's release level: below it the word has ended (SmoothingConfig.release_ratio)
+GAP_S = 1.0  # steps of one label closer than this belong to one bump
+KEPT = 50  # the latest near misses kept; older ones only counted (memory stays flat)
+
+
+@dataclasses.dataclass(frozen=True)
+class NearMiss:
+    t: float  # the bump's latest step, seconds of audio
+    label: str
+    score: float  # its best smoothed score
+    threshold: float  # the bar it did not reach
+
+    def to_dict(self) -> dict:
+        return {"t": round(self.t, 3), "label": self.label, "score": round(self.score, 4),
+                "threshold": round(self.threshold, 4)}
+
+
+class NearMisses:
+    """Fed every step's smoothed top label and score; keeps the bumps that stayed under the bar."""
+
+    def __init__(self, thresholds: dict[str, float]) -> None:
+        self.thresholds = dict(thresholds)  # keywords only: background labels are never reported
+        self.latest: collections.deque[NearMiss] = collections.deque(maxlen=KEPT)
+        self.count = 0
+
+    def update(self, t: float, label: str, score: float, detected: bool) -> None:
+        last = self.latest[-1] if self.latest else None
+        same_bump = last is not None and last.label == label and t - last.t <= GAP_S
+        if detected:
+            if same_bump:  # the bump rose past the bar after all: a detection, not a miss
+                self.latest.pop()
+                self.count -= 1
+            return
+        bar = self.thresholds.get(label)
+        if bar is None or not RATIO * bar <= score < bar:
+            return
+        if same_bump:
+            self.latest[-1] = NearMiss(t, label, max(score, last.score), bar)
+        else:
+            self.latest.append(NearMiss(t, label, score, bar))
+            self.count += 1
+
+
+def near_miss_text(count: int, latest: list[dict[str, Any]]) -> str:
+    """How many keywords were heard under their bar and the latest few (``NearMiss.to_dict`` rows)."""
+    shown = ", ".join(f"{m['label']} {m['score']:.2f} < {m['threshold']:.2f} @{m['t']:.2f}s" for m in latest[-3:])
+    return f"{count} heard under their bar ({shown}); --sensitivity sets the bars"
