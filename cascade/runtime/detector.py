@@ -136,7 +136,13 @@ class Detector:
 
     def hops(self, samples: np.ndarray, *, last: bool = False) -> Iterator[Hop]:
         """Like ``steps``, piece by piece, with the host time of each piece."""
-        audio = self._resampler.push(as_float32(samples), last=last)
+        return self._pieces(self._resampler.push(as_float32(samples), last=last))
+
+    def silence(self, samples: int) -> Iterator[Hop]:
+        """``samples`` zeros at the model's rate after the input ended (``trailing_silence``)."""
+        return self._pieces(np.zeros(samples, np.float32))
+
+    def _pieces(self, audio: np.ndarray) -> Iterator[Hop]:
         frontend = self.runner.frontend
         for start in range(0, len(audio), self._piece):
             piece = audio[start : start + self._piece]

@@ -43,6 +43,16 @@ class StreamResult:
         return self.stage2_runs / self.steps if self.steps else 0.0
 
 
+def trailing_silence(bundle: Bundle, samples: int) -> int:
+    """Samples of silence that follow a recording of ``samples`` (at the bundle's rate): one
+    clip when it is shorter than a clip plus the smoothing window, else none. A word in a stream
+    is followed by more audio; a one-second file of one word (every Speech Commands clip) would
+    end after a single step, too few for ``min_count``, and never be detected."""
+    cfg = bundle.config
+    short = cfg.clip_samples + int(round(bundle.smoothing.window_ms * cfg.sample_rate / 1000.0))
+    return cfg.clip_samples if samples < short else 0
+
+
 def run_stream(
     bundle: Bundle,
     samples: np.ndarray,
@@ -67,10 +77,9 @@ def run_blocks(
     The steps do not depend on how the audio is cut. ``trace=False`` keeps only the detections
     and counts (the trace arrays come back empty), so memory does not grow with the length.
 
-    A recording shorter than one clip is valid input too (one short word): it is followed by
-    one clip of silence, as a word in a stream is, so the window slides over the word and the
-    smoother sees it in several steps (padding to one clip only would give one step, too few
-    for ``min_count``). ``duration_s`` stays the recording's own."""
+    A short recording is valid input too (one word): ``trailing_silence`` follows it, so the
+    window slides over the word and the smoother sees it in several steps. ``duration_s``
+    stays the recording's own."""
     detector = Detector(bundle, runner=runner)
     times, p_keyword, latency = array.array("d"), array.array("f"), array.array("f")
     opened, posteriors, stage1 = array.array("b"), array.array("f"), array.array("f")
@@ -98,8 +107,8 @@ def run_blocks(
     for block in blocks:
         samples += len(block)
         feed(block)
-    if samples < bundle.config.clip_samples:
-        feed(np.zeros(bundle.config.clip_samples, np.float32))
+    if pad := trailing_silence(bundle, samples):
+        feed(np.zeros(pad, np.float32))
     return StreamResult(
         detections=tuple(detections),
         duration_s=samples / bundle.config.sample_rate,

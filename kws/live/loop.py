@@ -21,9 +21,12 @@ import numpy as np
 
 from cascade.runtime.detector import Detector, Hop
 from cascade.runtime.pipeline import Step
+from cascade.runtime.stream_run import trailing_silence
 from data_prep.audio import to_mono
 from data_prep.errors import AudioError
+from data_prep.labels import RESERVED
 from kws.live.blocks import BlockQueue, End
+from kws.live.near_miss import NearMisses
 
 SILENT_DB = -120.0
 
@@ -72,6 +75,7 @@ class LiveStatus:
     level_db: float = SILENT_DB  # of the latest block
     peak_level_db: float = SILENT_DB  # loudest block so far: proof that audio arrived
     events: list[LiveEvent] = dataclasses.field(default_factory=list)
+    near_misses: NearMisses = dataclasses.field(default_factory=lambda: NearMisses({}))  # heard, under the bar
     overflows: int = 0
     dropped: int = 0
     hop_ms: array.array = dataclasses.field(default_factory=lambda: array.array("f"))  # wall time per hop
@@ -154,6 +158,8 @@ class LiveLoop:
         self.on_event, self.on_update, self.on_start = on_event, on_update, on_start
         self.update_every_s, self.stall_s = update_every_s, stall_s
         self.status = LiveStatus(source.name, source.rate, detector.model_rate, bundle.tau, source.realtime)
+        self.status.near_misses = NearMisses({label: bundle.smoothing.threshold_for(label)
+                                              for label in bundle.labels if label not in RESERVED})
         self._arrivals = _Arrivals(source.rate, source.input_latency_s)
         self._taken = 0  # source samples consumed
         self._fed = 0  # model-rate samples fed to the cascade
@@ -184,6 +190,10 @@ class LiveLoop:
                     self.on_update(status)
                     last_update = now
             self._feed(self.detector.hops(np.zeros(0, np.float32), last=True))
+            if status.stopped_by == "end of input":  # a file: a short one is followed by silence, as in kws detect
+                heard = status.audio_s
+                self._feed(self.detector.silence(trailing_silence(self.detector.bundle, self._fed)))
+                status.audio_s = heard
         except KeyboardInterrupt:
             status.stopped_by = "Ctrl-C"
         except AudioError as exc:  # a microphone unplugged or a server gone mid-run
@@ -228,6 +238,7 @@ class LiveLoop:
         status.steps += 1
         status.stage2_runs += int(step.opened)
         status.p_keyword, status.opened, status.label, status.score = step.p_keyword, step.opened, step.label, step.score
+        status.near_misses.update(step.t, step.label, step.score, step.detection is not None)
         if step.detection is not None:
             d = step.detection
             event = LiveEvent(d.t, d.label, d.score, step.p_keyword, latency_ms, compute_ms)
