@@ -197,6 +197,7 @@ def test_near_misses_are_bumps_under_the_bar() -> None:
     for t, label, score, detected in [(0.1, "left", 0.25, False), (0.2, "left", 0.35, False),  # one bump, best 0.35
                                       (0.3, "_silence_", 0.9, False), (0.4, "left", 0.1, False),  # background; too low
                                       (2.0, "yes", 0.4, False), (2.1, "yes", 0.7, True),  # rose past its bar: a hit
+                                      (2.5, "yes", 0.5, False), (3.5, "yes", 0.35, False),  # the hit fading: no miss
                                       (4.0, "left", 0.45, False), (5.0, "stop", 0.3, False)]:  # over the bar; not a keyword here
         misses.update(t, label, score, detected)
     assert misses.count == 1 and [m.to_dict() for m in misses.latest] == [

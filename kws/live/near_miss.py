@@ -36,6 +36,7 @@ class NearMisses:
         self.thresholds = dict(thresholds)  # keywords only: background labels are never reported
         self.latest: collections.deque[NearMiss] = collections.deque(maxlen=KEPT)
         self.count = 0
+        self._detected = ""  # the label just reported, until its bump ends: its tail is no miss
 
     def update(self, t: float, label: str, score: float, detected: bool) -> None:
         last = self.latest[-1] if self.latest else None
@@ -44,8 +45,12 @@ class NearMisses:
             if same_bump:  # the bump rose past the bar after all: a detection, not a miss
                 self.latest.pop()
                 self.count -= 1
+            self._detected = label
             return
         bar = self.thresholds.get(label)
+        if label == self._detected and bar is not None and score >= RATIO * bar:
+            return  # the reported word fading out
+        self._detected = ""
         if bar is None or not RATIO * bar <= score < bar:
             return
         if same_bump:
