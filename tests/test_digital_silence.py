@@ -57,6 +57,7 @@ def test_only_exact_zeros_count(shipped: Bundle) -> None:
     assert windows[0, :, 0].max() < silent_c0(cfg) < windows[2, :, 0].min()
     assert silent_output(("_silence_", "_unknown_", "keyword")).tolist() == [1.0, 0.0, 0.0]
     assert silent_output(("_unknown_", "keyword")).tolist() == [1.0, 0.0]  # a gate without _silence_
+    assert silent_output(("keyword",)).tolist() == [0.0]  # nor _unknown_: P(keyword) 0, the gate shut
 
 
 def test_zeros_around_a_signal_stop_only_the_windows_that_are_all_zeros(shipped: Bundle) -> None:

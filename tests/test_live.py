@@ -217,7 +217,8 @@ def test_live_names_the_keywords_it_heard_under_the_bar(live_bundle: Bundle, tmp
     q = BlockQueue()
     status = run_live(strict, FileSource(path, 20.0, q, realtime=False), q)
     assert not status.events and status.near_misses.count >= 1
-    assert all(0.5 * bar <= m.score < bar and m.threshold == bar for m in status.near_misses.latest)
+    floor = live_bundle.smoothing.release_ratio * bar
+    assert all(floor <= m.score < bar and m.threshold == bar for m in status.near_misses.latest)
     console = Console(record=True, width=200)
     console.print(render(status, None))
     summary = summary_dict(status, None)

@@ -8,7 +8,7 @@ A frame of zeros has every mel band at the log floor, the smallest c0 the front 
 produce (c0 is a positive sum of the bands); even noise at -160 dBFS sits above it. A window
 whose frames all sit at that floor carries nothing to classify, so neither stage runs there and
 the step is silence: in batch evaluation, streams, live and firmware alike (the header's
-``KWS_SILENT_C0``, counted per frame in ``kws_cascade.cc``).
+``KWS_SILENT_C0``, counted per frame by ``kws_silence_push`` in ``kws_decision.c``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,10 @@ def silent_windows(features: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
 
 def silent_output(stage1_labels: tuple[str, ...]) -> np.ndarray:
-    """What stage 1 is taken to say on digital silence: all mass on _silence_ (else _unknown_)."""
+    """What stage 1 is taken to say on digital silence: all mass on _silence_ (else _unknown_;
+    a gate with neither says nothing, so P(keyword) is 0 and the gate stays shut)."""
     out = np.zeros(len(stage1_labels), np.float32)
-    out[stage1_labels.index(SILENCE if SILENCE in stage1_labels else UNKNOWN)] = 1.0
+    background = [name for name in (SILENCE, UNKNOWN) if name in stage1_labels]
+    if background:
+        out[stage1_labels.index(background[0])] = 1.0
     return out

@@ -159,7 +159,8 @@ class LiveLoop:
         self.update_every_s, self.stall_s = update_every_s, stall_s
         self.status = LiveStatus(source.name, source.rate, detector.model_rate, bundle.tau, source.realtime)
         self.status.near_misses = NearMisses({label: bundle.smoothing.threshold_for(label)
-                                              for label in bundle.labels if label not in RESERVED})
+                                              for label in bundle.labels if label not in RESERVED},
+                                             bundle.smoothing.release_ratio)
         self._arrivals = _Arrivals(source.rate, source.input_latency_s)
         self._taken = 0  # source samples consumed
         self._fed = 0  # model-rate samples fed to the cascade

@@ -2,8 +2,9 @@
 
 A person who says "left" and sees nothing cannot tell a word that never reached stage 2 from
 one that scored 0.31 against a bar of 0.35; the second is what ``--sensitivity high`` is for.
-A near miss is one bump of a keyword as the smoothed top label, its best score at least
-``RATIO`` of that keyword's bar and below it, that did not end in a detection.
+A near miss is one bump of a keyword as the smoothed top label, its best score at least its
+release level (``SmoothingConfig.release_for``: below it the smoother takes the word as ended)
+and below its bar, that did not end in a detection.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import collections
 import dataclasses
 from typing import Any
 
-RATIO = 0.5  # the smoother's release level: below it the word has ended (SmoothingConfig.release_ratio)
 GAP_S = 1.0  # steps of one label closer than this belong to one bump
 KEPT = 50  # the latest near misses kept; older ones only counted (memory stays flat)
 
@@ -32,8 +32,9 @@ class NearMiss:
 class NearMisses:
     """Fed every step's smoothed top label and score; keeps the bumps that stayed under the bar."""
 
-    def __init__(self, thresholds: dict[str, float]) -> None:
+    def __init__(self, thresholds: dict[str, float], release_ratio: float = 0.5) -> None:
         self.thresholds = dict(thresholds)  # keywords only: background labels are never reported
+        self.ratio = release_ratio
         self.latest: collections.deque[NearMiss] = collections.deque(maxlen=KEPT)
         self.count = 0
         self._detected = ""  # the label just reported, until its bump ends: its tail is no miss
@@ -48,10 +49,10 @@ class NearMisses:
             self._detected = label
             return
         bar = self.thresholds.get(label)
-        if label == self._detected and bar is not None and score >= RATIO * bar:
+        if label == self._detected and bar is not None and score >= self.ratio * bar:
             return  # the reported word fading out
         self._detected = ""
-        if bar is None or not RATIO * bar <= score < bar:
+        if bar is None or not self.ratio * bar <= score < bar:
             return
         if same_bump:
             self.latest[-1] = NearMiss(t, label, max(score, last.score), bar)
