@@ -85,6 +85,7 @@ def test_a_one_second_clip_is_detected_by_detect_and_live(bundle: Path, tmp_path
     out = ok(kws("detect", clip, "--model", bundle, "--json", tmp_path / "s.json"))
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["duration_s"] == pytest.approx(1.0) and summary["steps"] > 1 and " yes " in out, out
+    assert summary["near_misses"] == len(summary["latest_near_misses"]) == 0  # detected: no near miss
     live = ok(kws("live", "--input", clip, "--fast", "--model", bundle, "--json-events",
                   "--summary-json", tmp_path / "live.json"))
     assert '"label": "yes"' in live, live

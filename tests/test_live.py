@@ -14,7 +14,8 @@ from rich.console import Console
 
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.detector import Detector
-from cascade.runtime.stream_run import run_stream
+from cascade.runtime.near_miss import NearMisses
+from cascade.runtime.stream_run import detect_file, run_stream
 from data_prep.audio import load_audio, resample
 from data_prep.errors import AudioError
 from data_prep.resample import StreamResampler
@@ -23,7 +24,6 @@ from kws.live.blocks import BlockQueue, End
 from kws.live.display import render
 from kws.live.energy import LiveEnergy
 from kws.live.loop import SILENT_DB, LiveLoop, level_db
-from kws.live.near_miss import NearMisses
 from kws.live.report import summary_dict
 from kws.live.session import run_live
 from kws.live.sources import FileSource
@@ -219,6 +219,9 @@ def test_live_names_the_keywords_it_heard_under_the_bar(live_bundle: Bundle, tmp
     assert not status.events and status.near_misses.count >= 1
     floor = live_bundle.smoothing.release_ratio * bar
     assert all(floor <= m.score < bar and m.threshold == bar for m in status.near_misses.latest)
+    misses = NearMisses.of(strict)  # kws detect's wiring: the same near misses from the file stream
+    detect_file(strict, path, trace=False, on_step=lambda s: misses.update(s.t, s.label, s.score, s.detection is not None))
+    assert misses.count == status.near_misses.count and list(misses.latest) == list(status.near_misses.latest)
     console = Console(record=True, width=200)
     console.print(render(status, None))
     summary = summary_dict(status, None)

@@ -10,6 +10,7 @@ import typer
 
 from cascade.evaluation.stream_score import read_truth, score_events
 from cascade.runtime.model_dir import write_json
+from cascade.runtime.near_miss import NearMisses, near_miss_text
 from cascade.runtime.stream_run import detect_file
 from data_prep.atomic import write_text_atomic
 from data_prep.outputs import refuse_existing
@@ -31,20 +32,25 @@ def detect(
     for path in (events, json_out):
         refuse_existing(path, force)
     bundle = open_bundle(model, sensitivity, announce=True)
-    result = detect_file(bundle, file, trace=False)
+    misses = NearMisses.of(bundle)
+    result = detect_file(bundle, file, trace=False,
+                         on_step=lambda s: misses.update(s.t, s.label, s.score, s.detection is not None))
     console = Console()
     rows = [e.to_dict() for e in result.events]
     for row in rows:
         console.print(f"{row['t']:9.2f} s  {row['label']:10s} {row['score']:.3f}")
     summary = {"file": str(file), "model": str(bundle.path), "operating_point": bundle.sensitivity, "duration_s": result.duration_s,
                "detections": len(rows), "steps": result.steps, "stage2_runs": result.stage2_runs,
-               "stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty}
+               "stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty,
+               "near_misses": misses.count, "latest_near_misses": [m.to_dict() for m in misses.latest]}
     score = score_events(rows, read_truth(truth)["keywords"], result.duration_s) if truth is not None else None
     if score is not None:
         summary["score"] = score.to_json()
     console.print(
         f"{len(rows)} detections in {result.duration_s:.1f} s; stage 2 ran on {result.stage2_runs} of "
         f"{result.steps} steps ({result.stage2_per_hour:.0f}/hour)", soft_wrap=True)
+    if misses.count:
+        console.print("near misses: " + near_miss_text(misses.count, summary["latest_near_misses"]), soft_wrap=True)
     if score is not None:
         console.print(f"hit rate {score.hit_rate:.3f} ({score.hits}/{score.keywords}), "
                       f"false accepts {score.false_accepts} ({score.false_accepts_per_hour:.1f}/hour)")

@@ -9,9 +9,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from cascade.runtime.near_miss import near_miss_text
 from kws.live.energy import EnergyFigures
 from kws.live.loop import SILENT_DB, LiveStatus
-from kws.live.near_miss import near_miss_text
 
 BAR = 32
 SHOWN_EVENTS = 8

@@ -20,13 +20,12 @@ from typing import Protocol
 import numpy as np
 
 from cascade.runtime.detector import Detector, Hop
+from cascade.runtime.near_miss import NearMisses
 from cascade.runtime.pipeline import Step
 from cascade.runtime.stream_run import trailing_silence
 from data_prep.audio import to_mono
 from data_prep.errors import AudioError
-from data_prep.labels import RESERVED
 from kws.live.blocks import BlockQueue, End
-from kws.live.near_miss import NearMisses
 
 SILENT_DB = -120.0
 
@@ -158,9 +157,7 @@ class LiveLoop:
         self.on_event, self.on_update, self.on_start = on_event, on_update, on_start
         self.update_every_s, self.stall_s = update_every_s, stall_s
         self.status = LiveStatus(source.name, source.rate, detector.model_rate, bundle.tau, source.realtime)
-        self.status.near_misses = NearMisses({label: bundle.smoothing.threshold_for(label)
-                                              for label in bundle.labels if label not in RESERVED},
-                                             bundle.smoothing.release_ratio)
+        self.status.near_misses = NearMisses.of(bundle)
         self._arrivals = _Arrivals(source.rate, source.input_latency_s)
         self._taken = 0  # source samples consumed
         self._fed = 0  # model-rate samples fed to the cascade

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
+from cascade.runtime.near_miss import near_miss_text
 from kws.live.energy import EnergyFigures
 from kws.live.loop import LiveStatus
-from kws.live.near_miss import near_miss_text
 
 
 def _stats(values) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """Near misses: keywords the cascade heard but did not report.
 
-A person who says "left" and sees nothing cannot tell a word that never reached stage 2 from
+``kws live`` and ``kws detect`` report them. A person who says "left" and sees nothing cannot tell a word that never reached stage 2 from
 one that scored 0.31 against a bar of 0.35; the second is what ``--sensitivity high`` is for.
 A near miss is one bump of a keyword as the smoothed top label, its best score at least its
 release level (``SmoothingConfig.release_for``: below it the smoother takes the word as ended)
@@ -12,6 +12,9 @@ from __future__ import annotations
 import collections
 import dataclasses
 from typing import Any
+
+from cascade.runtime.bundle import Bundle
+from data_prep.labels import RESERVED
 
 GAP_S = 1.0  # steps of one label closer than this belong to one bump
 KEPT = 50  # the latest near misses kept; older ones only counted (memory stays flat)
@@ -31,6 +34,13 @@ class NearMiss:
 
 class NearMisses:
     """Fed every step's smoothed top label and score; keeps the bumps that stayed under the bar."""
+
+    @classmethod
+    def of(cls, bundle: Bundle) -> "NearMisses":
+        """For the bundle's operating point: each keyword's bar and release level."""
+        smoothing = bundle.smoothing
+        return cls({label: smoothing.threshold_for(label) for label in bundle.labels if label not in RESERVED},
+                   smoothing.release_ratio)
 
     def __init__(self, thresholds: dict[str, float], release_ratio: float = 0.5) -> None:
         self.thresholds = dict(thresholds)  # keywords only: background labels are never reported
