@@ -19,7 +19,8 @@ from cascade.energy.profiles import load_all, load_profile
 from cascade.evaluation.calibrate import CURVE, KEYWORD_FREE
 from cascade.evaluation.det import SweepPoint, det_point, det_sweep, hits_at_rate, keyword_curves, pool_sweeps, rate_at_hits
 from cascade.evaluation.gate_replay import CURVE_TAUS, choose_taus, gate_curve, open_trace, traces_at
-from cascade.evaluation.operating_point import Trace, calibrate_operating_point
+from cascade.evaluation.miss_reasons import miss_reasons, tally
+from cascade.evaluation.operating_point import Trace, calibrate_operating_point, window_means
 from cascade.evaluation.sensitivity import operating_points
 from cascade.evaluation.speaker_spread import speaker_spread
 from cascade.evaluation.stream_score import (
@@ -78,13 +79,18 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
     and per keyword: hits, misses, false accepts of that label per hour, and its DET curve."""
     per_stream, traces, detections = [], [], []
     found: list[bool] = []  # per spoken keyword, over all streams: hit at the operating point
+    reasons: list = []  # per spoken keyword: None (hit) or why it was missed (miss_reasons)
     seconds = steps = runs = 0.0
     for folder in folders:
         trace, result, truth = trace_stream(bundle, folder)
         events = [{"t": d.t, "label": d.label} for d in result.detections]
         score = score_events(events, trace.keywords, result.duration_s)
         matches = match_events([(e["t"], e["label"]) for e in events], trace.keywords)
-        found += keywords_found(matches, len(trace.keywords))
+        hit = keywords_found(matches, len(trace.keywords))
+        found += hit
+        top, top_score, _, _ = window_means(trace.times, trace.posteriors, bundle.smoothing.window_ms)
+        reasons += miss_reasons(trace.keywords, hit, trace.times, result.trace_opened, top, top_score,
+                                bundle.labels, bundle.smoothing)
         sources = by_source(truth, result.trace_t, result.trace_opened,
                             [e["t"] for e, m in zip(events, matches) if m is None], result.duration_s)
         per_stream.append({"stream": str(folder), **score.to_json(), "stage2_runs": result.stage2_runs,
@@ -111,6 +117,7 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
         f"false_accepts_per_hour_at_{round(hit_target * 100)}pct_hits": rate_at_hits(pooled, hit_target),
         f"hit_rate_at_{target_fa_per_hour:g}_fa_per_hour": hits_at_rate(pooled, target_fa_per_hour),
         "energy": energy_rows(bundle, rate, profiles),
+        "misses": tally(reasons),
         **keyword_figures,
         **hit_spread(found, [k for t in traces for k in t.keywords]),
     }

@@ -11,6 +11,7 @@ import typer
 from cascade.evaluation.det import det_png, keyword_det_png, keyword_marks
 from cascade.evaluation.mining import MiningConfig
 from cascade.evaluation.mining import mine as run
+from cascade.evaluation.miss_reasons import describe as describe_misses
 from cascade.evaluation.stream_build import build_stream_folder
 from cascade.evaluation.stream_eval import calibrate_bundle, evaluate_streams
 from cascade.evaluation.stream_make import StreamRecipe
@@ -130,6 +131,7 @@ def evaluate(
                   f"accepts/h, stage 2 {t['stage2_per_hour']:.0f} runs/h ({t['stage2_duty']:.1%} of steps)")
     if "speakers" in report:
         console.print(f"hit rate {t['hit_rate']:.3f}: {report['speakers']['text']}", soft_wrap=True, markup=False)
+    console.print(describe_misses(report["misses"]), soft_wrap=True, markup=False)
     console.print(sources_table(report["by_source"]))
     console.print(keywords_table(report["per_keyword"]))
     at_hits = report[f"false_accepts_per_hour_at_{round(hit_target * 100)}pct_hits"]
