@@ -39,7 +39,7 @@ def test_each_reason_on_a_constructed_trace() -> None:
     assert reasons == [("gate closed", ""), ("another word", "no"), ("under its bar", "no"), ("held back", "yes"), None]
     counts = tally(reasons)
     assert [counts[r] for r in REASONS] == [1, 1, 1, 1] and counts["heard_as"] == {"no": 1}
-    assert describe(counts) == "misses: gate closed 1, another word 1, under its bar 1, held back 1 (heard as no 1)"
+    assert describe(counts) == "gate closed 1, another word 1, under its bar 1, held back 1 (heard as no 1)"
 
 
 def test_stream_eval_says_why_each_keyword_was_missed(samples_dir: Path, tmp_path: Path) -> None:
@@ -59,4 +59,4 @@ def test_stream_eval_says_why_each_keyword_was_missed(samples_dir: Path, tmp_pat
     misses, total = report["misses"], report["total"]
     assert sum(misses[r] for r in REASONS) == total["keywords"] - total["hits"] > 0
     assert sum(misses["heard_as"].values()) == misses["another word"]
-    assert describe(misses) in result.output
+    assert "misses: " + describe(misses) in result.output

@@ -20,6 +20,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from cascade.evaluation.miss_reasons import REASONS
+from cascade.evaluation.miss_reasons import describe as describe_misses
 from cascade.evaluation.search import Candidate
 from cascade.evaluation.stream_build import build_stream_folder
 from cascade.evaluation.stream_make import StreamRecipe
@@ -103,6 +105,10 @@ def test_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
     detections = json.loads((run_dir / "stream" / "detections.json").read_text())
     assert detections["speakers"]["text"] in md  # the demo's hit rate with its spread over speakers
     assert sum(s["n"] for s in detections["speakers"]["per_speaker"].values()) == detections["score"]["keywords"]
+    misses, score = detections["misses"], detections["score"]  # why each missed keyword was missed
+    assert sum(misses[r] for r in REASONS) == score["keywords"] - score["hits"]
+    assert (f"Why the missed ones were missed (cascade/evaluation/miss_reasons.py): {describe_misses(misses)}."
+            in md.replace("\\_", "_"))  # Markdown escapes underscores
     gate = json.loads((run_dir / "evaluate" / "eval.json").read_text())["stage1_recall_speakers"]["ci95"]
     assert f"Stage-1 recall over the same speakers, 95 % interval: {pct(gate[0])}-{pct(gate[1])}." in md
     # the energy at the recording's own stage-2 rate, beside the keyword-free one of the headline

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from cascade.evaluation.operating_point import Trace, window_means
 from cascade.evaluation.stream_score import AFTER_S, BEFORE_S
 from cascade.runtime.decision import SmoothingConfig
 from data_prep.labels import RESERVED
@@ -57,6 +58,13 @@ def miss_reasons(keywords: Sequence[dict[str, Any]], found: Sequence[bool], time
     return out
 
 
+def trace_misses(trace: Trace, opened: np.ndarray, found: Sequence[bool], labels: Sequence[str],
+                 smoothing: SmoothingConfig) -> list[tuple[str, str] | None]:
+    """``miss_reasons`` for one run over a stream: its trace (the smoother's input) and gate states."""
+    top, score, _, _ = window_means(trace.times, trace.posteriors, smoothing.window_ms)
+    return miss_reasons(trace.keywords, found, trace.times, opened, top, score, labels, smoothing)
+
+
 def tally(reasons: Sequence[tuple[str, str] | None]) -> dict[str, Any]:
     """Counts per reason (every reason present, 0 when none) and, for ``another word``, the
     keywords and background labels the missed words were heard as."""
@@ -68,7 +76,7 @@ def tally(reasons: Sequence[tuple[str, str] | None]) -> dict[str, Any]:
 
 
 def describe(counts: dict[str, Any]) -> str:
-    """One line: each reason's count, and what the 'another word' misses were heard as."""
+    """Each reason's count and what the 'another word' misses were heard as, on one line."""
     parts = [f"{name} {counts[name]}" for name in REASONS]
     heard = ", ".join(f"{label} {n}" for label, n in list(counts["heard_as"].items())[:4])
-    return "misses: " + ", ".join(parts) + (f" (heard as {heard})" if heard else "")
+    return ", ".join(parts) + (f" (heard as {heard})" if heard else "")

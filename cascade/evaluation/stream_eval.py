@@ -19,8 +19,8 @@ from cascade.energy.profiles import load_all, load_profile
 from cascade.evaluation.calibrate import CURVE, KEYWORD_FREE
 from cascade.evaluation.det import SweepPoint, det_point, det_sweep, hits_at_rate, keyword_curves, pool_sweeps, rate_at_hits
 from cascade.evaluation.gate_replay import CURVE_TAUS, choose_taus, gate_curve, open_trace, traces_at
-from cascade.evaluation.miss_reasons import miss_reasons, tally
-from cascade.evaluation.operating_point import Trace, calibrate_operating_point, window_means
+from cascade.evaluation.miss_reasons import tally, trace_misses
+from cascade.evaluation.operating_point import Trace, calibrate_operating_point
 from cascade.evaluation.sensitivity import operating_points
 from cascade.evaluation.speaker_spread import speaker_spread
 from cascade.evaluation.stream_score import (
@@ -88,9 +88,7 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
         matches = match_events([(e["t"], e["label"]) for e in events], trace.keywords)
         hit = keywords_found(matches, len(trace.keywords))
         found += hit
-        top, top_score, _, _ = window_means(trace.times, trace.posteriors, bundle.smoothing.window_ms)
-        reasons += miss_reasons(trace.keywords, hit, trace.times, result.trace_opened, top, top_score,
-                                bundle.labels, bundle.smoothing)
+        reasons += trace_misses(trace, result.trace_opened, hit, bundle.labels, bundle.smoothing)
         sources = by_source(truth, result.trace_t, result.trace_opened,
                             [e["t"] for e, m in zip(events, matches) if m is None], result.duration_s)
         per_stream.append({"stream": str(folder), **score.to_json(), "stage2_runs": result.stage2_runs,

@@ -131,7 +131,7 @@ def evaluate(
                   f"accepts/h, stage 2 {t['stage2_per_hour']:.0f} runs/h ({t['stage2_duty']:.1%} of steps)")
     if "speakers" in report:
         console.print(f"hit rate {t['hit_rate']:.3f}: {report['speakers']['text']}", soft_wrap=True, markup=False)
-    console.print(describe_misses(report["misses"]), soft_wrap=True, markup=False)
+    console.print("misses: " + describe_misses(report["misses"]), soft_wrap=True, markup=False)
     console.print(sources_table(report["by_source"]))
     console.print(keywords_table(report["per_keyword"]))
     at_hits = report[f"false_accepts_per_hour_at_{round(hit_target * 100)}pct_hits"]

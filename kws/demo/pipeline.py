@@ -18,6 +18,7 @@ from cascade.energy.bundle_energy import bundle_energy
 from cascade.energy.results import estimates_json
 from cascade.evaluation.bundle_eval import evaluate_bundle
 from cascade.evaluation.det import det_point
+from cascade.evaluation.miss_reasons import tally, trace_misses
 from cascade.evaluation.model_eval import confusion_png
 from cascade.evaluation.operating_point import Trace
 from cascade.evaluation.stream_build import build_stream_folder
@@ -145,15 +146,18 @@ def stream_step(root: Path, cfg: DemoConfig):
         events = [{"t": d.t, "label": d.label, "score": d.score} for d in result.detections]
         score = score_events(events, truth["keywords"], result.duration_s).to_json()
         matches = match_events([(e["t"], e["label"]) for e in events], truth["keywords"])
-        spread = hit_spread(keywords_found(matches, len(truth["keywords"])), truth["keywords"])
+        found = keywords_found(matches, len(truth["keywords"]))
+        spread = hit_spread(found, truth["keywords"])
         trace = Trace(result.trace_t, result.trace_posterior, tuple(truth["keywords"]), result.duration_s)
+        misses = tally(trace_misses(trace, result.trace_opened, found, bundle.labels, bundle.smoothing))
         sweep, keywords = keyword_results(bundle, [trace], [events])  # the report's per-keyword table and DET
         np.savez_compressed(out / "trace.npz", t=result.trace_t, p_keyword=result.trace_p_keyword,
                             opened=result.trace_opened, latency_ms=result.latency_ms)
         write_json(out / "detections.json", {"events": events, "score": score, "tau": bundle.tau,
                                              "stage2_runs": result.stage2_runs, "steps": result.steps,
                                              "det": [det_point(p.threshold, p.total) for p in sweep], **keywords,
-                                             **spread, "energy": energy_rows(bundle, result.stage2_per_hour / 3600.0)})
+                                             **spread, "energy": energy_rows(bundle, result.stage2_per_hour / 3600.0),
+                                             "misses": misses})
         return score | {"stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty}
     return run
 

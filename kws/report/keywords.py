@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from cascade.evaluation.det import keyword_marks
+from cascade.evaluation.miss_reasons import REASONS
+from cascade.evaluation.miss_reasons import describe as describe_misses
 from kws.report import plots
 from kws.report.doc import Figure, Section, Table, Text, count, num, omitted, pct, rel
 from kws.report.find import Artefacts
@@ -37,9 +39,13 @@ def keywords_section(a: Artefacts) -> Section:
     hit_rate = (data.get("total") or data.get("score") or {}).get("hit_rate")  # kws stream eval; the demo's run
     over_speakers = (f" The hit rate {pct(hit_rate)}: {spread['text']}." if isinstance(spread, dict)
                      and isinstance(spread.get("text"), str) else "")
+    misses = data.get("misses")  # kws stream eval and the demo since the miss reasons
+    why = (f" Why the missed ones were missed (cascade/evaluation/miss_reasons.py): {describe_misses(misses)}."
+           if isinstance(misses, dict) and all(isinstance(misses.get(r), int) for r in REASONS)
+           and isinstance(misses.get("heard_as"), dict) else "")
     blocks: list = [
         Text(f"On {what}: a keyword's false accepts are detections of it where it was not spoken (double "
-             f"triggers included), per hour of the whole stream; the rows add up to the totals.{over_speakers}"),
+             f"triggers included), per hour of the whole stream; the rows add up to the totals.{over_speakers}{why}"),
         table,
     ]
     curves = data.get("det_per_keyword") or {}
