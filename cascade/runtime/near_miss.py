@@ -1,7 +1,8 @@
 """Near misses: keywords the cascade heard but did not report.
 
-``kws live`` and ``kws detect`` report them. A person who says "left" and sees nothing cannot tell a word that never reached stage 2 from
-one that scored 0.31 against a bar of 0.35; the second is what ``--sensitivity high`` is for.
+``kws live`` and ``kws detect`` report them. A person who says "left" and sees nothing cannot
+tell a word that never reached stage 2 from one that scored 0.31 against a bar of 0.35; the
+second is what ``--sensitivity high`` is for.
 A near miss is one bump of a keyword as the smoothed top label, its best score at least its
 release level (``SmoothingConfig.release_for``: below it the smoother takes the word as ended)
 and below its bar, that did not end in a detection.
