@@ -8,6 +8,7 @@ Every stream is run once through the streaming cascade (``run_stream``: the code
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,13 +27,14 @@ from cascade.evaluation.speaker_spread import speaker_spread
 from cascade.evaluation.stream_score import (
     AUDIO,
     TRUTH,
+    StreamScore,
     keyword_row,
     keywords_found,
     match_events,
     pool_by_label,
     read_truth,
     score_by_label,
-    score_events,
+    score_matches,
 )
 from cascade.evaluation.stream_sources import by_source, pool_sources
 from cascade.runtime.bundle import MANIFEST, Bundle, write_bundle
@@ -50,6 +52,31 @@ def trace_stream(bundle: Bundle, folder: Path) -> tuple[Trace, StreamResult, dic
     truth = read_truth(Path(folder) / TRUTH)
     result = detect_file(bundle, Path(folder) / AUDIO)
     return Trace(result.trace_t, result.trace_posterior, tuple(truth["keywords"]), result.duration_s), result, truth
+
+
+@dataclasses.dataclass(frozen=True)
+class JudgedRun:
+    """One run of the cascade over a stream folder, its detections matched to the truth once:
+    what `kws stream eval` and the demo's stream step both report."""
+
+    trace: Trace
+    result: StreamResult
+    truth: dict[str, Any]
+    events: list[dict[str, Any]]  # {t, label, score} per detection
+    matches: list[int | None]  # per event: the keyword it hit (``match_events``)
+    score: StreamScore
+    found: list[bool]  # per spoken keyword: hit
+    reasons: list[tuple[str, str] | None]  # per spoken keyword: why it was missed (``miss_reasons``)
+
+
+def judge_stream(bundle: Bundle, folder: Path) -> JudgedRun:
+    """Run the cascade over the stream folder and match its detections to the truth (once)."""
+    trace, result, truth = trace_stream(bundle, folder)
+    events = [{"t": d.t, "label": d.label, "score": d.score} for d in result.detections]
+    matches = match_events([(e["t"], e["label"]) for e in events], trace.keywords)
+    found = keywords_found(matches, len(trace.keywords))
+    return JudgedRun(trace, result, truth, events, matches, score_matches(matches, len(trace.keywords), result.duration_s),
+                     found, trace_misses(trace, result.trace_opened, found, bundle.labels, bundle.smoothing))
 
 
 def model_costs(bundle: Bundle) -> tuple[Any, Any]:
@@ -82,20 +109,17 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
     reasons: list = []  # per spoken keyword: None (hit) or why it was missed (miss_reasons)
     seconds = steps = runs = 0.0
     for folder in folders:
-        trace, result, truth = trace_stream(bundle, folder)
-        events = [{"t": d.t, "label": d.label} for d in result.detections]
-        score = score_events(events, trace.keywords, result.duration_s)
-        matches = match_events([(e["t"], e["label"]) for e in events], trace.keywords)
-        hit = keywords_found(matches, len(trace.keywords))
-        found += hit
-        reasons += trace_misses(trace, result.trace_opened, hit, bundle.labels, bundle.smoothing)
-        sources = by_source(truth, result.trace_t, result.trace_opened,
-                            [e["t"] for e, m in zip(events, matches) if m is None], result.duration_s)
-        per_stream.append({"stream": str(folder), **score.to_json(), "stage2_runs": result.stage2_runs,
+        run = judge_stream(bundle, folder)
+        result = run.result
+        found += run.found
+        reasons += run.reasons
+        sources = by_source(run.truth, result.trace_t, result.trace_opened,
+                            [e["t"] for e, m in zip(run.events, run.matches) if m is None], result.duration_s)
+        per_stream.append({"stream": str(folder), **run.score.to_json(), "stage2_runs": result.stage2_runs,
                            "stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty,
                            "by_source": pool_sources([sources])})
-        traces.append(trace)
-        detections.append(events)
+        traces.append(run.trace)
+        detections.append(run.events)
         seconds, steps, runs = seconds + result.duration_s, steps + result.steps, runs + result.stage2_runs
     sweep, keyword_figures = keyword_results(bundle, traces, detections)
     pooled = [det_point(p.threshold, p.total) for p in sweep]

@@ -84,11 +84,15 @@ def keywords_found(matches: Sequence[int | None], count: int) -> list[bool]:
     return [i in matched for i in range(count)]
 
 
+def score_matches(matches: Sequence[int | None], count: int, duration_s: float) -> StreamScore:
+    """Hits and false accepts from ``match_events``'s output over ``count`` spoken keywords."""
+    hits = sum(m is not None for m in matches)
+    return StreamScore(keywords=count, hits=hits, false_accepts=len(matches) - hits, duration_s=duration_s)
+
+
 def score_events(events: Sequence[dict[str, Any]], keywords: Sequence[dict[str, Any]], duration_s: float) -> StreamScore:
     """events: [{t, label}], keywords: [{start, end, label}] -> hits and false accepts."""
-    matches = match_events([(e["t"], e["label"]) for e in events], keywords)
-    hits = sum(m is not None for m in matches)
-    return StreamScore(keywords=len(keywords), hits=hits, false_accepts=len(matches) - hits, duration_s=duration_s)
+    return score_matches(match_events([(e["t"], e["label"]) for e in events], keywords), len(keywords), duration_s)
 
 
 def score_by_label(events: Sequence[dict[str, Any]], keywords: Sequence[dict[str, Any]], duration_s: float,

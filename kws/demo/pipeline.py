@@ -18,16 +18,13 @@ from cascade.energy.bundle_energy import bundle_energy
 from cascade.energy.results import estimates_json
 from cascade.evaluation.bundle_eval import evaluate_bundle
 from cascade.evaluation.det import det_point
-from cascade.evaluation.miss_reasons import tally, trace_misses
+from cascade.evaluation.miss_reasons import tally
 from cascade.evaluation.model_eval import confusion_png
-from cascade.evaluation.operating_point import Trace
 from cascade.evaluation.stream_build import build_stream_folder
-from cascade.evaluation.stream_eval import energy_rows, hit_spread, keyword_results
+from cascade.evaluation.stream_eval import energy_rows, hit_spread, judge_stream, keyword_results
 from cascade.evaluation.stream_make import StreamRecipe
-from cascade.evaluation.stream_score import keywords_found, match_events, score_events
 from cascade.runtime.bundle import SAMPLES, Bundle
 from cascade.runtime.model_dir import write_json
-from cascade.runtime.stream_run import detect_file
 from data_prep.config import FeatureConfig
 from data_prep.example_features import example_features
 from data_prep.labels import WORDS_V2
@@ -140,24 +137,19 @@ def evaluate_step(root: Path, cfg: DemoConfig):
 def stream_step(root: Path, cfg: DemoConfig):
     def run(out: Path) -> dict[str, Any]:
         bundle = Bundle.open(root / "cascade" / "bundle")
-        truth = build_stream_folder(Path(cfg.data), [], out / "recording",
-                                    StreamRecipe(minutes=cfg.stream_minutes, seed=cfg.seed), config=bundle.config)
-        result = detect_file(bundle, out / "recording" / "stream.wav")
-        events = [{"t": d.t, "label": d.label, "score": d.score} for d in result.detections]
-        score = score_events(events, truth["keywords"], result.duration_s).to_json()
-        matches = match_events([(e["t"], e["label"]) for e in events], truth["keywords"])
-        found = keywords_found(matches, len(truth["keywords"]))
-        spread = hit_spread(found, truth["keywords"])
-        trace = Trace(result.trace_t, result.trace_posterior, tuple(truth["keywords"]), result.duration_s)
-        misses = tally(trace_misses(trace, result.trace_opened, found, bundle.labels, bundle.smoothing))
-        sweep, keywords = keyword_results(bundle, [trace], [events])  # the report's per-keyword table and DET
+        build_stream_folder(Path(cfg.data), [], out / "recording", StreamRecipe(minutes=cfg.stream_minutes, seed=cfg.seed),
+                            config=bundle.config)
+        judged = judge_stream(bundle, out / "recording")  # as kws stream eval judges a stream
+        result, score = judged.result, judged.score.to_json()
+        sweep, keywords = keyword_results(bundle, [judged.trace], [judged.events])  # the report's per-keyword table and DET
         np.savez_compressed(out / "trace.npz", t=result.trace_t, p_keyword=result.trace_p_keyword,
                             opened=result.trace_opened, latency_ms=result.latency_ms)
-        write_json(out / "detections.json", {"events": events, "score": score, "tau": bundle.tau,
+        write_json(out / "detections.json", {"events": judged.events, "score": score, "tau": bundle.tau,
                                              "stage2_runs": result.stage2_runs, "steps": result.steps,
                                              "det": [det_point(p.threshold, p.total) for p in sweep], **keywords,
-                                             **spread, "energy": energy_rows(bundle, result.stage2_per_hour / 3600.0),
-                                             "misses": misses})
+                                             **hit_spread(judged.found, judged.trace.keywords),
+                                             "energy": energy_rows(bundle, result.stage2_per_hour / 3600.0),
+                                             "misses": tally(judged.reasons)})
         return score | {"stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty}
     return run
 
