@@ -156,8 +156,8 @@ class LiveLoop:
         self.limit = None if seconds is None else int(round(seconds * source.rate))
         self.on_event, self.on_update, self.on_start = on_event, on_update, on_start
         self.update_every_s, self.stall_s = update_every_s, stall_s
-        self.status = LiveStatus(source.name, source.rate, detector.model_rate, bundle.tau, source.realtime)
-        self.status.near_misses = NearMisses.of(bundle)
+        self.status = LiveStatus(source.name, source.rate, detector.model_rate, bundle.tau, source.realtime,
+                                 near_misses=NearMisses.of(bundle))
         self._arrivals = _Arrivals(source.rate, source.input_latency_s)
         self._taken = 0  # source samples consumed
         self._fed = 0  # model-rate samples fed to the cascade

@@ -38,7 +38,7 @@ def summary_dict(status: LiveStatus, energy: EnergyFigures | None) -> dict[str, 
         "stage2_duty": status.stage2_duty,
         "stage2_per_s": status.stage2_per_s,
         "detections": [e.to_dict() for e in status.events],
-        "near_misses": status.near_misses.count,  # keywords heard under their bar (kws/live/near_miss.py)
+        "near_misses": status.near_misses.count,  # keywords heard under their bar (cascade/runtime/near_miss.py)
         "latest_near_misses": [m.to_dict() for m in status.near_misses.latest],
         "overflows": status.overflows,
         "dropped_blocks": status.dropped,
@@ -78,4 +78,3 @@ def summary_table(summary: dict[str, Any]) -> Table:
         table.add_row(f"energy ({e['profile']})", f"{e['avg_power_mw']:.3f} mW average, {days} days on {e['battery']} "
                                                   f"(stage 2 always on: {e['always_on_mw']:.3f} mW)")
     return table
-
