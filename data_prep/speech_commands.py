@@ -217,19 +217,21 @@ def build_examples(
     seed: int = 0,
     validation_pct: float = 10.0,
     testing_pct: float = 10.0,
+    partial: bool = False,
 ) -> tuple[Example, ...]:
     """Label and split every clip; for the release add _unknown_ and _silence_ shares per split.
 
     As in the reference training code, each split gets ceil(n * pct / 100) unknown clips (drawn
     from the other words of that split) and silence clips, n being its keyword clips. Each split
     draws from its own seeded stream, so one split's listing never depends on another's.
+    ``partial``: the folder may lack some of the words (an extra training folder of other words).
     """
     if silence_pct < 0 or unknown_pct < 0:
         raise ConfigError(f"silence_pct and unknown_pct must be >= 0, got {silence_pct} and {unknown_pct}")
     splits = split_of_clips(scan, validation_pct, testing_pct)
     available = set(scan.words)
     missing = [w for w in labels.words if w not in available]
-    if missing:
+    if missing and not partial:
         raise DatasetError(
             f"{scan.root}: labels not in the dataset: {', '.join(missing)} "
             f"(its folders: {', '.join(scan.words)})"
@@ -283,8 +285,10 @@ def load_dataset(
     seed: int = 0,
     validation_pct: float = 10.0,
     testing_pct: float = 10.0,
+    partial: bool = False,
 ) -> Dataset:
-    """The listing of a Speech Commands folder under a label set (default: 12 classes)."""
+    """The listing of a Speech Commands folder under a label set (default: 12 classes);
+    ``partial`` as in build_examples."""
     label_set = twelve_class() if labels is None else parse_labels(labels) if isinstance(labels, str) else labels
     scan = scan_folder(root)
     examples = build_examples(
@@ -295,6 +299,7 @@ def load_dataset(
         seed=seed,
         validation_pct=validation_pct,
         testing_pct=testing_pct,
+        partial=partial,
     )
     return Dataset(scan.root, scan.layout, label_set, examples, scan.noise_files, silence_pct, unknown_pct, seed)
 

@@ -180,7 +180,7 @@ def test_force_never_replaces_what_kws_did_not_write(tmp_path: Path, samples_dir
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--labels", "yes,nope"), "labels not in the dataset: nope"),
+    (("--labels", "yes,nope"), "no recordings of nope (its word folders: backward, bed"),
     (("--labels", "12", "--speed", "1.2,0.9"), "speed_range"),
     (("--labels", "yes", "--synth-engine", "loud"), "loud"),
 ])

@@ -13,6 +13,7 @@ from cascade.runtime.gate import lowest_keyword
 from data_prep.outputs import refuse_existing
 from kws.commands.choices import SynthEngine
 from kws.commands.common import load_feature_config
+from kws.commands.synth import run_with_progress
 from kws.commands.train import value_range
 from kws.recipe.config import (
     RECOMMENDED,
@@ -27,7 +28,8 @@ from kws.recipe.config import (
 )
 from kws.recipe.runner import run_steps
 from kws.recipe.steps import CONFUSABLES, MINE, MINED_STAGE2, SYNTH, bundle_path, cascade_steps
-from kws.recipe.work import default_work, open_work
+from kws.recipe.text_only import check_text_only, with_text_only
+from kws.recipe.work import default_work, open_work, record_recipe
 from kws.train.teacher import teacher_labels
 from kws.train.warm_start import LEARNING_RATE, REFERENCE_CONFIG, SHIPPED_REFERENCE, check_compatible
 
@@ -104,14 +106,21 @@ def train(
         teacher=str(teacher.resolve()) if teacher else "", gate_from_stage2=gate_from_stage2, **start)
     if teacher:
         check_teacher(recipe, teacher_labels(teacher))
-    recipe, notice = without_missing_noise(recipe, check_data(recipe))
-    recipe, held_out = with_held_out_validation(recipe)
     work = work or default_work(out)
     console = Console()
+    if check_text_only(recipe):  # no recordings of a keyword: its voices are made in the work folder first
+        resumed = open_work(work, out, recipe, features)
+        recipe, text_note = with_text_only(recipe, work, features, None if quiet else run_with_progress)
+        console.print(text_note, soft_wrap=True, markup=False)
+    recipe, notice = without_missing_noise(recipe, check_data(recipe))
+    recipe, held_out = with_held_out_validation(recipe)
     for line in (warm_note, notice, held_out):
         if line:
             console.print(line, soft_wrap=True, markup=False)
-    resumed = open_work(work, out, recipe, features)
+    if recipe.text_only:
+        record_recipe(work, out, recipe, features)
+    else:
+        resumed = open_work(work, out, recipe, features)
     console.print(f"[bold]kws cascade train[/] {', '.join(recipe.keywords)} from {data} -> {out} "
                   f"(steps in {work}{', resuming' if resumed else ''})", soft_wrap=True)
     steps = cascade_steps(work, recipe, features, progress=not quiet,
@@ -179,6 +188,10 @@ def print_summary(console, steps, results: dict[str, dict[str, Any]], cached: se
         + "\n  ".join(cal["operating_points"].values()) + "\n"
         f"bundle: {bundle}   (try: kws detect --model {bundle} FILE.wav; kws eval {recipe.data} --model {bundle})\n"
         f"steps kept in {work} (a re-run resumes; `kws report {work}` renders them)", soft_wrap=True, markup=False)
+    if recipe.text_only:
+        console.print(f"{', '.join(recipe.text_only)}: trained and calibrated on synthetic voices only; the figures above "
+                      "are on held-out Kokoro voices, not people: record a few people saying it into a Speech "
+                      "Commands-layout folder and run kws eval on it", soft_wrap=True, markup=False)
 
 
 def _describe(name: str, summary: dict[str, Any]) -> str:

@@ -93,6 +93,9 @@ class CascadeRecipe:
     synth: int = 0
     synth_engine: str = "espeak"
     synth_words: tuple[str, ...] = ()
+    # Keywords with no recordings in the data: ``data`` is then a view with their synthetic voices
+    # (kws/recipe/text_only.py), and the synth step, which trains on all it makes, leaves them out
+    text_only: tuple[str, ...] = ()
     confusables: int = 0
     # Hard-negative mining: after a first stage 2, the windows of the negatives and backgrounds the
     # draft cascade fires on are cut out, and stage 2 is fine-tuned this many epochs with them as
@@ -151,7 +154,8 @@ class CascadeRecipe:
         pool = [w for w in WORDS_V2 if w not in keywords]
         count = min(len(pool), math.ceil(len(keywords) * self.unknown_pct / 100))
         others = sorted(np.random.default_rng([self.seed, 7]).choice(pool, count, replace=False)) if count else []
-        return self.spoken_keywords() + tuple(str(w) for w in others)
+        recorded = tuple(s for k, s in zip(self.keywords, self.spoken_keywords()) if k not in self.text_only)
+        return recorded + tuple(str(w) for w in others)
 
     def spoken_keywords(self) -> tuple[str, ...]:
         """The keywords as said aloud: a folder's ``_`` is a space (``hey_kws``: "hey kws")."""

@@ -48,9 +48,14 @@ def open_work(work: Path, bundle: Path, recipe: CascadeRecipe, features: Feature
         raise KwsError(f"{work}: exists and is not a kws cascade train work folder (no {RECIPE}); "
                        "refusing to write into it: pass another --work")
     make_dirs(work)
-    record = {"recipe": dataclasses.asdict(recipe), "features": features.to_dict(), "bundle": str(bundle)}
-    write_text_atomic(work / RECIPE, json.dumps(record, indent=2, default=str) + "\n")
+    record_recipe(work, bundle, recipe, features)
     return resumed
+
+
+def record_recipe(work: Path, bundle: Path, recipe: CascadeRecipe, features: FeatureConfig) -> None:
+    """``recipe.json``: what the steps ran with (a text-only run records the view it reads)."""
+    record = {"recipe": dataclasses.asdict(recipe), "features": features.to_dict(), "bundle": str(bundle)}
+    write_text_atomic(Path(work) / RECIPE, json.dumps(record, indent=2, default=str) + "\n")
 
 
 def _within(inner: Path, outer: Path) -> bool:

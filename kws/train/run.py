@@ -115,7 +115,7 @@ def training_arrays(dataset: Dataset, config: TrainConfig, features: FeatureConf
     if not examples:
         raise DatasetError(f"{dataset.root}: no training examples")
     for folder in config.extra_data:
-        extra = load_dataset(Path(folder), dataset.label_set, silence_pct=0.0, unknown_pct=config.unknown_pct, seed=config.seed)
+        extra = load_dataset(Path(folder), dataset.label_set, silence_pct=0.0, unknown_pct=config.unknown_pct, seed=config.seed, partial=True)
         examples += [e for e in extra.all_examples if e.path is not None]
     bad: list[Skipped] = []
     recordings = recording_clips(examples, features, bad if skipped is not None else None)
