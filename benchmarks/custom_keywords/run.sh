@@ -34,6 +34,8 @@ stamp() { echo "[$(date +%H:%M:%S)] $*"; }
 V=$R/neg_voices; K=$R/neg_kokoro
 [ -f "$V/negatives.json" ] || { stamp "more espeak-ng voices"; "$KWS" data negatives "$V" --synth-voices 200 --seed 1; }
 [ -f "$K/negatives.json" ] || { stamp "Kokoro sentences"; "$KWS" data negatives "$K" --kokoro-voices 80 --seed 2; }
+# The real recordings, split by file, beside the dev words (every row is scored on its test split)
+[ -d "$R/data" ] || "$PY" "$HERE/build_data.py" "$R/data" --shared "$SHARED/data"
 # The 20-minute test stream: the test keywords over the test music, espeak sentences and other
 # words (kws cascade train makes its own validation stream from the validation splits)
 [ -f "$R/streams/testing/truth.json" ] || { stamp "test stream"; "$KWS" stream make --keywords "$R/data" \

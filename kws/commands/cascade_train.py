@@ -186,12 +186,13 @@ def print_summary(console, steps, results: dict[str, dict[str, Any]], cached: se
         f"{' and the held-out audio' if recipe.validation_folders() else ''} "
         f"(kws live/detect/eval --sensitivity NAME; balanced runs by default):\n  "
         + "\n  ".join(cal["operating_points"].values()) + "\n"
-        f"bundle: {bundle}   (try: kws detect --model {bundle} FILE.wav; kws eval {recipe.data} --model {bundle})\n"
+        f"bundle: {bundle}   (try: kws detect --model {bundle} FILE.wav; kws eval {recipe.data} --model {bundle}"
+        f"{' --split validation' if recipe.text_only else ''})\n"
         f"steps kept in {work} (a re-run resumes; `kws report {work}` renders them)", soft_wrap=True, markup=False)
     if recipe.text_only:
         console.print(f"{', '.join(recipe.text_only)}: trained and calibrated on synthetic voices only; the figures above "
-                      "are on held-out Kokoro voices, not people: record a few people saying it into a Speech "
-                      "Commands-layout folder and run kws eval on it", soft_wrap=True, markup=False)
+                      "are on held-out Kokoro voices (the view's validation split), not people: record a few people "
+                      "saying it into a Speech Commands-layout folder and run kws eval on it", soft_wrap=True, markup=False)
 
 
 def _describe(name: str, summary: dict[str, Any]) -> str:
