@@ -68,6 +68,10 @@ def test_trained_from_text_with_held_out_voices(tmp_path: Path, samples_dir: Pat
     trained = {e.speaker for e in view.examples("training") if e.label == WORD}
     assert held_out and trained and not held_out & trained  # calibrated on voices it never trained on
     assert len(held_out) + len(trained) == 4 and (work / VOICES / WORD).is_dir()
+    # the synthetic other words (no keyword among them) train whole as _unknown_, in both stages
+    for stage in (1, 2):
+        trained_on = json.loads((work / f"train_stage{stage}" / "model" / "train_config.json").read_text())
+        assert str(work / "synth" / "clips") in trained_on["negatives"] and not trained_on["extra_data"]
     truth = json.loads((work / "cascade" / "validation_stream" / "truth.json").read_text())
     streamed = [k for k in truth["keywords"] if k["label"] == WORD]
     assert streamed and all(Path(k["file"]).parent.name == WORD for k in streamed)

@@ -117,10 +117,20 @@ def made_folders(root: Path, step: str) -> tuple[str, ...]:
     return (str(clips),) if clips.is_dir() else ()
 
 
+def synth_folders(root: Path, recipe: CascadeRecipe) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(extra data, negatives) from the synth step. Its folder trains as a dataset: keywords in
+    their classes, other words drawn as _unknown_ in proportion to its keyword clips. When every
+    keyword is text-only it holds other words alone, which that draw leaves out (nothing to be
+    in proportion to), so they are negatives, all of them: as many as the recipe asked for."""
+    made = made_folders(root, SYNTH)
+    return ((), made) if set(recipe.keywords) <= set(recipe.text_only) else (made, ())
+
+
 def train_step(root: Path, recipe: CascadeRecipe, features: FeatureConfig, stage: int, *,
                progress: bool = True, log: Log | None = None):
     def run(out: Path) -> dict[str, Any]:
-        config = recipe.train_config(stage, made_folders(root, SYNTH), made_folders(root, CONFUSABLES),
+        extra, synth_negatives = synth_folders(root, recipe)
+        config = recipe.train_config(stage, extra, (*synth_negatives, *made_folders(root, CONFUSABLES)),
                                      str(stage_model(root, 2)))
         model = out / MODEL
         return _accuracies(_trained(recipe, model, config, features, progress=progress, log=log))
@@ -181,7 +191,8 @@ def mined_train_step(root: Path, recipe: CascadeRecipe, features: FeatureConfig,
             shutil.copytree(draft, model, dirs_exist_ok=True)
             return _accuracies(read_json(model / METRICS)) | {
                 "note": "the draft cascade fired nowhere in the keyword-free audio: stage 2 kept as trained"}
-        config = recipe.mined_config(made_folders(root, SYNTH), (*made_folders(root, CONFUSABLES), str(mined)), str(draft))
+        extra, synth_negatives = synth_folders(root, recipe)
+        config = recipe.mined_config(extra, (*synth_negatives, *made_folders(root, CONFUSABLES), str(mined)), str(draft))
         return _accuracies(_trained(recipe, model, config, features, progress=progress, log=log))
     return run
 
