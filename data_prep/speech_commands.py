@@ -224,14 +224,15 @@ def build_examples(
     As in the reference training code, each split gets ceil(n * pct / 100) unknown clips (drawn
     from the other words of that split) and silence clips, n being its keyword clips. Each split
     draws from its own seeded stream, so one split's listing never depends on another's.
-    ``partial``: the folder may lack some of the words (an extra training folder of other words).
+    ``partial``: the folder may lack some of the words, not all (an extra training folder made for
+    the recorded keywords of a run whose others are text-only).
     """
     if silence_pct < 0 or unknown_pct < 0:
         raise ConfigError(f"silence_pct and unknown_pct must be >= 0, got {silence_pct} and {unknown_pct}")
     splits = split_of_clips(scan, validation_pct, testing_pct)
     available = set(scan.words)
     missing = [w for w in labels.words if w not in available]
-    if missing and not partial:
+    if missing and (not partial or len(missing) == len(labels.words)):  # none at all: it would add nothing
         raise DatasetError(
             f"{scan.root}: labels not in the dataset: {', '.join(missing)} "
             f"(its folders: {', '.join(scan.words)})"

@@ -9,12 +9,14 @@ re-run resumes every step.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from cascade.runtime.bundle import Bundle
+from data_prep.errors import DatasetError
 from data_prep.speech_commands import load_dataset
 from kws.cli import app
 from kws.recipe.config import CascadeRecipe
@@ -50,6 +52,16 @@ def test_the_synth_step_leaves_text_only_keywords_to_the_view() -> None:
     recipe = CascadeRecipe(data="d", labels=f"{WORD},yes", synth=5, unknown_pct=100.0, text_only=(WORD,))
     words = recipe.words_to_synthesize()
     assert WORD not in words and "yes" in words and len(words) == 3  # yes + two other words
+
+
+def test_an_extra_folder_may_lack_the_text_only_keyword_but_not_every_keyword(tmp_path: Path, samples_dir: Path) -> None:
+    extra = tmp_path / "extra"
+    shutil.copytree(samples_dir / "speech_commands" / "yes", extra / "yes")
+    shutil.copytree(samples_dir / "speech_commands" / "bed", extra / "bed")
+    listed = load_dataset(extra, f"yes,{WORD}", partial=True)  # "computer" comes from the view
+    assert {e.label for e in listed.all_examples} >= {"yes", "_unknown_"}
+    with pytest.raises(DatasetError, match=f"labels not in the dataset: {WORD}"):
+        load_dataset(extra, WORD, partial=True)  # it would add nothing: refused as before
 
 
 def test_trained_from_text_with_held_out_voices(tmp_path: Path, samples_dir: Path, kokoro_dir: Path) -> None:
