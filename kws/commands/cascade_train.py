@@ -46,14 +46,14 @@ def snr_option(text: str, option: str) -> tuple[float, float] | None:
 
 def train(
     data: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Speech Commands-layout folder: one folder of clips per word, yours among them.")],
-    labels: Annotated[str, typer.Option(help="Your keywords, comma-separated folder names of DATA (e.g. marvin,sheila), or 12 for the Speech Commands keywords.")],
+    labels: Annotated[str, typer.Option(help="Your keywords, comma-separated folder names of DATA (e.g. marvin,sheila), or 12 for the Speech Commands keywords. A keyword with no folder is trained from text (needs --synth and Kokoro).")],
     out: Annotated[Path, typer.Option(help="Bundle directory to write (kws eval/detect/live/export --model take it).")],
     negatives: Annotated[Folders, typer.Option(exists=True, file_okay=False, help="Folders of other speech/music used as _unknown_ (repeatable).")] = None,
     background: Annotated[Folders, typer.Option(exists=True, file_okay=False, help="Folders of audio mixed under training clips as background (repeatable).")] = None,
     validation_negatives: Annotated[Folders, typer.Option(exists=True, file_okay=False, help="Held-out keyword-free audio (other speech, not used in training) played between the words of the validation stream the operating points are calibrated on; with it or --validation-bed that stream is 20 minutes (repeatable).")] = None,
     validation_bed: Annotated[Folders, typer.Option(exists=True, file_okay=False, help="Held-out long recordings (e.g. music) under the validation stream's words (repeatable).")] = None,
     extra_data: Annotated[Folders, typer.Option(exists=True, file_okay=False, help="More Speech Commands-layout folders; all their clips train (repeatable).")] = None,
-    synth: Annotated[int, typer.Option(min=0, help="Synthetic clips per keyword (and per as many other words, as negatives); 0: none.")] = 0,
+    synth: Annotated[int, typer.Option(min=0, help="Synthetic clips per keyword (and per as many other words, as negatives); 0: none. A keyword with no recordings gets this many Kokoro speakers, a tenth held out to calibrate (500 measured).")] = 0,
     synth_engine: Annotated[SynthEngine, typer.Option(help="auto: Kokoro where its model is found ($KWS_KOKORO_DIR), else espeak-ng.")] = "auto",
     confusables: Annotated[Optional[int], typer.Option(min=0, help="Words that sound like each keyword, spoken by espeak-ng, trained as _unknown_ (default: 20 for your own keywords, 0 for --labels 12).")] = None,
     teacher: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Distil stage 2 (and the gate, without --gate-from-stage2) from this teacher (see kws train --teacher); it must know every keyword.")] = None,
