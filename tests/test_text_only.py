@@ -48,6 +48,18 @@ def test_a_keyword_without_recordings_needs_kokoro_voices(tmp_path: Path, sample
     assert not any(tmp_path.iterdir())  # refused before the work folder or the bundle
 
 
+def test_a_recorded_keyword_without_validation_clips_is_refused_before_the_voices(tmp_path: Path, samples_dir: Path,
+                                                                                  kokoro_dir: Path) -> None:
+    data = tmp_path / "data"
+    for word in ("yes", "bed"):
+        shutil.copytree(samples_dir / "speech_commands" / word, data / word)
+    (data / "validation_list.txt").write_text("")  # no validation clip of "yes"
+    (data / "testing_list.txt").write_text("")
+    result = _train(data, tmp_path / "bundle", "--synth", "4", "--labels", f"yes,{WORD}")
+    assert result.exit_code != 0 and "no validation clips of yes" in _error_line(result.output)
+    assert not (tmp_path / "bundle.work").exists()  # no voices were made
+
+
 def test_the_synth_step_leaves_text_only_keywords_to_the_view() -> None:
     recipe = CascadeRecipe(data="d", labels=f"{WORD},yes", synth=5, unknown_pct=100.0, text_only=(WORD,))
     words = recipe.words_to_synthesize()

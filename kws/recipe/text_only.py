@@ -23,7 +23,7 @@ from data_prep.errors import KwsError
 from data_prep.speech_commands import scan_folder
 from data_prep.synth_output import read_manifest
 from data_prep.synth_run import prepare_synth
-from kws.recipe.config import CascadeRecipe
+from kws.recipe.config import CascadeRecipe, check_data
 
 VOICES, VIEW = "keyword_voices", "data"  # under the work folder
 HELD_OUT = 0.1  # share of the keyword's speakers that only validate and calibrate
@@ -56,6 +56,9 @@ def check_text_only(recipe: CascadeRecipe) -> tuple[str, ...]:
     if recipe.synth < 2:
         raise KwsError(f"--synth {recipe.synth}: a keyword trained from text needs at least 2 speakers "
                        f"(one to train, one to hold out); {MEASURED} measured")
+    recorded = [k for k in recipe.keywords if k not in words]
+    if recorded:  # what check_data would refuse after the synthesis, refused before it
+        check_data(dataclasses.replace(recipe, labels=",".join(recorded)))
     return words
 
 
