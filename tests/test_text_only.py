@@ -25,8 +25,8 @@ from kws.recipe.text_only import VIEW, VOICES
 WORD = "computer"
 
 
-def _train(data: Path, out: Path, *extra: str):
-    args = ["cascade", "train", data, "--labels", WORD, "--out", out, "--epochs", "1", "--stage1-epochs", "1",
+def _train(data: Path, out: Path, *extra: str, labels: str = WORD):
+    args = ["cascade", "train", data, "--labels", labels, "--out", out, "--epochs", "1", "--stage1-epochs", "1",
             "--confusables", "0", "--calibrate-snr", "off", "--quiet", *extra]
     return CliRunner().invoke(app, [str(a) for a in args])
 
@@ -55,7 +55,7 @@ def test_a_recorded_keyword_without_validation_clips_is_refused_before_the_voice
         shutil.copytree(samples_dir / "speech_commands" / word, data / word)
     (data / "validation_list.txt").write_text("")  # no validation clip of "yes"
     (data / "testing_list.txt").write_text("")
-    result = _train(data, tmp_path / "bundle", "--synth", "4", "--labels", f"yes,{WORD}")
+    result = _train(data, tmp_path / "bundle", "--synth", "4", labels=f"yes,{WORD}")
     assert result.exit_code != 0 and "no validation clips of yes" in _error_line(result.output)
     assert not (tmp_path / "bundle.work").exists()  # no voices were made
 

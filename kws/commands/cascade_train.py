@@ -108,9 +108,10 @@ def train(
         check_teacher(recipe, teacher_labels(teacher))
     work = work or default_work(out)
     console = Console()
-    if check_text_only(recipe):  # no recordings of a keyword: its voices are made in the work folder first
+    unrecorded = check_text_only(recipe)
+    if unrecorded:  # no recordings of a keyword: its voices are made in the work folder first
         resumed = open_work(work, out, recipe, features)
-        recipe, text_note = with_text_only(recipe, work, features, None if quiet else run_with_progress)
+        recipe, text_note = with_text_only(recipe, unrecorded, work, features, None if quiet else run_with_progress)
         console.print(text_note, soft_wrap=True, markup=False)
     recipe, notice = without_missing_noise(recipe, check_data(recipe))
     recipe, held_out = with_held_out_validation(recipe)

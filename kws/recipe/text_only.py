@@ -62,26 +62,23 @@ def check_text_only(recipe: CascadeRecipe) -> tuple[str, ...]:
     return words
 
 
-def with_text_only(recipe: CascadeRecipe, work: Path, features: FeatureConfig,
+def with_text_only(recipe: CascadeRecipe, words: tuple[str, ...], work: Path, features: FeatureConfig,
                    run: Runner | None = None) -> tuple[CascadeRecipe, str]:
-    """The recipe reading the view when some keywords have no recordings (and what to tell the
-    user), else unchanged. ``run(label, total, job)``: how to run the synthesis (a progress bar);
-    None runs it bare. Synthesis resumes: clips on disk are kept while the settings hold."""
-    words = check_text_only(recipe)
-    if not words:
-        return recipe, ""
+    """The recipe reading the view, for the unrecorded ``words`` (``check_text_only``'s), and
+    what to tell the user. ``run(label, total, job)``: how to run the synthesis (a progress
+    bar); None runs it bare. Synthesis resumes: clips on disk are kept while the settings hold."""
     data = Path(recipe.data)
     folder = Path(work) / VOICES
-    voices, blend = kokoro.voices_for_clips(recipe.synth, kokoro.voice_names(), recipe.seed)
+    names = kokoro.voice_names()
+    voices, blend = kokoro.voices_for_clips(recipe.synth, names, recipe.seed)
     spoken = [k.replace("_", " ") for k in words]
-    held_out = max(HELD_OUT, 1.0 / recipe.synth)
-    plan = kokoro.plan(spoken, kokoro.voice_names(), voices=voices, blend=blend, speeds=kokoro.SPEED_RANGE,
-                       validation_share=held_out, seed=recipe.seed, config=features)
+    settings = dict(voices=voices, blend=blend, speeds=kokoro.SPEED_RANGE,
+                    validation_share=max(HELD_OUT, 1.0 / recipe.synth), seed=recipe.seed, config=features)
+    planned = kokoro.plan(spoken, names, **settings).settings
     previous = read_manifest(folder) if folder.is_dir() else None
-    if previous is not None and previous.get("settings") != json.loads(json.dumps(plan.settings)):
+    if previous is not None and previous.get("settings") != json.loads(json.dumps(planned)):
         shutil.rmtree(folder)  # ours (inside the work folder): other settings start over
-    job = prepare_synth(spoken, folder, engine="kokoro", voices=voices, blend=blend, speeds=kokoro.SPEED_RANGE,
-                        validation_share=held_out, seed=recipe.seed, config=features)
+    job = prepare_synth(spoken, folder, engine="kokoro", **settings)
     manifest = run(f"{job.label}: {', '.join(spoken)}", job.total, job.run) if run else job.run(None)
     counts = manifest["counts"]
     if counts["too_long"] and not counts["written"] + counts["existing"]:
