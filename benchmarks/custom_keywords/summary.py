@@ -1,6 +1,6 @@
 """One model's figures of the custom-keyword benchmark, from the JSON that run.sh wrote.
 
-    python benchmarks/custom_keywords/summary.py OUT NAME     (NAME: real or text)
+    python benchmarks/custom_keywords/summary.py OUT NAME     (NAME: real, text500 or text)
 
 Per word: clip accuracy of the cascade and of stage 2 alone on the real test recordings
 (`kws eval --json`); per operating point on the test stream (`kws stream eval --json`): hits per
