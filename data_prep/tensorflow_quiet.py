@@ -27,3 +27,12 @@ def import_tensorflow():
         os.close(saved)
         os.close(devnull)
     return tensorflow
+
+
+def __getattr__(name: str):
+    """``from data_prep.tensorflow_quiet import keras``: Keras through the quiet import above, for
+    modules that need it at import time (a Keras import pulls in TensorFlow and its chatter)."""
+    if name == "keras":
+        import_tensorflow()
+        return sys.modules["keras"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

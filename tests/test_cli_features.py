@@ -52,3 +52,12 @@ def test_help_does_not_import_tensorflow() -> None:
     code = ("import sys\nfrom kws.cli import app\n"
             "assert not {'tensorflow', 'librosa', 'pyroomacoustics', 'scipy.signal'} & set(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_modules_that_import_keras_at_import_time_print_nothing() -> None:
+    """TensorFlow logs oneDNN/CUDA notices before its log level is read; a module importing Keras
+    at the top printed them ahead of a command's one-line error (`kws cascade train` imports the
+    model zoo first). They import it through data_prep.tensorflow_quiet."""
+    code = "import kws.train.models, kws.train.progress, kws.train.callbacks, sys; assert 'keras' in sys.modules"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr

@@ -48,6 +48,15 @@ def test_a_keyword_without_recordings_needs_kokoro_voices(tmp_path: Path, sample
     assert not any(tmp_path.iterdir())  # refused before the work folder or the bundle
 
 
+@pytest.mark.parametrize("labels, folder", [("Computer", "computer"), ("hey kws", "hey_kws")])
+def test_a_keyword_from_text_is_named_as_its_folder(tmp_path: Path, samples_dir: Path, labels, folder) -> None:
+    """Its voices are written to word_folder(label): a label that names another folder found
+    none of them, after the synthesis ("no clips of Computer")."""
+    result = _train(samples_dir / "speech_commands", tmp_path / "bundle", "--synth", "4", labels=labels)
+    assert result.exit_code != 0 and f"write it as {folder} " in _error_line(result.output)
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_recorded_keyword_without_validation_clips_is_refused_before_the_voices(tmp_path: Path, samples_dir: Path,
                                                                                   kokoro_dir: Path) -> None:
     data = tmp_path / "data"

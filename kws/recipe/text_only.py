@@ -21,6 +21,7 @@ from data_prep.config import FeatureConfig
 from data_prep.dataset_view import build_view
 from data_prep.errors import KwsError
 from data_prep.speech_commands import scan_folder
+from data_prep.synth_clips import word_folder
 from data_prep.synth_output import read_manifest
 from data_prep.synth_run import prepare_synth
 from kws.recipe.config import CascadeRecipe, check_data
@@ -44,6 +45,10 @@ def check_text_only(recipe: CascadeRecipe) -> tuple[str, ...]:
     words, present = unrecorded(recipe)
     if not words:
         return words
+    renamed = {k: word_folder(k) for k in words if word_folder(k) != k}
+    if renamed:  # the voices go in word_folder(k): a label it changes would find none of them
+        raise KwsError(f"{', '.join(renamed)}: a keyword trained from text is the name of the folder its voices go "
+                       f"in; write it as {', '.join(renamed.values())} (lower case, '_' between words)")
     data = Path(recipe.data)
     if recipe.synth == 0:
         raise KwsError(f"{data}: no recordings of {', '.join(words)} (its word folders: {', '.join(present)}); to "

@@ -12,9 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import keras
-
 from cascade.runtime import model_dir as artifact
+from data_prep.tensorflow_quiet import keras
 from kws.train.distribute import Placement, broadcast_from_chief, write_dir
 
 

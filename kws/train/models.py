@@ -31,12 +31,12 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-import keras
 import numpy as np
-from keras import layers
 
 from data_prep.errors import ConfigError
+from data_prep.tensorflow_quiet import keras
 
+layers = keras.layers
 Builder = Callable[..., keras.Model]
 # Keras' default 0.99 needs hundreds of steps before the moving statistics used at
 # validation (and folded into the int8 model) are meaningful; small KWS sets give a few

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from data_prep.tensorflow_quiet import keras
 
 
 class RichProgress(keras.callbacks.Callback):
