@@ -34,6 +34,7 @@ MODEL_DIR_ENV = "KWS_KOKORO_DIR"
 NATIVE_RATE = 24000
 ENGLISH_PREFIXES = ("af_", "am_", "bf_", "bm_")  # US/UK female/male; the rest speak accented English
 INSTALL = "pip install 'kws[tts]'"
+SPEED_LIMITS = (0.5, 2.0)  # what Kokoro accepts ("Speed should be between 0.5 and 2.0")
 SPEED_RANGE = "0.85-1.15"  # one speed per speaker drawn from it: the spread of people's speaking rates we train with
 
 
@@ -118,6 +119,8 @@ def choose_voices(spec: str, available: Sequence[str]) -> list[str]:
 
 def make_blends(voices: Sequence[str], count: int, seed: int) -> list[Source]:
     """``count`` pseudo-speakers, each a random convex mix of two different chosen voices."""
+    if count < 0:
+        raise KwsError(f"--blend {count}: must be >= 0 (extra speakers, each a mix of two voices)")
     if count and len(voices) < 2:
         raise KwsError("--blend needs at least two voices to mix")
     rng = np.random.default_rng([seed, 2])
@@ -137,14 +140,15 @@ def parse_speeds(spec: str) -> tuple[str, tuple[float, ...]]:
         if "-" in spec.strip().lstrip("-"):
             low, high = (float(x) for x in spec.split("-"))
             kind, values = "range", (low, high)
-            ok = 0 < low <= high
+            ok = SPEED_LIMITS[0] <= low <= high <= SPEED_LIMITS[1]
         else:
             kind, values = "list", tuple(float(x) for x in spec.split(",") if x.strip())
-            ok = bool(values) and all(v > 0 for v in values)
+            ok = bool(values) and all(SPEED_LIMITS[0] <= v <= SPEED_LIMITS[1] for v in values)
     except ValueError:
         ok = False
-    if not ok:
-        raise KwsError(f"--speeds {spec!r}: expected speeds like 0.8,1.0,1.2 or a range like 0.85-1.15 (all > 0)")
+    if not ok:  # before any clip: Kokoro itself refuses a speed outside its limits mid-run
+        raise KwsError(f"--speeds {spec!r}: expected speeds like 0.8,1.0,1.2 or a range like 0.85-1.15 "
+                       f"(each within Kokoro's {SPEED_LIMITS[0]:g}-{SPEED_LIMITS[1]:g})")
     return kind, values
 
 

@@ -329,6 +329,14 @@ def test_stream_eval_on_a_folder_that_is_not_a_stream_names_it(bundle: Path, tmp
                    "kws stream make")
 
 
+@pytest.mark.parametrize("minutes", ["0", "-1"])
+def test_stream_make_of_no_minutes_is_one_line(minutes: str, tmp_path: Path) -> None:
+    """-1 was a traceback (negative dimensions), 0 an empty stream written as if measured."""
+    one_line_error(kws("stream", "make", "--keywords", SAMPLES / "speech_commands", "--labels", "yes",
+                       "--minutes", minutes, "--out", tmp_path / "s"), "--minutes")
+    assert not (tmp_path / "s").exists()
+
+
 # --- the CLI's last net: an OSError about a user's file ---------------------------------------------
 def test_an_os_error_naming_a_file_is_one_line_unless_debugging(bundle: Path, tmp_path: Path, monkeypatch) -> None:
     broken = tmp_path / "bundle"

@@ -117,8 +117,11 @@ def test_speakers_voices_speeds_and_blends_are_stable():
         kokoro.choose_voices("af_bella,nobody", available)
     assert kokoro.parse_speeds("0.8,1.0,1.2") == ("list", (0.8, 1.0, 1.2))
     assert kokoro.parse_speeds("0.85-1.15") == ("range", (0.85, 1.15))
-    with pytest.raises(KwsError, match="--speeds"):
-        kokoro.parse_speeds("fast")
+    for bad in ("fast", "3-4", "0.4,1.0"):  # outside Kokoro's 0.5-2.0: refused before a clip, not mid-run
+        with pytest.raises(KwsError, match="--speeds"):
+            kokoro.parse_speeds(bad)
+    with pytest.raises(KwsError, match="--blend -1"):  # was taken as no blends, silently
+        kokoro.make_blends(available, -1, seed=1)
     blends = kokoro.make_blends(available, 4, seed=1)
     assert blends == kokoro.make_blends(available, 4, seed=1) and len(set(blends)) == 4
     assert all(b.second != b.first and 0 < b.weight < 1 for b in blends)

@@ -14,7 +14,7 @@ import numpy as np
 
 from data_prep.audio import load_audio
 from data_prep.augment import rms
-from data_prep.errors import AudioError, DatasetError
+from data_prep.errors import AudioError, ConfigError, DatasetError
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -25,6 +25,14 @@ class StreamRecipe:
     snr_db: tuple[float, float] = (5.0, 20.0)  # event level over the noise bed
     noise_rms: float = 0.01  # level of the background bed
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.minutes > 0:
+            raise ConfigError(f"--minutes {self.minutes:g}: a stream must last more than 0 minutes")
+        if not 0 <= self.keyword_share <= 1:
+            raise ConfigError(f"--keyword-share {self.keyword_share:g}: must be in [0, 1]")
+        if not 0 <= self.gap_s[0] <= self.gap_s[1]:
+            raise ConfigError(f"gap {self.gap_s}: expected 0 <= low <= high seconds")
 
 
 def active_region(clip: np.ndarray, sample_rate: int, floor_db: float = -30.0) -> tuple[int, int]:
