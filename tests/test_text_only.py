@@ -96,6 +96,10 @@ def test_trained_from_text_with_held_out_voices(tmp_path: Path, samples_dir: Pat
     work = out.with_name("computer.work")
     recorded = json.loads((work / "recipe.json").read_text())["recipe"]
     assert recorded["data"] == str(work / VIEW) and recorded["text_only"] == [WORD]
+    # a keyword from text: the gate learns stage 2's keyword mass unless told otherwise (measured better)
+    assert recorded["gate_from_stage2"] and "keyword mass" in result.output
+    gate = json.loads((work / "train_stage1" / "model" / "train_config.json").read_text())
+    assert gate["teacher"] == str(work / "train_stage2" / "model")
     view = load_dataset(work / VIEW, WORD)
     held_out = {e.speaker for e in view.examples("validation") if e.label == WORD}
     trained = {e.speaker for e in view.examples("training") if e.label == WORD}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -57,7 +58,7 @@ def train(
     synth_engine: Annotated[SynthEngine, typer.Option(help="auto: Kokoro where its model is found ($KWS_KOKORO_DIR), else espeak-ng.")] = "auto",
     confusables: Annotated[Optional[int], typer.Option(min=0, help="Words that sound like each keyword, spoken by espeak-ng, trained as _unknown_ (default: 20 for your own keywords, 0 for --labels 12).")] = None,
     teacher: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Distil stage 2 (and the gate, without --gate-from-stage2) from this teacher (see kws train --teacher); it must know every keyword.")] = None,
-    gate_from_stage2: Annotated[bool, typer.Option(help="Distil the gate from stage 2's keyword mass (kws train --teacher STAGE2) instead of the labels (and --teacher): what the shipped gate does; for text-only custom words it measured worse on clips (docs/custom_keywords.md).")] = False,
+    gate_from_stage2: Annotated[Optional[bool], typer.Option(help="Distil the gate from stage 2's keyword mass (kws train --teacher STAGE2) instead of the labels (and --teacher): what the shipped gate does. Default: on when a keyword has no recordings (trained from text: measured better there), else off (docs/custom_keywords.md).", show_default=False)] = None,
     warm_start: Annotated[Optional[bool], typer.Option(help="Start stage 2 as the MLPerf Tiny reference in samples/teachers (trained on ~2,600 speakers): its layers, new classifier rows for your keywords; both stages use its front end (samples/features/mlperf.toml, 1-s clips). Default: on for 1-s clips, off (with a note) for another --clip-ms.", show_default=False)] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Stage-2 epochs.")] = RECOMMENDED.epochs,
     stage1_epochs: Annotated[Optional[int], typer.Option(min=1, help="Stage-1 epochs (default: half of --epochs).")] = None,
@@ -103,19 +104,24 @@ def train(
         calibrate_snr=snr_option(calibrate_snr, "--calibrate-snr"), snr_db=snr_option(snr_db, "--snr-db"), reverb=reverb,
         synth_engine=resolve_engine(synth_engine) if synth else "espeak",
         confusables=default_confusables(labels) if confusables is None else confusables,
-        teacher=str(teacher.resolve()) if teacher else "", gate_from_stage2=gate_from_stage2, **start)
+        teacher=str(teacher.resolve()) if teacher else "", gate_from_stage2=bool(gate_from_stage2), **start)
     if teacher:
         check_teacher(recipe, teacher_labels(teacher))
     work = work or default_work(out)
     console = Console()
     unrecorded = check_text_only(recipe)
+    gate_note = ""
+    if unrecorded and gate_from_stage2 is None:
+        recipe = dataclasses.replace(recipe, gate_from_stage2=RECOMMENDED.text_only_gate_from_stage2)
+        gate_note = ("the gate learns stage 2's keyword mass (the default for a keyword from text; "
+                     "--no-gate-from-stage2: from the labels)")
     if unrecorded:  # no recordings of a keyword: its voices are made in the work folder first
         resumed = open_work(work, out, recipe, features)
         recipe, text_note = with_text_only(recipe, unrecorded, work, features, None if quiet else run_with_progress)
         console.print(text_note, soft_wrap=True, markup=False)
     recipe, notice = without_missing_noise(recipe, check_data(recipe))
     recipe, held_out = with_held_out_validation(recipe)
-    for line in (warm_note, notice, held_out):
+    for line in (warm_note, gate_note, notice, held_out):
         if line:
             console.print(line, soft_wrap=True, markup=False)
     if recipe.text_only:
