@@ -99,7 +99,9 @@ def test_the_default_recipe_is_the_measured_one(run) -> None:
     # the gate's floor passes every validation keyword clip; the mining draft keeps its own 0.98
     bundle = Bundle.open(out)
     assert bundle.calibration["target_recall"] == 1.0 and bundle.calibration["recall"] == 1.0
-    assert json.loads((work / "recipe.json").read_text())["recipe"]["mining_recall"] == 0.98
+    recipe = json.loads((work / "recipe.json").read_text())["recipe"]
+    assert recipe["mining_recall"] == 0.98
+    assert not recipe["gate_from_stage2"] and not gate["teacher"]  # recorded keywords: the gate learns the labels
     for stage in (1, 2):
         augment = json.loads((work / f"train_stage{stage}" / "model" / "train_config.json").read_text())["augment"]
         assert tuple(augment["speed_range"]) == (0.85, 1.15) and augment["reverb_prob"] == 0.3
