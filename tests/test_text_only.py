@@ -48,7 +48,7 @@ def test_a_keyword_without_recordings_needs_kokoro_voices(tmp_path: Path, sample
     assert not any(tmp_path.iterdir())  # refused before the work folder or the bundle
 
 
-@pytest.mark.parametrize("labels, folder", [("Computer", "computer"), ("hey kws", "hey_kws")])
+@pytest.mark.parametrize("labels, folder", [("Computer", "computer"), ("hey kws", "hey_kws"), ("hey__kws", "hey_kws")])
 def test_a_keyword_from_text_is_named_as_its_folder(tmp_path: Path, samples_dir: Path, labels, folder) -> None:
     """Its voices are written to word_folder(label): a label that names another folder found
     none of them, after the synthesis ("no clips of Computer")."""

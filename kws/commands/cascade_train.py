@@ -111,11 +111,11 @@ def train(
     console = Console()
     unrecorded = check_text_only(recipe)
     gate_note = ""
-    if unrecorded and gate_from_stage2 is None:
-        recipe = dataclasses.replace(recipe, gate_from_stage2=RECOMMENDED.text_only_gate_from_stage2)
-        gate_note = ("the gate learns stage 2's keyword mass (the default for a keyword from text; "
-                     "--no-gate-from-stage2: from the labels)")
     if unrecorded:  # no recordings of a keyword: its voices are made in the work folder first
+        if gate_from_stage2 is None:
+            recipe = dataclasses.replace(recipe, gate_from_stage2=RECOMMENDED.text_only_gate_from_stage2)
+            gate_note = ("the gate learns stage 2's keyword mass (the default for a keyword from text; "
+                         "--no-gate-from-stage2: from the labels)")
         resumed = open_work(work, out, recipe, features)
         recipe, text_note = with_text_only(recipe, unrecorded, work, features, None if quiet else run_with_progress)
         console.print(text_note, soft_wrap=True, markup=False)

@@ -62,6 +62,11 @@ class Recommended:
 RECOMMENDED = Recommended()
 
 
+def spoken(label: str) -> str:
+    """A keyword as said aloud: a folder's ``_`` is a space (``hey_kws``: "hey kws")."""
+    return label.replace("_", " ")
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CascadeRecipe:
     """``labels``: 12 or a comma-separated keyword list (folders of ``data``). ``synth``:
@@ -163,8 +168,7 @@ class CascadeRecipe:
         return recorded + tuple(str(w) for w in others)
 
     def spoken_keywords(self) -> tuple[str, ...]:
-        """The keywords as said aloud: a folder's ``_`` is a space (``hey_kws``: "hey kws")."""
-        return tuple(w.replace("_", " ") for w in self.keywords)
+        return tuple(spoken(w) for w in self.keywords)
 
     def train_config(self, stage: int, extra_data: tuple[str, ...] = (), negatives: tuple[str, ...] = (),
                      stage2_model: str = "") -> TrainConfig:

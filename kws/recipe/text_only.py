@@ -24,7 +24,7 @@ from data_prep.speech_commands import scan_folder
 from data_prep.synth_clips import word_folder
 from data_prep.synth_output import read_manifest
 from data_prep.synth_run import prepare_synth
-from kws.recipe.config import CascadeRecipe, check_data
+from kws.recipe.config import CascadeRecipe, check_data, spoken
 
 VOICES, VIEW = "keyword_voices", "data"  # under the work folder
 HELD_OUT = 0.1  # share of the keyword's speakers that only validate and calibrate
@@ -45,8 +45,9 @@ def check_text_only(recipe: CascadeRecipe) -> tuple[str, ...]:
     words, present = unrecorded(recipe)
     if not words:
         return words
-    renamed = {k: word_folder(k) for k in words if word_folder(k) != k}
-    if renamed:  # the voices go in word_folder(k): a label it changes would find none of them
+    folders = {k: word_folder(spoken(k)) for k in words}  # where the synthesis puts each one's voices
+    renamed = {k: f for k, f in folders.items() if f != k}
+    if renamed:  # a label that names another folder would find none of them
         raise KwsError(f"{', '.join(renamed)}: a keyword trained from text is the name of the folder its voices go "
                        f"in; write it as {', '.join(renamed.values())} (lower case, '_' between words)")
     data = Path(recipe.data)
@@ -76,18 +77,18 @@ def with_text_only(recipe: CascadeRecipe, words: tuple[str, ...], work: Path, fe
     folder = Path(work) / VOICES
     names = kokoro.voice_names()
     voices, blend = kokoro.voices_for_clips(recipe.synth, names, recipe.seed)
-    spoken = [k.replace("_", " ") for k in words]
+    said = [spoken(k) for k in words]
     settings = dict(voices=voices, blend=blend, speeds=kokoro.SPEED_RANGE,
                     validation_share=max(HELD_OUT, 1.0 / recipe.synth), seed=recipe.seed, config=features)
-    planned = kokoro.plan(spoken, names, **settings).settings
+    planned = kokoro.plan(said, names, **settings).settings
     previous = read_manifest(folder) if folder.is_dir() else None
     if previous is not None and previous.get("settings") != json.loads(json.dumps(planned)):
         shutil.rmtree(folder)  # ours (inside the work folder): other settings start over
-    job = prepare_synth(spoken, folder, engine="kokoro", **settings)
-    manifest = run(f"{job.label}: {', '.join(spoken)}", job.total, job.run) if run else job.run(None)
+    job = prepare_synth(said, folder, engine="kokoro", **settings)
+    manifest = run(f"{job.label}: {', '.join(said)}", job.total, job.run) if run else job.run(None)
     counts = manifest["counts"]
     if counts["too_long"] and not counts["written"] + counts["existing"]:
-        raise KwsError(f"{', '.join(spoken)}: longer than the {features.clip_ms:g} ms clip in every voice; "
+        raise KwsError(f"{', '.join(said)}: longer than the {features.clip_ms:g} ms clip in every voice; "
                        "raise --clip-ms (e.g. 1500 for a two-word phrase)")
     per_split = build_view(data, folder, words, Path(work) / VIEW)
     view = dataclasses.replace(recipe, data=str(Path(work) / VIEW), text_only=words)
