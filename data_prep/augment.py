@@ -1,4 +1,4 @@
-"""Training-time augmentation: speed, time shift, room reverb, background noise, gain, clipping.
+"""Training-time augmentation: speed, time shift, room reverb, microphone EQ, background noise, gain, clipping.
 
 Pure numpy on the last axis, so every function takes one clip (L,) or a batch (B, L) with one
 random draw per row; all randomness comes from the ``np.random.Generator`` passed in, so a seed
@@ -13,6 +13,12 @@ Kaldi's 0.9/1.0/1.1 recipe does: another speaker's vocal tract and speaking rate
 Reverb (off by default) convolves a share of clips with a room impulse response from a bank
 passed in like the noise pool (data_prep.rooms simulates one): the talker heard across a room,
 before the background noise is added (the noise is not in that room).
+Microphone EQ (off by default) gives a share of clips a random smooth frequency response, as a
+different microphone, casing or distance would: synthetic voices are studio-clean and every
+real recording went through some channel. openWakeWord and microWakeWord train their synthetic
+positives with audiomentations' SevenBandParametricEQ for the same reason; here it is seven
+log-spaced band gains interpolated over log-frequency and applied in one FFT per row, so it is
+batched and its draws come from the run's seeded generator like everything else.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ from data_prep.errors import ConfigError
 NOISE_MODES = ("volume", "snr")
 _RANGES = ("volume_range", "snr_db_range", "gain_db_range", "speed_range", "rt60_range")
 RT60_LIMITS = (0.1, 3.0)  # seconds: from a padded booth to a church
+EQ_BANDS_HZ = (60.0, 7000.0)  # the outer band centres; a 16 kHz clip's speech band lies between
+EQ_BANDS = 7
+EQ_MAX_DB = 24.0  # beyond this a "microphone" is a filter bank, not a channel
 
 
 # --- the math ---------------------------------------------------------------------------------
@@ -134,6 +143,42 @@ def reverberate(clip: np.ndarray, rir: np.ndarray) -> np.ndarray:
     return wet * np.float32(rms(clip) / level) if level > 0 else wet
 
 
+def eq_curve_db(freqs_hz: np.ndarray, centres_hz: np.ndarray, gains_db: np.ndarray) -> np.ndarray:
+    """(rows, freqs) dB: each row's band gains joined linearly over log-frequency, flat beyond
+    its outer bands (DC takes the lowest band's gain)."""
+    x = np.log(np.maximum(freqs_hz, 1.0))
+    return np.stack([np.interp(x, np.log(c), g) for c, g in zip(np.atleast_2d(centres_hz), np.atleast_2d(gains_db))])
+
+
+def equalize(clip: np.ndarray, centres_hz: np.ndarray, gains_db: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(B, L) through each row's smooth response (``eq_curve_db``), at the row's own RMS.
+
+    Zero-phase, applied to the whole clip's spectrum: a smooth curve has a short impulse
+    response, so the circular wrap of one FFT is negligible at 1 s. The level is kept so the
+    SNR and gain drawn afterwards mean what they mean for an unequalised clip.
+    """
+    import scipy.fft  # lazy: scipy costs import time `kws --help` does not need; float32 FFTs, ~10x numpy's here
+
+    clip = np.atleast_2d(np.asarray(clip, dtype=np.float32))
+    length = clip.shape[-1]
+    curve = eq_curve_db(np.fft.rfftfreq(length, 1.0 / sample_rate), centres_hz, gains_db).astype(np.float32)
+    response = np.power(np.float32(10.0), curve / np.float32(20.0))
+    out = scipy.fft.irfft(scipy.fft.rfft(clip, axis=-1) * response, n=length, axis=-1).astype(np.float32)
+    before, after = rms(clip), rms(out)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(after > 0, before / after, 0.0)
+    return out * _per_row(scale, out.shape[:-1])
+
+
+def draw_eq(rows: int, max_db: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(centres (rows, EQ_BANDS) Hz, gains (rows, EQ_BANDS) dB): log-spaced centres, each moved
+    by up to a third of the spacing either way, gains uniform in [-max_db, max_db]."""
+    lo, hi = np.log(EQ_BANDS_HZ)
+    step = (hi - lo) / (EQ_BANDS - 1)
+    centres = np.exp(np.linspace(lo, hi, EQ_BANDS) + rng.uniform(-step / 3, step / 3, size=(rows, EQ_BANDS)))
+    return centres, rng.uniform(-max_db, max_db, size=(rows, EQ_BANDS))
+
+
 def apply_gain(clip: np.ndarray, gain_db: np.ndarray | float) -> np.ndarray:
     clip = np.asarray(clip, dtype=np.float32)
     return clip * _per_row(db_to_amplitude(gain_db), clip.shape[:-1])
@@ -190,7 +235,8 @@ class AugmentConfig:
     per clip, applied after mixing (a louder or quieter microphone); ``speed_range``: playback
     speed drawn per clip before anything else ((1, 1): off); ``reverb_prob``: share of clips
     heard in a simulated room (0: off); the run simulates a bank of ``reverb_rooms`` rooms
-    whose RT60 is drawn from ``rt60_range`` (seconds).
+    whose RT60 is drawn from ``rt60_range`` (seconds); ``eq_prob``: share of clips given a random
+    microphone response of seven bands within ±``eq_db`` dB (0: off).
     """
 
     noise_prob: float = 0.8
@@ -203,6 +249,8 @@ class AugmentConfig:
     reverb_prob: float = 0.0
     rt60_range: tuple[float, float] = (0.15, 0.8)
     reverb_rooms: int = 100
+    eq_prob: float = 0.0
+    eq_db: float = 6.0
 
     def __post_init__(self) -> None:
         for name in _RANGES:
@@ -228,6 +276,10 @@ class AugmentConfig:
             raise ConfigError(f"invalid augment config: speed_range={self.speed_range} must lie in [0.5, 2]")
         if not 0.0 <= self.reverb_prob <= 1.0:
             raise ConfigError(f"invalid augment config: reverb_prob={self.reverb_prob} not in [0, 1]")
+        if not 0.0 <= self.eq_prob <= 1.0:
+            raise ConfigError(f"invalid augment config: eq_prob={self.eq_prob} not in [0, 1]")
+        if not 0.0 <= self.eq_db <= EQ_MAX_DB:
+            raise ConfigError(f"invalid augment config: eq_db={self.eq_db} must lie in [0, {EQ_MAX_DB:g}] dB")
         if self.reverb_rooms < 1:
             raise ConfigError(f"invalid augment config: reverb_rooms={self.reverb_rooms} must be >= 1")
         if not RT60_LIMITS[0] <= self.rt60_range[0] <= self.rt60_range[1] <= RT60_LIMITS[1]:
@@ -235,9 +287,13 @@ class AugmentConfig:
                               f"[{RT60_LIMITS[0]}, {RT60_LIMITS[1]}] seconds")
 
     def to_dict(self) -> dict[str, Any]:
+        """Saved beside a run and hashed into the recipe's step digests. Without EQ its keys are
+        left out, so runs and work folders from before it keep their identity (and resume)."""
         data = dataclasses.asdict(self)
         for name in _RANGES:
             data[name] = list(data[name])
+        if self.eq_prob == 0:
+            del data["eq_prob"], data["eq_db"]
         return data
 
     @classmethod
@@ -266,7 +322,7 @@ def augment(
     noise_weights: Sequence[float] | None = None,
     rirs: Sequence[np.ndarray] = (),
 ) -> np.ndarray:
-    """Speed, shift, reverb, add background noise, apply gain, clip to [-1, 1]: (L,) or (B, L) float32.
+    """Speed, shift, reverb, EQ, add background noise, apply gain, clip to [-1, 1]: (L,) or (B, L) float32.
 
     ``sample_rate`` (the FeatureConfig's) turns ``shift_ms`` into samples. The same seed and
     inputs give the same output; each row of a batch gets its own draws. In "snr" mode a
@@ -301,6 +357,11 @@ def augment(
         rooms = rng.integers(0, len(rirs), size=rows)
         for row in np.flatnonzero(rng.random(rows) < config.reverb_prob):
             out[row] = reverberate(out[row], rirs[rooms[row]])
+    if config.eq_prob > 0:  # drawn last: runs without EQ keep their old draws
+        centres, eq_gains = draw_eq(rows, config.eq_db, rng)
+        picked = np.flatnonzero(rng.random(rows) < config.eq_prob)
+        if picked.size:
+            out[picked] = equalize(out[picked], centres[picked], eq_gains[picked], sample_rate)
     if noise is not None:
         noise[~use_noise] = 0.0
         if config.noise_mode == "volume":

@@ -241,3 +241,49 @@ def test_configs_saved_before_reverb_load_and_resume():
 def test_bad_reverb_config_is_a_config_error(bad):
     with pytest.raises(ConfigError, match="invalid augment config"):
         AugmentConfig(**bad)
+
+
+def band_db(x: np.ndarray, rate: int, low: float, high: float) -> float:
+    spectrum = np.abs(np.fft.rfft(x)) ** 2
+    freqs = np.fft.rfftfreq(x.size, 1.0 / rate)
+    return float(10 * np.log10(spectrum[(freqs >= low) & (freqs < high)].sum()))
+
+
+def test_eq_gives_each_band_its_gain_at_the_clip_level(clips, config):
+    """Tones at three band centres come out at the band gains relative to one another (the RMS
+    is put back, so the common offset is free); a real word keeps its level; silence stays silent."""
+    from data_prep.augment import equalize
+
+    rate = config.sample_rate
+    t = np.arange(rate) / rate
+    tones = sum(np.sin(2 * np.pi * f * t) for f in (100, 1000, 5000)).astype(np.float32)[None]
+    centres = np.array([[60, 100, 300, 1000, 2000, 5000, 7000.0]])
+    gains = np.array([[0, -6, 0, 6, 0, -12, 0.0]])
+    out = equalize(tones, centres, gains, rate)
+    change = [band_db(out[0], rate, f - 2, f + 2) - band_db(tones[0], rate, f - 2, f + 2) for f in (100, 1000, 5000)]
+    np.testing.assert_allclose(np.diff(change), [12.0, -18.0], atol=0.05)
+    np.testing.assert_allclose(rms(out), rms(tones), rtol=1e-4)
+    word = clips[:1]
+    bright = equalize(word, centres, np.array([[-12, -12, -12, 0, 12, 12, 12.0]]), rate)
+    np.testing.assert_allclose(rms(bright), rms(word), rtol=1e-4)
+    tilt = lambda x: band_db(x, rate, 2500, 8000) - band_db(x, rate, 50, 500)  # noqa: E731
+    assert tilt(bright[0]) - tilt(word[0]) > 20.0
+    assert not equalize(np.zeros((1, rate), np.float32), centres, gains, rate).any()
+
+
+def test_eq_in_augment_is_seeded_shared_and_validated(clips, config):
+    rate = config.sample_rate
+    clips = clips * np.float32(0.25)  # no peak reaches the final clipping after a boost
+    cfg = AugmentConfig(noise_prob=0.0, shift_ms=0.0, eq_prob=0.5, eq_db=12.0)
+    a = augment(clips, [], cfg, np.random.default_rng(5), sample_rate=rate)
+    b = augment(clips, [], cfg, np.random.default_rng(5), sample_rate=rate)
+    assert np.array_equal(a, b)
+    changed = ~np.all(np.isclose(a, clips, atol=1e-4), axis=1)
+    assert 0 < changed.sum() < len(clips)  # about half the rows (6 real clips, seed 5)
+    np.testing.assert_allclose(rms(a), rms(clips), rtol=1e-3)
+    data = json.loads(json.dumps(cfg.to_dict()))
+    assert AugmentConfig.from_dict(data) == cfg
+    assert "eq_prob" not in AugmentConfig().to_dict()  # runs from before EQ keep their digests
+    for bad in ({"eq_prob": 1.5}, {"eq_prob": -0.1}, {"eq_db": 40.0}, {"eq_db": -1.0}):
+        with pytest.raises(ConfigError, match="eq_"):
+            AugmentConfig.from_dict(bad)

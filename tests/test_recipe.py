@@ -144,6 +144,8 @@ def test_each_step_is_stale_only_when_what_it_reads_changes(tmp_path: Path) -> N
     roomy = {s.name: s.inputs for s in cascade_steps(tmp_path, dataclasses.replace(base, reverb=0.3, snr_db=(0.0, 20.0)),
                                                      FeatureConfig())}
     assert [n for n in newer if newer[n] != roomy[n]] == ["train_stage2", "train_stage1"]
+    coloured = {s.name: s.inputs for s in cascade_steps(tmp_path, dataclasses.replace(base, eq=0.5), FeatureConfig())}
+    assert [n for n in newer if newer[n] != coloured[n]] == ["train_stage2", "train_stage1"]
     steps = {s.name: s for s in cascade_steps(tmp_path, base, FeatureConfig())}
     assert "confusables" in steps["train_stage1"].after and "confusables" in steps["train_stage2"].after
 
@@ -189,6 +191,7 @@ def test_cascade_train_passes_noise_reverb_and_calibration_to_the_recipe(tmp_pat
                            calibrate_snr=snr_option("off", "--calibrate-snr"))
     augment = recipe.train_config(2).augment
     assert (augment.reverb_prob, augment.noise_mode, augment.snr_db_range) == (0.3, "snr", (0.0, 20.0))
+    assert augment.eq_prob == 0.0 and dataclasses.replace(recipe, eq=0.5).train_config(1).augment.eq_prob == 0.5
     assert recipe.noisy_copies() is None and CascadeRecipe(data=".", labels="yes").noisy_copies().snr_db == (10.0, 30.0)
     with pytest.raises(ConfigError, match="--snr-db"):
         snr_option("loud", "--snr-db")

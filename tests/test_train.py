@@ -135,7 +135,7 @@ def test_fine_tune_with_negatives_and_music_backgrounds(trained_models: dict[str
     args = ["train", str(samples_dir / "speech_commands"), "--out", str(out), "--stage", "2", "--arch", "ds_cnn",
             "--arch-params", '{"filters": 16, "blocks": 2}', "--epochs", "1", "--batch-size", "32", "--unknown-pct", "50",
             "--negatives", str(music), "--background", str(music), "--noise-mode", "snr", "--snr-db", "0,20",
-            "--reverb", "0.5", "--rt60", "0.2,0.5", "--reverb-rooms", "2",
+            "--reverb", "0.5", "--rt60", "0.2,0.5", "--reverb-rooms", "2", "--eq", "0.5", "--eq-db", "9",
             "--init-from", str(trained_models["stage2"]), "--quiet"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -144,6 +144,7 @@ def test_fine_tune_with_negatives_and_music_backgrounds(trained_models: dict[str
     assert saved["augment"]["noise_mode"] == "snr" and saved["augment"]["snr_db_range"] == [0.0, 20.0]
     assert (saved["augment"]["reverb_prob"], saved["augment"]["rt60_range"], saved["augment"]["reverb_rooms"]) \
         == (0.5, [0.2, 0.5], 2)
+    assert (saved["augment"]["eq_prob"], saved["augment"]["eq_db"]) == (0.5, 9.0)
     source, tuned = ModelDir.open(trained_models["stage2"]), ModelDir.open(out)
     assert np.array_equal(source.stats.mean, tuned.stats.mean) and np.array_equal(source.stats.std, tuned.stats.std)
     wrong = runner.invoke(app, args[:-3] + ["--init-from", str(trained_models["stage1"]), "--force", "--quiet"])
@@ -181,10 +182,12 @@ def test_a_damaged_newest_checkpoint_costs_one_epoch_not_the_run(tmp_path: Path)
 
 @pytest.mark.parametrize("option, value, says", [("--reverb", "1.5", "reverb_prob=1.5 not in [0, 1]"),
                                                  ("--rt60", "0.5", "--rt60 '0.5': expected LOW,HIGH in seconds"),
-                                                 ("--reverb-rooms", "0", "reverb_rooms=0 must be >= 1")])
+                                                 ("--reverb-rooms", "0", "reverb_rooms=0 must be >= 1"),
+                                                 ("--eq", "2", "Invalid value for '--eq'"),
+                                                 ("--eq-db", "30", "Invalid value for '--eq-db'")])
 def test_bad_reverb_options_are_one_line(tmp_path: Path, option: str, value: str, says: str) -> None:
     result = runner.invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "run"), option, value])
-    assert result.exit_code == 1 and says in result.output and "Traceback" not in result.output
+    assert result.exit_code in (1, 2) and says in result.output and "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
 
 

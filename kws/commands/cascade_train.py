@@ -66,6 +66,7 @@ def train(
     speed: Annotated[str, typer.Option(help="Speed perturbation LOW,HIGH per clip; 1,1: off.")] = RECOMMENDED.speed,
     snr_db: Annotated[str, typer.Option(help="Background noise at an SNR drawn from LOW,HIGH dB (kws train --noise-mode snr); off: the reference volumes.")] = RECOMMENDED.snr_db,
     reverb: Annotated[float, typer.Option(min=0, max=1, help="Share of clips heard in a simulated room (kws train --reverb); 0: none.")] = RECOMMENDED.reverb,
+    eq: Annotated[float, typer.Option(min=0, max=1, help="Share of clips given a random microphone response (kws train --eq); 0: none.")] = RECOMMENDED.eq,
     freeze: Annotated[int, typer.Option(min=0, help="Transfer learning: stage 2's first N weighted layers keep the warm start's weights (kws train --freeze); 0: all train.")] = 0,
     frozen_bn: Annotated[bool, typer.Option("--frozen-bn", help="Stage 2's batch norms keep the warm start's statistics (kws train --frozen-bn).")] = False,
     mine_epochs: Annotated[int, typer.Option(min=0, help="Hard-negative mining: run the draft cascade over the --negatives and --background audio, then fine-tune stage 2 this many epochs with the windows it fired on as _unknown_ (needs --negatives or --background); 0: off.")] = 10,
@@ -101,7 +102,7 @@ def train(
         backgrounds=_strs(background), validation_negatives=_strs(validation_negatives),
         validation_beds=_strs(validation_bed), speed=value_range(speed, "--speed"), recall=recall, seed=seed, synth=synth,
         mine_epochs=mine_epochs, stage2_freeze=freeze, stage2_frozen_bn=frozen_bn,
-        calibrate_snr=snr_option(calibrate_snr, "--calibrate-snr"), snr_db=snr_option(snr_db, "--snr-db"), reverb=reverb,
+        calibrate_snr=snr_option(calibrate_snr, "--calibrate-snr"), snr_db=snr_option(snr_db, "--snr-db"), reverb=reverb, eq=eq,
         synth_engine=resolve_engine(synth_engine) if synth else "espeak",
         confusables=default_confusables(labels) if confusables is None else confusables,
         teacher=str(teacher.resolve()) if teacher else "", gate_from_stage2=bool(gate_from_stage2), **start)

@@ -26,10 +26,11 @@ def value_range(text: str, option: str, unit: str = "") -> tuple[float, float]:
 
 
 def augment_config(noise_mode: str, snr_db: str, speed: str = "1,1", reverb: float = 0.0, rt60: str = "0.15,0.8",
-                   reverb_rooms: int = 100):
+                   reverb_rooms: int = 100, eq: float = 0.0, eq_db: float = 6.0):
     return AugmentConfig(noise_mode=noise_mode, snr_db_range=value_range(snr_db, "--snr-db", " in dB"),
                          speed_range=value_range(speed, "--speed"), reverb_prob=reverb,
-                         rt60_range=value_range(rt60, "--rt60", " in seconds"), reverb_rooms=reverb_rooms)
+                         rt60_range=value_range(rt60, "--rt60", " in seconds"), reverb_rooms=reverb_rooms,
+                         eq_prob=eq, eq_db=eq_db)
 
 
 def train(
@@ -62,6 +63,8 @@ def train(
     reverb: Annotated[float, typer.Option(help="Share of clips heard in a simulated room (0: off), e.g. 0.3; the run simulates its rooms once (seconds) and caches them.")] = 0.0,
     rt60: Annotated[str, typer.Option(help="Reverberation time range of the simulated rooms in seconds, LOW,HIGH (with --reverb).")] = "0.15,0.8",
     reverb_rooms: Annotated[int, typer.Option(help="How many rooms --reverb simulates (more: more variety, a longer first build).")] = 100,
+    eq: Annotated[float, typer.Option(min=0, max=1, help="Share of clips given a random microphone response (seven bands within ±--eq-db), as other microphones colour a voice; 0: off.")] = 0.0,
+    eq_db: Annotated[float, typer.Option(min=0, max=24, help="Largest band gain of --eq, dB.")] = 6.0,
     keyword_boost: Annotated[float, typer.Option(help="Stage 1: weight multiplier of the keyword class (recall).")] = 2.0,
     teacher: Annotated[Optional[Path], typer.Option(
         exists=True, file_okay=False,
@@ -99,7 +102,7 @@ def train(
                       negatives=tuple(str(p) for p in negatives or ()),
                       backgrounds=tuple(str(p) for p in background or ()), background_share=background_share,
                       init_from=str(init_from) if init_from else "", freeze=freeze, frozen_bn=frozen_bn,
-                      augment=augment_config(noise_mode, snr_db, speed, reverb, rt60, reverb_rooms),
+                      augment=augment_config(noise_mode, snr_db, speed, reverb, rt60, reverb_rooms, eq, eq_db),
                       teacher=str(teacher.resolve()) if teacher else "",
                       teacher_adapter=recognise_teacher(teacher) if teacher else "",
                       teacher_weight=teacher_weight, temperature=temperature)

@@ -44,6 +44,7 @@ class Recommended:
     speed: str = "0.85,1.15"
     snr_db: str = "0,20"
     reverb: float = 0.3
+    eq: float = 0.0
     # The shipped gate's shape (docs/gate.md, G4): kernels 11/9 see ~0.56 s instead of ~0.32 s,
     # for 0.9 KB more flash and the same 3.9 KB arena.
     stage1_params: tuple[tuple[str, Any], ...] = (("kernel", 11), ("dw_kernel", 9))
@@ -100,6 +101,7 @@ class CascadeRecipe:
     speed: tuple[float, float] = (1.0, 1.0)
     snr_db: tuple[float, float] | None = None  # noise at a drawn SNR (kws train --noise-mode snr); None: the reference volumes
     reverb: float = 0.0  # share of clips heard in a simulated room (kws train --reverb)
+    eq: float = 0.0  # share of clips given a random microphone response (kws train --eq)
     synth: int = 0
     synth_engine: str = "espeak"
     synth_words: tuple[str, ...] = ()
@@ -180,7 +182,7 @@ class CascadeRecipe:
         start = {} if stage == 1 else {"init_from": self.stage2_init, "learning_rate": self.stage2_learning_rate,
                                        "freeze": self.stage2_freeze, "frozen_bn": self.stage2_frozen_bn}
         noise = {} if self.snr_db is None else {"noise_mode": "snr", "snr_db_range": tuple(self.snr_db)}
-        augment = AugmentConfig(speed_range=tuple(self.speed), reverb_prob=self.reverb, **noise)
+        augment = AugmentConfig(speed_range=tuple(self.speed), reverb_prob=self.reverb, eq_prob=self.eq, **noise)
         return TrainConfig(stage=stage, arch=arch, arch_params=dict(params), labels=self.labels, epochs=epochs,
                            patience=epochs, batch_size=self.batch_size, unknown_pct=self.unknown_pct, seed=self.seed,
                            extra_data=(*self.extra_data, *extra_data), negatives=(*self.negatives, *negatives),

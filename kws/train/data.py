@@ -78,10 +78,10 @@ def replica_slice(batch_len: int, replica: int, replicas: int) -> tuple[int, int
 
 
 def is_identity(config: AugmentConfig, sample_rate: int) -> bool:
-    """True when augmentation leaves every clip as it is (no noise, shift, gain, speed or reverb)."""
+    """True when augmentation leaves every clip as it is (no noise, shift, gain, speed, reverb or EQ)."""
     silent_noise = config.noise_prob == 0 or (config.noise_mode == "volume" and config.volume_range == (0.0, 0.0))
     return silent_noise and ms_to_samples(config.shift_ms, sample_rate) == 0 and config.gain_db_range == (0.0, 0.0) \
-        and config.speed_range == (1.0, 1.0) and config.reverb_prob == 0
+        and config.speed_range == (1.0, 1.0) and config.reverb_prob == 0 and (config.eq_prob == 0 or config.eq_db == 0)
 
 
 def augmented_examples(
