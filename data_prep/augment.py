@@ -124,13 +124,22 @@ def change_speed(clip: np.ndarray, factor: float) -> np.ndarray:
     return out
 
 
+def at_level_of(out: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``out`` scaled row by row to ``reference``'s RMS, so a reverberant or equalised clip is as
+    loud as it was and the noise and gain drawn for it mean what they mean for a plain one. A
+    silent row has no level to match and is returned as it is."""
+    before, after = rms(reference), rms(out)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(after > 0, before / after, 1.0)
+    return out * _per_row(scale, out.shape[:-1])
+
+
 def reverberate(clip: np.ndarray, rir: np.ndarray) -> np.ndarray:
     """(L,) heard in the room of ``rir``, aligned on the response's peak and at the clip's level.
 
     The peak of a room response is its direct path (data_prep.rooms draws rooms so): the output
-    starts there, so the word stays where it was and the reverberant tail follows it. The wet
-    clip is scaled to the dry clip's RMS, so a reverberant clip is as loud as it was and the
-    noise and gain drawn for it mean what they mean for a dry one.
+    starts there, so the word stays where it was and the reverberant tail follows it; the wet
+    clip keeps the dry clip's level (``at_level_of``).
     """
     import scipy.signal  # lazy: scipy.signal costs ~0.7 s to import; `kws --help` does not need it
 
@@ -139,8 +148,7 @@ def reverberate(clip: np.ndarray, rir: np.ndarray) -> np.ndarray:
     length = clip.shape[-1]
     peak = int(np.argmax(np.abs(rir)))
     wet = scipy.signal.fftconvolve(clip, rir[: peak + length])[peak : peak + length].astype(np.float32)
-    level = rms(wet)
-    return wet * np.float32(rms(clip) / level) if level > 0 else wet
+    return at_level_of(wet, clip)
 
 
 def eq_curve_db(freqs_hz: np.ndarray, centres_hz: np.ndarray, gains_db: np.ndarray) -> np.ndarray:
@@ -154,8 +162,8 @@ def equalize(clip: np.ndarray, centres_hz: np.ndarray, gains_db: np.ndarray, sam
     """(B, L) through each row's smooth response (``eq_curve_db``), at the row's own RMS.
 
     Zero-phase, applied to the whole clip's spectrum: a smooth curve has a short impulse
-    response, so the circular wrap of one FFT is negligible at 1 s. The level is kept so the
-    SNR and gain drawn afterwards mean what they mean for an unequalised clip.
+    response, so the circular wrap of one FFT is negligible at 1 s. The level is kept
+    (``at_level_of``).
     """
     import scipy.fft  # lazy: scipy costs import time `kws --help` does not need; float32 FFTs, ~10x numpy's here
 
@@ -164,10 +172,7 @@ def equalize(clip: np.ndarray, centres_hz: np.ndarray, gains_db: np.ndarray, sam
     curve = eq_curve_db(np.fft.rfftfreq(length, 1.0 / sample_rate), centres_hz, gains_db).astype(np.float32)
     response = np.power(np.float32(10.0), curve / np.float32(20.0))
     out = scipy.fft.irfft(scipy.fft.rfft(clip, axis=-1) * response, n=length, axis=-1).astype(np.float32)
-    before, after = rms(clip), rms(out)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(after > 0, before / after, 0.0)
-    return out * _per_row(scale, out.shape[:-1])
+    return at_level_of(out, clip)
 
 
 def draw_eq(rows: int, max_db: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

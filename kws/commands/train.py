@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from data_prep.augment import AugmentConfig
+from data_prep.augment import EQ_MAX_DB, AugmentConfig
 from data_prep.errors import ConfigError
 from kws.commands.choices import Arch, Keep, NoiseMode, Stage, Strategy
 from kws.commands.common import load_feature_config
@@ -64,7 +64,7 @@ def train(
     rt60: Annotated[str, typer.Option(help="Reverberation time range of the simulated rooms in seconds, LOW,HIGH (with --reverb).")] = "0.15,0.8",
     reverb_rooms: Annotated[int, typer.Option(help="How many rooms --reverb simulates (more: more variety, a longer first build).")] = 100,
     eq: Annotated[float, typer.Option(min=0, max=1, help="Share of clips given a random microphone response (seven bands within ±--eq-db), as other microphones colour a voice; 0: off.")] = 0.0,
-    eq_db: Annotated[float, typer.Option(min=0, max=24, help="Largest band gain of --eq, dB.")] = 6.0,
+    eq_db: Annotated[float, typer.Option(min=0, max=EQ_MAX_DB, help="Largest band gain of --eq, dB.")] = 6.0,
     keyword_boost: Annotated[float, typer.Option(help="Stage 1: weight multiplier of the keyword class (recall).")] = 2.0,
     teacher: Annotated[Optional[Path], typer.Option(
         exists=True, file_okay=False,
