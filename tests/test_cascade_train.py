@@ -194,6 +194,17 @@ def test_bad_input_is_one_line_before_any_work(tmp_path: Path, samples_dir: Path
     assert list(tmp_path.iterdir()) == []  # no bundle, no work folder
 
 
+def test_kokoro_confusables_without_its_model_is_one_line_before_any_work(tmp_path: Path, samples_dir: Path,
+                                                                         monkeypatch) -> None:
+    monkeypatch.setenv("KWS_KOKORO_DIR", str(tmp_path / "nowhere"))
+    result = _cli("cascade", "train", samples_dir / "speech_commands", "--labels", "yes", "--out", tmp_path / "b",
+                  "--confusables-engine", "kokoro")
+    lines = result.output.strip().splitlines()
+    assert result.exit_code != 0 and len(lines) == 1 and lines[0].startswith("error:"), result.output
+    assert "nowhere" in lines[0] and "kokoro" in lines[0].lower()
+    assert [p.name for p in tmp_path.iterdir()] == []  # no bundle, no work folder
+
+
 def test_data_without_validation_clips_is_one_line(tmp_path: Path, samples_dir: Path) -> None:
     data = tmp_path / "data"
     for word in ("yes", "cat"):

@@ -146,6 +146,10 @@ def test_each_step_is_stale_only_when_what_it_reads_changes(tmp_path: Path) -> N
     assert [n for n in newer if newer[n] != roomy[n]] == ["train_stage2", "train_stage1"]
     coloured = {s.name: s.inputs for s in cascade_steps(tmp_path, dataclasses.replace(base, eq=0.5), FeatureConfig())}
     assert [n for n in newer if newer[n] != coloured[n]] == ["train_stage2", "train_stage1"]
+    spoken = {s.name: s.inputs for s in cascade_steps(tmp_path, dataclasses.replace(base, confusables_engine="kokoro"),
+                                                      FeatureConfig())}
+    assert [n for n in newer if newer[n] != spoken[n]] == ["confusables"]
+    assert "engine" not in newer["confusables"]  # espeak-ng's work folders keep their digests
     steps = {s.name: s for s in cascade_steps(tmp_path, base, FeatureConfig())}
     assert "confusables" in steps["train_stage1"].after and "confusables" in steps["train_stage2"].after
 
@@ -215,6 +219,17 @@ def test_keywords_are_never_each_others_confusables(tmp_path: Path) -> None:
     assert summary["clips"] == len(list((tmp_path / CLIPS).rglob("*.wav"))) == 6 * CONFUSABLE_VOICES
     config = recipe.train_config(1, (), (str(tmp_path / CLIPS),))
     assert config.negatives == (str(tmp_path / CLIPS),)  # trained as _unknown_, every clip
+
+
+def test_kokoro_speaks_the_confusables_when_asked(tmp_path: Path, kokoro_dir: Path) -> None:
+    recipe = CascadeRecipe(data=str(tmp_path), labels="off", confusables=1, confusables_engine="kokoro")
+    summary = confusables_step(recipe, FeatureConfig())(tmp_path)
+    synth = json.loads((tmp_path / CLIPS / "synth.json").read_text())
+    assert synth["settings"]["engine"] == "kokoro"
+    speakers = {Path(c).name.split("_nohash_")[0] for c in (tmp_path / CLIPS).rglob("*.wav")}
+    assert summary["clips"] == len(speakers) == CONFUSABLE_VOICES  # one clip per Kokoro speaker of the one word
+    with pytest.raises(ConfigError, match="--confusables-engine 'piper': use espeak or kokoro"):
+        CascadeRecipe(data=".", labels="off", confusables_engine="piper")
 
 
 def test_without_espeak_the_confusables_are_one_note(tmp_path: Path, monkeypatch) -> None:

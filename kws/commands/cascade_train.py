@@ -12,7 +12,7 @@ import typer
 from cascade.runtime.bundle import MANIFEST, copy_bundle
 from cascade.runtime.gate import lowest_keyword
 from data_prep.outputs import refuse_existing
-from kws.commands.choices import SynthEngine
+from kws.commands.choices import Engine, SynthEngine
 from kws.commands.common import load_feature_config
 from kws.commands.synth import run_with_progress
 from kws.commands.train import value_range
@@ -56,7 +56,8 @@ def train(
     extra_data: Annotated[Folders, typer.Option(exists=True, file_okay=False, help="More Speech Commands-layout folders; all their clips train (repeatable).")] = None,
     synth: Annotated[int, typer.Option(min=0, help="Synthetic clips per keyword (and per as many other words, as negatives); 0: none. A keyword with no recordings gets this many Kokoro speakers, a tenth held out to calibrate (500 measured).")] = 0,
     synth_engine: Annotated[SynthEngine, typer.Option(help="auto: Kokoro where its model is found ($KWS_KOKORO_DIR), else espeak-ng.")] = "auto",
-    confusables: Annotated[Optional[int], typer.Option(min=0, help="Words that sound like each keyword, spoken by espeak-ng, trained as _unknown_ (default: 20 for your own keywords, 0 for --labels 12).")] = None,
+    confusables: Annotated[Optional[int], typer.Option(min=0, help="Words that sound like each keyword, spoken by espeak-ng (or --confusables-engine), trained as _unknown_ (default: 20 for your own keywords, 0 for --labels 12).")] = None,
+    confusables_engine: Annotated[Engine, typer.Option(help="Who speaks the confusable words: espeak-ng, or Kokoro (needs its model; the voices a keyword from text is made of).")] = "espeak",
     teacher: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Distil stage 2 (and the gate, without --gate-from-stage2) from this teacher (see kws train --teacher); it must know every keyword.")] = None,
     gate_from_stage2: Annotated[Optional[bool], typer.Option(help="Distil the gate from stage 2's keyword mass (kws train --teacher STAGE2) instead of the labels (and --teacher): what the shipped gate does. Default: on when a keyword has no recordings (trained from text: measured better there), else off (docs/custom_keywords.md).", show_default=False)] = None,
     warm_start: Annotated[Optional[bool], typer.Option(help="Start stage 2 as the MLPerf Tiny reference in samples/teachers (trained on ~2,600 speakers): its layers, new classifier rows for your keywords; both stages use its front end (samples/features/mlperf.toml, 1-s clips). Default: on for 1-s clips, off (with a note) for another --clip-ms.", show_default=False)] = None,
@@ -105,6 +106,8 @@ def train(
         calibrate_snr=snr_option(calibrate_snr, "--calibrate-snr"), snr_db=snr_option(snr_db, "--snr-db"), reverb=reverb, eq=eq,
         synth_engine=resolve_engine(synth_engine) if synth else "espeak",
         confusables=default_confusables(labels) if confusables is None else confusables,
+        # espeak-ng missing is a note of the confusables step (a default must not fail); Kokoro asked for and missing, one line now
+        confusables_engine=resolve_engine(confusables_engine) if confusables_engine == "kokoro" else "espeak",
         teacher=str(teacher.resolve()) if teacher else "", gate_from_stage2=bool(gate_from_stage2), **start)
     if teacher:
         check_teacher(recipe, teacher_labels(teacher))

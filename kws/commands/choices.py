@@ -27,5 +27,6 @@ Target = Literal[TARGETS]  # type: ignore[valid-type]
 Sensitivity = Literal[SENSITIVITIES]  # type: ignore[valid-type]
 Keep = Literal[KEEP]  # type: ignore[valid-type]
 SynthEngine = Literal[("auto", *ENGINES)]  # type: ignore[valid-type]
+Engine = Literal[ENGINES]  # type: ignore[valid-type]
 # typer takes no Literal inside a list: a repeatable choice is an Enum (a str: compares equal to its value).
 Method = StrEnum("Method", {name: name for name in METHODS})  # type: ignore[misc]

@@ -109,6 +109,9 @@ class CascadeRecipe:
     # (kws/recipe/text_only.py), and the synth step, which trains on all it makes, leaves them out
     text_only: tuple[str, ...] = ()
     confusables: int = 0
+    # Who speaks the confusable words: espeak-ng's voices, or Kokoro's (the voices a keyword
+    # from text is made of, so the boundary is learnt between words, not between synthesizers)
+    confusables_engine: str = "espeak"
     # Hard-negative mining: after a first stage 2, the windows of the negatives and backgrounds the
     # draft cascade fires on are cut out, and stage 2 is fine-tuned this many epochs with them as
     # _unknown_ (what the shipped model's "mined" folder is, done by hand). 0: no mining; nothing
@@ -139,8 +142,9 @@ class CascadeRecipe:
             raise ConfigError(f"--confusables {self.confusables}: must be >= 0")
         if self.mine_epochs < 0:
             raise ConfigError(f"--mine-epochs {self.mine_epochs}: must be >= 0")
-        if self.synth_engine not in ENGINES:
-            raise ConfigError(f"synth engine {self.synth_engine!r}: use {' or '.join(ENGINES)}")
+        for name in ("synth_engine", "confusables_engine"):
+            if getattr(self, name) not in ENGINES:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: use {' or '.join(ENGINES)}")
         for name in ("recall", "mining_recall"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be in (0, 1]")

@@ -94,16 +94,21 @@ def confusables_unavailable() -> str | None:
 
 
 def confusables_step(recipe: CascadeRecipe, features: FeatureConfig, *, progress: bool = False):
-    """Words that sound like each keyword, spoken by espeak-ng voices, for both stages'
-    ``_unknown_``; the keywords are never among each other's confusables."""
+    """Words that sound like each keyword, spoken by espeak-ng voices (or Kokoro's:
+    ``confusables_engine``), for both stages' ``_unknown_``; the keywords are never among each
+    other's confusables."""
     def run(out: Path) -> dict[str, Any]:
         if recipe.confusables == 0:
             return {"clips": 0}
         missing = confusables_unavailable()
         if missing:
             return {"clips": 0, "note": missing}
-        job = plan_confusables(recipe.spoken_keywords(), out / CLIPS, per_word=recipe.confusables, engine="espeak",
-                               voices=str(CONFUSABLE_VOICES), seed=recipe.seed, config=features, force=True)
+        voices, speeds = str(CONFUSABLE_VOICES), "1.0"
+        if recipe.confusables_engine == "kokoro":  # as many speakers, drawn from its voices, one speed each
+            voices, speeds = kokoro.voices_for_clips(CONFUSABLE_VOICES, kokoro.voice_names(), recipe.seed)[0], kokoro.SPEED_RANGE
+        job = plan_confusables(recipe.spoken_keywords(), out / CLIPS, per_word=recipe.confusables,
+                               engine=recipe.confusables_engine, voices=voices, speeds=speeds, seed=recipe.seed,
+                               config=features, force=True)
         manifest = run_with_progress(job.synth.label, job.synth.total, job.run) if progress else job.run(None)
         counts = manifest["counts"]
         return {"clips": counts["written"] + counts["existing"], "words": len(job.words),
@@ -225,10 +230,12 @@ def cascade_steps(root: Path, recipe: CascadeRecipe, features: FeatureConfig, *,
     confusable_inputs = {"features": features.fingerprint(), "per_word": recipe.confusables,
                          "keywords": recipe.spoken_keywords(), "voices": CONFUSABLE_VOICES, "seed": recipe.seed,
                          "espeak": not espeak_missing()}
+    if recipe.confusables_engine != "espeak":  # only then: espeak-ng's work folders keep their digests
+        confusable_inputs["engine"] = recipe.confusables_engine
     missing = confusables_unavailable()
     if missing:
         confusable_inputs["missing"] = missing  # installing what was missing makes them
-    confusable_title = (f"synthesize {recipe.confusables} confusable words per keyword (espeak)" if recipe.confusables
+    confusable_title = (f"synthesize {recipe.confusables} confusable words per keyword ({recipe.confusables_engine})" if recipe.confusables
                         else "no confusable words (confusables 0)")
     train_inputs = {stage: base | {"train": recipe.train_config(stage, stage2_model=str(stage_model(root, 2))).step_key(),
                                    "data_dir": recipe.data} for stage in (1, 2)}
