@@ -26,7 +26,7 @@ from data_prep import synth_kokoro as kokoro
 from data_prep.atomic import atomic_dir, write_text_atomic
 from data_prep.audio import audio_files, load_audio, write_audio
 from data_prep.config import FeatureConfig
-from data_prep.errors import KwsError
+from data_prep.errors import ConfigError, KwsError
 from data_prep.synth import random_voices, speak
 
 SPLITS = ("training", "validation", "testing")
@@ -145,6 +145,8 @@ def build_negatives(out: Path, sources: Sequence[Source], *, synth_voices: int =
                     kokoro_dir: Path | None = None, seed: int = 0, sample_rate: int = 16000, force: bool = False,
                     tick: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Write ``out/<split>/<source>/...flac`` and a manifest; atomic (temp dir + rename)."""
+    if not sources and synth_voices <= 0 and kokoro_voices <= 0:
+        raise ConfigError(f"{out}: nothing to write: give --source, --held-out, --music, --synth-voices or --kokoro-voices")
     if kokoro_voices:  # before any work: a missing model or package is a one-line error, not a half-built corpus
         kokoro.model_files(kokoro_dir)
         kokoro.check_packages()

@@ -227,8 +227,8 @@ def build_examples(
     ``partial``: the folder may lack some of the words, not all (an extra training folder made for
     the recorded keywords of a run whose others are text-only).
     """
-    if silence_pct < 0 or unknown_pct < 0:
-        raise ConfigError(f"silence_pct and unknown_pct must be >= 0, got {silence_pct} and {unknown_pct}")
+    if not (0 <= silence_pct < math.inf and 0 <= unknown_pct < math.inf):  # NaN too
+        raise ConfigError(f"silence_pct and unknown_pct must be >= 0 and finite, got {silence_pct} and {unknown_pct}")
     splits = split_of_clips(scan, validation_pct, testing_pct)
     available = set(scan.words)
     missing = [w for w in labels.words if w not in available]

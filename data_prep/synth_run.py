@@ -64,7 +64,9 @@ def prepare_synth(words: Sequence[str], out: Path, *, engine: str = "espeak", vo
         try:
             count = int(voices) if voices is not None else ESPEAK_VOICES
         except ValueError:
-            raise KwsError(f"--voices {voices!r}: the espeak engine takes a number of voices") from None
+            count = 0
+        if count < 1:
+            raise KwsError(f"--voices {voices!r}: the espeak engine takes a number of voices (>= 1)")
         espeak_binary()
         settings = {"engine": "espeak"}
         check_output_folder(out, settings, force=force)

@@ -102,6 +102,12 @@ def test_cli_errors_are_one_line(app, tmp_path, samples_dir):
     assert result.exit_code == 1 and "N_MFCCxFRAMES" in result.output
     result = runner.invoke(app, ["search", "--data", data, "--out", str(tmp_path / "s"), "--profile", "nosuchboard"])
     assert result.exit_code == 1 and "unknown profile" in result.output
+    for args, says in ((["--width", "nan"], "widths must be positive, got [nan]"),  # a search folder was left behind
+                       (["--arch-params", "[1]"], "expected a JSON object"),  # a traceback, and the folder
+                       (["--arch-params", '"wide"'], "expected a JSON object")):
+        result = runner.invoke(app, ["search", "--data", data, "--out", str(tmp_path / "s"), *args])
+        assert result.exit_code == 1 and says in result.output and "Traceback" not in result.output, result.output
+        assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.slow

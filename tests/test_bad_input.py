@@ -329,12 +329,23 @@ def test_stream_eval_on_a_folder_that_is_not_a_stream_names_it(bundle: Path, tmp
                    "kws stream make")
 
 
-@pytest.mark.parametrize("minutes", ["0", "-1"])
-def test_stream_make_of_no_minutes_is_one_line(minutes: str, tmp_path: Path) -> None:
-    """-1 was a traceback (negative dimensions), 0 an empty stream written as if measured."""
+@pytest.mark.parametrize("option, value", [("--minutes", "0"), ("--minutes", "-1"), ("--snr-db", "30,10"),
+                                           ("--snr-db", "-inf,inf"), ("--seed", "-1")])
+def test_stream_make_of_no_minutes_is_one_line(option: str, value: str, tmp_path: Path) -> None:
+    """--minutes -1 was a traceback (negative dimensions), 0 an empty stream written as if
+    measured; a reversed or infinite --snr-db and a negative --seed were tracebacks too."""
     one_line_error(kws("stream", "make", "--keywords", SAMPLES / "speech_commands", "--labels", "yes",
-                       "--minutes", minutes, "--out", tmp_path / "s"), "--minutes")
+                       f"{option}={value}", "--out", tmp_path / "s"), option)
     assert not (tmp_path / "s").exists()
+
+
+def test_detect_reads_its_truth_file_before_the_recording(bundle: Path, tmp_path: Path) -> None:
+    """A damaged --truth was found only after the whole recording had run."""
+    truth = tmp_path / "truth.json"
+    truth.write_text("{not json")
+    result = kws("detect", YES, "--model", bundle, "--truth", truth)
+    one_line_error(result, str(truth), "not a stream truth file")
+    assert "operating point" not in result.output  # refused before the bundle was even opened
 
 
 # --- the CLI's last net: an OSError about a user's file ---------------------------------------------

@@ -190,3 +190,45 @@ def test_build_skips_a_damaged_validation_clip_and_names_it(trained_models: dict
     bundle, cal = build_cascade(trained_models["stage1"], trained_models["stage2"], data, tmp_path / "b", recall=0.9)
     assert sorted(r.split(":")[0] for r in cal["skipped"]) == sorted([str(broken), str(data / "no" / "broken2_nohash_0.wav")])
     assert Bundle.open(bundle.path).calibration["skipped"] == cal["skipped"]
+
+
+@pytest.mark.parametrize("swap, stride, says", [
+    (True, "100", "samples/models/stage2: not a stage-1 model"),  # was a traceback after scoring the split
+    (False, "30", "--inference-stride-ms: inference stride 30.0 ms is not a multiple of the feature stride 20.0 ms"),
+    (False, "nan", "--inference-stride-ms: inference stride nan ms is not a multiple"),  # named a temp folder
+])
+def test_build_refuses_a_model_in_the_wrong_slot_or_a_bad_stride_in_one_line(samples_dir: Path, tmp_path: Path,
+                                                                              swap: bool, stride: str, says: str) -> None:
+    models = samples_dir / "models"
+    stage1 = models / ("stage2" if swap else "stage1")
+    result = runner.invoke(app, ["cascade", "build", "--stage1", str(stage1), "--stage2", str(models / "stage2"),
+                                 "--data", str(samples_dir / "speech_commands"), "--out", str(tmp_path / "b"),
+                                 "--inference-stride-ms", stride])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1 and says in result.output
+    assert list(tmp_path.iterdir()) == []  # no bundle, no temp folder
+
+
+@pytest.mark.parametrize("stride", ["nan", "inf"])
+def test_a_bundle_with_a_non_finite_stride_is_one_line(samples_dir: Path, tmp_path: Path, stride: str) -> None:
+    bundle = tmp_path / "b"
+    shutil.copytree(samples_dir / "cascade", bundle)
+    manifest = bundle / "cascade.toml"
+    manifest.write_text(manifest.read_text().replace("inference_stride_ms = 100.0", f"inference_stride_ms = {stride}"))
+    clip = samples_dir / "speech_commands" / "yes" / "189cbabe_nohash_2.wav"
+    result = runner.invoke(app, ["detect", str(clip), "--model", str(bundle)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip() == (f"error: {bundle}: inference stride {stride} ms is not a multiple of the "
+                                     "feature stride 20.0 ms")
+
+
+@pytest.mark.parametrize("line", ['{"t": 1.0}', '{"t": "soon", "label": "yes"}', '[1.0, "yes"]'])
+def test_stream_score_names_an_events_line_that_is_not_a_detection(samples_dir: Path, tmp_path: Path, line: str) -> None:
+    """A line without a label was a traceback; one with a text time was scored as a false accept."""
+    stream = tmp_path / "s"
+    build_stream_folder(samples_dir / "speech_commands", [], stream, StreamRecipe(minutes=0.2, seed=1))
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"t": 0.5, "label": "no"}\n\n' + line + "\n")
+    result = runner.invoke(app, ["stream", "score", "--truth", str(stream / "truth.json"), "--events", str(events)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip() == f'error: {events}: line 3 is not a detection (needs a number "t" and a string "label")'

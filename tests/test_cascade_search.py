@@ -26,3 +26,19 @@ def test_search_picks_the_cheapest_feasible_gate(trained_models: dict[str, Path]
     assert all(energies[a] >= energies[b] for a, b in zip(taus, taus[1:]))  # higher tau, fewer stage-2 calls
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "bundle" / "cascade.toml").is_file()
+
+
+def test_search_refuses_a_bad_stride_or_drop_before_scoring(samples_dir: Path, tmp_path: Path) -> None:
+    """A stride of 0 or nan was a traceback (modulo by zero, NaN to integer); a NaN drop a search
+    that could not succeed, written as one."""
+    models = samples_dir / "models"
+    base = ["cascade", "search", "--stage1", str(models / "stage1"), "--stage2", str(models / "stage2"),
+            "--data", str(samples_dir / "speech_commands"), "--out", str(tmp_path / "search")]
+    for extra, says in ((["--inference-stride-ms", "0"], "inference stride 0.0 ms is not a multiple"),
+                        (["--inference-stride-ms", "nan"], "inference stride nan ms is not a multiple"),
+                        (["--max-drop", "nan"], "--max-drop nan: must be an accuracy loss in [0, 1]")):
+        result = CliRunner().invoke(app, base + extra)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1
+        assert says in result.output
+        assert not (tmp_path / "search").exists()

@@ -52,6 +52,25 @@ def test_a_value_outside_its_choices_is_a_usage_error(tmp_path: Path, args: list
 @pytest.mark.parametrize(
     "args, expected",
     [
+        (["eval", "{data}", "--workers", "0"], "Invalid value for '--workers'"),
+        (["bench", "eval", "--data", "{data}", "--clips", "0"], "Invalid value for '--clips'"),  # named a temp folder
+        (["stream", "eval", "{tmp}", "--target-fa", "-1"], "Invalid value for '--target-fa'"),
+        (["stream", "eval", "{tmp}", "--hit-target", "2"], "Invalid value for '--hit-target'"),
+        (["stream", "calibrate", "{tmp}", "--out", "{tmp}/b", "--target-fa", "nan"], "Invalid value for '--target-fa'"),
+        (["stream", "calibrate", "{tmp}", "--out", "{tmp}/b", "--high-hit-target", "1.5"], "Invalid value for '--high-hit-target'"),
+        (["stream", "mine", "{tmp}", "--out", "{tmp}/m", "--min-score", "2"], "Invalid value for '--min-score'"),
+        (["data", "negatives", "{tmp}/n", "--synth-voices", "-1"], "Invalid value for '--synth-voices'"),
+    ],
+)
+def test_a_number_out_of_its_range_is_a_usage_error(tmp_path: Path, args: list[str], expected: str) -> None:
+    """Each was accepted: a run that wrote a bundle or clips for a target nothing can meet."""
+    _usage_error([a.format(data=SAMPLES / "speech_commands", tmp=tmp_path) for a in args], expected)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
         (["features", "{tmp}/a/rather/long/folder/name/so/that/a/panel/would/wrap/the/path/missing.wav"],
          "file '{tmp}/a/rather/long/folder/name/so/that/a/panel/would/wrap/the/path/missing.wav' does not exist"),
         (["features", "{clip}", "--config", "{tmp}/none.toml"], "none.toml' does not exist"),

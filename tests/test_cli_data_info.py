@@ -81,3 +81,12 @@ def test_info_bad_inputs_are_one_line_errors(dev_data: Path, tmp_path: Path):
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
         assert "Traceback" not in result.output
+
+
+def test_info_refuses_a_non_finite_share_in_one_line(samples_dir: Path):
+    """NaN or infinite --silence-pct/--unknown-pct was a traceback (NaN/inf to integer)."""
+    for option, value in (("--silence-pct", "nan"), ("--unknown-pct", "inf")):
+        result = runner.invoke(app, ["data", "info", str(samples_dir / "speech_commands"), option, value])
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert result.output.strip().startswith("error: silence_pct and unknown_pct must be >= 0 and finite, got ")
+        assert len(result.output.strip().splitlines()) == 1

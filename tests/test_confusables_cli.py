@@ -112,10 +112,15 @@ def test_dry_run_lists_the_words_and_writes_nothing(tmp_path):
 
 def test_errors_are_one_line(tmp_path, monkeypatch):
     for args, message in ((["--words", " , ", "--out", str(tmp_path / "o")], "no keywords"), (["--words", "left"], "--out is required"),
-                          (["--words", "left", "--voices", "many", "--out", str(tmp_path / "o")], "number of voices")):
+                          (["--words", "left", "--voices", "many", "--out", str(tmp_path / "o")], "number of voices"),
+                          (["--words", "left", "--voices", "-1", "--out", str(tmp_path / "o")], "number of voices (>= 1)")):
         result = _run(*args)
         assert result.exit_code == 1 and message in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()  # --voices -1 wrote a manifest of no clips
+    result = CliRunner().invoke(app, ["data", "synth", str(tmp_path / "s"), "--words", "hi", "--voices", "0"])
+    assert result.exit_code == 1 and result.output.strip() == "error: --voices '0': the espeak engine takes a number of voices (>= 1)"
+    assert not (tmp_path / "s").exists()  # it wrote 0 clips and said so as a success
     monkeypatch.setenv("PATH", str(tmp_path))  # no espeak-ng
     for words in ("zorblaxquen", "left"):  # read by espeak-ng / synthesized by it
         result = _run("--words", words, "--voices", "1", "--out", str(tmp_path / "o"))

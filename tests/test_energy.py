@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
+from pathlib import Path
 
 import librosa
 import numpy as np
@@ -258,6 +260,8 @@ def test_cli_single_and_cascade(tiny_tflite, tmp_path):
         (["--profile", "pdp11"], "unknown profile"),
         ([], "--profile"),
         (["--profile", "nrf52840", "--battery", "d-cell"], "'d-cell' is not one of 'cr2032', '2xaa'"),
+        (["--profile", "nrf52840", "--inference-stride-ms", "0"], "shorter than the feature stride"),  # was: 0 ignored
+        (["--profile", "nrf52840", "--inference-stride-ms", "nan"], "inference stride nan ms is not a finite number"),
     ],
 )
 def test_cli_errors_are_one_line(tiny_tflite, args, message):
@@ -284,3 +288,30 @@ def test_energy_estimate_json_keeps_the_keys_files_have_and_reads_back():
     assert not single.is_cascade and EnergyEstimate.from_json(single.to_json()) == single
     partial = EnergyEstimate.from_json({"profile": "x", "energy_j_per_hour": 1.0})  # an older or foreign file
     assert partial.fits is None and partial.realtime is None and partial.latency_ms == {}
+
+
+def test_a_nan_invocation_rate_is_refused(tiny_tflite):
+    """It was a table of nan."""
+    result = CliRunner().invoke(_app(), ["energy", "--model", str(tiny_tflite), "--stage1", str(tiny_tflite),
+                                         "--profile", "nrf52840", "--invocation-rate", "nan"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip() == "error: stage-2 invocation rate nan/s must be a number >= 0"
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    ("[]", "not a keyword-free measurement (a JSON object expected, got list)"),
+    ('{"stage2_per_s": "often"}', "stage2_per_s='often' is not a finite number >= 0"),
+    ('{"stage2_per_s": NaN}', "stage2_per_s=nan is not a finite number >= 0"),
+    ('{"stage2_per_s": -1}', "stage2_per_s=-1 is not a finite number >= 0"),
+])
+@pytest.mark.parametrize("command", ["energy", "report"])
+def test_a_damaged_keyword_free_measurement_is_one_line(tmp_path, content, says, command):
+    """A bundle's keyword_free.json of the wrong shape was a traceback in both (NaN: a table of nan)."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "samples" / "cascade", bundle)
+    (bundle / "keyword_free.json").write_text(content)
+    args = ["energy", "--model", str(bundle), "--all"] if command == "energy" else ["report", str(bundle)]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip() == f"error: {bundle / 'keyword_free.json'}: {says}"
+    assert not (bundle / "report.html").exists()

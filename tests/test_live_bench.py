@@ -44,3 +44,10 @@ def test_bench_live_reports_every_target(request, samples_dir: Path, tmp_path: P
     assert "targets" in result.output and ("PASS" in result.output or "FAIL" in result.output)
     rerun = runner.invoke(app, ["bench", "live", "--model", str(model), "--json", str(out)])
     assert rerun.exit_code == 1 and "already exists" in rerun.output
+
+
+def test_a_negative_seed_is_one_line(samples_dir: Path) -> None:
+    """It was a traceback from NumPy's seeding once the stream was being made."""
+    result = runner.invoke(app, ["bench", "live", "--data-dir", str(samples_dir / "speech_commands"), "--seed", "-1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip().splitlines()[-1] == "error: --seed -1: must be >= 0"

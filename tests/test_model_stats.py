@@ -126,6 +126,15 @@ def test_damaged_flatbuffer_is_a_model_error(hand_int8):
         graph_layers(damaged)
 
 
+def test_a_truncated_model_file_is_named_in_its_error(hand_int8, tmp_path):
+    """The message said "<in-memory model>": the bytes had been read before they were parsed."""
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(hand_int8[: len(hand_int8) // 3])
+    result = CliRunner().invoke(_cli(), ["model-stats", str(cut), "--no-arena"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.startswith(f"error: {cut}: cannot parse the TFLite flatbuffer"), result.output
+
+
 def test_a_keras_model_with_python_code_is_refused_not_run(tmp_path) -> None:
     """#18: a user's model.keras is loaded with safe_mode=True: a Lambda layer (arbitrary code
     in the file) is refused with one line, and its code never runs."""

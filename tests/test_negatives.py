@@ -73,6 +73,14 @@ def test_negatives_cli_one_line_errors(corpus, tmp_path: Path) -> None:
     assert again.exit_code != 0 and "already exists" in again.output
 
 
+def test_negatives_of_nothing_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    """With no source and no voices it wrote an empty corpus and said so as a success."""
+    result = runner.invoke(app, ["data", "negatives", str(tmp_path / "n")])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert f"error: {tmp_path / 'n'}: nothing to write: give --source" in result.output
+    assert not (tmp_path / "n").exists()
+
+
 def test_long_recordings_give_many_windows_short_ones_their_loudest(rng: np.random.Generator) -> None:
     length = 16000
     word = np.zeros(24000, np.float32)

@@ -191,6 +191,33 @@ def test_bad_reverb_options_are_one_line(tmp_path: Path, option: str, value: str
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("arch_params, says", [
+    ("[1]", "--arch-params [1]: expected a JSON object of the model's parameters"),
+    ('{"filters": "many"}', "model 'ds_cnn': cannot build with parameters {'filters': 'many'}"),
+    ('{"dropout": 5}', "model 'ds_cnn': cannot build with parameters {'dropout': 5}: Invalid value"),
+    ('{"width": 2}', "model 'ds_cnn': unknown parameter(s) ['width']"),
+])
+def test_bad_arch_params_are_one_line_and_write_nothing(tmp_path: Path, samples_dir: Path, arch_params: str,
+                                                         says: str) -> None:
+    """They were tracebacks once the data was read, and left a run folder behind that a corrected
+    command then refused as "an interrupted run with different settings"."""
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(samples_dir / "speech_commands"), "--out", str(out), "--arch-params", arch_params])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {says}"), result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("option", ["--unknown-pct", "--silence-pct"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_non_finite_share_of_extra_clips_is_one_line(tmp_path: Path, samples_dir: Path, option: str, value: str) -> None:
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(samples_dir / "speech_commands"), "--out", str(out), option, value])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "silence_pct and unknown_pct must be >= 0 and finite" in result.output and not out.exists()
+
+
 @pytest.mark.parametrize("keep", ["best", "last"])
 def test_keep_best_or_last(tmp_path: Path, keep: str) -> None:
     """Validation peaks at epoch 1, then falls: ``best`` keeps epoch 1's weights and stops once out

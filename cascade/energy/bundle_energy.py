@@ -10,9 +10,8 @@ from cascade.energy.estimate import estimate_cascade
 from cascade.energy.model_stats import collect_stats
 from cascade.energy.profiles import load_all
 from cascade.energy.results import EnergyEstimate
-from cascade.evaluation.calibrate import KEYWORD_FREE
+from cascade.evaluation.calibrate import read_keyword_free
 from cascade.runtime.bundle import Bundle
-from cascade.runtime.model_dir import read_json
 from data_prep.errors import KwsError
 
 
@@ -32,8 +31,8 @@ def bundle_inputs(path: Path) -> tuple[Path, Path, float, float | None]:
     audio when the bundle has that measurement)."""
 
     bundle = Bundle.open(path)
-    free = path / KEYWORD_FREE
-    rate = read_json(free)["stage2_per_s"] if free.is_file() else None
+    free = read_keyword_free(path)
+    rate = free.get("stage2_per_s") if free is not None else None
     return bundle.stage2.path, bundle.stage1.path, bundle.inference_stride_ms, rate
 
 

@@ -18,6 +18,7 @@ runs in the wake-up of the hop it falls in, so there is one wake-up per hop. "St
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from cascade.energy.battery import Battery, get_battery
@@ -63,12 +64,14 @@ def frontend_stage(config: FeatureConfig, profile: Profile) -> StageCost:
 
 
 def _check_rates(config: FeatureConfig, inference_stride_ms: float, stage2_rate_per_s: float) -> None:
+    if not math.isfinite(inference_stride_ms):
+        raise ConfigError(f"inference stride {inference_stride_ms} ms is not a finite number")
     if inference_stride_ms < config.stride_ms:
         raise ConfigError(
             f"inference stride {inference_stride_ms} ms is shorter than the feature stride {config.stride_ms} ms"
         )
-    if stage2_rate_per_s < 0:
-        raise ConfigError(f"stage-2 invocation rate {stage2_rate_per_s}/s must be >= 0")
+    if not stage2_rate_per_s >= 0:
+        raise ConfigError(f"stage-2 invocation rate {stage2_rate_per_s}/s must be a number >= 0")
     if stage2_rate_per_s > 1000.0 / inference_stride_ms + 1e-9:
         raise ConfigError(
             f"stage-2 invocation rate {stage2_rate_per_s}/s exceeds the stage-1 rate {1000.0 / inference_stride_ms:g}/s"

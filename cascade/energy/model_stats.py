@@ -96,11 +96,13 @@ def layer_macs(op: str, weight_shape: tuple[int, ...], output_shape: tuple[int, 
     return 0
 
 
-def graph_layers(model_bytes: bytes) -> tuple[list[LayerStats], dict]:
-    """Per-operator shapes, parameters and MACs of subgraph 0, plus its input/output description."""
+def graph_layers(model_bytes: bytes, source: str | None = None) -> tuple[list[LayerStats], dict]:
+    """Per-operator shapes, parameters and MACs of subgraph 0, plus its input/output description;
+    ``source``: the file the bytes came from, for messages."""
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-    data, source = read_model_bytes(model_bytes)
+    data, name = read_model_bytes(model_bytes)
+    source = source or name
     try:
         model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
         graph = model.subgraphs[0]
@@ -167,7 +169,7 @@ def collect_stats(path: Path, arena: bool = True, keras_params: bool = True) -> 
     """Stats of a .tflite file or model directory; ``arena=False`` skips the TFLM probes."""
     tflite, keras_path = resolve_model(path)
     data, source = read_model_bytes(tflite)
-    layers, io = graph_layers(data)
+    layers, io = graph_layers(data, source)
     arena_bytes = None
     if arena:
 

@@ -21,6 +21,7 @@ from cascade.energy.bundle_energy import model_cost
 from cascade.energy.estimate import estimate_cascade
 from cascade.evaluation.figures import pyplot, save_png
 from cascade.evaluation.keyword_free import keyword_free_streams
+from cascade.runtime.bundle import check_inference_stride
 from cascade.runtime.decision import clip_predictions
 from cascade.runtime.gate import gate_open
 from cascade.runtime.model_dir import ModelDir
@@ -67,6 +68,9 @@ def search(stage1_dirs: Sequence[Path], stage2_dir: Path, data_dir: Path, profil
            taus: int = 40) -> dict[str, Any]:
 
     stage2 = ModelDir.open(stage2_dir)
+    check_inference_stride(inference_stride_ms, stage2.config, "--inference-stride-ms")  # before any clip is scored
+    if not 0 <= max_drop <= 1:
+        raise ConfigError(f"--max-drop {max_drop}: must be an accuracy loss in [0, 1]")
     examples = load_dataset(data_dir, stage2.dataset_labels()).examples(split)
     labels = stage2.labels
     y = np.array([labels.index(e.label) for e in examples])

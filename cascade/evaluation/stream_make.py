@@ -6,6 +6,7 @@ measured on."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,10 @@ class StreamRecipe:
             raise ConfigError(f"--keyword-share {self.keyword_share:g}: must be in [0, 1]")
         if not 0 <= self.gap_s[0] <= self.gap_s[1]:
             raise ConfigError(f"gap {self.gap_s}: expected 0 <= low <= high seconds")
+        if not -math.inf < self.snr_db[0] <= self.snr_db[1] < math.inf:
+            raise ConfigError(f"--snr-db {self.snr_db[0]:g},{self.snr_db[1]:g}: expected finite LOW <= HIGH in dB")
+        if self.seed < 0:
+            raise ConfigError(f"--seed {self.seed}: must be >= 0")
 
 
 def active_region(clip: np.ndarray, sample_rate: int, floor_db: float = -30.0) -> tuple[int, int]:

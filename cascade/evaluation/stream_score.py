@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,20 @@ def read_truth(path: Path) -> dict[str, Any]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DatasetError(f"{path}: not a stream truth file ({exc})") from None
     return data
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """Detections as JSON lines, each with a time ``t`` in seconds and a ``label`` (kws detect
+    --events, kws live --json-events); a line that is not one is an error naming it."""
+    try:
+        rows = [(n, json.loads(line)) for n, line in enumerate(Path(path).read_text().splitlines(), 1) if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: not a JSON-lines events file ({exc})") from None
+    for n, row in rows:
+        t = row.get("t") if isinstance(row, dict) else None
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not isinstance(row.get("label"), str):
+            raise DatasetError(f"{path}: line {n} is not a detection (needs a number \"t\" and a string \"label\")")
+    return [row for _, row in rows]
 
 
 def match_events(events: Sequence[tuple[float, str]], keywords: Sequence[dict[str, Any]]) -> list[int | None]:

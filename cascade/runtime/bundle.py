@@ -16,6 +16,7 @@ and checks each int8 model against its labels and the feature config (once, on o
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import tomllib
 from collections.abc import Callable
@@ -36,6 +37,24 @@ FORMAT = 1
 STAGE_FILES = (FEATURES, LABELS, NORMALIZATION, MODEL_INT8)
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"  # the repository's shipped models and clips
 SHIPPED = SAMPLES / "cascade"
+
+
+def check_stage_roles(stage1: ModelDir, stage2: ModelDir) -> None:
+    """Each model in its slot: the gate (its classes, ``keyword`` among them) first, a
+    classifier without ``keyword`` second."""
+    if KEYWORD not in stage1.labels or [l for l in STAGE1_LABELS if l in stage1.labels] != list(stage1.labels):
+        raise ModelError(f"{stage1.path}: not a stage-1 model (labels {list(stage1.labels)}, expected "
+                         f"{KEYWORD!r} and the gate classes {list(STAGE1_LABELS)} in that order)")
+    if KEYWORD in stage2.labels:
+        raise ModelError(f"{stage2.path}: a stage-1 model in the stage-2 slot (labels {list(stage2.labels)})")
+
+
+def check_inference_stride(inference_stride_ms: float, config: FeatureConfig, where: object) -> None:
+    """A stride a streaming cascade can run: a whole number (>= 1) of feature hops."""
+    frames = inference_stride_ms / config.stride_ms
+    if not math.isfinite(frames) or frames < 1 or abs(frames - round(frames)) > 1e-9:
+        raise ConfigError(f"{where}: inference stride {inference_stride_ms} ms is not a multiple of the "
+                          f"feature stride {config.stride_ms} ms")
 
 
 def is_bundle(path: Path) -> bool:
@@ -125,11 +144,7 @@ class Bundle:
             stage.config.require_same(config, f"{stage.path} vs {path / head['features']}")
         if head.get("fingerprint") and head["fingerprint"] != config.fingerprint():
             raise ModelError(f"{manifest}: fingerprint {head['fingerprint']} does not match {path / head['features']}")
-        if KEYWORD not in stage1.labels or [l for l in STAGE1_LABELS if l in stage1.labels] != list(stage1.labels):
-            raise ModelError(f"{stage1.path}: not a stage-1 model (labels {list(stage1.labels)}, expected "
-                             f"{KEYWORD!r} and the gate classes {list(STAGE1_LABELS)} in that order)")
-        if KEYWORD in stage2.labels:
-            raise ModelError(f"{stage2.path}: a stage-1 model in the stage-2 slot (labels {list(stage2.labels)})")
+        check_stage_roles(stage1, stage2)
         for stage in (stage1, stage2):
             stage.check_int8()
         if list(stage2.labels) != list(head.get("labels", stage2.labels)):
@@ -141,12 +156,7 @@ class Bundle:
     def validate(self) -> None:
         if not 0.0 <= self.tau <= 1.0:
             raise ConfigError(f"{self.path}: gate tau={self.tau} outside [0, 1]")
-        frames = self.inference_stride_ms / self.config.stride_ms
-        if frames < 1 or abs(frames - round(frames)) > 1e-9:
-            raise ConfigError(
-                f"{self.path}: inference stride {self.inference_stride_ms} ms is not a multiple of the "
-                f"feature stride {self.config.stride_ms} ms"
-            )
+        check_inference_stride(self.inference_stride_ms, self.config, self.path)
 
     def require_config(self, other: FeatureConfig, what: str) -> None:
         self.config.require_same(other, f"{what} vs bundle {self.path}")

@@ -21,8 +21,8 @@ from kws.commands.common import default_bundle, is_bundle
 def bench_eval(
     model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Cascade bundle or model dir (default: samples/cascade).")] = None,
     data: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Source of clips (default: the shared dev set, else samples/).")] = None,
-    clips: Annotated[int, typer.Option(help="Clips in the pass (the canonical test set has 4,890).")] = 4890,
-    workers: Annotated[int, typer.Option(help="Interpreter threads.")] = 2,
+    clips: Annotated[int, typer.Option(min=1, help="Clips in the pass (the canonical test set has 4,890).")] = 4890,
+    workers: Annotated[int, typer.Option(min=1, help="Interpreter threads.")] = 2,
     json_out: Annotated[Optional[Path], typer.Option("--json")] = None,
     force: Annotated[bool, typer.Option()] = False,
 ) -> None:

@@ -31,6 +31,7 @@ def detect(
 
     for path in (events, json_out):
         refuse_existing(path, force)
+    keywords = read_truth(truth)["keywords"] if truth is not None else None  # a bad truth file: before the run
     bundle = open_bundle(model, sensitivity, announce=True)
     misses = NearMisses.of(bundle)
     result = detect_file(bundle, file, trace=False,
@@ -43,7 +44,7 @@ def detect(
                "detections": len(rows), "steps": result.steps, "stage2_runs": result.stage2_runs,
                "stage2_per_hour": result.stage2_per_hour, "stage2_duty": result.stage2_duty,
                "near_misses": misses.count, "latest_near_misses": [m.to_dict() for m in misses.latest]}
-    score = score_events(rows, read_truth(truth)["keywords"], result.duration_s) if truth is not None else None
+    score = score_events(rows, keywords, result.duration_s) if keywords is not None else None
     if score is not None:
         summary["score"] = score.to_json()
     console.print(

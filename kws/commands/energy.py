@@ -92,12 +92,12 @@ def energy(
     bat = get_battery(battery)
     model = model or default_bundle()
     if is_bundle(model):
-        model, stage1, stride, measured = bundle_inputs(model)
-        inference_stride_ms = inference_stride_ms or stride
+        bundle, (model, stage1, stride, measured) = model, bundle_inputs(model)
+        inference_stride_ms = stride if inference_stride_ms is None else inference_stride_ms
         invocation_rate = measured if invocation_rate is None else invocation_rate
         if invocation_rate is None:
-            raise KwsError(f"{model}: the bundle has no measured keyword-free invocation rate; pass --invocation-rate")
-    inference_stride_ms = inference_stride_ms or 20.0
+            raise KwsError(f"{bundle}: the bundle has no measured keyword-free invocation rate; pass --invocation-rate")
+    inference_stride_ms = 20.0 if inference_stride_ms is None else inference_stride_ms
     refuse_existing(json_out, force)
     if stage1 is None and invocation_rate is not None:
         raise KwsError("--invocation-rate applies to a cascade: give --stage1 too")

@@ -75,7 +75,7 @@ def evaluate(
     png: Annotated[Optional[Path], typer.Option(help="Write the int8 confusion matrix as PNG.")] = None,
     no_cache: Annotated[bool, typer.Option(help="Do not read or fill the feature cache.")] = False,
     force: Annotated[bool, typer.Option(help="Overwrite existing --json/--png files.")] = False,
-    workers: Annotated[int, typer.Option(help="Interpreter threads for the int8 models.")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Interpreter threads for the int8 models.")] = 2,
     config: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="FeatureConfig the data is meant for: refused unless the model's is the same.")] = None,
     sensitivity: Annotated[Optional[Sensitivity], typer.Option(help="Decide at this operating point of the bundle: a keyword below its threshold is not detected. Default: each clip's top label.")] = None,
     against: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Another model directory or bundle (the one you would use instead) measured on the same clips: the difference, paired by speaker.")] = None,

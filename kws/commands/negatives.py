@@ -27,8 +27,8 @@ def negatives(
     held_out: Annotated[Optional[list[str]], typer.Option(help="NAME=FOLDER used for testing only (repeatable).")] = None,
     music: Annotated[bool, typer.Option(help="Add the Debian music package as source 'music' (split by track; "
                                               "apt-get installs it when run as root).")] = False,
-    synth_voices: Annotated[int, typer.Option(help="espeak-ng voices reading non-keyword sentences (split by voice).")] = 0,
-    kokoro_voices: Annotated[int, typer.Option(help="Kokoro-82M speakers (its 54 voices, then blends of two) reading "
+    synth_voices: Annotated[int, typer.Option(min=0, help="espeak-ng voices reading non-keyword sentences (split by voice).")] = 0,
+    kokoro_voices: Annotated[int, typer.Option(min=0, help="Kokoro-82M speakers (its 54 voices, then blends of two) reading "
                                                     "non-keyword sentences as source 'kokoro' (split by speaker; "
                                                     "needs kws[tts] and the model).")] = 0,
     model_dir: Annotated[Optional[Path], typer.Option(help="Folder of the Kokoro model files (default: "

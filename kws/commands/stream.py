@@ -15,10 +15,9 @@ from cascade.evaluation.miss_reasons import describe as describe_misses
 from cascade.evaluation.stream_build import build_stream_folder
 from cascade.evaluation.stream_eval import calibrate_bundle, evaluate_streams
 from cascade.evaluation.stream_make import StreamRecipe
-from cascade.evaluation.stream_score import read_truth, score_events
+from cascade.evaluation.stream_score import read_events, read_truth, score_events
 from cascade.runtime.model_dir import write_json
 from data_prep.audio import audio_files
-from data_prep.errors import DatasetError
 from data_prep.example_features import skipped_note
 from data_prep.outputs import refuse_existing
 from kws.commands.choices import Split
@@ -60,11 +59,7 @@ def score(
     """Hit rate and false accepts per hour of detections against a truth file."""
 
     data = read_truth(truth)
-    try:
-        rows = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"{events}: not a JSON-lines events file ({exc})") from None
-    result = score_events(rows, data["keywords"], data["duration_s"])
+    result = score_events(read_events(events), data["keywords"], data["duration_s"])
     typer.echo(json.dumps(result.to_json(), indent=2))
 
 
@@ -105,8 +100,8 @@ def evaluate(
     streams: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Stream folders from `kws stream make` (stream.wav + truth.json).")],
     model: BundleOption = None,
     sensitivity: SensitivityOption = None,
-    target_fa: Annotated[float, typer.Option(help="False accepts per hour at which to report the hit rate.")] = 5.0,
-    hit_target: Annotated[float, typer.Option(help="Hit rate at which to report false accepts per hour.")] = 0.95,
+    target_fa: Annotated[float, typer.Option(min=0.0, help="False accepts per hour at which to report the hit rate.")] = 5.0,
+    hit_target: Annotated[float, typer.Option(min=0.0, max=1.0, help="Hit rate at which to report false accepts per hour.")] = 0.95,
     profile: Annotated[Optional[list[str]], typer.Option(help="MCU profiles for the energy table (default: all).")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every figure as JSON.")] = None,
     det: Annotated[Optional[Path], typer.Option(help="Write the DET curve as PNG.")] = None,
@@ -155,10 +150,10 @@ def calibrate(
     streams: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Validation stream folders (never the test streams).")],
     out: Annotated[Path, typer.Option(help="New bundle with the calibrated smoothing.")],
     model: BundleOption = None,
-    target_fa: Annotated[float, typer.Option(help="False accepts per hour to stay within.")] = 5.0,
+    target_fa: Annotated[float, typer.Option(min=0.0, help="False accepts per hour to stay within.")] = 5.0,
     per_keyword: Annotated[bool, typer.Option(help="A threshold per keyword (else one for all).")] = True,
-    hit_target: Annotated[float, typer.Option(help="balanced: fewest false accepts finding at least this share of keywords.")] = 0.95,
-    high_hit_target: Annotated[float, typer.Option(help="high: fewest false accepts finding at least this share.")] = 0.98,
+    hit_target: Annotated[float, typer.Option(min=0.0, max=1.0, help="balanced: fewest false accepts finding at least this share of keywords.")] = 0.95,
+    high_hit_target: Annotated[float, typer.Option(min=0.0, max=1.0, help="high: fewest false accepts finding at least this share.")] = 0.98,
     clean: Annotated[Optional[list[Path]], typer.Option(
         exists=True, file_okay=False,
         help="Validation streams of keywords spoken near the microphone over quiet noise (repeatable): "
@@ -208,7 +203,7 @@ def mine(
     out: Annotated[Path, typer.Option(help="Output folder of mined 1-s clips (use with kws train --negatives).")],
     model: BundleOption = None,
     min_score: Annotated[Optional[float], typer.Option(
-        help="Keep windows whose keyword score reaches this [default: 0.5; with --gate the bundle's tau].")] = None,
+        min=0.0, max=1.0, help="Keep windows whose keyword score reaches this [default: 0.5; with --gate the bundle's tau].")] = None,
     gate: Annotated[bool, typer.Option(
         help="Mine where the stage-1 gate opens (its P(keyword)), for training a gate that stays shut.")] = False,
     max_per_file: Annotated[int, typer.Option(min=1, help="At most this many windows per recording.")] = 50,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from cascade.energy.model_stats import collect_stats
-from cascade.evaluation.calibrate import CURVE, KEYWORD_FREE
+from cascade.evaluation.calibrate import CURVE, read_keyword_free
 from cascade.evaluation.stream_score import score_events
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import read_json
@@ -204,9 +204,8 @@ def gate_section(a: Artefacts) -> Section:
         f"recall {pct(cal.get('recall'))}, stage 2 invoked on {pct(cal.get('invocation_rate'))} of all clips and "
         f"{pct(cal.get('false_open_rate'))} of the non-keyword ones. Inference every "
         f"{bundle.inference_stride_ms:g} ms.")]
-    free = bundle.path / KEYWORD_FREE
-    if free.is_file():
-        f = read_json(free)
+    f = read_keyword_free(bundle.path)
+    if f is not None:
         blocks.append(Text(
             f"On {num(f.get('seconds'), 0)} s of keyword-free audio (background noise and non-keyword speech) the "
             f"gate opened {count(f.get('stage2_runs'))} times in {count(f.get('steps'))} steps: "

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shlex
 import shutil
 from pathlib import Path
@@ -104,7 +105,7 @@ class SearchSpec:
     def __post_init__(self) -> None:
         if self.train.stage == 1 and not self.stage2:
             raise ConfigError("a stage-1 search needs --stage2 (the model the cascade runs behind the gate)")
-        if not self.widths or min(self.widths) <= 0:
+        if not self.widths or not all(0 < w < math.inf for w in self.widths):  # NaN too
             raise ConfigError(f"widths must be positive, got {list(self.widths)}")
         if not self.resolutions:
             raise ConfigError("no resolutions to search")

@@ -63,6 +63,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.stage not in (1, 2):
             raise ConfigError(f"stage must be 1 or 2, got {self.stage}")
+        if not isinstance(self.arch_params, dict):
+            raise ConfigError(f"--arch-params {self.arch_params!r}: expected a JSON object of the model's parameters")
         for name in ("epochs", "batch_size", "patience", "representative_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train config: {name}={getattr(self, name)} must be >= 1")

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from data_prep.errors import ConfigError
+from data_prep.errors import ConfigError, first_line
 from data_prep.tensorflow_quiet import keras
 
 layers = keras.layers
@@ -79,7 +79,12 @@ def build_model(arch: str, input_shape: tuple[int, int], num_classes: int, **par
     if num_classes < 2:
         raise ConfigError(f"model {arch!r}: num_classes must be >= 2, got {num_classes}")
     inputs = keras.Input(shape=tuple(int(d) for d in input_shape), name="mfcc")
-    outputs = builder(inputs, int(num_classes), **params)
+    try:
+        outputs = builder(inputs, int(num_classes), **params)
+    except (TypeError, ValueError) as exc:
+        if not params:
+            raise  # the defaults always build: a bug, not the user's input
+        raise ConfigError(f"model {arch!r}: cannot build with parameters {params}: {first_line(exc)}") from None
     return keras.Model(inputs, outputs, name=arch)
 
 

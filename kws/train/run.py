@@ -267,8 +267,8 @@ def _train_on(placement: Placement, data_dir: Path, out: Path, config: TrainConf
     from kws.train.progress import RichProgress  # lazy: a Keras callback: imports Keras (seconds)
 
     chief = placement.is_chief
-    if config.freeze:  # refused in one line before any data is read or anything written
-        freeze_first(build_model(config.arch, features.input_shape, 2, **config.arch_params), config.freeze)
+    # bad --arch-params or --freeze: one line before any data is read or anything written
+    freeze_first(build_model(config.arch, features.input_shape, 2, **config.arch_params), config.freeze)
     dataset = load_dataset(data_dir, config.labels, silence_pct=config.silence_pct,
                            unknown_pct=config.unknown_pct, seed=config.seed)
     labels = stage_labels(config.stage, dataset.labels)
