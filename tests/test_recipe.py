@@ -225,7 +225,7 @@ def test_kokoro_speaks_the_confusables_when_asked(tmp_path: Path, kokoro_dir: Pa
     recipe = CascadeRecipe(data=str(tmp_path), labels="off", confusables=1, confusables_engine="kokoro")
     summary = confusables_step(recipe, FeatureConfig())(tmp_path)
     synth = json.loads((tmp_path / CLIPS / "synth.json").read_text())
-    assert synth["settings"]["engine"] == "kokoro"
+    assert synth["settings"]["engine"] == summary["engine"] == "kokoro"
     speakers = {Path(c).name.split("_nohash_")[0] for c in (tmp_path / CLIPS).rglob("*.wav")}
     assert summary["clips"] == len(speakers) == CONFUSABLE_VOICES  # one clip per Kokoro speaker of the one word
     with pytest.raises(ConfigError, match="--confusables-engine 'piper': use espeak or kokoro"):

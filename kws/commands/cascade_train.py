@@ -216,7 +216,7 @@ def _describe(name: str, summary: dict[str, Any]) -> str:
     if name == SYNTH:
         return summary.get("note") or (f"{summary['clips']} clips ({summary.get('engine', 'espeak')})" if summary["clips"] else "none")
     if name == CONFUSABLES:
-        return summary.get("note") or (f"{summary['clips']} clips of {summary['words']} words (espeak), trained as _unknown_"
+        return summary.get("note") or (f"{summary['clips']} clips of {summary['words']} words ({summary.get('engine', 'espeak')}), trained as _unknown_"
                                        if summary["clips"] else "none")
     if name == MINE:
         return (f"{summary['clips']} windows where the draft cascade fires in {summary['hours']:.2f} h of keyword-free "

@@ -112,7 +112,7 @@ def confusables_step(recipe: CascadeRecipe, features: FeatureConfig, *, progress
         manifest = run_with_progress(job.synth.label, job.synth.total, job.run) if progress else job.run(None)
         counts = manifest["counts"]
         return {"clips": counts["written"] + counts["existing"], "words": len(job.words),
-                "too_long": counts["too_long"]}
+                "engine": recipe.confusables_engine, "too_long": counts["too_long"]}
     return run
 
 
