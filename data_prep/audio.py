@@ -211,6 +211,8 @@ def load_clip(path: Path, config: FeatureConfig) -> np.ndarray:
 
 def audio_files(folder: Path) -> list[Path]:
     """Every audio file under ``folder`` (recursively, background-noise folders excluded)."""
+    if not Path(folder).is_dir():  # a typo or a file: say which, not "no audio files"
+        raise DatasetError(f"{folder}: {'a file, not a folder of audio' if Path(folder).exists() else 'no such folder'}")
     files = sorted(p for p in Path(folder).rglob("*")
                    if p.suffix.lower() in AUDIO_SUFFIXES and "_background_noise_" not in p.parts)
     if not files:

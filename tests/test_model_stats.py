@@ -135,6 +135,15 @@ def test_a_truncated_model_file_is_named_in_its_error(hand_int8, tmp_path):
     assert result.output.startswith(f"error: {cut}: cannot parse the TFLite flatbuffer"), result.output
 
 
+def test_a_bundle_is_not_one_model_and_says_which_to_give(samples_dir) -> None:
+    """It said "model directory has no model_int8.tflite", true but no help."""
+    bundle = samples_dir / "cascade"
+    result = CliRunner().invoke(_cli(), ["model-stats", str(bundle), "--no-arena"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip() == f"error: {bundle}: a cascade bundle, not one model: give {bundle / 'stage1'} or {bundle / 'stage2'}"
+    assert collect_stats(bundle / "stage1", arena=False).params > 0  # each of its models still is one
+
+
 def test_a_keras_model_with_python_code_is_refused_not_run(tmp_path) -> None:
     """#18: a user's model.keras is loaded with safe_mode=True: a Lambda layer (arbitrary code
     in the file) is refused with one line, and its code never runs."""

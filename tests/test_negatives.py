@@ -81,6 +81,16 @@ def test_negatives_of_nothing_is_one_line_and_writes_nothing(tmp_path: Path) -> 
     assert not (tmp_path / "n").exists()
 
 
+def test_a_source_that_is_no_folder_says_so(tmp_path: Path) -> None:
+    """Both said "no audio files", which sends a user looking for files in a folder that is not there."""
+    afile = tmp_path / "a.txt"
+    afile.write_text("not a folder")
+    for source, says in ((tmp_path / "nosuch", "no such folder"), (afile, "a file, not a folder of audio")):
+        result = runner.invoke(app, ["data", "negatives", str(tmp_path / "n"), "--source", f"s={source}"])
+        assert result.exit_code == 1 and result.output.strip() == f"error: {source}: {says}", result.output
+        assert not (tmp_path / "n").exists()
+
+
 def test_long_recordings_give_many_windows_short_ones_their_loudest(rng: np.random.Generator) -> None:
     length = 16000
     word = np.zeros(24000, np.float32)

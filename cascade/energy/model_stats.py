@@ -23,6 +23,7 @@ import math
 from pathlib import Path
 
 from cascade.energy.arena import measure_arena
+from cascade.runtime.bundle import is_bundle
 from cascade.runtime.int8_model import read_model_bytes
 from cascade.runtime.model_dir import MODEL_INT8, MODEL_KERAS, load_keras
 from data_prep.errors import ModelError
@@ -145,6 +146,8 @@ def graph_layers(model_bytes: bytes, source: str | None = None) -> tuple[list[La
 def resolve_model(path: Path) -> tuple[Path, Path | None]:
     """(.tflite path, .keras path or None) for a .tflite file or a model directory."""
     path = Path(path)
+    if is_bundle(path):  # two models: which one is meant cannot be guessed
+        raise ModelError(f"{path}: a cascade bundle, not one model: give {path / 'stage1'} or {path / 'stage2'}")
     if path.is_dir():
         tflite = path / MODEL_INT8
         if not tflite.is_file():
