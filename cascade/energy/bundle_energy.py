@@ -10,7 +10,7 @@ from cascade.energy.estimate import estimate_cascade
 from cascade.energy.model_stats import collect_stats
 from cascade.energy.profiles import load_all
 from cascade.energy.results import EnergyEstimate
-from cascade.evaluation.calibrate import read_keyword_free
+from cascade.evaluation.keyword_free import read_keyword_free
 from cascade.runtime.bundle import Bundle
 from data_prep.errors import KwsError
 

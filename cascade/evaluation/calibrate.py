@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cascade.evaluation.keyword_free import keyword_free_rate, keyword_free_streams
+from cascade.evaluation.keyword_free import KEYWORD_FREE, keyword_free_rate, keyword_free_streams
 from cascade.evaluation.noisy_copies import NoisyCopies, noisy_keyword_scores
 from cascade.runtime.bundle import MANIFEST, Bundle, check_inference_stride, check_stage_roles, write_bundle
 from cascade.runtime.decision import SmoothingConfig
 from cascade.runtime.gate import calibrate, threshold_curve
-from cascade.runtime.model_dir import ModelDir, read_json, write_json
+from cascade.runtime.model_dir import ModelDir, write_json
 from cascade.runtime.pipeline import StageRunner
 from cascade.runtime.stages import KEYWORD
-from data_prep.errors import DatasetError, ModelError
+from data_prep.errors import DatasetError
 from data_prep.example_features import Skipped, example_features, kept_mask
 from data_prep.labels import RESERVED
 from data_prep.outputs import refuse_existing
@@ -25,28 +24,6 @@ from data_prep.recordings import count_long
 from data_prep.speech_commands import load_dataset
 
 CURVE = "threshold_curve.json"
-KEYWORD_FREE = "keyword_free.json"
-_KEYWORD_FREE_FIGURES = ("seconds", "steps", "stage2_runs", "stage2_per_s", "stage2_share")
-
-
-def read_keyword_free(bundle_dir: Path) -> dict[str, Any] | None:
-    """A bundle's keyword-free measurement (None when it has none), its figures checked: a
-    damaged or hand-edited file is one error naming it, not a traceback in `kws energy` or
-    `kws report`."""
-    path = Path(bundle_dir) / KEYWORD_FREE
-    if not path.is_file():
-        return None
-    free = read_json(path)
-    if not isinstance(free, dict):
-        raise ModelError(f"{path}: not a keyword-free measurement (a JSON object expected, got {type(free).__name__})")
-    for key in _KEYWORD_FREE_FIGURES:
-        value = free.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not math.isfinite(value) or value < 0):
-            raise ModelError(f"{path}: {key}={value!r} is not a finite number >= 0")
-    return free
-
-
 def stage1_scores(stage1: ModelDir, data_dir: Path, split: str, labels, cache_dir: Path | None = None,
                   skipped: list[Skipped] | None = None, noisy: NoisyCopies | None = None):
     """(P(keyword) from the int8 stage 1, is-keyword flags, each clip's label, files longer than

@@ -10,12 +10,16 @@ from typing import Any
 import numpy as np
 
 from cascade.runtime.bundle import Bundle
+from cascade.runtime.model_dir import is_finite_number, read_json
 from cascade.runtime.pipeline import StreamingCascade
 from cascade.runtime.stream_run import run_stream
 from data_prep.audio import load_audio
-from data_prep.errors import AudioError
+from data_prep.errors import AudioError, ModelError
 from data_prep.labels import UNKNOWN
 from data_prep.speech_commands import load_dataset
+
+KEYWORD_FREE = "keyword_free.json"  # a bundle's keyword_free_rate, written by kws cascade build
+FIGURES = ("seconds", "steps", "stage2_runs", "stage2_per_s", "stage2_share")  # what keyword_free_rate returns
 
 
 def keyword_free_streams(data_dir: Path, labels, split: str, sample_rate: int,
@@ -51,3 +55,20 @@ def keyword_free_rate(bundle: Bundle, streams: Sequence[np.ndarray]) -> dict[str
         seconds, steps, runs = seconds + result.duration_s, steps + result.steps, runs + result.stage2_runs
     return {"seconds": seconds, "steps": steps, "stage2_runs": runs,
             "stage2_per_s": runs / seconds if seconds else 0.0, "stage2_share": runs / steps if steps else 0.0}
+
+
+def read_keyword_free(bundle_dir: Path) -> dict[str, Any] | None:
+    """A bundle's keyword-free measurement (None when it has none), its figures checked: a
+    damaged or hand-edited file is one error naming it, not a traceback in `kws energy` or
+    `kws report`."""
+    path = Path(bundle_dir) / KEYWORD_FREE
+    if not path.is_file():
+        return None
+    free = read_json(path)
+    if not isinstance(free, dict):
+        raise ModelError(f"{path}: not a keyword-free measurement (a JSON object expected, got {type(free).__name__})")
+    for key in FIGURES:
+        value = free.get(key)
+        if value is not None and not (is_finite_number(value) and value >= 0):
+            raise ModelError(f"{path}: {key}={value!r} is not a finite number >= 0")
+    return free

@@ -17,9 +17,10 @@ from typing import Any
 from cascade.energy.bundle_energy import model_cost
 from cascade.energy.estimate import estimate_cascade
 from cascade.energy.profiles import load_all, load_profile
-from cascade.evaluation.calibrate import CURVE, KEYWORD_FREE
+from cascade.evaluation.calibrate import CURVE
 from cascade.evaluation.det import SweepPoint, det_point, det_sweep, hits_at_rate, keyword_curves, pool_sweeps, rate_at_hits
 from cascade.evaluation.gate_replay import CURVE_TAUS, choose_taus, gate_curve, open_trace, traces_at
+from cascade.evaluation.keyword_free import KEYWORD_FREE
 from cascade.evaluation.miss_reasons import tally, trace_misses
 from cascade.evaluation.operating_point import Trace, calibrate_operating_point
 from cascade.evaluation.sensitivity import operating_points

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cascade.runtime.model_dir import is_finite_number
 from data_prep.errors import DatasetError
 from data_prep.labels import RESERVED
 
@@ -41,7 +41,7 @@ def read_events(path: Path) -> list[dict[str, Any]]:
         raise DatasetError(f"{path}: not a JSON-lines events file ({exc})") from None
     for n, row in rows:
         t = row.get("t") if isinstance(row, dict) else None
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not isinstance(row.get("label"), str):
+        if not is_finite_number(t) or not isinstance(row.get("label"), str):
             raise DatasetError(f"{path}: line {n} is not a detection (needs a number \"t\" and a string \"label\")")
     return [row for _, row in rows]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,11 @@ def read_json(path: Path) -> Any:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise ModelError(f"{path}: cannot read JSON ({exc})") from None
+
+
+def is_finite_number(value: Any) -> bool:
+    """A JSON value that is a finite number (Python's bool is an int; JSON's true is not a number)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def load_keras(path: Path, *, compile: bool = True):

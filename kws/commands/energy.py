@@ -92,7 +92,8 @@ def energy(
     bat = get_battery(battery)
     model = model or default_bundle()
     if is_bundle(model):
-        bundle, (model, stage1, stride, measured) = model, bundle_inputs(model)
+        bundle = model
+        model, stage1, stride, measured = bundle_inputs(bundle)
         inference_stride_ms = stride if inference_stride_ms is None else inference_stride_ms
         invocation_rate = measured if invocation_rate is None else invocation_rate
         if invocation_rate is None:

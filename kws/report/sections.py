@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from cascade.energy.model_stats import collect_stats
-from cascade.evaluation.calibrate import CURVE, read_keyword_free
+from cascade.evaluation.calibrate import CURVE
+from cascade.evaluation.keyword_free import read_keyword_free
 from cascade.evaluation.stream_score import score_events
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import read_json
