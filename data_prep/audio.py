@@ -89,6 +89,15 @@ def checked_audio_path(path: Path) -> Path:
     return path
 
 
+def probe_audio(path: Path) -> Path:
+    """Open the file's header as decoding would, without reading samples: a command checks its
+    inputs this way before it loads a model or announces anything, so a bad file is the only line."""
+    path = checked_audio_path(path)
+    with _decode_errors(path), sf.SoundFile(str(path)):
+        pass
+    return path
+
+
 @contextlib.contextmanager
 def _decode_errors(path: Path) -> Iterator[None]:
     """libsndfile's failures, at open or mid-file, as one AudioError naming the file."""

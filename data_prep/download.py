@@ -100,7 +100,7 @@ def download_speech_commands(
     """
     archive = official_archive(version, test_set)
     if sha256 is not None:
-        archive = replace(archive, size=None, sha256=_check_hex(sha256), source="--sha256")
+        archive = replace(archive, size=None, sha256=check_sha256(sha256), source="--sha256")
     dest = Path(dest)
     target = dest / archive.stem
     check_target(target, force)
@@ -276,7 +276,8 @@ def _reason(exc: object, timeout: float) -> str:
     return first_line(exc)
 
 
-def _check_hex(sha256: str) -> str:
+def check_sha256(sha256: str) -> str:
+    """A --sha256 as lowercase hex, or one line saying it is not one (checked before any output)."""
     value = sha256.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{64}", value):
         raise DownloadError(f"--sha256 {sha256!r}: not a SHA-256 (64 hex digits)")

@@ -256,6 +256,31 @@ def test_inconsistent_bundles_are_refused_by_every_command(damage, expected: str
     one_line_error(kws(*args), expected)
 
 
+@pytest.mark.parametrize("value, expected", [(99, "bundle format 99 (written by kws"), ("two", "is not a bundle format")])
+def test_a_bundle_of_another_format_is_refused(value, expected: str, bundle: Path, tmp_path: Path) -> None:
+    """The manifest's format was written and never read: a newer kws's bundle ran as if it were this one's."""
+    newer = tmp_path / "newer"
+    shutil.copytree(bundle, newer)
+    manifest = tomllib.loads((newer / "cascade.toml").read_text())
+    manifest["cascade"]["format"] = value
+    (newer / "cascade.toml").write_text(dumps(manifest))
+    for args in (["detect", YES], ["energy"]):
+        one_line_error(kws(*args, "--model", newer), str(newer / "cascade.toml"), expected)
+
+
+@pytest.mark.parametrize("field, value, expected", [("threshold", 1.5, "threshold = 1.5 (in [0, 1])"),
+                                                    ("window_ms", float("nan"), "window_ms = nan (a finite time > 0)")])
+def test_a_bad_smoothing_value_is_named(field: str, value: float, expected: str, bundle: Path, tmp_path: Path) -> None:
+    """The error printed the whole SmoothingConfig; a NaN window was not refused at all."""
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle, broken)
+    manifest = tomllib.loads((broken / "cascade.toml").read_text())
+    manifest["smoothing"][field] = value
+    (broken / "cascade.toml").write_text(dumps(manifest))
+    line = one_line_error(kws("detect", YES, "--model", broken), str(broken), "invalid smoothing: " + expected)
+    assert "SmoothingConfig" not in line
+
+
 def test_a_bundle_built_for_other_features_is_refused(bundle: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(bundle, broken)
@@ -346,6 +371,24 @@ def test_detect_reads_its_truth_file_before_the_recording(bundle: Path, tmp_path
     result = kws("detect", YES, "--model", bundle, "--truth", truth)
     one_line_error(result, str(truth), "not a stream truth file")
     assert "operating point" not in result.output  # refused before the bundle was even opened
+
+
+def test_a_bad_recording_or_stream_is_the_only_line(bundle: Path, tmp_path: Path) -> None:
+    """detect, live and stream eval said which operating point runs, then that the input was bad;
+    stream eval found a bad second stream only after running the first."""
+    noise = tmp_path / "noise.wav"
+    noise.write_bytes(b"not audio at all")
+    for args in (["detect", noise], ["live", "--input", noise, "--seconds", "1"]):
+        result = kws(*args, "--model", bundle)
+        assert one_line_error(result, str(noise), "not a readable audio file") == result.output.strip(), result.output
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    for folder in (good, bad):
+        folder.mkdir()
+        (folder / "truth.json").write_text(json.dumps({"duration_s": 1.0, "keywords": []}))
+    shutil.copy(YES, good / "stream.wav")
+    shutil.copy(noise, bad / "stream.wav")
+    result = kws("stream", "eval", good, bad, "--model", bundle)
+    assert one_line_error(result, str(bad / "stream.wav")) == result.output.strip(), result.output
 
 
 # --- the CLI's last net: an OSError about a user's file ---------------------------------------------

@@ -62,3 +62,22 @@ def test_default_data_falls_back_to_the_repo_samples(samples_dir: Path, tmp_path
     data = json.loads(out.read_text())
     assert Path(data["data_dir"]).is_relative_to(samples_dir) and data["clips"] == 5
     assert data["blas_threads"] == "default" and data["cache_identical"] is True
+
+
+def test_bench_eval_covers_every_label_in_a_short_pass(dev_data: Path, tmp_path: Path):
+    """--clips 5 failed naming a temporary folder ("labels not in the dataset"): the repeated set
+    took the first clips of the list, all of one label. Now a label at a time; fewer clips than
+    labels is refused by name."""
+    from kws.bench.testset import repeated_test_set
+
+    folder = repeated_test_set(dev_data, tmp_path / "set", 24)
+    counts = {d.name: len(list(d.glob("*.wav"))) for d in folder.iterdir()}
+    assert len(counts) == 12 and set(counts.values()) == {2}, counts
+    short = runner.invoke(app, ["bench", "eval", "--data", str(dev_data), "--clips", "5"])
+    assert short.exit_code == 1 and "Traceback" not in short.output
+    assert "--clips 5: fewer than the 12 labels" in short.output and "kws-bench-eval" not in short.output
+    out = tmp_path / "bench.json"
+    result = runner.invoke(app, ["bench", "eval", "--data", str(dev_data), "--clips", "24", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    methods = json.loads(out.read_text())["methods"]
+    assert set(methods) == {"cold", "cached"} and all(m["clips"] == 24 and m["seconds"] > 0 for m in methods.values())

@@ -107,3 +107,21 @@ def test_require_same_names_the_difference() -> None:
     with pytest.raises(ConfigMismatch, match="n_mfcc: 10 != 13"):
         FeatureConfig().require_same(FeatureConfig(n_mfcc=13), "model.tflite")
     FeatureConfig().require_same(FeatureConfig(), "same")
+
+
+def test_toml_writer_round_trips_what_tomllib_reads() -> None:
+    """NaN/Inf were written as JSON spells them (NaN, Infinity: not TOML, so the file could not be
+    read back), and a key such as a spoken label "hey kws" was written bare."""
+    import math
+    import tomllib
+
+    from data_prep.toml_io import dumps
+
+    data = {"top": 1, "smoothing": {"window_ms": math.inf, "floor": -math.inf, "nan": math.nan,
+                                    "label_thresholds": {"hey kws": 0.5, "yes": 0.9, "x.y": 0.1}},
+            "cascade": {"labels": ["hey kws", "yes"], "quote": 'a "b"'}}
+    back = tomllib.loads(dumps(data))
+    assert back["smoothing"]["window_ms"] == math.inf and back["smoothing"]["floor"] == -math.inf
+    assert math.isnan(back["smoothing"]["nan"])
+    assert back["smoothing"]["label_thresholds"] == data["smoothing"]["label_thresholds"]
+    assert back["cascade"] == data["cascade"] and back["top"] == 1

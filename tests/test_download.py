@@ -314,3 +314,16 @@ def test_cli_says_an_archive_without_published_checksum_is_unverified(server, tm
     assert "has no published checksum: it cannot be verified" in result.output  # warned before the transfer
     info = json.loads((tmp_path / "speech_commands_test_set_v0.01" / "download.json").read_text())
     assert info["checksum_verified"] is False and info["archive_sha256"] == sha(release)
+
+
+def test_a_malformed_sha256_is_the_only_line_and_nothing_is_fetched(server, tmp_path, release):
+    """--sha256 xyz printed the URL it would fetch, then the error."""
+    server.files[V2] = release
+    result = CliRunner().invoke(_cli_app(), ["data", "download", "--dest", str(tmp_path / "d"), "--url", server.url,
+                                             "--sha256", "xyz"])
+    assert result.exit_code != 0
+    if isinstance(result.exception, DownloadError):  # local stand-in app: no one-line wrapper
+        assert "not a SHA-256" in str(result.exception) and result.output == ""
+    else:
+        assert result.output.strip() == "error: --sha256 'xyz': not a SHA-256 (64 hex digits)", result.output
+    assert not (tmp_path / "d").exists()

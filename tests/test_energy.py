@@ -164,6 +164,9 @@ def test_rates_are_checked():
     profile, cfg, m = load_profile("nrf52840"), FeatureConfig(), _model("m", dense=10)
     with pytest.raises(ConfigError, match="shorter than the feature stride"):
         estimate_single(m, cfg, profile, inference_stride_ms=10)
+    with pytest.raises(ConfigError, match="30 ms is not a multiple of the feature stride 20.0 ms"):
+        estimate_single(m, cfg, profile, inference_stride_ms=30)  # no streaming cascade runs it: was estimated
+    assert estimate_single(m, cfg, profile, inference_stride_ms=40).duty_cycle > 0
     with pytest.raises(ConfigError, match="exceeds the stage-1 rate"):
         estimate_cascade(m, m, cfg, profile, inference_stride_ms=100, stage2_rate_per_s=20)
     with pytest.raises(ConfigError, match="unknown battery"):

@@ -156,3 +156,4 @@ def test_no_input_device_is_one_line(model: Path, tmp_path: Path) -> None:
     proc = _run(["live", "--model", str(model), "--seconds", "1"], env)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "no audio input device found" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # not after the operating point's line

@@ -149,7 +149,8 @@ def test_a_bundle_without_points_runs_its_thresholds_as_balanced(samples_dir: Pa
     assert list(bundle.operating_points) == ["balanced"] and bundle.at(None).smoothing == bundle.smoothing
     measured = bundle.operating_point.measured  # from its calibration's validation figures
     assert measured is not None and measured.false_accepts == 5 and measured.hours == 1.0
-    result = runner.invoke(app, ["detect", str(old / "cascade.toml"), "--model", str(old), "--sensitivity", "high"])
+    clip = next((samples_dir / "speech_commands" / "yes").glob("*.wav"))
+    result = runner.invoke(app, ["detect", str(clip), "--model", str(old), "--sensitivity", "high"])
     assert result.exit_code == 1 and "no operating point 'high' (has: balanced" in result.output
     assert runner.invoke(app, ["detect", "x.wav", "--sensitivity", "loud"]).exit_code == 2
 

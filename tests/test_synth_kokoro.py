@@ -109,6 +109,15 @@ def test_unrelated_folder_needs_force(tmp_path):
     assert result.exit_code == 1 and "--force" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("words", ["", " , "])
+def test_no_word_in_words_is_one_line_not_all_35(words: str, tmp_path):
+    """An empty --words (an unset $WORDS in a script) synthesized all 35 words."""
+    result = CliRunner().invoke(app, ["data", "synth", str(tmp_path / "out"), "--words", words])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip() == f"error: --words {words!r}: no word in it (leave --words out for all 35 v0.02 words)"
+    assert not (tmp_path / "out").exists()
+
+
 def test_speakers_voices_speeds_and_blends_are_stable():
     available = ["af_bella", "am_adam", "bm_george", "ef_dora", "zf_xiaobei"]
     assert kokoro.choose_voices("english", available) == ["af_bella", "am_adam", "bm_george"]

@@ -11,20 +11,20 @@ Pure functions of (ModelCost, FeatureConfig, Profile). The model:
   average power   = active energy/s + wake-up energy/s + sleep power x (1 - duty)
                     + always-on audio front end (microphone + PDM/I2S/ADC capture)
 
-A hop is one feature stride; an inference every ``inference_stride_ms`` (at least one hop)
+A hop is one feature stride; an inference every ``inference_stride_ms`` (a whole number of hops)
 runs in the wake-up of the hop it falls in, so there is one wake-up per hop. "Stage 2 always on" runs stage 2 at every inference stride with no stage 1.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 from cascade.energy.battery import Battery, get_battery
 from cascade.energy.cost import ModelCost, frontend_cost
 from cascade.energy.profiles import Profile
 from cascade.energy.results import AlwaysOn, Budget, EnergyEstimate, Fit, Realtime
+from cascade.runtime.bundle import check_inference_stride
 from data_prep.config import FeatureConfig
 from data_prep.errors import ConfigError
 
@@ -64,12 +64,8 @@ def frontend_stage(config: FeatureConfig, profile: Profile) -> StageCost:
 
 
 def _check_rates(config: FeatureConfig, inference_stride_ms: float, stage2_rate_per_s: float) -> None:
-    if not math.isfinite(inference_stride_ms):
-        raise ConfigError(f"inference stride {inference_stride_ms} ms is not a finite number")
-    if inference_stride_ms < config.stride_ms:
-        raise ConfigError(
-            f"inference stride {inference_stride_ms} ms is shorter than the feature stride {config.stride_ms} ms"
-        )
+    # what a streaming cascade can run (a whole number of hops), or the estimate is of no device
+    check_inference_stride(inference_stride_ms, config, "--inference-stride-ms")
     if not stage2_rate_per_s >= 0:
         raise ConfigError(f"stage-2 invocation rate {stage2_rate_per_s}/s must be a number >= 0")
     if stage2_rate_per_s > 1000.0 / inference_stride_ms + 1e-9:

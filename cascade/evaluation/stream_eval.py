@@ -29,6 +29,7 @@ from cascade.evaluation.stream_score import (
     AUDIO,
     TRUTH,
     StreamScore,
+    check_stream_folder,
     keyword_row,
     keywords_found,
     match_events,
@@ -110,6 +111,8 @@ def evaluate_streams(bundle: Bundle, folders: Sequence[Path], *, target_fa_per_h
     reasons: list = []  # per spoken keyword: None (hit) or why it was missed (miss_reasons)
     seconds = steps = runs = 0.0
     for folder in folders:
+        check_stream_folder(folder)
+    for folder in folders:
         run = judge_stream(bundle, folder)
         result = run.result
         found += run.found
@@ -176,6 +179,8 @@ def calibrate_bundle(bundle: Bundle, folders: Sequence[Path], out: Path, *, targ
     its default. ``clean``: streams of keywords spoken near the microphone over quiet noise, where
     balanced's hit target is judged."""
     refuse_existing(out, force, marks=(MANIFEST,), hint="replace it")  # before the costly tracing
+    for folder in (*folders, *clean):
+        check_stream_folder(folder)
     floor = float(bundle.calibration.get("tau", bundle.base_tau))
     opened = [open_trace(bundle, folder) for folder in folders]
     clean_opened = [open_trace(bundle, folder) for folder in clean]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cascade.runtime.model_dir import is_finite_number
+from data_prep.audio import probe_audio
 from data_prep.errors import DatasetError
 from data_prep.labels import RESERVED
 
@@ -30,6 +31,14 @@ def read_truth(path: Path) -> dict[str, Any]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DatasetError(f"{path}: not a stream truth file ({exc})") from None
     return data
+
+
+def check_stream_folder(folder: Path) -> dict[str, Any]:
+    """A stream folder's truth, its recording's header checked: every folder of a command is
+    checked before the first one runs, so a bad one fails in a second, not after an hour of audio."""
+    truth = read_truth(Path(folder) / TRUTH)
+    probe_audio(Path(folder) / AUDIO)
+    return truth
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

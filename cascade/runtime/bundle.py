@@ -52,7 +52,12 @@ def check_stage_roles(stage1: ModelDir, stage2: ModelDir) -> None:
 def check_inference_stride(inference_stride_ms: float, config: FeatureConfig, where: object) -> None:
     """A stride a streaming cascade can run: a whole number (>= 1) of feature hops."""
     frames = inference_stride_ms / config.stride_ms
-    if not math.isfinite(frames) or frames < 1 or abs(frames - round(frames)) > 1e-9:
+    if not math.isfinite(frames):
+        raise ConfigError(f"{where}: inference stride {inference_stride_ms} ms is not a finite number")
+    if frames < 1:
+        raise ConfigError(f"{where}: inference stride {inference_stride_ms} ms is shorter than the "
+                          f"feature stride {config.stride_ms} ms")
+    if abs(frames - round(frames)) > 1e-9:
         raise ConfigError(f"{where}: inference stride {inference_stride_ms} ms is not a multiple of the "
                           f"feature stride {config.stride_ms} ms")
 
@@ -130,6 +135,7 @@ class Bundle:
         try:
             data = tomllib.loads(manifest.read_text())
             head, gate = data["cascade"], data["gate"]
+            check_format(head.get("format", FORMAT), head.get("kws_version"), manifest)
             config = FeatureConfig.load(path / head["features"])
             stage1 = ModelDir.open(path / data["stage1"]["dir"])
             stage2 = ModelDir.open(path / data["stage2"]["dir"])
@@ -160,6 +166,16 @@ class Bundle:
 
     def require_config(self, other: FeatureConfig, what: str) -> None:
         self.config.require_same(other, f"{what} vs bundle {self.path}")
+
+
+def check_format(found: object, version: object, manifest: Path) -> None:
+    """A bundle from a newer kws may hold what this one would silently misread: refuse it by name."""
+    if isinstance(found, bool) or not isinstance(found, int) or found < 1:
+        raise ModelError(f"{manifest}: [cascade] format = {found!r} is not a bundle format (a whole number >= 1)")
+    if found > FORMAT:
+        by = f" (written by kws {version})" if isinstance(version, str) else ""
+        raise ModelError(f"{manifest}: bundle format {found}{by} is newer than this kws reads ({FORMAT}); "
+                         "upgrade kws or rebuild the bundle with this one")
 
 
 def write_bundle(

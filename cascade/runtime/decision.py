@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import math
 
 import numpy as np
 
@@ -42,10 +43,16 @@ class SmoothingConfig:
     def __post_init__(self) -> None:
         pairs = tuple(sorted((str(k), float(v)) for k, v in dict(self.label_thresholds).items()))
         object.__setattr__(self, "label_thresholds", pairs)
-        values = [self.threshold, *(v for _, v in pairs)]
-        if (self.window_ms <= 0 or self.suppression_ms < 0 or self.min_count < 1 or not all(0 <= v <= 1 for v in values)
-                or not 0 < self.release_ratio <= 1):
-            raise ConfigError(f"invalid smoothing config: {self}")
+        bad = [f"{name} = {value!r} ({rule})" for name, value, ok, rule in (
+            ("window_ms", self.window_ms, 0 < self.window_ms < math.inf, "a finite time > 0"),
+            ("suppression_ms", self.suppression_ms, 0 <= self.suppression_ms < math.inf, "a finite time >= 0"),
+            ("min_count", self.min_count, self.min_count >= 1, "a whole number >= 1"),
+            ("threshold", self.threshold, 0 <= self.threshold <= 1, "in [0, 1]"),
+            *((f"label_thresholds.{k}", v, 0 <= v <= 1, "in [0, 1]") for k, v in pairs),
+            ("release_ratio", self.release_ratio, 0 < self.release_ratio <= 1, "in (0, 1]"),
+        ) if not ok]
+        if bad:  # the field and its rule, not the whole config: a user edits one line of the manifest
+            raise ConfigError("invalid smoothing: " + "; ".join(bad))
 
     def threshold_for(self, label: str) -> float:
         """The bar a smoothed score of ``label`` must reach to be reported."""

@@ -26,8 +26,13 @@ def open_bundle(model: Optional[Path], sensitivity: Optional[str] = None, *, ann
     ``announce``: say on stderr which point runs and what it measured (stdout may be JSON)."""
     bundle = Bundle.open(model or default_bundle()).at(sensitivity)
     if announce:
-        typer.echo(bundle.operating_point.describe(), err=True)
+        say_operating_point(bundle)
     return bundle
+
+
+def say_operating_point(bundle: Bundle) -> None:
+    """Say on stderr which operating point runs and what it measured (stdout may be JSON)."""
+    typer.echo(bundle.operating_point.describe(), err=True)
 
 
 def load_feature_config(path: Optional[Path], clip_ms: Optional[float] = None) -> FeatureConfig:

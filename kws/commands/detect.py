@@ -13,6 +13,7 @@ from cascade.runtime.model_dir import write_json
 from cascade.runtime.near_miss import NearMisses, near_miss_text
 from cascade.runtime.stream_run import detect_file
 from data_prep.atomic import write_text_atomic
+from data_prep.audio import probe_audio
 from data_prep.outputs import refuse_existing
 from kws.commands.common import BundleOption, SensitivityOption, open_bundle
 
@@ -32,6 +33,7 @@ def detect(
     for path in (events, json_out):
         refuse_existing(path, force)
     keywords = read_truth(truth)["keywords"] if truth is not None else None  # a bad truth file: before the run
+    probe_audio(file)  # a bad recording is the only line, before the operating point's
     bundle = open_bundle(model, sensitivity, announce=True)
     misses = NearMisses.of(bundle)
     result = detect_file(bundle, file, trace=False,

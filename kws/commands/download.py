@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from data_prep.download import download_speech_commands, official_archive, resolve_base_url
+from data_prep.download import check_sha256, download_speech_commands, official_archive, resolve_base_url
 
 
 class Version(str, Enum):
@@ -35,6 +35,8 @@ def download(
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
+    if sha256 is not None:
+        check_sha256(sha256)  # a typo is the only line, not after the URL
     archive = official_archive(version.value, test_set)
     console = Console(stderr=True)
     console.print(f"{resolve_base_url(url)}{archive.filename} -> {dest / archive.stem}", soft_wrap=True,

@@ -13,7 +13,7 @@ from data_prep.atomic import write_text_atomic
 from data_prep.errors import AudioError
 from data_prep.outputs import refuse_existing
 from kws.commands.choices import Battery
-from kws.commands.common import BundleOption, SensitivityOption, open_bundle
+from kws.commands.common import BundleOption, SensitivityOption, open_bundle, say_operating_point
 from kws.live.blocks import BlockQueue
 from kws.live.devices import input_devices
 from kws.live.display import render
@@ -61,11 +61,12 @@ def live(
     from rich.console import Console
 
     refuse_existing(summary_json, force)
-    bundle = open_bundle(model, sensitivity, announce=True)
+    bundle = open_bundle(model, sensitivity)
     energy = LiveEnergy(bundle, profile, battery)
     blocks = BlockQueue()
     source = make_source(bundle, blocks, input_file=input_file, fast=fast, device=device,
                          device_rate=device_rate, block_ms=block_ms)
+    say_operating_point(bundle)  # after the source: a missing microphone is the only line
     err = Console(stderr=True)
     if json_events:
         def on_event(event) -> None:

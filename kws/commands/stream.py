@@ -15,7 +15,7 @@ from cascade.evaluation.miss_reasons import describe as describe_misses
 from cascade.evaluation.stream_build import build_stream_folder
 from cascade.evaluation.stream_eval import calibrate_bundle, evaluate_streams
 from cascade.evaluation.stream_make import StreamRecipe
-from cascade.evaluation.stream_score import read_events, read_truth, score_events
+from cascade.evaluation.stream_score import check_stream_folder, read_events, read_truth, score_events
 from cascade.runtime.model_dir import write_json
 from data_prep.audio import audio_files
 from data_prep.example_features import skipped_note
@@ -114,6 +114,8 @@ def evaluate(
 
     for path in (json_out, det, det_per_keyword):
         refuse_existing(path, force)
+    for folder in streams:  # a bad folder is the only line, before the operating point's
+        check_stream_folder(folder)
     bundle = open_bundle(model, sensitivity, announce=True)
     report = evaluate_streams(bundle, streams, target_fa_per_hour=target_fa, hit_target=hit_target, profiles=profile)
     console = Console()

@@ -11,6 +11,7 @@ import typer
 from rich.progress import MofNCompleteColumn, Progress
 
 from data_prep.config import FeatureConfig
+from data_prep.errors import ConfigError
 from data_prep.labels import WORDS_V2
 from data_prep.synth_run import SynthJob, prepare_synth
 
@@ -44,7 +45,9 @@ def synth(
     """Synthesize training clips; use them with `kws train --extra-data OUT`. A rerun into the
     same folder continues an interrupted run."""
     config = FeatureConfig() if clip_ms is None else FeatureConfig(clip_ms=clip_ms)
-    chosen = [w.strip() for w in words.split(",") if w.strip()] if words else list(WORDS_V2)
+    chosen = [w.strip() for w in words.split(",") if w.strip()] if words is not None else list(WORDS_V2)
+    if not chosen:  # an empty $WORDS in a script meant all 35 words, an hour of synthesis
+        raise ConfigError(f"--words {words!r}: no word in it (leave --words out for all {len(WORDS_V2)} v0.02 words)")
     job = prepare_synth(chosen, out, engine=engine.value, voices=voices, blend=blend, speeds=speeds, model_dir=model_dir,
                         jobs=jobs, validation_share=validation_share, testing_share=testing_share, seed=seed,
                         config=config, force=force)  # before the progress bar: errors print alone
