@@ -93,6 +93,20 @@ def bundle_dir(tmp_path_factory, trained_models: dict[str, Path], samples_dir: P
     return out
 
 
+@pytest.fixture(scope="module")
+def bundle(request) -> Path:
+    """The shipped cascade when there is one (no training needed), else the session's."""
+    path = SAMPLES / "cascade"
+    return path if (path / "cascade.toml").is_file() else request.getfixturevalue("bundle_dir")
+
+
+@pytest.fixture(scope="module")
+def stage2(request) -> Path:
+    """The shipped stage 2 when there is one, else the session's."""
+    path = SAMPLES / "models" / "stage2"
+    return path if (path / "metrics.json").is_file() else request.getfixturevalue("trained_models")["stage2"]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_feature_cache(tmp_path_factory) -> None:
     """Tests never read or fill the user's ~/.cache/kws."""

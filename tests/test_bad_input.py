@@ -9,57 +9,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tomllib
-import zipfile
 from pathlib import Path
 
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
+from cli_errors import YES, kws, ok, one_line_error
 
 from data_prep.config import MAX_CLIP_MS, FeatureConfig
-from data_prep.toml_io import dumps
-from kws.cli import app
-from kws.commands.common import SAMPLES, is_bundle
-
-runner = CliRunner()
-YES = SAMPLES / "speech_commands" / "yes" / "189cbabe_nohash_2.wav"
-
-
-@pytest.fixture(scope="module")
-def bundle(request) -> Path:
-    """The shipped cascade when there is one (no training needed), else the session's."""
-    path = SAMPLES / "cascade"
-    return path if is_bundle(path) else request.getfixturevalue("bundle_dir")
-
-
-@pytest.fixture(scope="module")
-def stage2(request) -> Path:
-    path = SAMPLES / "models" / "stage2"
-    return path if (path / "metrics.json").is_file() else request.getfixturevalue("trained_models")["stage2"]
-
-
-def kws(*args) -> object:
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, *expected: str, code: int = 1) -> str:
-    """Exit ``code`` (2: refused by the CLI's own checks), no traceback, and one line
-    (``error: ...``) holding every expected part."""
-    assert result.exit_code == code, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.output
-    for part in expected:
-        assert part in lines[0], result.output
-    return lines[0]
-
-
-def ok(result) -> str:
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    assert "Traceback" not in result.output
-    return result.output
+from kws.commands.common import SAMPLES
 
 
 def _clip(path: Path, seconds: float) -> Path:
@@ -214,100 +171,6 @@ def test_train_without_noise_and_with_a_corrupt_clip_trains_and_says_so(tmp_path
     assert out.count("training without background noise") == 1, out
     assert out.count("skipped 1 unreadable clip") == 1 and "corrupt_nohash_0.wav" in out, out
     assert (tmp_path / "out" / "model_int8.tflite").is_file()
-
-
-# --- D7 / D8 / D9: every bundle and model is checked once, on open ---------------------------------
-def _swap_stage2_into_stage1(b: Path) -> None:
-    shutil.copy(b / "stage2" / "model_int8.tflite", b / "stage1" / "model_int8.tflite")
-
-
-def _drop_last_label(b: Path) -> None:
-    labels = (b / "stage2" / "labels.txt").read_text().split()
-    (b / "stage2" / "labels.txt").write_text("".join(f"{label}\n" for label in labels[:-1]))
-    manifest = tomllib.loads((b / "cascade.toml").read_text())
-    manifest["cascade"]["labels"] = manifest["stage2"]["labels"] = labels[:-1]
-    (b / "cascade.toml").write_text(dumps(manifest))
-
-
-def _stage1_labels_in_stage2(b: Path) -> None:
-    for name in ("labels.txt", "model_int8.tflite"):
-        shutil.copy(b / "stage1" / name, b / "stage2" / name)
-    manifest = tomllib.loads((b / "cascade.toml").read_text())
-    manifest["cascade"]["labels"] = manifest["stage2"]["labels"] = manifest["stage1"]["labels"]
-    (b / "cascade.toml").write_text(dumps(manifest))
-
-
-@pytest.mark.parametrize("damage, expected", [
-    (_swap_stage2_into_stage1, "stage1/model_int8.tflite: 12 outputs but 3 labels"),  # D8
-    (_drop_last_label, "stage2/model_int8.tflite: 12 outputs but 11 labels"),  # D7
-    (_stage1_labels_in_stage2, "a stage-1 model in the stage-2 slot"),
-])
-@pytest.mark.parametrize("command", ["eval", "detect", "energy"])
-def test_inconsistent_bundles_are_refused_by_every_command(damage, expected: str, command: str, bundle: Path,
-                                                           tmp_path: Path) -> None:
-    if bundle != SAMPLES / "cascade":
-        pytest.skip("the expected label counts are those of the shipped 12-class cascade")
-    broken = tmp_path / "broken"
-    shutil.copytree(bundle, broken)
-    damage(broken)
-    args = {"eval": ["eval", SAMPLES / "speech_commands", "--model", broken],
-            "detect": ["detect", YES, "--model", broken],
-            "energy": ["energy", "--model", broken]}[command]
-    one_line_error(kws(*args), expected)
-
-
-@pytest.mark.parametrize("value, expected", [(99, "bundle format 99 (written by kws"), ("two", "is not a bundle format")])
-def test_a_bundle_of_another_format_is_refused(value, expected: str, bundle: Path, tmp_path: Path) -> None:
-    """The manifest's format was written and never read: a newer kws's bundle ran as if it were this one's."""
-    newer = tmp_path / "newer"
-    shutil.copytree(bundle, newer)
-    manifest = tomllib.loads((newer / "cascade.toml").read_text())
-    manifest["cascade"]["format"] = value
-    (newer / "cascade.toml").write_text(dumps(manifest))
-    for args in (["detect", YES], ["energy"]):
-        one_line_error(kws(*args, "--model", newer), str(newer / "cascade.toml"), expected)
-
-
-@pytest.mark.parametrize("field, value, expected", [("threshold", 1.5, "threshold = 1.5 (in [0, 1])"),
-                                                    ("window_ms", float("nan"), "window_ms = nan (a finite time > 0)")])
-def test_a_bad_smoothing_value_is_named(field: str, value: float, expected: str, bundle: Path, tmp_path: Path) -> None:
-    """The error printed the whole SmoothingConfig; a NaN window was not refused at all."""
-    broken = tmp_path / "broken"
-    shutil.copytree(bundle, broken)
-    manifest = tomllib.loads((broken / "cascade.toml").read_text())
-    manifest["smoothing"][field] = value
-    (broken / "cascade.toml").write_text(dumps(manifest))
-    line = one_line_error(kws("detect", YES, "--model", broken), str(broken), "invalid smoothing: " + expected)
-    assert "SmoothingConfig" not in line
-
-
-def test_a_bundle_built_for_other_features_is_refused(bundle: Path, tmp_path: Path) -> None:
-    broken = tmp_path / "broken"
-    shutil.copytree(bundle, broken)
-    other = FeatureConfig(clip_ms=1500.0)
-    for path in (broken / "features.toml", broken / "stage1" / "features.toml", broken / "stage2" / "features.toml"):
-        other.save(path)
-    manifest = tomllib.loads((broken / "cascade.toml").read_text())
-    manifest["cascade"]["fingerprint"] = other.fingerprint()
-    (broken / "cascade.toml").write_text(dumps(manifest))
-    one_line_error(kws("detect", YES, "--model", broken), "model_int8.tflite: input shape", "does not match")
-
-
-@pytest.mark.parametrize("content", [b"not a zip at all", b"PK\x03\x04broken"])
-def test_a_corrupt_keras_model_is_one_clear_line(content: bytes, stage2: Path, tmp_path: Path) -> None:
-    model = tmp_path / "model"
-    shutil.copytree(stage2, model)
-    (model / "model.keras").write_bytes(content)
-    line = one_line_error(kws("eval", SAMPLES / "speech_commands", "--model", model), str(model / "model.keras"), "corrupt")
-    assert "File not found" not in line
-
-
-def test_a_keras_archive_with_a_broken_config_is_one_clear_line(stage2: Path, tmp_path: Path) -> None:
-    model = tmp_path / "model"
-    shutil.copytree(stage2, model)
-    with zipfile.ZipFile(model / "model.keras", "w") as z:
-        z.writestr("config.json", "{not json")
-    one_line_error(kws("eval", SAMPLES / "speech_commands", "--model", model), str(model / "model.keras"), "corrupt Keras model")
 
 
 # --- D11: feature configs -------------------------------------------------------------------------
