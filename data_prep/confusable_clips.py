@@ -28,10 +28,10 @@ from data_prep.confusables import Confusable, confusables, default_index
 from data_prep.errors import KwsError
 from data_prep.outputs import refuse_existing
 from data_prep.synth_clips import word_folder
+from data_prep.synth_output import CONFUSABLES_MANIFEST as MANIFEST
 from data_prep.synth_output import MANIFEST as SYNTH_MANIFEST
 from data_prep.synth_run import SynthJob, prepare_synth
 
-MANIFEST = "confusables.json"
 PER_WORD = 20
 
 

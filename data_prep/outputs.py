@@ -10,7 +10,7 @@ a folder standing where the file should go. OS errors on a destination become on
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from data_prep.errors import KwsError
@@ -85,6 +85,19 @@ def refuse_existing(path: Path | None, force: bool, *, marks: Sequence[str] = ()
     if marks and not is_kws_output(path, marks):
         raise error(f"{path}: not written by kws (no {' or '.join(marks)}); "
                        "refusing to replace it even with --force")
+
+
+def refuse_result_files(files: Mapping[str, Path | None], force: bool) -> None:
+    """``refuse_existing`` for each result file of one command (option name -> path, None when
+    not asked for), and one path given to two options: the second write would replace the first."""
+    named: dict[Path, str] = {}
+    for option, path in files.items():
+        refuse_existing(path, force)
+        key = Path(path).resolve() if path is not None else None
+        if key in named:
+            raise DestinationError(f"{path}: given to both {named[key]} and {option}; give each its own file")
+        if key is not None:
+            named[key] = option
 
 
 def pid_alive(pid: int) -> bool:

@@ -2,7 +2,9 @@
 
 A run writes ``synth.json`` (its settings, ``complete: false``) before the first clip and again
 at the end with the counts, so a rerun after an interruption recognises its own folder and
-continues, while a folder written with other settings (or not by kws) needs ``--force``.
+continues, while a folder written with other settings needs ``--force``. A folder kws did not
+write is refused even with ``--force``: Kokoro rewrites the split lists, which in a person's
+own dataset would move every recorded clip into training.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from typing import Any
 
 from data_prep.atomic import write_text_atomic
 from data_prep.errors import KwsError
-from data_prep.outputs import already_exists
+from data_prep.outputs import already_exists, refuse_existing
 from data_prep.speech_commands import TESTING_LIST, VALIDATION_LIST
 from data_prep.splits import speaker_id
 from data_prep.synth_clips import looks_synthesized
 
 MANIFEST = "synth.json"
+CONFUSABLES_MANIFEST = "confusables.json"  # a confusables folder holds a synth run
 
 
 def read_manifest(out: Path) -> dict[str, Any] | None:
@@ -38,12 +41,14 @@ def write_manifest(out: Path, manifest: Mapping[str, Any]) -> Path:
 
 def check_output_folder(out: Path, settings: Mapping[str, Any], *, force: bool = False) -> bool:
     """Whether ``out`` may be written: new or empty, a previous run with the same settings
-    (resumed), or anything with ``force``. Returns True when it resumes a previous run."""
+    (resumed), or with ``force`` one kws wrote. Returns True when it resumes a previous run."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise KwsError(f"{out}: exists and is not a folder")
     if not out.exists() or not any(out.iterdir()):
         return False
+    if not looks_synthesized(out):
+        refuse_existing(out, True, marks=(MANIFEST, CONFUSABLES_MANIFEST))
     if force:
         return True
     previous = read_manifest(out)
@@ -56,7 +61,7 @@ def check_output_folder(out: Path, settings: Mapping[str, Any], *, force: bool =
         return True
     if looks_synthesized(out):
         return True
-    raise KwsError(f"{already_exists(out, 'add to it')}: it was not written by `kws data synth`")
+    raise already_exists(out, "add to it")  # a confusables folder
 
 
 def write_split_lists(out: Path, folders: Iterable[str], split_of_speaker: Mapping[str, str]) -> dict[str, int]:

@@ -81,3 +81,19 @@ def test_bench_eval_covers_every_label_in_a_short_pass(dev_data: Path, tmp_path:
     assert result.exit_code == 0, result.output
     methods = json.loads(out.read_text())["methods"]
     assert set(methods) == {"cold", "cached"} and all(m["clips"] == 24 and m["seconds"] > 0 for m in methods.values())
+
+
+def test_bench_eval_refuses_its_json_before_timing(dev_data: Path, tmp_path: Path):
+    """An existing --json (or a folder there, even with --force) was refused only after both
+    timed passes (minutes at the default 4,890 clips): now the one line comes first."""
+    existing = tmp_path / "bench.json"
+    existing.write_text("{}\n")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    for json_out, extra, problem in ((existing, [], "already exists (use --force to overwrite)"),
+                                     (folder, ["--force"], "is a folder; give a file name")):
+        result = runner.invoke(app, ["bench", "eval", "--data", str(dev_data), "--clips", "24",
+                                     "--json", str(json_out), *extra])
+        assert result.exit_code == 1 and result.output.strip() == f"error: {json_out}: {problem}", result.output
+    assert existing.read_text() == "{}\n" and [p.name for p in folder.iterdir()] == ["notes.txt"]

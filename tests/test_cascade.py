@@ -195,7 +195,7 @@ def test_build_skips_a_damaged_validation_clip_and_names_it(trained_models: dict
 @pytest.mark.parametrize("swap, stride, says", [
     (True, "100", "samples/models/stage2: not a stage-1 model"),  # was a traceback after scoring the split
     (False, "30", "--inference-stride-ms: inference stride 30.0 ms is not a multiple of the feature stride 20.0 ms"),
-    (False, "nan", "--inference-stride-ms: inference stride nan ms is not a multiple"),  # named a temp folder
+    (False, "nan", "--inference-stride-ms: inference stride nan ms is not a finite number"),  # named a temp folder
 ])
 def test_build_refuses_a_model_in_the_wrong_slot_or_a_bad_stride_in_one_line(samples_dir: Path, tmp_path: Path,
                                                                               swap: bool, stride: str, says: str) -> None:
@@ -218,8 +218,7 @@ def test_a_bundle_with_a_non_finite_stride_is_one_line(samples_dir: Path, tmp_pa
     clip = samples_dir / "speech_commands" / "yes" / "189cbabe_nohash_2.wav"
     result = runner.invoke(app, ["detect", str(clip), "--model", str(bundle)])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert result.output.strip() == (f"error: {bundle}: inference stride {stride} ms is not a multiple of the "
-                                     "feature stride 20.0 ms")
+    assert result.output.strip() == f"error: {bundle}: inference stride {stride} ms is not a finite number"
 
 
 @pytest.mark.parametrize("line", ['{"t": 1.0}', '{"t": "soon", "label": "yes"}', '[1.0, "yes"]'])

@@ -272,6 +272,23 @@ def test_cli_reports_bad_input_in_one_line(app, trained_models, tmp_path):
     assert result.exit_code == 2 and "missing' does not exist" in result.output and "Traceback" not in result.output
 
 
+def test_cli_table_refuses_a_folder_of_the_users_before_any_training(app, samples_dir, tmp_path):
+    """--table replaces OUT/<model>-<method> (force or not): a folder of the user's own there was
+    refused only when its turn came, after the methods before it had trained (hours)."""
+    from typer.testing import CliRunner
+
+    out = tmp_path / "table"
+    mine = out / "stage1-prune"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(app, ["optimize", str(samples_dir / "models" / "stage1"), "--table", "--method", "qat",
+                                      "--method", "prune", "--out", str(out), "--epochs", "1", "--quiet"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip().startswith(f"error: {mine}: not written by kws (no optimize.json")
+    assert sorted(p.name for p in out.iterdir()) == ["stage1-prune"]  # qat was not trained
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
 @pytest.mark.slow
 def test_cli_table_measures_every_row(app, trained_models, tmp_path):
     """The full comparison on the tiny stage-1 model: PTQ rows, the optimized rows, targets."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -124,6 +125,21 @@ def test_cascade_build_force_keeps_a_folder_kws_did_not_write(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["thesis.txt"]
 
 
+def test_demo_keeps_a_step_folder_kws_did_not_write(tmp_path):
+    """kws demo deleted OUT/<step>/ of a user's own before redoing the step, even without
+    --force (OUT/features/notes.txt went at once). Every step folder is checked before the
+    first step runs: a late one (export, after the training) is refused as early."""
+    out = tmp_path / "run"
+    for step, force in (("features", []), ("export", ["--force"])):
+        foreign_folder(out / step)
+        result = runner.invoke(app, ["demo", "--out", str(out), *force])
+        assert one_line_error(result) == (f"error: {out / step}: not written by kws (no step.json or step.started); "
+                                          "refusing to replace it even with --force")
+        assert (out / step / "thesis.txt").read_text() == "years of work"
+        assert [p.name for p in out.iterdir()] == [step]  # nothing ran
+        shutil.rmtree(out / step)
+
+
 def _copy_bundle(out: Path, **kw) -> Bundle:
     bundle = Bundle.open(BUNDLE)
     return write_bundle(out, BUNDLE / "stage1", BUNDLE / "stage2", tau=bundle.tau,
@@ -199,6 +215,20 @@ def test_download_dest_is_a_file_or_under_one(a_file):
     for dest in (a_file, a_file / "sub"):
         result = runner.invoke(app, ["data", "download", "--dest", str(dest), "--url", "http://127.0.0.1:9/"])
         assert str(a_file) in one_line_error(result)
+
+
+@pytest.mark.parametrize("command, first, second", [
+    (["detect", str(CLIP), "--model", str(BUNDLE)], "--events", "--json"),
+    (["eval", str(DATA), "--model", str(BUNDLE)], "--json", "--png"),
+    (["stream", "eval", str(DATA), "--model", str(BUNDLE)], "--json", "--det"),
+])
+def test_one_path_for_two_outputs_is_refused_before_the_run(tmp_path, command, first, second):
+    """detect --events X --json X wrote the events, then the summary over them, and exited 0
+    (eval's --png over its --json, stream eval's --det over its --json alike)."""
+    same = tmp_path / "out.json"
+    result = runner.invoke(app, [*command, first, str(same), second, str(same)])
+    assert one_line_error(result) == f"error: {same}: given to both {first} and {second}; give each its own file"
+    assert result.output.strip().startswith("error:") and not same.exists()
 
 
 def test_write_atomic_turns_os_errors_into_one_line(a_file, tmp_path):

@@ -223,3 +223,24 @@ def test_cli(tmp_path: Path) -> None:
     result = runner.invoke(_cli(), ["report", str(tmp_path), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "report.html").is_file() and (out / "report.md").is_file()
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+@pytest.mark.parametrize("mine", ["folder", "file"])
+def test_force_never_replaces_a_report_files_kws_did_not_write(tmp_path: Path, mine: str, force: list[str]) -> None:
+    """--force may replace a report.html a person wrote, but not their own report_files/
+    (it was moved aside and deleted with everything in it), nor a file of that name; without
+    --force the refusal no longer suggests it."""
+    shutil.copy(FEATURES_TOML, tmp_path / "features.toml")
+    files = tmp_path / "report_files"
+    if mine == "folder":
+        files.mkdir()
+        (files / "notes.txt").write_text("mine")
+    else:
+        files.write_text("mine")
+    result = CliRunner().invoke(_cli(), ["report", str(tmp_path), *force])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip() == (f"error: {files}: not written by kws report (not only its .png plots); "
+                                     "refusing to replace it even with --force")
+    assert (files / "notes.txt" if mine == "folder" else files).read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features.toml", "report_files"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -103,10 +104,22 @@ def test_missing_package_says_what_to_install(tmp_path, monkeypatch):
     assert "pip install 'kws[tts]'" in result.output and len(result.output.strip().splitlines()) == 1
 
 
-def test_unrelated_folder_needs_force(tmp_path):
-    (tmp_path / "notes.txt").write_text("mine")
-    result = CliRunner().invoke(app, ["data", "synth", str(tmp_path), "--words", "yes", "--voices", "1"])
-    assert result.exit_code == 1 and "--force" in result.output and "Traceback" not in result.output
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_a_folder_kws_did_not_write_is_refused_even_with_force(tmp_path, samples_dir, force):
+    """--force wrote into a person's own dataset: with Kokoro its validation_list.txt and
+    testing_list.txt were rewritten from the synthetic speakers alone (every recorded clip
+    moved into training). Refused now, with or without --force, before any clip."""
+    clip = next((samples_dir / "speech_commands" / "yes").glob("*.wav"))
+    (tmp_path / "yes").mkdir()
+    shutil.copy(clip, tmp_path / "yes" / clip.name)
+    for name in ("validation_list.txt", "testing_list.txt"):
+        (tmp_path / name).write_text(f"yes/{clip.name}\n")
+    result = CliRunner().invoke(app, ["data", "synth", str(tmp_path), "--words", "yes", "--voices", "1", *force])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip() == (f"error: {tmp_path}: not written by kws (no synth.json or confusables.json); "
+                                     "refusing to replace it even with --force")
+    assert [p.name for p in (tmp_path / "yes").iterdir()] == [clip.name]
+    assert all((tmp_path / n).read_text() == f"yes/{clip.name}\n" for n in ("validation_list.txt", "testing_list.txt"))
 
 
 @pytest.mark.parametrize("words", ["", " , "])

@@ -12,6 +12,7 @@ from cascade.evaluation.bundle_eval import evaluate_bundle
 from cascade.evaluation.model_eval import evaluate
 from cascade.runtime.bundle import Bundle
 from cascade.runtime.model_dir import ModelDir
+from data_prep.outputs import refuse_existing
 from kws.bench.testset import repeated_test_set
 from kws.commands.bench import Measurement, Target, app, default_data_dir, print_report, report_dict, write_json
 from kws.commands.common import default_bundle, is_bundle
@@ -29,6 +30,7 @@ def bench_eval(
     """Time `kws eval` on a test-set-sized folder: cold (decode + MFCC + int8) and cached."""
     import time
 
+    refuse_existing(json_out, force)  # before the timed passes, not after them
     model = model or default_bundle()
     data = data or default_data_dir()
     with tempfile.TemporaryDirectory(prefix="kws-bench-eval-") as tmp:

@@ -12,6 +12,7 @@ from cascade.evaluation.calibrate import build_cascade
 from cascade.evaluation.noisy_copies import NoisyCopies
 from cascade.evaluation.search import pareto_png
 from cascade.evaluation.search import search as run
+from cascade.runtime.bundle import MANIFEST
 from cascade.runtime.decision import SmoothingConfig
 from cascade.runtime.gate import lowest_keyword
 from cascade.runtime.model_dir import write_json
@@ -83,6 +84,8 @@ def search(
     from rich.console import Console
 
     refuse_existing(out, force, marks=(SEARCH_JSON,), hint="replace its contents")
+    if bundle:  # the bundle is written last: refused now, not after the search replaced OUT's results
+        refuse_existing(out / "bundle", force, marks=(MANIFEST,), hint="replace it")
     result = run(stage1, stage2, data, load_profile(profile), inference_stride_ms=inference_stride_ms, max_drop=max_drop)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / SEARCH_JSON, result)

@@ -14,7 +14,7 @@ from cascade.runtime.near_miss import NearMisses, near_miss_text
 from cascade.runtime.stream_run import detect_file
 from data_prep.atomic import write_text_atomic
 from data_prep.audio import probe_audio
-from data_prep.outputs import refuse_existing
+from data_prep.outputs import refuse_result_files
 from kws.commands.common import BundleOption, SensitivityOption, open_bundle
 
 
@@ -30,8 +30,7 @@ def detect(
     """Run the cascade over a recording hop by hop and print each detection."""
     from rich.console import Console
 
-    for path in (events, json_out):
-        refuse_existing(path, force)
+    refuse_result_files({"--events": events, "--json": json_out}, force)
     keywords = read_truth(truth)["keywords"] if truth is not None else None  # a bad truth file: before the run
     probe_audio(file)  # a bad recording is the only line, before the operating point's
     bundle = open_bundle(model, sensitivity, announce=True)

@@ -18,7 +18,7 @@ from cascade.runtime.model_dir import ModelDir, write_json
 from data_prep.errors import ConfigError, DatasetError
 from data_prep.example_features import skipped_note
 from data_prep.locate import long_clips_notice
-from data_prep.outputs import refuse_existing
+from data_prep.outputs import refuse_result_files
 from kws.commands.choices import Sensitivity, Split
 from kws.commands.common import default_bundle, is_bundle, load_feature_config
 
@@ -84,8 +84,7 @@ def evaluate(
     from rich.console import Console
     from rich.markup import escape
 
-    for path in (json_out, png):
-        refuse_existing(path, force)
+    refuse_result_files({"--json": json_out, "--png": png}, force)
 
     model = model or default_bundle()
     console = Console()

@@ -13,12 +13,17 @@ from data_prep.atomic import write_text_atomic
 from data_prep.errors import ConfigError
 from data_prep.outputs import refuse_existing
 from kws.commands.choices import EvalSplit, Method
-from kws.train.compress.optimize import METHODS, OPTIMIZE_JSON, OptimizeSettings
+from kws.train.compress.optimize import METHODS, OPTIMIZE_JSON, OptimizeSettings, refuse_out
 from kws.train.compress.optimize import optimize as run
 from kws.train.compress.table import markdown, model_rows, print_rich, targets
 
 TABLE_JSON = "optimization_table.json"
 TABLE_MD = "optimization_table.md"
+
+
+def table_target(out: Path, model: Path, method: str) -> Path:
+    """Where --table writes ``model`` optimized with ``method``: OUT/<model>-<method>."""
+    return out / f"{Path(model).resolve().name}-{method}"
 
 
 def optimize(
@@ -64,13 +69,16 @@ def optimize(
 
     for path in (out / TABLE_JSON, out / TABLE_MD):
         refuse_existing(path, force, hint="replace it")
+    for model in models:  # each target is replaced (or reused): a folder not kws's is refused before any training
+        for name in methods:
+            refuse_out(table_target(out, model, name), True)
     profiles = [load_profile(p) for p in profile] if profile else load_all()
     out.mkdir(parents=True, exist_ok=True)
     result = {"split": split, "profiles": [p.name for p in profiles], "models": []}
     for model in models:
         done = {}
         for name in methods:
-            target = out / f"{Path(model).resolve().name}-{name}"
+            target = table_target(out, model, name)
             if (target / OPTIMIZE_JSON).is_file() and not force:
                 console.print(f"{name}: reusing {target}")
             else:

@@ -19,7 +19,7 @@ from cascade.evaluation.stream_score import check_stream_folder, read_events, re
 from cascade.runtime.model_dir import write_json
 from data_prep.audio import audio_files
 from data_prep.example_features import skipped_note
-from data_prep.outputs import refuse_existing
+from data_prep.outputs import refuse_existing, refuse_result_files
 from kws.commands.choices import Split
 from kws.commands.common import BundleOption, SensitivityOption, open_bundle
 from kws.commands.train import value_range
@@ -112,8 +112,7 @@ def evaluate(
     energy of a cascade on streams."""
     from rich.console import Console
 
-    for path in (json_out, det, det_per_keyword):
-        refuse_existing(path, force)
+    refuse_result_files({"--json": json_out, "--det": det, "--det-per-keyword": det_per_keyword}, force)
     for folder in streams:  # a bad folder is the only line, before the operating point's
         check_stream_folder(folder)
     bundle = open_bundle(model, sensitivity, announce=True)

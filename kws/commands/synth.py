@@ -40,7 +40,7 @@ def synth(
     testing_share: Annotated[float, typer.Option(help="kokoro: share of voices/blends that are testing-only.")] = 0.0,
     clip_ms: Annotated[Optional[float], typer.Option(help="Clip length in ms (default: the feature config's, 1000).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
-    force: Annotated[bool, typer.Option(help="Write into a folder not written by this synth run's settings.")] = False,
+    force: Annotated[bool, typer.Option(help="Write into a folder kws wrote with other settings (one kws did not write is refused).")] = False,
 ) -> None:
     """Synthesize training clips; use them with `kws train --extra-data OUT`. A rerun into the
     same folder continues an interrupted run."""

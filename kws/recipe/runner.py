@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.atomic import write_text_atomic
+from data_prep.outputs import refuse_existing
 
 MARKER = "step.json"
 STARTED = "step.started"  # the digest a step began with: a partial folder of other inputs is stale
@@ -56,6 +57,8 @@ def run_steps(root: Path, steps: list[Step], *, force: bool = False, on_start=No
     """Run ``steps`` in order under ``root``; returns each step's summary (fresh or cached)."""
     results: dict[str, dict[str, Any]] = {}
     digests: dict[str, str] = {}
+    for step in steps:  # before any step runs: a stale step folder is deleted, so it must be ours
+        refuse_existing(root / step.name, True, marks=(MARKER, STARTED))
     for step in steps:
         folder = root / step.name
         digest = _digest({"inputs": step.inputs, "after": [digests[a] for a in step.after]})

@@ -104,7 +104,10 @@ def build_report(run_dir: Path, out: Path | None = None, *, force: bool = False,
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir
     html_path, md_path, files = out / HTML_NAME, out / MD_NAME, out / FILES_DIR
-    for path in (html_path, md_path, files):
+    if files.exists() and not (files.is_dir() and _is_ours(files)):  # --force replaces a file, never a user's folder
+        raise KwsError(f"{files}: not written by kws report (not only its .png plots); "
+                       "refusing to replace it even with --force")
+    for path in (html_path, md_path):
         if not force and not _is_ours(path):
             raise KwsError(f"{path}: exists and is not a previous kws report (use --force to replace it)")
     report = make_report(run_dir, log)
